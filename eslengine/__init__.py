@@ -1,0 +1,21 @@
+"""eslengine: a click-to-call originate engine for FreeSWITCH.
+
+Importing the package has no side effects (in particular it does not
+monkey-patch); only the ``eslengine`` command does that.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["enqueue", "__version__"]
+
+
+def enqueue(client: Any, job: Any, *, prefix: str = "eslengine") -> str:
+    """Validate ``job`` (the document ``POST /v1/calls`` accepts) and add it
+    to the queue at ``<prefix>:jobs``; returns the job id. See
+    ``eslengine.queue.enqueue``."""
+    from .queue import enqueue as _enqueue
+
+    return _enqueue(client, job, prefix=prefix)

@@ -1,0 +1,197 @@
+"""Every setting eslengine reads, with its default, in one frozen dataclass.
+
+``Config.from_env(os.environ)`` is the only place environment variables are
+read; everything else is handed a ``Config``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .errors import ConfigError
+
+DEFAULT_FREESWITCH = "esl://:ClueCon@127.0.0.1:8021"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+# FreeSWITCH's compiled-in switch.conf defaults (switch_core.c).
+FS_DEFAULT_SPS = 30
+FS_DEFAULT_MAX_SESSIONS = 1000
+
+
+@dataclass(frozen=True)
+class Node:
+    """One FreeSWITCH node the worker holds an event-socket connection to.
+
+    ``sps`` and ``max_sessions`` are the node's switch.conf limits as the
+    engine should assume them; a loopback originate costs two sessions.
+    """
+
+    host: str
+    port: int
+    password: str
+    name: str = ""
+    # Non-empty: authenticate with ``userauth user@domain:password`` as a
+    # directory user restricted by esl-allowed-api / esl-allowed-events.
+    user: str = ""
+    sps: int = FS_DEFAULT_SPS
+    max_sessions: int = FS_DEFAULT_MAX_SESSIONS
+
+    @property
+    def label(self) -> str:
+        return self.name or "%s:%d" % (self.host, self.port)
+
+    @classmethod
+    def from_url(cls, url: str) -> Node:
+        """``esl://:password@host:port?name=fs1&sps=30&max_sessions=1000``;
+        ``esl://engine%40example.com:password@host:port`` uses ``userauth``."""
+        parts = urlsplit(url.strip())
+        if parts.scheme != "esl":
+            raise ConfigError("FreeSWITCH node %r: scheme must be esl://" % url)
+        try:
+            port = parts.port or 8021
+        except ValueError as exc:
+            raise ConfigError("FreeSWITCH node %r: bad port" % url) from exc
+        if not parts.hostname:
+            raise ConfigError("FreeSWITCH node %r: no host" % url)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        unknown = set(query) - {"name", "sps", "max_sessions"}
+        if unknown:
+            raise ConfigError("FreeSWITCH node %r: unknown option %s" % (url, ", ".join(sorted(unknown))))
+        return cls(
+            host=parts.hostname,
+            port=port,
+            password=unquote(parts.password or "ClueCon"),
+            user=unquote(parts.username or ""),
+            name=query.get("name", ""),
+            sps=_positive_int("sps", query.get("sps", FS_DEFAULT_SPS)),
+            max_sessions=_positive_int("max_sessions", query.get("max_sessions", FS_DEFAULT_MAX_SESSIONS)),
+        )
+
+
+def _positive_int(name: str, value: object) -> int:
+    try:
+        number = int(str(value))
+    except ValueError as exc:
+        raise ConfigError("%s must be a whole number, got %r" % (name, value)) from exc
+    if number <= 0:
+        raise ConfigError("%s must be positive, got %d" % (name, number))
+    return number
+
+
+def _positive_float(name: str, value: object) -> float:
+    try:
+        number = float(str(value))
+    except ValueError as exc:
+        raise ConfigError("%s must be a number, got %r" % (name, value)) from exc
+    if number <= 0:
+        raise ConfigError("%s must be positive, got %s" % (name, value))
+    return number
+
+
+def _words(value: str) -> tuple[str, ...]:
+    return tuple(w.strip() for w in value.split(",") if w.strip())
+
+
+def _patterns(name: str, value: str) -> tuple[str, ...]:
+    patterns = tuple(p for p in (s.strip() for s in value.split(";")) if p)
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError("%s: bad regex %r: %s" % (name, pattern, exc)) from exc
+    return patterns
+
+
+@dataclass(frozen=True)
+class Config:
+    redis_url: str = DEFAULT_REDIS_URL
+    key_prefix: str = "eslengine"
+    nodes: tuple[Node, ...] = (Node("127.0.0.1", 8021, "ClueCon"),)
+    api_keys: frozenset[str] = frozenset()
+
+    # Where E.164 numbers go: {number} is the number without '+', {e164} with
+    # it, {gateway} the gateway below.
+    route_template: str = "sofia/gateway/{gateway}/{number}"
+    gateway: str = "default"
+    # FreeSWITCH directory domain for user/NNNN destinations ('' = switch default).
+    user_domain: str = ""
+    # Destination allow-list (full-match regexes on the E.164 number, '+'
+    # included) and blocked prefixes; empty allow-list means any E.164 number.
+    allow_patterns: tuple[str, ...] = ()
+    blocked_prefixes: tuple[str, ...] = ()
+
+    default_ring_timeout: int = 30
+    max_ring_timeout: int = 120
+    max_variables: int = 32
+
+    # Worker.
+    concurrency: int = 2000
+    esl_timeout: float = 5.0
+    reconnect_max_delay: float = 10.0
+    # How long a claimed job may stay unacknowledged before another worker
+    # takes it over (ms); must exceed the longest ring time.
+    claim_idle_ms: int = 180_000
+    # How long a finished call's record is kept in Redis (s).
+    record_ttl: int = 7 * 24 * 3600
+    max_attempts: int = 3
+
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Config:
+        """Build from ``ESLENGINE_*`` variables; unset ones keep their default."""
+        env = {k: v for k, v in environ.items() if k.startswith("ESLENGINE_")}
+        kwargs: dict[str, object] = {}
+
+        def take(name: str) -> str | None:
+            value = env.get("ESLENGINE_" + name)
+            return value if value is not None and value.strip() != "" else None
+
+        if (v := take("REDIS_URL")) is not None:
+            if not v.startswith(("redis://", "rediss://", "unix://")):
+                raise ConfigError("ESLENGINE_REDIS_URL must be a redis:// URL, got %r" % v)
+            kwargs["redis_url"] = v
+        if (v := take("KEY_PREFIX")) is not None:
+            if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", v):
+                raise ConfigError("ESLENGINE_KEY_PREFIX may hold letters, digits and _.:- only")
+            kwargs["key_prefix"] = v
+        if (v := take("FREESWITCH")) is not None:
+            kwargs["nodes"] = tuple(Node.from_url(u) for u in _words(v))
+            if not kwargs["nodes"]:
+                raise ConfigError("ESLENGINE_FREESWITCH names no node")
+        if (v := take("API_KEYS")) is not None:
+            kwargs["api_keys"] = frozenset(_words(v))
+        if (v := take("ROUTE_TEMPLATE")) is not None:
+            if "{number}" not in v and "{e164}" not in v:
+                raise ConfigError("ESLENGINE_ROUTE_TEMPLATE must contain {number} or {e164}")
+            kwargs["route_template"] = v
+        if (v := take("GATEWAY")) is not None:
+            kwargs["gateway"] = v
+        if (v := take("USER_DOMAIN")) is not None:
+            kwargs["user_domain"] = v
+        if (v := take("ALLOW")) is not None:
+            kwargs["allow_patterns"] = _patterns("ESLENGINE_ALLOW", v)
+        if (v := take("BLOCKED_PREFIXES")) is not None:
+            kwargs["blocked_prefixes"] = _words(v)
+        for name, key in (
+            ("default_ring_timeout", "DEFAULT_RING_TIMEOUT"),
+            ("max_ring_timeout", "MAX_RING_TIMEOUT"),
+            ("concurrency", "CONCURRENCY"),
+            ("claim_idle_ms", "CLAIM_IDLE_MS"),
+            ("record_ttl", "RECORD_TTL"),
+            ("max_attempts", "MAX_ATTEMPTS"),
+        ):
+            if (v := take(key)) is not None:
+                kwargs[name] = _positive_int("ESLENGINE_" + key, v)
+        for name, key in (("esl_timeout", "ESL_TIMEOUT"), ("reconnect_max_delay", "RECONNECT_MAX_DELAY")):
+            if (v := take(key)) is not None:
+                kwargs[name] = _positive_float("ESLENGINE_" + key, v)
+        if (v := take("LOG_LEVEL")) is not None:
+            kwargs["log_level"] = v.upper()
+        config = cls(**kwargs)  # type: ignore[arg-type]
+        if config.default_ring_timeout > config.max_ring_timeout:
+            raise ConfigError("ESLENGINE_DEFAULT_RING_TIMEOUT exceeds ESLENGINE_MAX_RING_TIMEOUT")
+        return config

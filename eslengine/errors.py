@@ -1,0 +1,83 @@
+"""The exceptions eslengine raises.
+
+    EslEngineError
+    ├── ConfigError                 a setting cannot be understood
+    ├── ValidationError             a call request is refused; .field, .reason
+    ├── QueueUnavailable            Redis cannot be reached or timed out
+    ├── EslError                    anything on an event-socket connection
+    │   ├── EslConnectionError      cannot connect, or the socket died
+    │   │   └── EslAuthError        the switch refused the password
+    │   ├── EslTimeout              no reply within the command's deadline
+    │   └── EslCommandError         the switch answered -ERR; .reply
+    └── OriginateFailed             an originate ended without a call; .cause
+
+Lower libraries' errors (redis, socket, greenswitch) are translated into these
+where they enter eslengine, with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class EslEngineError(Exception):
+    """Base of every error eslengine raises on purpose."""
+
+
+class ConfigError(EslEngineError):
+    """A configuration value is missing or malformed."""
+
+
+class ValidationError(EslEngineError):
+    """A call request (or one of its fields) is refused.
+
+    ``field`` is a dotted path into the request (``"variables.campaign"``),
+    ``reason`` a sentence a client can act on.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "reason": self.reason}
+
+
+class QueueUnavailable(EslEngineError):
+    """Redis could not be reached or did not answer in time."""
+
+
+class EslError(EslEngineError):
+    """Something went wrong on an event-socket connection."""
+
+
+class EslConnectionError(EslError):
+    """The connection could not be made, or it died while in use."""
+
+
+class EslAuthError(EslConnectionError):
+    """The switch refused the event-socket password."""
+
+
+class EslTimeout(EslError):
+    """The switch did not reply within the command's deadline."""
+
+
+class EslCommandError(EslError):
+    """The switch answered a command with ``-ERR``."""
+
+    def __init__(self, command: str, reply: str) -> None:
+        super().__init__(f"{command!r}: {reply}")
+        self.command = command
+        self.reply = reply
+
+
+class OriginateFailed(EslEngineError):
+    """An originate ended without establishing the A leg.
+
+    ``cause`` is FreeSWITCH's hangup cause name (``USER_BUSY``, ``NO_ANSWER``,
+    ``DESTINATION_OUT_OF_ORDER`` ...).
+    """
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause

@@ -1,0 +1,359 @@
+"""Jobs and call records in Redis.
+
+Keys (``<p>`` is the configured prefix, ``eslengine`` by default):
+
+``<p>:jobs``               stream; one entry per job, one field ``job`` holding
+                           the request JSON. Any app can ``XADD`` to it.
+``<p>:dead``               stream of jobs that cannot be dialed, with ``reason``.
+``<p>:call:<id>``          hash: the call's status, timestamps, causes, request.
+``<p>:call:<id>:history``  list of ``<status> <iso time>`` in order.
+``<p>:cancel``             pub/sub channel: ids whose live call must be hung up.
+
+Workers read the stream through the consumer group ``workers`` (created at id
+0, so jobs added before any worker existed are dialed too), acknowledge an
+entry only once its originate's outcome is known, and take over entries a dead
+worker held (``XAUTOCLAIM``). Status changes go through one Lua script that
+only moves a call forward, so late or duplicated events cannot undo a final
+status.
+
+Every Redis error is translated into ``QueueUnavailable`` here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from . import calls
+from .calls import CallRequest
+from .config import Config
+from .errors import QueueUnavailable
+
+GROUP = "workers"
+JOB_FIELD = "job"
+
+
+class Keys:
+    """Key names under one prefix."""
+
+    def __init__(self, prefix: str = "eslengine") -> None:
+        self.prefix = prefix
+        self.jobs = prefix + ":jobs"
+        self.dead = prefix + ":dead"
+        self.cancel = prefix + ":cancel"
+
+    def call(self, job_id: str) -> str:
+        return "%s:call:%s" % (self.prefix, job_id)
+
+    def history(self, job_id: str) -> str:
+        return "%s:call:%s:history" % (self.prefix, job_id)
+
+
+def now_iso(ts: float | None = None) -> str:
+    moment = datetime.fromtimestamp(time.time() if ts is None else ts, timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@contextlib.contextmanager
+def redis_errors(what: str) -> Iterator[None]:
+    """Translate redis-py's errors into ``QueueUnavailable``."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError) as exc:
+        raise QueueUnavailable("%s: %s" % (what, exc)) from exc
+    except redis.ResponseError as exc:
+        if "NOGROUP" in str(exc) or "LOADING" in str(exc) or "MASTERDOWN" in str(exc):
+            raise QueueUnavailable("%s: %s" % (what, exc)) from exc
+        raise
+
+
+def connect(url: str, *, timeout: float = 5.0) -> redis.Redis:
+    """A client whose every call has a deadline. It retries a failed command
+    once after a short pause; longer outages are the caller's to back off
+    from (the API answers 503, the worker waits and resumes)."""
+    return redis.Redis.from_url(
+        url,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
+        socket_timeout=timeout,
+        socket_connect_timeout=min(timeout, 2.0),
+        health_check_interval=30,
+        decode_responses=True,
+    )
+
+
+# One script moves a call's status; ranks come from calls.STATUSES so the
+# order is written down once.
+_RANKS = ",".join(
+    "[%r]=%d" % (s, len(calls.STATUSES) if s in calls.FINAL else i) for i, s in enumerate(calls.STATUSES)
+)
+_TRANSITION = """
+local ranks = {%s}
+local final = %d
+local cur = redis.call('HGET', KEYS[1], 'status')
+local new = ARGV[1]
+local now = ARGV[2]
+local ttl = tonumber(ARGV[3])
+local create = ARGV[4] == '1'
+if not cur and not create then return -1 end
+if new ~= '' then
+  if cur and ranks[cur] == final then return 0 end
+  if cur and ranks[new] ~= final and ranks[new] <= ranks[cur] then return 0 end
+end
+for i = 5, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+if new ~= '' then
+  redis.call('HSET', KEYS[1], 'status', new, new .. '_at', now, 'updated_at', now)
+  if ranks[new] == final then redis.call('HSET', KEYS[1], 'ended_at', now) end
+  redis.call('RPUSH', KEYS[2], new .. ' ' .. now)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+redis.call('EXPIRE', KEYS[1], ttl)
+if new ~= '' then return 1 end
+return 2
+""" % (_RANKS.replace("'", '"'), len(calls.STATUSES))
+
+_CANCEL = """
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return 'missing' end
+if cur == 'completed' or cur == 'failed' or cur == 'cancelled' then return 'final:' .. cur end
+if cur == 'queued' then
+  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'cancelled_at', ARGV[1], 'ended_at', ARGV[1],
+             'updated_at', ARGV[1], 'hangup_cause', 'ORIGINATOR_CANCEL', 'cancel_requested', '1')
+  redis.call('RPUSH', KEYS[2], 'cancelled ' .. ARGV[1])
+  return 'cancelled'
+end
+redis.call('HSET', KEYS[1], 'cancel_requested', '1', 'updated_at', ARGV[1])
+redis.call('PUBLISH', KEYS[3], ARGV[2])
+return 'cancelling:' .. cur
+"""
+
+
+class JobQueue:
+    """The Redis side of eslengine for one key prefix. Thread- and
+    greenlet-safe as far as the redis client is."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, *, record_ttl: int = 7 * 24 * 3600) -> None:
+        self.redis = client
+        self.keys = keys
+        self.record_ttl = record_ttl
+        self._transition = client.register_script(_TRANSITION)
+        self._cancel = client.register_script(_CANCEL)
+
+    @classmethod
+    def from_config(cls, config: Config, client: redis.Redis | None = None) -> JobQueue:
+        return cls(client or connect(config.redis_url), Keys(config.key_prefix), record_ttl=config.record_ttl)
+
+    # ------------------------------------------------------------ producers
+
+    def enqueue(self, request: CallRequest) -> str:
+        """Store the call record (``queued``) and add the job, atomically."""
+        now = now_iso()
+        record_key = self.keys.call(request.id)
+        with redis_errors("enqueue"):
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(record_key, mapping=_initial_record(request, now))
+            pipe.expire(record_key, self.record_ttl)
+            pipe.rpush(self.keys.history(request.id), "queued " + now)
+            pipe.expire(self.keys.history(request.id), self.record_ttl)
+            pipe.xadd(self.keys.jobs, {JOB_FIELD: request.dumps()})
+            pipe.execute()
+        return request.id
+
+    def exists(self, job_id: str) -> bool:
+        with redis_errors("exists"):
+            return bool(self.redis.exists(self.keys.call(job_id)))
+
+    def ping(self) -> bool:
+        with redis_errors("ping"):
+            return bool(self.redis.ping())
+
+    # ------------------------------------------------------------ consumers
+
+    def ensure_group(self) -> None:
+        with redis_errors("create group"):
+            try:
+                self.redis.xgroup_create(self.keys.jobs, GROUP, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    def read(self, consumer: str, count: int, block_ms: int) -> list[tuple[str, dict[str, str]]]:
+        """New entries for this consumer, waiting at most ``block_ms``."""
+        with redis_errors("read jobs"):
+            reply = self.redis.xreadgroup(GROUP, consumer, {self.keys.jobs: ">"}, count=count, block=block_ms)
+        return [(entry_id, fields or {}) for _, entries in reply or [] for entry_id, fields in entries]
+
+    def claim_stale(self, consumer: str, min_idle_ms: int, count: int = 100) -> list[tuple[str, dict[str, str]]]:
+        """Entries another consumer read but did not acknowledge within
+        ``min_idle_ms``: that worker is taken to be dead."""
+        with redis_errors("claim stale jobs"):
+            reply = self.redis.xautoclaim(self.keys.jobs, GROUP, consumer, min_idle_ms, "0-0", count=count)
+        entries = reply[1] if reply else []
+        return [(entry_id, fields) for entry_id, fields in entries if fields]
+
+    def ack(self, entry_id: str) -> None:
+        """The entry's outcome is known: acknowledge it and drop it from the stream."""
+        with redis_errors("ack"):
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.xack(self.keys.jobs, GROUP, entry_id)
+            pipe.xdel(self.keys.jobs, entry_id)
+            pipe.execute()
+
+    def dead_letter(self, entry_id: str, fields: Mapping[str, str], reason: str, job_id: str = "") -> None:
+        """Move an entry to ``<p>:dead`` with its reason, atomically with the ack."""
+        entry = dict(fields)
+        entry.update(reason=reason, entry_id=entry_id, job_id=job_id, at=now_iso())
+        with redis_errors("dead-letter"):
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.xadd(self.keys.dead, entry)
+            pipe.xack(self.keys.jobs, GROUP, entry_id)
+            pipe.xdel(self.keys.jobs, entry_id)
+            pipe.execute()
+
+    def dead_letters(self, count: int = 100) -> list[tuple[str, dict[str, str]]]:
+        with redis_errors("list dead letters"):
+            return [(i, f) for i, f in self.redis.xrange(self.keys.dead, count=count)]
+
+    # ------------------------------------------------------------ records
+
+    def transition(
+        self, job_id: str, status: str = "", fields: Mapping[str, str] | None = None, *, create: bool = False
+    ) -> bool:
+        """Move the call to ``status`` (``""``: only store ``fields``). Returns
+        whether anything was written: a move backwards, out of a final status,
+        or onto a missing record (unless ``create``) writes nothing."""
+        if status and status not in calls.STATUSES:
+            raise ValueError("unknown status %r" % status)
+        args: list[str] = [status, now_iso(), str(self.record_ttl), "1" if create else "0"]
+        for key, value in (fields or {}).items():
+            args += [key, value]
+        with redis_errors("update call"):
+            result = self._transition(keys=[self.keys.call(job_id), self.keys.history(job_id)], args=args)
+        return int(result) > 0
+
+    def record_for_job(self, request: CallRequest) -> dict[str, str]:
+        """The record of a job read off the stream, created (``queued``) when a
+        producer added the job with a bare XADD."""
+        with redis_errors("read call"):
+            record = self.redis.hgetall(self.keys.call(request.id))
+        if record:
+            return record
+        now = now_iso()
+        initial = _initial_record(request, now)
+        with redis_errors("create call"):
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hsetnx(self.keys.call(request.id), "status", "queued")
+            pipe.hset(self.keys.call(request.id), mapping={k: v for k, v in initial.items() if k != "status"})
+            pipe.expire(self.keys.call(request.id), self.record_ttl)
+            pipe.rpush(self.keys.history(request.id), "queued " + now)
+            pipe.expire(self.keys.history(request.id), self.record_ttl)
+            pipe.hgetall(self.keys.call(request.id))
+            return pipe.execute()[-1]  # type: ignore[no-any-return]
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        """The call as the API shows it, or None."""
+        with redis_errors("read call"):
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hgetall(self.keys.call(job_id))
+            pipe.lrange(self.keys.history(job_id), 0, -1)
+            record, history = pipe.execute()
+        if not record:
+            return None
+        return present(record, history)
+
+    def request_cancel(self, job_id: str) -> str:
+        """``cancelled`` (it was still queued), ``cancelling:<status>`` (a
+        worker will hang it up), ``final:<status>`` or ``missing``."""
+        with redis_errors("cancel"):
+            return str(
+                self._cancel(
+                    keys=[self.keys.call(job_id), self.keys.history(job_id), self.keys.cancel],
+                    args=[now_iso(), job_id],
+                )
+            )
+
+
+def _initial_record(request: CallRequest, now: str) -> dict[str, str]:
+    return {
+        "id": request.id,
+        "status": "queued",
+        "a": str(request.a),
+        "b": str(request.b),
+        "request": request.dumps(),
+        "created_at": now,
+        "queued_at": now,
+        "updated_at": now,
+    }
+
+
+_PUBLIC = (
+    "a_uuid",
+    "b_uuid",
+    "node",
+    "hangup_cause",
+    "a_hangup_cause",
+    "b_hangup_cause",
+    "error",
+)
+_TIMES = tuple(s + "_at" for s in calls.STATUSES) + ("created_at", "ended_at", "updated_at")
+
+
+def present(record: Mapping[str, str], history: list[str]) -> dict[str, Any]:
+    """A stored record → the JSON document ``GET /v1/calls/<id>`` returns."""
+    request = json.loads(record.get("request") or "{}")
+    out: dict[str, Any] = {
+        "id": record.get("id"),
+        "status": record.get("status"),
+        "a": record.get("a"),
+        "b": record.get("b"),
+        "caller_id_number": request.get("caller_id_number"),
+        "caller_id_name": request.get("caller_id_name"),
+        "timeout": request.get("timeout"),
+        "variables": request.get("variables", {}),
+    }
+    for key in _PUBLIC:
+        if record.get(key):
+            out[key] = record[key]
+    out["attempts"] = int(record.get("attempts", "0"))
+    out["timestamps"] = {k[:-3]: record[k] for k in _TIMES if record.get(k)}
+    out["durations"] = _durations(record)
+    out["history"] = [{"status": s, "at": at} for s, _, at in (h.partition(" ") for h in history)]
+    return out
+
+
+def _durations(record: Mapping[str, str]) -> dict[str, float]:
+    def ts(key: str) -> float | None:
+        value = record.get(key)
+        if not value:
+            return None
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+    out: dict[str, float] = {}
+    dialing, answered, bridged, ended = ts("dialing_at"), ts("answered_at"), ts("bridged_at"), ts("ended_at")
+    if dialing and (answered or ended):
+        out["ring_seconds"] = round((answered or ended or 0) - dialing, 3)
+    if bridged and ended:
+        out["talk_seconds"] = round(ended - bridged, 3)
+    return out
+
+
+def enqueue(client: redis.Redis, job: Mapping[str, Any], *, prefix: str = "eslengine", config: Config | None = None) -> str:
+    """Validate a job document and queue it; returns its id.
+
+    The Python way for another app to place a call without the HTTP API:
+    ``eslengine.enqueue(redis.Redis(), {"a": "+15551230001", "b": "user/1000"})``.
+    Raises ``ValidationError`` for a bad job and ``QueueUnavailable`` when Redis
+    cannot be reached.
+    """
+    config = config or Config(key_prefix=prefix)
+    request = calls.parse_request(job, config)
+    return JobQueue(client, Keys(prefix), record_ttl=config.record_ttl).enqueue(request)

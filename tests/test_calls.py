@@ -1,0 +1,196 @@
+"""The call request model: validation tables and the status state machine."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from eslengine.calls import (
+    FINAL,
+    STATUSES,
+    CallState,
+    Destination,
+    can_move,
+    loads_request,
+    parse_request,
+)
+from eslengine.config import Config
+from eslengine.errors import ValidationError
+
+CONFIG = Config()
+
+
+def test_minimal_request_gets_defaults() -> None:
+    req = parse_request({"a": "+15551230001", "b": "user/1000"}, CONFIG)
+    assert req.a == Destination("e164", "+15551230001")
+    assert req.b == Destination("user", "1000")
+    assert req.timeout == CONFIG.default_ring_timeout
+    assert req.variables == {}
+    assert len(req.id) == 36
+
+
+def test_full_request_round_trips_through_json() -> None:
+    body = {
+        "id": "0B6C3F2E-1111-4222-8333-944455556666",
+        "a": "+15551230001",
+        "b": "user/1000@example.com",
+        "caller_id_number": "+15557770000",
+        "caller_id_name": "Acme, Support's",
+        "timeout": 45,
+        "variables": {"campaign": "c42", "n": 3, "vip": True},
+    }
+    req = parse_request(body, CONFIG)
+    assert req.id == "0b6c3f2e-1111-4222-8333-944455556666"
+    assert req.variables == {"campaign": "c42", "n": "3", "vip": "true"}
+    again = loads_request(req.dumps(), CONFIG)
+    assert again == req
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"b": "+15551230001"}, "a"),
+        ({"a": "+15551230001"}, "b"),
+        ({"a": "15551230001", "b": "+15551230002"}, "a"),  # no '+'
+        ({"a": "+1555", "b": "+15551230002"}, "a"),  # too short
+        ({"a": "+1555123000112345", "b": "+15551230002"}, "a"),  # 16 digits
+        ({"a": "+05551230001", "b": "+15551230002"}, "a"),  # country code 0
+        ({"a": "+15551230001 &bridge(sofia/gateway/x/900)", "b": "+15551230002"}, "a"),
+        ({"a": "+15551230001", "b": "user/1000 &park()"}, "b"),
+        ({"a": "+15551230001", "b": "user/1000}"}, "b"),
+        ({"a": "+15551230001", "b": "sofia/gateway/x/1"}, "b"),
+        ({"a": "+15551230001", "b": "loopback/1000/default"}, "b"),
+        ({"a": "+15551230001\n", "b": "+15551230002"}, "a"),
+        ({"a": 15551230001, "b": "+15551230002"}, "a"),
+        ({"a": "+15551230001", "b": "+15551230002", "timeout": 4}, "timeout"),
+        ({"a": "+15551230001", "b": "+15551230002", "timeout": 121}, "timeout"),
+        ({"a": "+15551230001", "b": "+15551230002", "timeout": True}, "timeout"),
+        ({"a": "+15551230001", "b": "+15551230002", "timeout": "30"}, "timeout"),
+        ({"a": "+15551230001", "b": "+15551230002", "timeout": 30.5}, "timeout"),
+        ({"a": "+15551230001", "b": "+15551230002", "caller_id_number": "12ab"}, "caller_id_number"),
+        ({"a": "+15551230001", "b": "+15551230002", "caller_id_name": "x\ny"}, "caller_id_name"),
+        ({"a": "+15551230001", "b": "+15551230002", "caller_id_name": "a{b"}, "caller_id_name"),
+        ({"a": "+15551230001", "b": "+15551230002", "caller_id_name": "${hostname}"}, "caller_id_name"),
+        ({"a": "+15551230001", "b": "+15551230002", "caller_id_name": "x" * 65}, "caller_id_name"),
+        ({"a": "+15551230001", "b": "+15551230002", "caller_id_name": "a\u202eb"}, "caller_id_name"),
+        ({"a": "+15551230001", "b": "+15551230002", "variables": []}, "variables"),
+        ({"a": "+15551230001", "b": "+15551230002", "variables": {"1x": "v"}}, "variables.1x"),
+        ({"a": "+15551230001", "b": "+15551230002", "variables": {"a=b": "v"}}, "variables.a=b"),
+        ({"a": "+15551230001", "b": "+15551230002", "variables": {"x": "a\r\nb"}}, "variables.x"),
+        ({"a": "+15551230001", "b": "+15551230002", "variables": {"x": "a}b"}}, "variables.x"),
+        ({"a": "+15551230001", "b": "+15551230002", "variables": {"x": "a|b"}}, "variables.x"),
+        ({"a": "+15551230001", "b": "+15551230002", "variables": {"x": None}}, "variables.x"),
+        ({"a": "+15551230001", "b": "+15551230002", "variables": {"x": float("nan")}}, "variables.x"),
+        ({"a": "+15551230001", "b": "+15551230002", "variables": {"x": "v" * 257}}, "variables.x"),
+        ({"a": "+15551230001", "b": "+15551230002", "variables": {"v%d" % i: "x" for i in range(33)}}, "variables"),
+        ({"a": "+15551230001", "b": "+15551230002", "callback": "http://x"}, "callback"),
+        ({"a": "+15551230001", "b": "+15551230002", "id": "not-a-uuid"}, "id"),
+    ],
+)
+def test_invalid_requests_name_the_field(body: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_request(body, CONFIG)
+    assert info.value.field == field
+    assert info.value.reason
+
+
+def test_non_object_bodies_are_refused() -> None:
+    for body in ([], "x", 3, None):
+        with pytest.raises(ValidationError) as info:
+            parse_request(body, CONFIG)
+        assert info.value.field == "body"
+    with pytest.raises(ValidationError) as info:
+        loads_request(b"{not json", CONFIG)
+    assert info.value.field == "job"
+
+
+def test_blocked_prefixes_and_allow_list() -> None:
+    config = Config(blocked_prefixes=("+1900",), allow_patterns=(r"\+1[2-9][0-9]{9}",))
+    parse_request({"a": "+15551230001", "b": "+12125550100"}, config)
+    with pytest.raises(ValidationError, match="blocked") as info:
+        parse_request({"a": "+19005550100", "b": "+12125550100"}, config)
+    assert info.value.field == "a"
+    with pytest.raises(ValidationError, match="allowed") as info:
+        parse_request({"a": "+15551230001", "b": "+442071234567"}, config)
+    assert info.value.field == "b"
+
+
+def test_can_move_only_forward_and_never_out_of_final() -> None:
+    assert can_move("queued", "dialing")
+    assert can_move("dialing", "answered")  # skipping is fine
+    assert not can_move("answered", "ringing")
+    assert not can_move("ringing", "ringing")
+    for final in FINAL:
+        for status in STATUSES:
+            assert not can_move(final, status)
+    for status in set(STATUSES) - FINAL:
+        assert can_move(status, "failed") and can_move(status, "cancelled")
+    assert not can_move("queued", "bogus")
+
+
+A, B = "aaaa-uuid", "bbbb-uuid"
+
+
+def test_state_completed_call() -> None:
+    st = CallState()
+    assert st.on_event("a", "CHANNEL_CREATE", A) == {"a_uuid": A}
+    assert st.on_event("a", "CHANNEL_PROGRESS", A) == {"status": "ringing"}
+    assert st.on_event("a", "CHANNEL_ANSWER", A) == {"status": "answered"}
+    assert st.on_event("b", "CHANNEL_CREATE", B) == {"b_uuid": B}
+    assert st.on_event("b", "CHANNEL_ANSWER", B) == {}
+    assert st.on_event("a", "CHANNEL_BRIDGE", A) == {"status": "bridged"}
+    assert st.on_event("a", "CHANNEL_HANGUP_COMPLETE", A, "NORMAL_CLEARING") == {
+        "a_hangup_cause": "NORMAL_CLEARING", "hangup_cause": "NORMAL_CLEARING", "status": "completed"}
+    # B's own hangup may come after A's; it is still recorded.
+    assert st.on_event("b", "CHANNEL_HANGUP_COMPLETE", B, "NORMAL_CLEARING") == {"b_hangup_cause": "NORMAL_CLEARING"}
+    assert st.status == "completed"
+
+
+def test_state_b_busy_fails_with_b_cause() -> None:
+    st = CallState()
+    st.on_event("a", "CHANNEL_CREATE", A)
+    st.on_event("a", "CHANNEL_ANSWER", A)
+    st.on_event("b", "CHANNEL_CREATE", B)
+    st.on_event("b", "CHANNEL_HANGUP_COMPLETE", B, "USER_BUSY")
+    fields = st.on_event("a", "CHANNEL_HANGUP_COMPLETE", A, "NORMAL_CLEARING")
+    assert fields["status"] == "failed" and fields["hangup_cause"] == "USER_BUSY"
+
+
+def test_state_bridge_cause_from_a_leg_when_b_event_missing() -> None:
+    st = CallState()
+    st.on_event("a", "CHANNEL_CREATE", A)
+    st.on_event("a", "CHANNEL_ANSWER", A)
+    fields = st.on_event("a", "CHANNEL_HANGUP_COMPLETE", A, "NORMAL_CLEARING", "NO_ANSWER")
+    assert (fields["status"], fields["hangup_cause"]) == ("failed", "NO_ANSWER")
+
+
+def test_state_originate_failure_and_late_events_are_ignored() -> None:
+    st = CallState()
+    st.on_event("a", "CHANNEL_CREATE", A)
+    fields = st.on_originate_failed("USER_BUSY")
+    assert fields == {"a_hangup_cause": "USER_BUSY", "hangup_cause": "USER_BUSY", "status": "failed"}
+    # The hangup event after the BACKGROUND_JOB changes nothing.
+    assert st.on_event("a", "CHANNEL_HANGUP_COMPLETE", A, "USER_BUSY") == {}
+    assert st.on_originate_failed("NO_ANSWER") == {}
+
+
+def test_state_hangup_of_another_uuid_is_not_final() -> None:
+    # Failover: the same job's first attempt ends but the call goes on.
+    st = CallState()
+    st.on_event("a", "CHANNEL_CREATE", A)
+    assert st.on_event("a", "CHANNEL_HANGUP_COMPLETE", "other-uuid", "USER_BUSY") == {}
+    assert not st.final
+
+
+def test_state_cancel() -> None:
+    st = CallState(cancel_requested=True)
+    st.on_event("a", "CHANNEL_CREATE", A)
+    st.on_event("a", "CHANNEL_PROGRESS", A)
+    fields = st.on_originate_failed("ORIGINATOR_CANCEL")
+    assert (fields["status"], fields["hangup_cause"]) == ("cancelled", "ORIGINATOR_CANCEL")
+
+
+def test_request_json_is_compact_and_stable() -> None:
+    req = parse_request({"a": "+15551230001", "b": "+15551230002", "id": "0b6c3f2e-1111-4222-8333-944455556666"}, CONFIG)
+    assert json.loads(req.dumps()) == {"id": req.id, "a": "+15551230001", "b": "+15551230002", "timeout": 30}

@@ -1,0 +1,147 @@
+"""Queue and call records against a real redis-server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import redis
+
+from eslengine import enqueue
+from eslengine.calls import parse_request
+from eslengine.config import Config
+from eslengine.errors import QueueUnavailable, ValidationError
+from eslengine.queue import GROUP, JobQueue, Keys, connect
+from tests.conftest import free_port
+
+
+@pytest.fixture
+def queue(redis_client: redis.Redis, key_prefix: str) -> JobQueue:
+    return JobQueue(redis_client, Keys(key_prefix), record_ttl=60)
+
+
+def _request(**extra: object) -> object:
+    return parse_request({"a": "+15551230001", "b": "user/1000", **extra}, Config())
+
+
+def test_enqueue_writes_record_and_stream_entry(queue: JobQueue) -> None:
+    req = _request()
+    queue.enqueue(req)
+    entries = queue.redis.xrange(queue.keys.jobs)
+    assert len(entries) == 1 and json.loads(entries[0][1]["job"])["id"] == req.id
+    doc = queue.get(req.id)
+    assert doc is not None and doc["status"] == "queued" and doc["a"] == "+15551230001"
+    assert [h["status"] for h in doc["history"]] == ["queued"]
+    assert 0 < queue.redis.ttl(queue.keys.call(req.id)) <= 60
+
+
+def test_job_added_before_any_group_is_read(queue: JobQueue) -> None:
+    queue.enqueue(_request())
+    queue.ensure_group()
+    queue.ensure_group()  # idempotent
+    entries = queue.read("c1", 10, 10)
+    assert len(entries) == 1
+
+
+def test_ack_removes_entry_and_pending(queue: JobQueue) -> None:
+    queue.enqueue(_request())
+    queue.ensure_group()
+    (entry_id, _), = queue.read("c1", 10, 10)
+    assert queue.redis.xpending(queue.keys.jobs, GROUP)["pending"] == 1
+    queue.ack(entry_id)
+    assert queue.redis.xpending(queue.keys.jobs, GROUP)["pending"] == 0
+    assert queue.redis.xlen(queue.keys.jobs) == 0
+
+
+def test_stale_entries_are_claimed_by_another_consumer(queue: JobQueue) -> None:
+    queue.enqueue(_request())
+    queue.ensure_group()
+    (entry_id, _), = queue.read("dead-worker", 10, 10)
+    assert queue.claim_stale("live-worker", min_idle_ms=60_000) == []
+    claimed = queue.claim_stale("live-worker", min_idle_ms=0)
+    assert [e for e, _ in claimed] == [entry_id]
+
+
+def test_transition_moves_forward_only_and_final_is_sticky(queue: JobQueue) -> None:
+    req = _request()
+    queue.enqueue(req)
+    assert queue.transition(req.id, "dialing", {"node": "fs1"})
+    assert not queue.transition(req.id, "queued")
+    assert queue.transition(req.id, "bridged")
+    assert not queue.transition(req.id, "answered")  # late event
+    assert queue.transition(req.id, "completed", {"hangup_cause": "NORMAL_CLEARING"})
+    assert not queue.transition(req.id, "failed", {"hangup_cause": "USER_BUSY"})
+    assert queue.transition(req.id, fields={"b_hangup_cause": "NORMAL_CLEARING"})
+    doc = queue.get(req.id)
+    assert doc is not None
+    assert doc["status"] == "completed" and doc["hangup_cause"] == "NORMAL_CLEARING"
+    assert doc["b_hangup_cause"] == "NORMAL_CLEARING" and doc["node"] == "fs1"
+    assert [h["status"] for h in doc["history"]] == ["queued", "dialing", "bridged", "completed"]
+    assert set(doc["timestamps"]) >= {"queued", "dialing", "bridged", "completed", "ended"}
+    assert "talk_seconds" in doc["durations"]
+    with pytest.raises(ValueError):
+        queue.transition(req.id, "bogus")
+
+
+def test_transition_of_missing_record_writes_nothing(queue: JobQueue) -> None:
+    assert not queue.transition("0b6c3f2e-1111-4222-8333-944455556666", "dialing")
+    assert queue.get("0b6c3f2e-1111-4222-8333-944455556666") is None
+
+
+def test_cancel_queued_live_final_missing(queue: JobQueue) -> None:
+    queued, live, done = _request(), _request(), _request()
+    for r in (queued, live, done):
+        queue.enqueue(r)
+    queue.transition(live.id, "ringing")
+    queue.transition(done.id, "failed")
+    pubsub = queue.redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(queue.keys.cancel)
+    assert queue.request_cancel(queued.id) == "cancelled"
+    assert queue.get(queued.id)["status"] == "cancelled"  # type: ignore[index]
+    assert queue.request_cancel(live.id) == "cancelling:ringing"
+    assert queue.request_cancel(done.id) == "final:failed"
+    assert queue.request_cancel("0b6c3f2e-1111-4222-8333-944455556666") == "missing"
+    message = None
+    for _ in range(50):
+        message = pubsub.get_message(timeout=0.1)
+        if message:
+            break
+    assert message is not None and message["data"] == live.id
+    pubsub.close()
+
+
+def test_record_for_job_pushed_with_bare_xadd(queue: JobQueue) -> None:
+    req = _request()
+    queue.redis.xadd(queue.keys.jobs, {"job": req.dumps()})
+    record = queue.record_for_job(req)
+    assert record["status"] == "queued" and record["id"] == req.id
+    # Existing records are returned, not reset.
+    queue.transition(req.id, "dialing")
+    assert queue.record_for_job(req)["status"] == "dialing"
+
+
+def test_dead_letter_keeps_reason_and_acks(queue: JobQueue) -> None:
+    queue.redis.xadd(queue.keys.jobs, {"job": "{broken"})
+    queue.ensure_group()
+    (entry_id, fields), = queue.read("c1", 10, 10)
+    queue.dead_letter(entry_id, fields, "invalid job: job: is not valid JSON")
+    (dead_id, dead), = queue.dead_letters()
+    assert dead["job"] == "{broken" and dead["entry_id"] == entry_id and "not valid JSON" in dead["reason"]
+    assert queue.redis.xlen(queue.keys.jobs) == 0
+    assert queue.redis.xpending(queue.keys.jobs, "workers")["pending"] == 0
+
+
+def test_public_enqueue_helper(redis_client: redis.Redis, key_prefix: str) -> None:
+    job_id = enqueue(redis_client, {"a": "+15551230001", "b": "+15551230002"}, prefix=key_prefix)
+    assert JobQueue(redis_client, Keys(key_prefix)).get(job_id)["status"] == "queued"  # type: ignore[index]
+    with pytest.raises(ValidationError):
+        enqueue(redis_client, {"a": "+1555 &park()", "b": "+15551230002"}, prefix=key_prefix)
+    assert redis_client.xlen(key_prefix + ":jobs") == 1
+
+
+def test_unreachable_redis_is_queue_unavailable() -> None:
+    queue = JobQueue(connect("redis://127.0.0.1:%d/0" % free_port(), timeout=0.5), Keys("x"))
+    with pytest.raises(QueueUnavailable):
+        queue.enqueue(_request())  # type: ignore[arg-type]
+    with pytest.raises(QueueUnavailable):
+        queue.get("0b6c3f2e-1111-4222-8333-944455556666")
