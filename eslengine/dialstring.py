@@ -117,7 +117,8 @@ def leg_variables(request: CallRequest, leg: str) -> list[tuple[str, str]]:
     out.append(("originate_timeout", str(request.timeout)))
     if leg == "a":
         out.append(("ignore_early_media", "true"))
-    out.extend((VAR_PREFIX + name, value) for name, value in request.variables.items())
+    # FreeSWITCH deletes a variable set to the empty string: send none.
+    out.extend((VAR_PREFIX + name, value) for name, value in request.variables.items() if value)
     return out
 
 

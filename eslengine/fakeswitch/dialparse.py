@@ -1,0 +1,626 @@
+"""FreeSWITCH's own reading of ``originate`` arguments, re-implemented step for step.
+
+Mirrors, from FreeSWITCH 1.10/1.11:
+
+* ``switch_utils.c``: ``switch_separate_string`` (with its ``^^X`` delimiter switch),
+  ``separate_string_blank_delim``, ``separate_string_char_delim``,
+  ``cleanup_separated_string``, ``unescape_char``, ``switch_find_end_paren``,
+  ``switch_separate_string_string``, ``switch_strip_whitespace``;
+* ``switch_utils.h``: ``switch_strchr_strict``, ``switch_true``,
+  ``switch_string_var_check_const``;
+* ``switch_event.c``: ``switch_event_create_brackets`` and the header rules of
+  ``switch_event_add_header_string`` (duplicates append, an empty value deletes);
+* ``mod_commands.c``: ``originate_function``;
+* ``switch_ivr_originate.c``: the dial-string half of ``switch_ivr_originate``
+  (``<>`` and ``{}`` blocks, ``|`` failover groups, ``,`` simultaneous legs, per-leg
+  ``[]`` blocks, ``local_var_clobber``);
+* ``switch_channel.c``: ``switch_channel_set_variable_var_check`` (refuses ``${``).
+
+The C code edits one NUL-terminated buffer in place, and some of its behaviour only
+follows from that (a backslash just before a block's closing bracket makes the
+tokenizer step over the NUL written there and keep splitting the rest of the dial
+string). The parser therefore works on a mutable :class:`_Buffer` the same way.
+Where the C code would read past the end of its allocation, or reaches a branch
+that is not modelled, :class:`DialStringError` is raised with ``cause=None``.
+
+FreeSWITCH works on bytes and this module on ``str``: every character FreeSWITCH
+treats specially is ASCII, so the results agree, except for a non-ASCII ``^^X``
+separator, which is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+ORIGINATE_SYNTAX = (
+    "<call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] "
+    "[<cid_name>] [<cid_num>] [<timeout_sec>]"
+)
+ORIGINATE_MAX_ARGS = 10  # char *argv[10] in originate_function
+ORIGINATE_DEFAULT_TIMEOUT = 60  # uint32_t timeout = 60
+DEFAULT_DIALPLAN = "XML"
+DEFAULT_CONTEXT = "default"
+MAX_PEERS = 128  # pipe_names[] / peer_names[] in switch_ivr_originate
+MAX_BRACKET_VARS = 1024  # var_array[] in switch_event_create_brackets
+ENTERPRISE_DELIM = ":_:"  # SWITCH_ENT_ORIGINATE_DELIM
+QUOTED_ESC_COMMA = "\x01"
+UNQUOTED_ESC_COMMA = "\x02"
+PARSE_ERROR_CAUSE = "DESTINATION_OUT_OF_ORDER"
+
+_NUL = "\0"
+_ESCAPE_META = "\\"
+_STRIP_WHITESPACE = "\r\n\t \v"  # 13, 10, 9, 32, 11
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_TRUE_WORDS = frozenset({"yes", "on", "true", "t", "enabled", "active", "allow"})
+
+
+class UsageError(ValueError):
+    """FreeSWITCH answers ``-USAGE: <ORIGINATE_SYNTAX>``."""
+
+
+class DialStringError(ValueError):
+    """FreeSWITCH refuses the dial string; ``cause`` is the hangup cause it answers
+    with (``-ERR <cause>``), or None where FreeSWITCH's behaviour is undefined or
+    not modelled here."""
+
+    def __init__(self, message: str, cause: str | None = PARSE_ERROR_CAUSE) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One endpoint of a dial string.
+
+    ``variables`` are the channel variables the leg ends up with from the dial
+    string: the global ``<>``/``{}`` headers and this leg's ``[]`` headers applied
+    in FreeSWITCH's order (``{}`` last, so it wins, unless ``local_var_clobber`` is
+    true), minus values refused for containing ``${``. ``leg_variables`` are this
+    leg's ``[]`` headers alone, unfiltered.
+    """
+
+    endpoint: str
+    variables: dict[str, str]
+    leg_variables: dict[str, str]
+
+
+@dataclass(frozen=True)
+class DialString:
+    """``global_variables``: the leading ``<...>`` and ``{...}`` blocks, unfiltered.
+    ``groups``: the ``|`` failover groups in order, each a tuple of the ``,``
+    simultaneous legs (an empty group is an empty tuple)."""
+
+    global_variables: dict[str, str]
+    groups: tuple[tuple[Leg, ...], ...]
+
+    @property
+    def legs(self) -> tuple[Leg, ...]:
+        return tuple(leg for group in self.groups for leg in group)
+
+
+@dataclass(frozen=True)
+class Originate:
+    """The arguments of one ``originate`` as ``originate_function`` reads them.
+
+    Exactly one of ``app`` (``&app(args)`` form) and ``exten`` (transfer form) is
+    set. ``dialplan``, ``context``, ``cid_name``, ``cid_num`` are None when absent
+    or ``undef``; FreeSWITCH then uses DEFAULT_DIALPLAN, DEFAULT_CONTEXT and the
+    channel defaults. ``timeout`` is ``atoi`` of the seventh argument, None when
+    absent (FreeSWITCH then uses ORIGINATE_DEFAULT_TIMEOUT, and also for 0).
+    ``app_args`` is the text between the first ``(`` and the first ``)``, before the
+    channel-variable expansion FreeSWITCH applies when the application runs.
+    """
+
+    dial: DialString
+    app: str | None
+    app_args: str | None
+    exten: str | None
+    dialplan: str | None
+    context: str | None
+    cid_name: str | None
+    cid_num: str | None
+    timeout: int | None
+
+
+def _past_end(action: str) -> DialStringError:
+    return DialStringError(f"FreeSWITCH would {action} past the end of its buffer (undefined behaviour)", cause=None)
+
+
+class _Buffer:
+    """A C string: its characters, one NUL, and nothing readable after that."""
+
+    __slots__ = ("chars",)
+
+    def __init__(self, text: str) -> None:
+        self.chars = list(text.split(_NUL, 1)[0])
+        self.chars.append(_NUL)
+
+    def __getitem__(self, index: int) -> str:
+        if index >= len(self.chars):
+            raise _past_end("read")
+        return self.chars[index]
+
+    def __setitem__(self, index: int, char: str) -> None:
+        if index >= len(self.chars):
+            raise _past_end("write")
+        self.chars[index] = char
+
+    def cstr(self, index: int) -> str:
+        if index >= len(self.chars):
+            raise _past_end("read")
+        return "".join(self.chars[index : self.chars.index(_NUL, index)])
+
+    def strchr(self, index: int, char: str) -> int | None:
+        while (c := self[index]) != _NUL:
+            if c == char:
+                return index
+            index += 1
+        return None
+
+
+def unescape_char(escaped: str) -> str:
+    """``unescape_char``: ``n r t s`` become LF, CR, TAB, space; anything else is itself."""
+    return {"n": "\n", "r": "\r", "t": "\t", "s": " "}.get(escaped, escaped)
+
+
+def _cleanup(buf: _Buffer, index: int, delim: str | None) -> int:
+    ptr = index
+    while buf[ptr] == " ":
+        ptr += 1
+    start = dest = ptr
+    end: int | None = None
+    inside_quotes = False
+    while (c := buf[ptr]) != _NUL:
+        escaped = False
+        if c == _ESCAPE_META:
+            raw = buf[ptr + 1]
+            out = unescape_char(raw)
+            if raw in ("'", '"', _ESCAPE_META) or (delim is not None and raw == delim):
+                out = raw
+                escaped = True
+            elif out != raw:
+                escaped = True
+            if escaped:
+                ptr += 1
+                buf[dest] = out
+                dest += 1
+                end = dest
+        if not escaped:
+            if c == "'" and (inside_quotes or buf.strchr(ptr + 1, "'") is not None):
+                inside_quotes = not inside_quotes
+                if inside_quotes:
+                    end = dest
+            else:
+                buf[dest] = c
+                dest += 1
+                if c != " " or inside_quotes:
+                    end = dest
+        ptr += 1
+    if end is not None:
+        buf[end] = _NUL
+    return start
+
+
+def cleanup_separated_string(text: str, delim: str | None) -> str:
+    """``cleanup_separated_string``: drop leading spaces and trailing spaces outside
+    quotes, remove a single quote that has a partner later in the text (or closes
+    one), and turn ``\\'`` ``\\"`` ``\\\\`` ``\\<delim>`` ``\\n`` ``\\r`` ``\\t`` ``\\s``
+    into their character; any other backslash stays. ``delim`` None is the blank
+    splitter's 0."""
+    buf = _Buffer(text)
+    return buf.cstr(_cleanup(buf, 0, delim))
+
+
+def _tokenize_char(buf: _Buffer, index: int, delim: str, arraylen: int) -> list[int]:
+    tokens: list[int] = []
+    ptr = index
+    find_delim = False
+    inside_quotes = False
+    while buf[ptr] != _NUL and len(tokens) < arraylen:
+        if not find_delim:
+            tokens.append(ptr)
+            find_delim = True
+            continue
+        c = buf[ptr]
+        if c == _ESCAPE_META:
+            ptr += 1
+        elif c == "'" and (inside_quotes or buf.strchr(ptr + 1, "'") is not None):
+            inside_quotes = not inside_quotes
+        elif c == delim and not inside_quotes:
+            buf[ptr] = _NUL
+            find_delim = False
+        ptr += 1
+    return [_cleanup(buf, token, delim) for token in tokens]
+
+
+def _tokenize_blank(buf: _Buffer, index: int, arraylen: int) -> list[int]:
+    start, skip_initial, find_delim, skip_ending = range(4)
+    state = start
+    tokens: list[int] = []
+    ptr = index
+    inside_quotes = False
+    while buf[ptr] != _NUL and len(tokens) < arraylen:
+        c = buf[ptr]
+        if state == start:
+            tokens.append(ptr)
+            state = skip_initial
+        elif state == skip_initial:
+            if c == " ":
+                ptr += 1
+            else:
+                state = find_delim
+        elif state == find_delim:
+            if c == _ESCAPE_META:
+                ptr += 1
+            elif c == "'":
+                inside_quotes = not inside_quotes
+            elif c == " " and not inside_quotes:
+                buf[ptr] = _NUL
+                state = skip_ending
+            ptr += 1
+        elif c == " ":
+            ptr += 1
+        else:
+            state = start
+    return [_cleanup(buf, token, None) for token in tokens]
+
+
+def _check_delim(delim: str) -> None:
+    if len(delim) != 1 or ord(delim) > 0x7F:
+        raise DialStringError(
+            f"separator {delim!r}: FreeSWITCH would split on its first UTF-8 byte (not modelled)", cause=None
+        )
+
+
+def _separate_string(buf: _Buffer, index: int, delim: str, arraylen: int) -> list[int]:
+    if buf[index] == "^" and buf[index + 1] == "^":
+        p = index + 2
+        if buf[p] != _NUL and buf[p + 1] != _NUL:
+            delim = buf[p]
+            index = p + 1
+    if delim != _NUL:
+        _check_delim(delim)
+    if delim == " ":
+        return _tokenize_blank(buf, index, arraylen)
+    return _tokenize_char(buf, index, delim, arraylen)
+
+
+def separate_string(text: str, delim: str, arraylen: int) -> list[str]:
+    """``switch_separate_string``: at most ``arraylen`` tokens (the last one keeps
+    the rest of the text), each cleaned by :func:`cleanup_separated_string`. A
+    leading ``^^X`` with at least one character after ``X`` makes ``X`` the
+    delimiter. A space delimiter selects the blank splitter: runs of spaces are one
+    separator, and every single quote toggles quoting, with no look-ahead."""
+    buf = _Buffer(text)
+    return [buf.cstr(i) for i in _separate_string(buf, 0, delim, arraylen)]
+
+
+def split_arguments(text: str, arraylen: int = ORIGINATE_MAX_ARGS) -> list[str]:
+    """The blank split ``originate_function`` applies to its arguments."""
+    return separate_string(text, " ", arraylen)
+
+
+def separate_string_string(text: str, delim: str, arraylen: int) -> list[str]:
+    """``switch_separate_string_string``: plain split on a multi-character
+    delimiter, at most ``arraylen`` pieces, no quotes, no escapes, no cleanup."""
+    if not delim:
+        raise ValueError("empty delimiter")
+    return text.split(delim, arraylen - 1) if arraylen > 0 else []
+
+
+def _find_end_paren(buf: _Buffer, index: int, open_: str, close: str) -> int | None:
+    s = index
+    while buf[s] == " ":
+        s += 1
+    if buf[s] != open_:
+        return None
+    depth = 1
+    e = s + 1
+    while (c := buf[e]) != _NUL:
+        if c == open_ and open_ != close:
+            depth += 1
+        elif c == close:
+            depth -= 1
+            if depth == 0:
+                break
+        e += 1
+    return e if buf[e] == close else None
+
+
+def find_end_paren(text: str, open_: str, close: str) -> int | None:
+    """``switch_find_end_paren``: after leading spaces ``text`` must start with
+    ``open_``; returns the index of the ``close`` that balances it (nesting counted,
+    quotes and backslashes ignored), or None."""
+    return _find_end_paren(_Buffer(text), 0, open_, close)
+
+
+def _strchr_strict(buf: _Buffer, index: int, find: str, allowed: str) -> int | None:
+    p = index
+    if buf[p] == _NUL:
+        return None
+    while (c := buf[p]) != _NUL:
+        if c == find:
+            break
+        if c not in allowed:
+            return None
+        p += 1
+    return p
+
+
+def _ascii_lower(text: str) -> str:
+    return text.translate(_ASCII_LOWER)
+
+
+def _same_name(a: str, b: str) -> bool:
+    return _ascii_lower(a) == _ascii_lower(b)
+
+
+def _add_header(headers: list[tuple[str, str]], name: str, value: str) -> None:
+    """``switch_event_add_header_string(e, SWITCH_STACK_BOTTOM, name, value)``."""
+    if "[" in name or value.startswith("ARRAY::"):
+        raise DialStringError(f"array header {name!r}={value!r} is not modelled", cause=None)
+    if value == "":
+        headers[:] = [(n, v) for n, v in headers if not _same_name(n, name)]
+        return
+    headers.append((name, value))
+
+
+def _create_brackets(
+    buf: _Buffer, index: int, a: str, b: str, c: str, headers: list[tuple[str, str]]
+) -> int:
+    """``switch_event_create_brackets`` with dup=SWITCH_FALSE: returns where the
+    data after the block starts."""
+    end = _find_end_paren(buf, index, a, b)
+    check_a = end
+    while check_a is not None and (check_b := _strchr_strict(buf, check_a, a, " ")) is not None:
+        found = _find_end_paren(buf, check_b, a, b)
+        if found is None:
+            raise DialStringError("FreeSWITCH would loop forever in switch_event_create_brackets", cause=None)
+        check_a = found
+    if check_a is not None:
+        end = check_a
+    if end is None:
+        raise DialStringError(f"Parse Error! (no {b!r} closes the {a!r} block)")
+    next_: int | None = end
+    vdata = index + 1
+    buf[end] = _NUL
+    end += 1
+    vnext: int | None = None
+    while True:
+        if next_ is not None:
+            buf[next_] = _NUL
+            next_ += 1
+            pnext = _strchr_strict(buf, next_, a, " ")
+            if pnext is not None:
+                next_ = pnext + 1
+            vnext = _find_end_paren(buf, next_, a, b)
+            next_ = None
+        if buf[vdata] == "^" and buf[vdata + 1] == "^":
+            vdata += 2
+            c = buf[vdata]
+            vdata += 1
+        for token in _separate_string(buf, vdata, c, MAX_BRACKET_VARS):
+            inner = _separate_string(buf, token, "=", 2)
+            if len(inner) == 2:
+                _add_header(headers, buf.cstr(inner[0]), buf.cstr(inner[1]))
+        if vnext is None:
+            break
+        vdata = vnext
+        vnext = None
+    return end
+
+
+def parse_variable_block(
+    text: str, open_: str = "{", close: str = "}", separator: str = ","
+) -> tuple[dict[str, str], str]:
+    """One ``switch_event_create_brackets`` call on ``text`` (which must start with
+    ``open_``): the variables it yields (a later duplicate wins, names compare
+    without case, as on a channel) and the text after the block."""
+    buf = _Buffer(text)
+    headers: list[tuple[str, str]] = []
+    rest = _create_brackets(buf, 0, open_, close, separator, headers)
+    return _channel_view(headers, check_vars=False), buf.cstr(rest)
+
+
+def switch_true(expr: str | None) -> bool:
+    """``switch_true``."""
+    if expr is None:
+        return False
+    if _ascii_lower(expr) in _TRUE_WORDS:
+        return True
+    return _is_number(expr) and atoi(expr) != 0
+
+
+def _is_number(text: str) -> bool:
+    if text[:1] in ("-", "+"):
+        text = text[1:]
+    return all(ch == "." or "0" <= ch <= "9" for ch in text)
+
+
+def atoi(text: str) -> int:
+    """C ``atoi``: leading whitespace, an optional sign, then decimal digits; 0 if none."""
+    i = 0
+    while i < len(text) and text[i] in " \t\n\v\f\r":
+        i += 1
+    sign = 1
+    if i < len(text) and text[i] in "+-":
+        sign = -1 if text[i] == "-" else 1
+        i += 1
+    j = i
+    while j < len(text) and "0" <= text[j] <= "9":
+        j += 1
+    return sign * int(text[i:j]) if j > i else 0
+
+
+def string_var_check(value: str) -> bool:
+    """``switch_string_var_check_const``: a ``$`` followed (backslashes allowed in
+    between) by ``{``."""
+    dollar = False
+    for ch in value:
+        if ch == "$":
+            dollar = True
+        elif dollar:
+            if ch == "{":
+                return True
+            if ch != "\\":
+                dollar = False
+    return False
+
+
+def _channel_view(headers: list[tuple[str, str]], check_vars: bool) -> dict[str, str]:
+    """Apply headers with ``switch_channel_set_variable_var_check`` in order."""
+    result: dict[str, str] = {}
+    for name, value in headers:
+        if not name:
+            continue
+        for existing in [n for n in result if _same_name(n, name)]:
+            del result[existing]
+        if check_vars and string_var_check(value):
+            log.debug("channel variable %s refused: value contains ${", name)
+            continue
+        result[name] = value
+    return result
+
+
+def _first_header(headers: list[tuple[str, str]], name: str) -> str | None:
+    for n, v in headers:
+        if _same_name(n, name):
+            return v
+    return None
+
+
+def _mark_bracket_commas(buf: _Buffer, index: int) -> None:
+    p = index
+    end: int | None = None
+    quoted = False
+    alt = False
+    while (c := buf[p]) != _NUL:
+        if end is None and c == "[":
+            end = _find_end_paren(buf, p, "[", "]")
+            alt = buf[p + 1] == "^" and buf[p + 2] == "^"
+            quoted = False
+        if c == "'":
+            quoted = not quoted
+        if end is not None and p < end and c == "," and buf[p - 1] != "\\":
+            buf[p] = QUOTED_ESC_COMMA if quoted or alt else UNQUOTED_ESC_COMMA
+        if p == end:
+            end = None
+        p += 1
+
+
+def _skip_spaces(buf: _Buffer, index: int) -> int:
+    while buf[index] == " ":
+        index += 1
+    return index
+
+
+def parse_dial_string(text: str) -> DialString:
+    """The dial string as ``switch_ivr_originate`` (no originating session) reads it.
+
+    Raises DialStringError for ``Parse Error!`` (an unclosed block), an empty URL,
+    and enterprise (``:_:``) dial strings, which are not modelled. FreeSWITCH finds a
+    broken ``[]`` block only when it reaches that leg, after dialling the groups and
+    legs before it; here the whole dial string is refused up front.
+    """
+    if ENTERPRISE_DELIM in text.split(_NUL, 1)[0]:
+        raise DialStringError("enterprise originate (:_:) is not modelled", cause=None)
+    odata = _Buffer(text)
+    data = _skip_spaces(odata, 0)
+    check_vars = "origination_nested_vars=true" not in _ascii_lower(odata.cstr(data))
+    headers: list[tuple[str, str]] = []
+    if odata[data] == "<":
+        while odata[data] == "<":
+            data = _create_brackets(odata, data, "<", ">", ",", headers)
+    while odata[data] == "{":
+        data = _create_brackets(odata, data, "{", "}", ",", headers)
+    data = _skip_spaces(odata, data)
+    if odata[data] == _NUL:
+        raise DialStringError("No origination URL specified!")
+
+    clobber = switch_true(_first_header(headers, "local_var_clobber"))
+    loop_data = _Buffer(odata.cstr(data))
+    groups: list[tuple[Leg, ...]] = []
+    for pipe in _separate_string(loop_data, 0, "|", MAX_PEERS):
+        _mark_bracket_commas(loop_data, pipe)
+        legs: list[Leg] = []
+        for peer in _separate_string(loop_data, pipe, ",", MAX_PEERS):
+            chan_type = _skip_spaces(loop_data, peer)
+            local: list[tuple[str, str]] = []
+            while loop_data[chan_type] == "[":
+                bend = _find_end_paren(loop_data, chan_type, "[", "]")
+                if bend is not None:
+                    p = chan_type + 1
+                    while p < bend and loop_data[p] != _NUL:
+                        if loop_data[p] == QUOTED_ESC_COMMA:
+                            loop_data[p] = ","
+                        p += 1
+                chan_type = _create_brackets(loop_data, chan_type, "[", "]", UNQUOTED_ESC_COMMA, local)
+            chan_type = _skip_spaces(loop_data, chan_type)
+            order = headers + local if clobber else local + headers
+            legs.append(
+                Leg(
+                    endpoint=loop_data.cstr(chan_type),
+                    variables=_channel_view(order, check_vars),
+                    leg_variables=_channel_view(local, check_vars=False),
+                )
+            )
+        groups.append(tuple(legs))
+    return DialString(global_variables=_channel_view(headers, check_vars=False), groups=tuple(groups))
+
+
+def strip_whitespace(text: str) -> str:
+    """``switch_strip_whitespace``, which ``switch_api_execute`` applies to an API
+    command's argument: CR, LF, TAB, space and VT at both ends."""
+    return text.strip(_STRIP_WHITESPACE)
+
+
+def parse_originate(args: str) -> Originate:
+    """Read ``args`` exactly as ``originate_function`` does.
+
+    ``args`` is the argument of one already-framed ESL command: the text after
+    ``originate `` on the frame's first line. The event socket ends a command frame
+    at the first blank line, so a dial string that smuggles ``\\n\\n`` becomes two
+    commands before any of this runs; ``args`` containing a line feed is therefore
+    refused with a plain ValueError (a framing bug in the caller).
+
+    Raises UsageError where FreeSWITCH answers ``-USAGE`` (no arguments, fewer than
+    two or more than seven after the blank split, e.g. an unbalanced single quote
+    that swallows the rest) and DialStringError where it answers ``-ERR`` before
+    creating a channel.
+    """
+    if "\n" in args:
+        raise ValueError("originate arguments span more than one line; frame the command first")
+    cmd = strip_whitespace(args.split(_NUL, 1)[0])
+    if not cmd:
+        raise UsageError(f"-USAGE: {ORIGINATE_SYNTAX}")
+    argv: list[str | None] = list(split_arguments(cmd))
+    if len(argv) < 2 or len(argv) > 7:
+        raise UsageError(f"-USAGE: {ORIGINATE_SYNTAX}")
+    argv = [None if a is not None and _ascii_lower(a) == "undef" else a for a in argv]
+    argv += [None] * (7 - len(argv))
+    aleg, exten, dialplan, context, cid_name, cid_num, timeout_arg = argv
+
+    dial = parse_dial_string(aleg if aleg is not None else "")
+    if exten is None:
+        raise DialStringError("FreeSWITCH aborts on switch_assert(exten): the extension is 'undef'", cause=None)
+    app: str | None = None
+    app_args: str | None = None
+    if exten.startswith("&") and len(exten) > 1:
+        app_name = exten[1:].split(")", 1)[0]
+        app, paren, rest = app_name.partition("(")
+        app_args = rest if paren else None
+        exten = None
+    return Originate(
+        dial=dial,
+        app=app,
+        app_args=app_args,
+        exten=exten,
+        dialplan=dialplan,
+        context=context,
+        cid_name=cid_name,
+        cid_num=cid_num,
+        timeout=atoi(timeout_arg) if timeout_arg is not None else None,
+    )
