@@ -8,7 +8,14 @@ keys.
 
 from __future__ import annotations
 
-import itertools
+# The worker, the ESL client and the simulator run as greenlets inside the
+# test process; redis-py and subprocess must cooperate with them, as they do
+# in the real processes (cli.py patches at start-up the same way).
+from gevent import monkey
+
+monkey.patch_all()
+
+import itertools  # noqa: E402
 import os
 import shutil
 import socket

@@ -1,0 +1,128 @@
+"""``eslengine demo``: the whole system on this machine with no FreeSWITCH.
+
+Starts a private Redis, the FreeSWITCH simulator, a worker and the API (each
+a real process on a free loopback port), places a handful of click-to-calls
+through HTTP and one pushed straight into Redis, prints every status change
+as it happens, then stops everything it started. Exit status 0 when every
+call ended the way the simulator's rules say it must.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from .config import Config
+from .stack import LocalStack
+
+# The simulator's rules (see fakeswitch): ...486 is busy, ...408 never
+# answers, anything else answers after the ring time and talks for the
+# talk time.
+RING_TIME = "1.0"
+TALK_TIME = "3.0"
+
+
+@dataclass
+class DemoCall:
+    label: str
+    body: dict[str, Any]
+    expect: tuple[str, str]
+    via: str = "http"
+    cancel: bool = False
+    id: str = ""
+    seen: int = 0
+    doc: dict[str, Any] = field(default_factory=dict)
+
+
+def _calls() -> list[DemoCall]:
+    return [
+        DemoCall("connects", {"a": "+15551230001", "b": "+15551230002", "caller_id_number": "+15557770000",
+                              "caller_id_name": "Acme Support", "variables": {"campaign": "demo"}},
+                 ("completed", "NORMAL_CLEARING")),
+        DemoCall("b busy", {"a": "+15551230011", "b": "+15551230486"}, ("failed", "USER_BUSY")),
+        DemoCall("no answer", {"a": "+15551230408", "b": "+15551230012", "timeout": 5}, ("failed", "NO_ANSWER")),
+        DemoCall("cancelled", {"a": "+15551230021", "b": "+15551230022"}, ("cancelled", "ORIGINATOR_CANCEL"),
+                 cancel=True),
+        DemoCall("via redis", {"id": str(uuid.uuid4()), "a": "user/1000", "b": "+15551230031"},
+                 ("completed", "NORMAL_CLEARING"), via="redis"),
+    ]
+
+
+def run(config: Config, *, out: Any = None, deadline: float = 60.0) -> int:
+    out = out or sys.stdout
+
+    def say(text: str) -> None:
+        print(text, file=out, flush=True)
+
+    stack = LocalStack(switch_args=["--ring-time", RING_TIME, "--talk-time", TALK_TIME],
+                       env={"ESLENGINE_LOG_LEVEL": "INFO"})
+    say("eslengine demo: starting a private Redis, the FreeSWITCH simulator, a worker and the API ...")
+    stack.start()
+    try:
+        say("  redis      %s" % stack.redis_url)
+        say("  switch     esl://127.0.0.1:%d (simulated)" % stack.switch_port)
+        say("  api        %s  (Authorization: Bearer %s)" % (stack.api_url, stack.api_key))
+        say("  logs       %s" % stack.dir)
+        return _place_calls(stack, say, deadline)
+    finally:
+        say("stopping everything the demo started ...")
+        stack.stop()
+        stack.cleanup()
+
+
+def _place_calls(stack: LocalStack, say: Any, deadline: float) -> int:
+    calls = _calls()
+    start = time.monotonic()
+    client = redis.Redis.from_url(stack.redis_url, decode_responses=True, socket_timeout=5)
+    for call in calls:
+        if call.via == "http":
+            status, doc, headers = stack.http("POST", "/v1/calls", call.body)
+            if status != 202:
+                say("POST /v1/calls for %r answered %d: %s" % (call.label, status, doc))
+                return 1
+            call.id = doc["id"]
+            say("POST /v1/calls  %-10s -> 202 %s  Location: %s" % (call.label, doc["status"], headers.get("Location")))
+        else:
+            call.id = call.body["id"]
+            client.xadd("eslengine:jobs", {"job": json.dumps(call.body)})
+            say("XADD eslengine:jobs %-10s -> %s" % (call.label, call.id))
+
+    cancelled = False
+    while time.monotonic() - start < deadline:
+        pending = 0
+        for call in calls:
+            status, doc, _ = stack.http("GET", "/v1/calls/%s" % call.id)
+            if status == 404:
+                pending += 1
+                continue
+            call.doc = doc
+            for step in doc.get("history", [])[call.seen:]:
+                cause = doc.get("hangup_cause", "") if step["status"] in ("completed", "failed", "cancelled") else ""
+                say("[%6.2fs] %-10s %s %s" % (time.monotonic() - start, call.label, step["status"], cause))
+            call.seen = len(doc.get("history", []))
+            if call.cancel and not cancelled and doc.get("status") in ("ringing", "answered", "bridged"):
+                code, reply, _ = stack.http("DELETE", "/v1/calls/%s" % call.id)
+                say("DELETE /v1/calls/%s -> %d %s" % (call.id[:8], code, reply.get("status")))
+                cancelled = True
+            if doc.get("status") not in ("completed", "failed", "cancelled"):
+                pending += 1
+        if not pending:
+            break
+        time.sleep(0.1)
+
+    say("")
+    say("%-10s %-10s %-22s %s" % ("call", "status", "hangup cause", "as expected"))
+    ok = True
+    for call in calls:
+        got = (call.doc.get("status", "?"), call.doc.get("hangup_cause", ""))
+        match = got == call.expect
+        ok &= match
+        say("%-10s %-10s %-22s %s" % (call.label, got[0], got[1], "yes" if match else "NO (expected %s %s)" % call.expect))
+    say("demo %s" % ("ok" if ok else "FAILED"))
+    return 0 if ok else 1

@@ -1,0 +1,223 @@
+"""The worker against the simulator and a real Redis, all in this process."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import gevent
+import pytest
+import redis
+
+from eslengine.calls import parse_request
+from eslengine.config import Config, Node
+from eslengine.fakeswitch import FakeSwitch, Scenario
+from eslengine.queue import GROUP, JobQueue, Keys
+from eslengine.worker import Worker
+from tests.conftest import RedisServer
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met within %.1fs" % timeout)
+        gevent.sleep(0.02)
+
+
+class Rig:
+    def __init__(self, redis_server: RedisServer, prefix: str, **switch: Any) -> None:
+        switch.setdefault("ring_time", 0.05)
+        self.switch = FakeSwitch(("127.0.0.1", 0), "s3cret", **switch)
+        self.switch.start()
+        host, port = self.switch.address
+        self.config = Config(
+            redis_url=redis_server.url,
+            key_prefix=prefix,
+            nodes=(Node(host, port, "s3cret", sps=switch.get("sps", 30), max_sessions=switch.get("max_sessions", 1000)),),
+            esl_timeout=2.0,
+            claim_idle_ms=60_000,
+        )
+        self.client = redis.Redis.from_url(redis_server.url, decode_responses=True, socket_timeout=5)
+        self.queue = JobQueue(self.client, Keys(prefix), record_ttl=600)
+        self.workers: list[Worker] = []
+
+    def start_worker(self, **overrides: Any) -> Worker:
+        config = Config(**{**self.config.__dict__, **overrides})
+        worker = Worker(config, JobQueue(self.client, Keys(config.key_prefix), record_ttl=600))
+        worker.start()
+        self.workers.append(worker)
+        return worker
+
+    def submit(self, **body: Any) -> str:
+        return self.queue.enqueue(parse_request(body, self.config))
+
+    def final(self, job_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        return wait_for(lambda: (d := self.queue.get(job_id)) and d["status"] in ("completed", "failed", "cancelled") and d,
+                        timeout)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop(grace=1)
+        self.switch.stop()
+        self.client.close()
+
+
+@pytest.fixture
+def rig(redis_server: RedisServer, key_prefix: str) -> Iterator[Rig]:
+    r = Rig(redis_server, key_prefix, talk_time=0.3)
+    yield r
+    r.close()
+
+
+def statuses(doc: dict[str, Any]) -> list[str]:
+    return [h["status"] for h in doc["history"]]
+
+
+def test_call_connects_and_completes(rig: Rig) -> None:
+    rig.start_worker()
+    job_id = rig.submit(a="+15551230001", b="+15551230002", caller_id_number="+15557770000",
+                        caller_id_name="Acme, Support", variables={"campaign": "c 42"})
+    doc = rig.final(job_id)
+    assert doc["status"] == "completed" and doc["hangup_cause"] == "NORMAL_CLEARING"
+    assert statuses(doc) == ["queued", "dialing", "ringing", "answered", "bridged", "completed"]
+    assert doc["a_uuid"] == job_id and doc["b_uuid"] and doc["b_uuid"] != job_id
+    assert doc["durations"]["talk_seconds"] > 0
+    # What the switch received: one originate for this job, with our variables.
+    (record,) = rig.switch.originates_with("eslengine_job_id", job_id)
+    assert record.variables["origination_caller_id_name"] == "Acme, Support"
+    assert record.variables["eslengine_var_campaign"] == "c 42"
+    assert record.variables["origination_uuid"] == job_id
+    # The stream entry is gone once the outcome is known.
+    assert rig.client.xlen(rig.queue.keys.jobs) == 0
+
+
+def test_b_busy_fails_with_user_busy(rig: Rig) -> None:
+    rig.start_worker()
+    doc = rig.final(rig.submit(a="+15551230001", b="+15551230486"))
+    assert (doc["status"], doc["hangup_cause"]) == ("failed", "USER_BUSY")
+    assert "answered" in statuses(doc) and "bridged" not in statuses(doc)
+
+
+@pytest.mark.parametrize(("a", "cause"), [("+15551230486", "USER_BUSY"), ("+15551230404", "UNALLOCATED_NUMBER"),
+                                          ("+15551230503", "NORMAL_TEMPORARY_FAILURE")])
+def test_a_leg_failures(rig: Rig, a: str, cause: str) -> None:
+    rig.start_worker()
+    doc = rig.final(rig.submit(a=a, b="+15551230002"))
+    assert (doc["status"], doc["hangup_cause"]) == ("failed", cause)
+    assert "answered" not in statuses(doc)
+
+
+def test_no_answer_ends_at_originate_timeout(redis_server: RedisServer, key_prefix: str) -> None:
+    rig = Rig(redis_server, key_prefix, scenario=Scenario.from_dict(
+        {"rules": [{"match": "777$", "outcome": "no_answer", "after": 0.3}]}))
+    try:
+        rig.start_worker()
+        doc = rig.final(rig.submit(a="+15551230777", b="+15551230002"))
+        assert (doc["status"], doc["hangup_cause"]) == ("failed", "NO_ANSWER")
+    finally:
+        rig.close()
+
+
+def test_cancel_live_call_hangs_it_up(redis_server: RedisServer, key_prefix: str) -> None:
+    rig = Rig(redis_server, key_prefix)  # no talk time: stays up until hung up
+    try:
+        rig.start_worker()
+        job_id = rig.submit(a="+15551230001", b="+15551230002")
+        wait_for(lambda: rig.queue.get(job_id)["status"] == "bridged")  # type: ignore[index]
+        assert rig.queue.request_cancel(job_id) == "cancelling:bridged"
+        doc = rig.final(job_id)
+        assert (doc["status"], doc["hangup_cause"]) == ("cancelled", "ORIGINATOR_CANCEL")
+        wait_for(lambda: not rig.switch.channels)
+    finally:
+        rig.close()
+
+
+def test_cancel_queued_call_is_never_dialed(rig: Rig) -> None:
+    job_id = rig.submit(a="+15551230001", b="+15551230002")
+    assert rig.queue.request_cancel(job_id) == "cancelled"
+    rig.start_worker()
+    follow_up = rig.submit(a="+15551230003", b="+15551230004")
+    rig.final(follow_up)
+    assert rig.switch.originates_with("eslengine_job_id", job_id) == []
+    assert rig.queue.get(job_id)["status"] == "cancelled"  # type: ignore[index]
+
+
+def test_jobs_pushed_before_any_worker_and_bare_xadd(rig: Rig) -> None:
+    early = rig.submit(a="+15551230001", b="+15551230002")
+    bare = "8f9b6a1e-3c1d-4e0a-9d55-2f1f1c0b7a10"
+    rig.client.xadd(rig.queue.keys.jobs, {"job": json.dumps({"id": bare, "a": "user/1000", "b": "+15551230002"})})
+    rig.start_worker()
+    assert rig.final(early)["status"] == "completed"
+    doc = rig.final(bare)
+    assert doc["status"] == "completed" and doc["a"] == "user/1000"
+
+
+def test_malformed_entries_are_dead_lettered_and_the_worker_goes_on(rig: Rig) -> None:
+    rig.client.xadd(rig.queue.keys.jobs, {"job": "{not json"})
+    rig.client.xadd(rig.queue.keys.jobs, {"job": json.dumps({"a": "+1555 &system(rm)", "b": "+15551230002"})})
+    rig.client.xadd(rig.queue.keys.jobs, {"other": "x"})
+    good = rig.submit(a="+15551230001", b="+15551230002")
+    rig.start_worker()
+    assert rig.final(good)["status"] == "completed"
+    dead = wait_for(lambda: len(rig.queue.dead_letters()) == 3 and rig.queue.dead_letters())
+    reasons = sorted(d["reason"] for _, d in dead)
+    assert any("not valid JSON" in r for r in reasons)
+    assert any("a: must be an E.164" in r for r in reasons)
+    assert any("no 'job' field" in r for r in reasons)
+    assert len(rig.switch.originates) == 1
+
+
+def test_taken_over_job_with_live_channel_is_followed_not_redialed(rig: Rig) -> None:
+    # A first worker originated this job, then died before acknowledging it.
+    first = rig.start_worker(claim_idle_ms=60_000)
+    switch_rig = rig.switch
+    rig.switch.board.talk_time = None  # the call stays up
+    job_id = rig.submit(a="+15551230001", b="+15551230002")
+    wait_for(lambda: rig.queue.get(job_id)["status"] == "bridged")  # type: ignore[index]
+    # Simulate the crash: forget the worker without letting it ack or finish,
+    # and put the entry back as pending for a dead consumer.
+    first._running = False
+    first.pool.kill(block=True)
+    gevent.killall(first._greenlets)
+    for state in first.nodes:
+        state.link.stop()
+    rig.workers.remove(first)
+    rig.client.xadd(rig.queue.keys.jobs, {"job": parse_request({"id": job_id, "a": "+15551230001", "b": "+15551230002"},
+                                                                rig.config).dumps()})
+    rig.queue.read("dead-worker", 10, 10)
+    second = rig.start_worker(claim_idle_ms=1)
+    wait_for(lambda: job_id in second.calls, timeout=10)
+    assert len(switch_rig.originates_with("eslengine_job_id", job_id)) == 1
+    # Hang it up on the switch: the second worker records the end.
+    switch_rig.api("uuid_kill", job_id, None)
+    doc = rig.final(job_id)
+    assert doc["status"] == "completed"
+    assert len(switch_rig.originates_with("eslengine_job_id", job_id)) == 1
+    assert rig.client.xpending(rig.queue.keys.jobs, GROUP)["pending"] == 0
+
+
+def test_pacing_keeps_the_switch_from_refusing(redis_server: RedisServer, key_prefix: str) -> None:
+    rig = Rig(redis_server, key_prefix, sps=6, talk_time=0.1)
+    try:
+        ids = [rig.submit(a="+1555123%04d" % i, b="+1555124%04d" % i) for i in range(8)]
+        rig.start_worker()
+        docs = [rig.final(i, timeout=20) for i in ids]
+        assert all(d["status"] == "completed" for d in docs), [d["hangup_cause"] for d in docs]
+        assert rig.switch.stats.refused_over_limit == 0
+    finally:
+        rig.close()
+
+
+def test_worker_reconnects_after_the_switch_drops_connections(rig: Rig) -> None:
+    worker = rig.start_worker()
+    assert rig.final(rig.submit(a="+15551230001", b="+15551230002"))["status"] == "completed"
+    rig.switch.drop_connections()
+    wait_for(lambda: not worker.nodes[0].up, timeout=5)
+    wait_for(lambda: worker.nodes[0].up, timeout=10)
+    assert rig.final(rig.submit(a="+15551230003", b="+15551230004"))["status"] == "completed"
