@@ -64,6 +64,17 @@ class Call:
     state: CallState = field(default_factory=CallState)
     inbox: gevent.queue.Queue = field(default_factory=gevent.queue.Queue)
     node: NodeState | None = None
+    # True once the originate's outcome is known and the entry acknowledged.
+    settled: bool = False
+
+
+@dataclass(frozen=True)
+class OriginateResult:
+    """The BACKGROUND_JOB of a call's originate (or why it never came)."""
+
+    ok: bool
+    text: str
+    lost: BaseException | None = None
 
 
 LinkFactory = Callable[..., Any]
@@ -298,21 +309,36 @@ class Worker:
         log.info("job %s: originate on %s (attempt %d)", job_id, node.node.label, attempts)
         try:
             job = node.link.bgapi(command, job_uuid=bg_uuid)
-            ok, text = job.result(timeout=request.timeout + 30)
         except EslError as exc:
-            log.warning("job %s: originate result lost (%s); reconciling", job_id, exc)
+            call.inbox.put(OriginateResult(False, "", exc))
+            return
+        gevent.spawn(self._await_result, call, job)
+
+    def _await_result(self, call: Call, job: Any) -> None:
+        """Wait for the BACKGROUND_JOB off the call's own greenlet, so channel
+        events (ringing, early hangups) are applied while the switch rings."""
+        try:
+            ok, text = job.result(timeout=call.request.timeout + 30)
+            call.inbox.put(OriginateResult(ok, text))
+        except EslError as exc:
+            call.inbox.put(OriginateResult(False, "", exc))
+
+    def _settle(self, call: Call, result: OriginateResult) -> None:
+        job_id = call.request.id
+        if result.lost is not None:
+            log.warning("job %s: originate result lost (%s); reconciling", job_id, result.lost)
             self._reconcile(call)
-            return
-        if ok:
-            log.info("job %s: originate ok uuid=%s", job_id, text)
-            if text and text != job_id:
-                call.state.a_uuid = text  # the switch replaced a duplicate uuid
-                self.queue.transition(job_id, fields={"a_uuid": text})
+        elif result.ok:
+            log.info("job %s: originate ok uuid=%s", job_id, result.text)
+            if result.text and result.text != job_id and not call.state.a_uuid:
+                call.state.a_uuid = result.text  # the switch replaced a duplicate uuid
+                self.queue.transition(job_id, fields={"a_uuid": result.text})
+        else:
+            log.info("job %s: originate failed: %s", job_id, result.text)
+            self._store(call, call.state.on_originate_failed(_cause(result.text)))
+        if not call.settled:
             self.queue.ack(call.entry_id)
-            return
-        log.info("job %s: originate failed: %s", job_id, text)
-        self._store(call, call.state.on_originate_failed(_cause(text)))
-        self.queue.ack(call.entry_id)
+            call.settled = True
 
     def _resume(self, call: Call, record: dict[str, str]) -> None:
         """A previous worker sent this job's originate and died: follow the
@@ -329,11 +355,13 @@ class Worker:
             call.node = node
             self.queue.transition(job_id, fields={"node": node.node.label})
             self.queue.ack(call.entry_id)
+            call.settled = True
             return
         log.info("job %s: taken over; no channel on any node, closing it", job_id)
         self._store(call, call.state.on_originate_failed("UNKNOWN"))
         self.queue.transition(job_id, fields={"error": "worker lost the call; no channel found"})
         self.queue.ack(call.entry_id)
+        call.settled = True
 
     def _find_channel(self, channel_uuid: str) -> NodeState | None:
         for state in self.nodes:
@@ -351,24 +379,24 @@ class Worker:
         job_id = call.request.id
         node = self._find_channel(call.state.a_uuid or job_id)
         if node is not None:
+            if node is not call.node and call.node is not None:
+                call.node.pacer.release(self._cost(call.request))
+                node.pacer.start(time.monotonic(), self._cost(call.request))
             call.node = node
-            self.queue.ack(call.entry_id)
             return
-        if call.node is not None:
-            call.node.pacer.release(self._cost(call.request))
-            call.node = None
         self._store(call, call.state.on_originate_failed("UNKNOWN"))
         self.queue.transition(job_id, fields={"error": "event socket lost before the originate's result"})
-        self.queue.ack(call.entry_id)
 
     def _follow(self, call: Call) -> None:
         job_id = call.request.id
-        while not call.state.final:
+        while not (call.state.final and call.settled):
             try:
                 item = call.inbox.get(timeout=SILENCE_CHECK)
             except gevent.queue.Empty:
                 item = _RECHECK
-            if item == _CANCEL:
+            if isinstance(item, OriginateResult):
+                self._settle(call, item)
+            elif item == _CANCEL:
                 self._hang_up(call)
             elif item == _RECHECK:
                 self._recheck(call)
