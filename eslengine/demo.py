@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -79,6 +80,7 @@ def run(config: Config, *, out: Any = None, deadline: float = 60.0) -> int:
 def _place_calls(stack: LocalStack, say: Any, deadline: float) -> int:
     calls = _calls()
     start = time.monotonic()
+    wall_start = time.time()
     client = redis.Redis.from_url(stack.redis_url, decode_responses=True, socket_timeout=5)
     for call in calls:
         if call.via == "http":
@@ -87,11 +89,12 @@ def _place_calls(stack: LocalStack, say: Any, deadline: float) -> int:
                 say("POST /v1/calls for %r answered %d: %s" % (call.label, status, doc))
                 return 1
             call.id = doc["id"]
-            say("POST /v1/calls  %-10s -> 202 %s  Location: %s" % (call.label, doc["status"], headers.get("Location")))
+            say("POST /v1/calls  %-10s a=%s b=%s -> 202 %s  Location: %s"
+                % (call.label, call.body["a"], call.body["b"], doc["status"], headers.get("Location")))
         else:
             call.id = call.body["id"]
             client.xadd("eslengine:jobs", {"job": json.dumps(call.body)})
-            say("XADD eslengine:jobs %-10s -> %s" % (call.label, call.id))
+            say("XADD eslengine:jobs %-10s a=%s b=%s id=%s" % (call.label, call.body["a"], call.body["b"], call.id))
 
     cancelled = False
     while time.monotonic() - start < deadline:
@@ -104,7 +107,8 @@ def _place_calls(stack: LocalStack, say: Any, deadline: float) -> int:
             call.doc = doc
             for step in doc.get("history", [])[call.seen:]:
                 cause = doc.get("hangup_cause", "") if step["status"] in ("completed", "failed", "cancelled") else ""
-                say("[%6.2fs] %-10s %s %s" % (time.monotonic() - start, call.label, step["status"], cause))
+                at = datetime.fromisoformat(step["at"].replace("Z", "+00:00")).timestamp() - wall_start
+                say("[%6.2fs] %-10s %-10s %s" % (at, call.label, step["status"], cause))
             call.seen = len(doc.get("history", []))
             if call.cancel and not cancelled and doc.get("status") in ("ringing", "answered", "bridged"):
                 code, reply, _ = stack.http("DELETE", "/v1/calls/%s" % call.id)

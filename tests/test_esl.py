@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -29,12 +28,7 @@ from eslengine.esl import DEFAULT_EVENTS, EslConnection, NodeLink
 from eslengine.fakeswitch import FakeSwitch
 from eslengine.protocol import Event
 
-TRANSCRIPTS = Path(
-    os.environ.get(
-        "ESLENGINE_TRANSCRIPTS",
-        Path(__file__).resolve().parents[2] / "shared" / "freeswitch-esl-transcripts",
-    )
-)
+TRANSCRIPTS = Path(__file__).resolve().parent / "data" / "transcripts"
 
 # 04a / 04c: the originate the transcripts recorded.
 JOB_PLAIN = "5dd2c00e-e66a-4d6e-805a-f23715c5a6f9"
@@ -50,7 +44,7 @@ A_UUID_JSON = "d4df3078-195a-480c-b252-4d6c16dafcb1"
 def _entries(name: str) -> list[dict[str, Any]]:
     path = TRANSCRIPTS / name
     if not path.exists():
-        pytest.skip("transcript %s not found (set ESLENGINE_TRANSCRIPTS)" % path)
+        raise FileNotFoundError(path)
     entries: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["entries"]
     return entries
 
