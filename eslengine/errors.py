@@ -4,6 +4,7 @@
     ├── ConfigError                 a setting cannot be understood
     ├── ValidationError             a call request is refused; .field, .reason
     ├── QueueUnavailable            Redis cannot be reached or timed out
+    ├── JobExists                   a job with this id was already accepted; .job_id
     ├── EslError                    anything on an event-socket connection
     │   ├── EslConnectionError      cannot connect, or the socket died
     │   │   └── EslAuthError        the switch refused the password
@@ -44,6 +45,14 @@ class ValidationError(EslEngineError):
 
 class QueueUnavailable(EslEngineError):
     """Redis could not be reached or did not answer in time."""
+
+
+class JobExists(EslEngineError):
+    """A job with this id was already accepted; nothing was queued."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__("a call with id %s already exists" % job_id)
+        self.job_id = job_id
 
 
 class EslError(EslEngineError):

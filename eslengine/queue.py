@@ -35,7 +35,7 @@ from redis.retry import Retry
 from . import calls
 from .calls import CallRequest
 from .config import Config
-from .errors import QueueUnavailable
+from .errors import JobExists, QueueUnavailable
 
 GROUP = "workers"
 JOB_FIELD = "job"
@@ -121,6 +121,18 @@ if new ~= '' then return 1 end
 return 2
 """ % (_RANKS.replace("'", '"'), len(calls.STATUSES))
 
+# Record, history and stream entry in one step, refusing an id already taken
+# (two producers racing with the same id: exactly one wins).
+_ENQUEUE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('RPUSH', KEYS[2], 'queued ' .. ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+redis.call('XADD', KEYS[3], '*', 'job', ARGV[2])
+return 1
+"""
+
 _CANCEL = """
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return 'missing' end
@@ -147,6 +159,7 @@ class JobQueue:
         self.record_ttl = record_ttl
         self._transition = client.register_script(_TRANSITION)
         self._cancel = client.register_script(_CANCEL)
+        self._enqueue = client.register_script(_ENQUEUE)
 
     @classmethod
     def from_config(cls, config: Config, client: redis.Redis | None = None) -> JobQueue:
@@ -155,17 +168,17 @@ class JobQueue:
     # ------------------------------------------------------------ producers
 
     def enqueue(self, request: CallRequest) -> str:
-        """Store the call record (``queued``) and add the job, atomically."""
+        """Store the call record (``queued``) and add the job, atomically.
+        Raises ``JobExists`` when the id was already accepted."""
         now = now_iso()
-        record_key = self.keys.call(request.id)
+        args: list[str] = [str(self.record_ttl), request.dumps(), now]
+        for key, value in _initial_record(request, now).items():
+            args += [key, value]
+        keys = [self.keys.call(request.id), self.keys.history(request.id), self.keys.jobs]
         with redis_errors("enqueue"):
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.hset(record_key, mapping=_initial_record(request, now))
-            pipe.expire(record_key, self.record_ttl)
-            pipe.rpush(self.keys.history(request.id), "queued " + now)
-            pipe.expire(self.keys.history(request.id), self.record_ttl)
-            pipe.xadd(self.keys.jobs, {JOB_FIELD: request.dumps()})
-            pipe.execute()
+            added = self._enqueue(keys=keys, args=args)
+        if not added:
+            raise JobExists(request.id)
         return request.id
 
     def exists(self, job_id: str) -> bool:

@@ -145,3 +145,16 @@ def test_unreachable_redis_is_queue_unavailable() -> None:
         queue.enqueue(_request())  # type: ignore[arg-type]
     with pytest.raises(QueueUnavailable):
         queue.get("0b6c3f2e-1111-4222-8333-944455556666")
+
+
+def test_enqueue_refuses_an_id_already_taken(queue: JobQueue) -> None:
+    from eslengine.errors import JobExists
+
+    req = _request(id="0b6c3f2e-1111-4222-8333-944455556666")
+    queue.enqueue(req)
+    queue.transition(req.id, "dialing")
+    with pytest.raises(JobExists):
+        queue.enqueue(req)  # type: ignore[arg-type]
+    # Nothing was added or reset by the refused attempt.
+    assert queue.redis.xlen(queue.keys.jobs) == 1
+    assert queue.get(req.id)["status"] == "dialing"  # type: ignore[index]

@@ -1,0 +1,647 @@
+"""The HTTP front-end: validate a click-to-call request, queue it, answer 202.
+
+    POST   /v1/calls          queue a call; 202 + Location once it is in Redis
+    GET    /v1/calls/<id>     the call's status, causes, timestamps, history
+    DELETE /v1/calls/<id>     cancel: at once if queued, else a worker hangs up
+    GET    /healthz           200, or 503 when Redis cannot be reached
+    GET    /v1/openapi.json   the OpenAPI 3.0 description of all of the above
+
+Every ``/v1/`` route but the OpenAPI document needs ``Authorization: Bearer
+<key>``. Every answer, errors included, is JSON; an error names the field and
+the reason where there is one. The API never talks to FreeSWITCH.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import uuid
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from gunicorn.app.base import BaseApplication
+from werkzeug.exceptions import HTTPException, NotFound
+
+from . import calls
+from .config import Config
+from .errors import ConfigError, JobExists, QueueUnavailable, ValidationError
+from .queue import JobQueue
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+RETRY_AFTER = "1"
+# What this module stores on ``app.extensions`` (the JobQueue) and
+# ``app.config`` (the Config).
+EXTENSION = "eslengine"
+CONFIG_KEY = "ESLENGINE_CONFIG"
+
+bp = Blueprint("eslengine", __name__)
+
+
+def create_app(config: Config, queue: JobQueue | None = None, *, allow_no_auth: bool = False) -> Flask:
+    """The API for ``config``. ``queue`` defaults to one built from the config
+    (its Redis client connects on first use).
+
+    Raises ``ConfigError`` when ``config.api_keys`` is empty, unless
+    ``allow_no_auth`` is true: then every route is open to anyone who can
+    reach it, which is for a local demo on 127.0.0.1 only.
+    """
+    _check_auth_config(config, allow_no_auth)
+    app = Flask(__name__)
+    app.config.from_mapping({"MAX_CONTENT_LENGTH": MAX_BODY, CONFIG_KEY: config})
+    app.extensions[EXTENSION] = queue if queue is not None else JobQueue.from_config(config)
+    app.register_blueprint(bp)
+    return app
+
+
+def _check_auth_config(config: Config, allow_no_auth: bool) -> None:
+    if not config.api_keys and not allow_no_auth:
+        raise ConfigError("no API keys configured (ESLENGINE_API_KEYS); refusing to serve an open API")
+
+
+def _config() -> Config:
+    return current_app.config[CONFIG_KEY]  # type: ignore[no-any-return]
+
+
+def _queue() -> JobQueue:
+    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+
+
+# ------------------------------------------------------------------ auth
+
+
+_OPEN_ENDPOINTS = frozenset({"eslengine.openapi", "eslengine.healthz"})
+
+
+def authorized(header: str | None, keys: frozenset[str]) -> bool:
+    """Whether an ``Authorization`` header carries one of ``keys`` as a
+    bearer token. Every key is compared, in constant time each."""
+    scheme, _, token = (header or "").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return False
+    given = token.encode("utf-8", "surrogatepass")
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(given, key.encode("utf-8", "surrogatepass"))
+    return found
+
+
+@bp.before_request
+def _authenticate() -> Response | None:
+    keys = _config().api_keys
+    if request.endpoint in _OPEN_ENDPOINTS or not keys:
+        return None
+    if authorized(request.headers.get("Authorization"), keys):
+        return None
+    response = _error(401, "unauthorized", "a valid 'Authorization: Bearer <key>' header is required")
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+# ------------------------------------------------------------------ routes
+
+
+@bp.post("/v1/calls")
+def place_call() -> Response:
+    data = _json_body()
+    if not isinstance(data, dict):
+        return _error(400, "bad_request", "must be a JSON object", field="body")
+    try:
+        call = calls.parse_request(data, _config())
+    except ValidationError as exc:
+        return _error(422, "invalid", exc.reason, field=exc.field)
+    try:
+        job_id = _queue().enqueue(call)
+    except JobExists:
+        return _error(409, "conflict", "a call with this id already exists", field="id", id=call.id)
+    log.info("job %s: queued a=%s b=%s", job_id, call.a, call.b)
+    response = jsonify(id=job_id, status="queued")
+    response.status_code = 202
+    response.headers["Location"] = "/v1/calls/%s" % job_id
+    return response
+
+
+@bp.get("/v1/calls/<job_id>")
+def get_call(job_id: str) -> Response:
+    document = _queue().get(_canonical_id(job_id))
+    if document is None:
+        raise NotFound("no call with this id")
+    return jsonify(document)
+
+
+@bp.delete("/v1/calls/<job_id>")
+def cancel_call(job_id: str) -> Response:
+    job_id = _canonical_id(job_id)
+    outcome, _, status = _queue().request_cancel(job_id).partition(":")
+    if outcome == "cancelled":
+        log.info("job %s: cancelled while queued", job_id)
+        return jsonify(id=job_id, status="cancelled")
+    if outcome == "cancelling":
+        log.info("job %s: cancel requested while %s", job_id, status)
+        response = jsonify(id=job_id, status=status, cancel="requested")
+        response.status_code = 202
+        return response
+    if outcome == "final":
+        return _error(409, "conflict", "the call is already %s" % status, id=job_id, status=status)
+    if outcome == "missing":
+        raise NotFound("no call with this id")
+    raise RuntimeError("job %s: unexpected cancel outcome %r" % (job_id, outcome))
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    try:
+        _queue().ping()
+    except QueueUnavailable as exc:
+        log.warning("health check: redis unavailable: %s", exc)
+        response = jsonify(status="unavailable", redis="unavailable")
+        response.status_code = 503
+        response.headers["Retry-After"] = RETRY_AFTER
+        return response
+    return jsonify(status="ok", redis="ok")
+
+
+@bp.get("/v1/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document(_config()))
+
+
+def _canonical_id(job_id: str) -> str:
+    try:
+        return str(uuid.UUID(job_id))
+    except ValueError:
+        raise NotFound("no call with this id") from None
+
+
+def _json_body() -> object:
+    """The request body as a JSON value; ``_BadBody`` if it is not one.
+    A body over ``MAX_BODY`` raises werkzeug's 413 while it is read."""
+    if not request.is_json:
+        raise _BadBody("Content-Type must be application/json")
+    raw = request.get_data(cache=False)
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except UnicodeDecodeError:
+        raise _BadBody("is not UTF-8") from None
+    except RecursionError:
+        raise _BadBody("is nested too deeply") from None
+    except ValueError as exc:
+        raise _BadBody("is not valid JSON: %s" % exc) from None
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError("%s is not a JSON value" % name)
+
+
+class _BadBody(Exception):
+    """The body is not a JSON document (answered 400)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# ------------------------------------------------------------------ errors
+
+
+def _error(code: int, error: str, reason: str, /, **extra: str) -> Response:
+    response = jsonify(error=error, reason=reason, **extra)
+    response.status_code = code
+    return response
+
+
+@bp.app_errorhandler(_BadBody)
+def _bad_body(exc: _BadBody) -> Response:
+    return _error(400, "bad_request", exc.reason, field="body")
+
+
+@bp.app_errorhandler(QueueUnavailable)
+def _queue_unavailable(exc: QueueUnavailable) -> Response:
+    log.warning("redis unavailable: %s", exc)
+    response = _error(503, "unavailable", "the job queue (Redis) cannot be reached; retry shortly")
+    response.headers["Retry-After"] = RETRY_AFTER
+    return response
+
+
+@bp.app_errorhandler(HTTPException)
+def _http_exception(exc: HTTPException) -> Response:
+    """Werkzeug's own errors (404, 405, 413 ...) as JSON, keeping their
+    headers (``Allow`` on a 405)."""
+    response = exc.get_response()
+    name = re.sub(r"[^a-z0-9]+", "_", (exc.name or "error").lower()).strip("_")
+    response.set_data(json.dumps({"error": name, "reason": exc.description or exc.name}))
+    response.content_type = "application/json"
+    return response
+
+
+@bp.app_errorhandler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    """A bug: no client input is meant to get here."""
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return _error(500, "internal", "internal error")
+
+
+# ------------------------------------------------------------------ OpenAPI
+
+_DESTINATION_PATTERN = (
+    r"^(\+[1-9][0-9]{6,14}|user/[A-Za-z0-9_.-]{1,64}(@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*)?)$"
+)
+_CALLER_ID_NUMBER_PATTERN = r"^\+?[0-9]{1,20}$"
+_VARIABLE_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,31}$"
+# What dialstring.check_value refuses, as far as a regex can say it: the
+# delimiters, C0/C1 controls, line/paragraph separators and '${'. Other
+# invisible characters (Unicode Cf, Cn, Co, Cs) are refused too.
+_TEXT_PATTERN = r"^(?!.*\$\{)[^{}\[\]<>()|\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+_TEXT_RULE = (
+    "No control or invisible characters (Unicode Cc, Cf, Cn, Co, Cs, Zl, Zp), "
+    "none of { } [ ] < > ( ) |, and no '${'."
+)
+
+
+def openapi_document(config: Config) -> dict[str, Any]:
+    """The OpenAPI 3.0 description of the API as ``config`` sets it up
+    (limits, and whether a bearer key is required)."""
+    auth = bool(config.api_keys)
+
+    def ref(name: str) -> dict[str, str]:
+        return {"$ref": "#/components/schemas/%s" % name}
+
+    def error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": ref("Error")}}}
+        if headers:
+            out["headers"] = headers
+        return out
+
+    def secured(responses: dict[str, Any]) -> dict[str, Any]:
+        if auth:
+            responses["401"] = error(
+                "Missing or wrong API key.",
+                {"WWW-Authenticate": {"schema": {"type": "string", "enum": ["Bearer"]}}},
+            )
+        responses["503"] = error(
+            "Redis cannot be reached; retry.", {"Retry-After": {"schema": {"type": "string"}}}
+        )
+        return responses
+
+    id_parameter = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "description": "The call's id (a UUID). Anything else is answered 404.",
+        "schema": {"type": "string"},
+    }
+    destination_note = ""
+    if config.allow_patterns or config.blocked_prefixes:
+        destination_note = " This deployment also refuses E.164 numbers outside its allowed ranges (422)."
+    destination = {
+        "type": "string",
+        "maxLength": 128,
+        "pattern": _DESTINATION_PATTERN,
+        "description": "An E.164 number (+15551230001) or a FreeSWITCH directory user "
+        "(user/1000, user/1000@example.com)." + destination_note,
+    }
+    text = {"type": "string", "minLength": 1, "pattern": _TEXT_PATTERN}
+    document: dict[str, Any] = {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "eslengine",
+            "version": _version(),
+            "description": "Click-to-call through FreeSWITCH: ring leg A, and when it answers, "
+            "connect it to leg B. Calls are queued and placed by workers; poll "
+            "GET /v1/calls/{id} for the outcome.",
+        },
+        "paths": {
+            "/v1/calls": {
+                "post": {
+                    "operationId": "placeCall",
+                    "summary": "Queue a click-to-call.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": ref("CallRequest")}},
+                    },
+                    "responses": secured(
+                        {
+                            "202": {
+                                "description": "The job is in the queue.",
+                                "headers": {
+                                    "Location": {
+                                        "description": "/v1/calls/{id}",
+                                        "schema": {"type": "string"},
+                                    }
+                                },
+                                "content": {"application/json": {"schema": ref("Accepted")}},
+                            },
+                            "400": error("The body is not a JSON object (or not application/json)."),
+                            "409": error("A call with the given id already exists."),
+                            "413": error("The body is larger than %d bytes." % MAX_BODY),
+                            "422": error("A field is invalid; 'field' names it."),
+                        }
+                    ),
+                }
+            },
+            "/v1/calls/{id}": {
+                "parameters": [id_parameter],
+                "get": {
+                    "operationId": "getCall",
+                    "summary": "A call's status and outcome.",
+                    "responses": secured(
+                        {
+                            "200": {
+                                "description": "The call.",
+                                "content": {"application/json": {"schema": ref("Call")}},
+                            },
+                            "404": error("No call with this id."),
+                        }
+                    ),
+                },
+                "delete": {
+                    "operationId": "cancelCall",
+                    "summary": "Cancel a call: at once while queued, else a worker hangs it up.",
+                    "responses": secured(
+                        {
+                            "200": {
+                                "description": "It was still queued; it is cancelled and will not be dialed.",
+                                "content": {"application/json": {"schema": ref("Cancelled")}},
+                            },
+                            "202": {
+                                "description": "It is being dialed or is up; a worker will hang it up.",
+                                "content": {"application/json": {"schema": ref("CancelRequested")}},
+                            },
+                            "404": error("No call with this id."),
+                            "409": error("The call has already ended; 'status' says how."),
+                        }
+                    ),
+                },
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "Whether this API process can reach Redis.",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "Healthy.",
+                            "content": {"application/json": {"schema": ref("Health")}},
+                        },
+                        "503": {
+                            "description": "Redis cannot be reached.",
+                            "headers": {"Retry-After": {"schema": {"type": "string"}}},
+                            "content": {"application/json": {"schema": ref("Health")}},
+                        },
+                    },
+                }
+            },
+            "/v1/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document.",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "The OpenAPI document.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "CallRequest": {
+                    "type": "object",
+                    "required": ["a", "b"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "a": dict(destination, description="Rung first. " + destination["description"]),
+                        "b": dict(destination, description="Connected once A answers. " + destination["description"]),
+                        "caller_id_number": {
+                            "type": "string",
+                            "nullable": True,
+                            "maxLength": 21,
+                            "pattern": _CALLER_ID_NUMBER_PATTERN,
+                            "description": "Caller id number shown to both legs.",
+                        },
+                        "caller_id_name": dict(
+                            text,
+                            nullable=True,
+                            maxLength=calls.MAX_NAME,
+                            description="Caller id name shown to both legs. " + _TEXT_RULE,
+                        ),
+                        "timeout": {
+                            "type": "integer",
+                            "nullable": True,
+                            "minimum": calls.MIN_RING_TIMEOUT,
+                            "maximum": config.max_ring_timeout,
+                            "default": config.default_ring_timeout,
+                            "description": "Seconds to ring each leg.",
+                        },
+                        "variables": {
+                            "type": "object",
+                            "nullable": True,
+                            "maxProperties": config.max_variables,
+                            "description": "Custom channel variables, set on both legs as eslengine_var_<name>. "
+                            "Names match %s. String values: at most %d characters; %s"
+                            % (_VARIABLE_NAME_PATTERN, calls.MAX_VALUE, _TEXT_RULE),
+                            "additionalProperties": {
+                                "anyOf": [
+                                    {"type": "string", "maxLength": calls.MAX_VALUE, "pattern": _TEXT_PATTERN},
+                                    {"type": "number"},
+                                    {"type": "boolean"},
+                                ]
+                            },
+                        },
+                        "id": {
+                            "type": "string",
+                            "format": "uuid",
+                            "nullable": True,
+                            "description": "Your own id for the call (a UUID); one is made when absent. "
+                            "It becomes the A leg's channel UUID.",
+                        },
+                    },
+                },
+                "Accepted": {
+                    "type": "object",
+                    "required": ["id", "status"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "id": {"type": "string", "format": "uuid"},
+                        "status": {"type": "string", "enum": ["queued"]},
+                    },
+                },
+                "Cancelled": {
+                    "type": "object",
+                    "required": ["id", "status"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "id": {"type": "string", "format": "uuid"},
+                        "status": {"type": "string", "enum": ["cancelled"]},
+                    },
+                },
+                "CancelRequested": {
+                    "type": "object",
+                    "required": ["id", "status", "cancel"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "id": {"type": "string", "format": "uuid"},
+                        "status": {"type": "string", "enum": [s for s in calls.STATUSES if s not in calls.FINAL]},
+                        "cancel": {"type": "string", "enum": ["requested"]},
+                    },
+                },
+                "Call": {
+                    "type": "object",
+                    "required": [
+                        "id", "status", "a", "b", "caller_id_number", "caller_id_name", "timeout",
+                        "variables", "attempts", "timestamps", "durations", "history",
+                    ],
+                    "properties": {
+                        "id": {"type": "string", "format": "uuid"},
+                        "status": {"type": "string", "enum": list(calls.STATUSES)},
+                        "a": {"type": "string"},
+                        "b": {"type": "string"},
+                        "caller_id_number": {"type": "string", "nullable": True},
+                        "caller_id_name": {"type": "string", "nullable": True},
+                        "timeout": {"type": "integer", "nullable": True},
+                        "variables": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "a_uuid": {"type": "string"},
+                        "b_uuid": {"type": "string"},
+                        "node": {"type": "string"},
+                        "hangup_cause": {"type": "string"},
+                        "a_hangup_cause": {"type": "string"},
+                        "b_hangup_cause": {"type": "string"},
+                        "error": {"type": "string"},
+                        "attempts": {"type": "integer", "minimum": 0},
+                        "timestamps": {
+                            "type": "object",
+                            "description": "ISO 8601 UTC times by event: created, queued, dialing, ringing, "
+                            "answered, bridged, completed, failed, cancelled, ended, updated.",
+                            "additionalProperties": {"type": "string"},
+                        },
+                        "durations": {
+                            "type": "object",
+                            "description": "ring_seconds, talk_seconds when known.",
+                            "additionalProperties": {"type": "number"},
+                        },
+                        "history": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["status", "at"],
+                                "properties": {
+                                    "status": {"type": "string", "enum": list(calls.STATUSES)},
+                                    "at": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
+                "Health": {
+                    "type": "object",
+                    "required": ["status", "redis"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "status": {"type": "string", "enum": ["ok", "unavailable"]},
+                        "redis": {"type": "string", "enum": ["ok", "unavailable"]},
+                    },
+                },
+                "Error": {
+                    "type": "object",
+                    "required": ["error", "reason"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "error": {
+                            "type": "string",
+                            "description": "bad_request, invalid, conflict, unauthorized, unavailable, "
+                            "not_found, method_not_allowed, request_entity_too_large ...",
+                        },
+                        "reason": {"type": "string"},
+                        "field": {
+                            "type": "string",
+                            "description": "The offending field, dotted (variables.campaign); 'body' for the body.",
+                        },
+                        "id": {"type": "string", "format": "uuid"},
+                        "status": {"type": "string", "enum": list(calls.FINAL)},
+                    },
+                },
+            },
+        },
+    }
+    if auth:
+        document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        document["security"] = [{"bearer": []}]
+    return document
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+# ------------------------------------------------------------------ serving
+
+
+def serve(
+    config: Config,
+    bind: str,
+    *,
+    workers: int = 1,
+    dev: bool = False,
+    allow_no_auth: bool = False,
+    access_log: bool = False,
+) -> None:
+    """Serve the API on ``bind`` (``host:port``) until stopped.
+
+    Production: gunicorn with gevent workers; each worker builds its own app
+    and Redis client after the fork, and gunicorn exits the process
+    (``SystemExit``) when it stops. ``dev=True``: Flask's single-process
+    development server, for debugging only. A config the app refuses raises
+    ``ConfigError`` here, before anything is started.
+    """
+    _check_auth_config(config, allow_no_auth)
+    if dev:
+        host, _, port = bind.rpartition(":")
+        if not port.isdigit():
+            raise ConfigError("bind %r: expected host:port" % bind)
+        app = create_app(config, allow_no_auth=allow_no_auth)
+        # The catch-all error handler answers every exception, so Werkzeug's
+        # interactive debugger would never be shown; keep it off.
+        app.run(host=host.strip("[]") or "127.0.0.1", port=int(port), debug=True, use_reloader=False,
+                use_debugger=False)
+        return
+    options: dict[str, Any] = {
+        "bind": [bind],
+        "workers": workers,
+        "worker_class": "gevent",
+        "worker_connections": 1000,
+        "timeout": 30,
+        "graceful_timeout": 30,
+        "keepalive": 5,
+        "accesslog": "-" if access_log else None,
+        "loglevel": config.log_level.lower(),
+        "proc_name": "eslengine-api",
+        "preload_app": False,
+    }
+    _GunicornServer(config, options, allow_no_auth=allow_no_auth).run()
+
+
+class _GunicornServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn embedded: options from ``serve``, never from argv or a file."""
+
+    def __init__(self, config: Config, options: dict[str, Any], *, allow_no_auth: bool) -> None:
+        self.config = config
+        self.options = options
+        self.allow_no_auth = allow_no_auth
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        # Runs in each worker after the fork (preload_app is off), so every
+        # worker has its own Redis connections.
+        return create_app(self.config, allow_no_auth=self.allow_no_auth)
