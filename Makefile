@@ -1,4 +1,4 @@
-# eslengine — make demo | make test | make bench
+# eslengine — make demo | make test
 # Everything runs from a private virtualenv (.venv). Debian's redis-server is
 # installed when no redis-server binary is on PATH; a Redis the user already
 # runs is never touched (tests and the demo start their own on a free port).
@@ -9,7 +9,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
 SUDO    = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all setup redis-server demo test bench bench-quick lint clean
+.PHONY: all setup redis-server demo test clean
 
 all: test
 
@@ -36,12 +36,6 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
-
-bench: setup
-	$(PY) -m bench
-
-bench-quick: setup
-	$(PY) -m bench --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -50,9 +50,17 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["fakeswitch"]:
         _patch()
         _logging("INFO")
+        from .errors import ConfigError
         from .fakeswitch import main as fakeswitch_main
 
-        return fakeswitch_main(argv[1:])
+        try:
+            return fakeswitch_main(argv[1:])
+        except ConfigError as exc:
+            print("eslengine fakeswitch: error: %s" % exc, file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print("eslengine fakeswitch: error: cannot listen: %s" % exc, file=sys.stderr)
+            return 1
 
     args = parser.parse_args(argv)
     _patch()
@@ -90,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print("eslengine: error: %s" % exc, file=sys.stderr)
         return 2
+    except OSError as exc:
+        print("eslengine: error: %s" % exc, file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     parser.error("unknown command")

@@ -56,6 +56,10 @@ class Node:
             raise ConfigError("FreeSWITCH node %r: bad port" % url) from exc
         if not parts.hostname:
             raise ConfigError("FreeSWITCH node %r: no host" % url)
+        password = unquote(parts.password or "ClueCon")
+        if password.startswith("CHANGE_ME"):
+            raise ConfigError("FreeSWITCH node %s:%s: the password is still the CHANGE_ME placeholder" % (
+                parts.hostname, port))
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         unknown = set(query) - {"name", "sps", "max_sessions"}
         if unknown:
@@ -63,7 +67,7 @@ class Node:
         return cls(
             host=parts.hostname,
             port=port,
-            password=unquote(parts.password or "ClueCon"),
+            password=password,
             user=unquote(parts.username or ""),
             name=query.get("name", ""),
             sps=_positive_int("sps", query.get("sps", FS_DEFAULT_SPS)),

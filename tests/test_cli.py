@@ -1,0 +1,87 @@
+"""The command line: bad settings are one readable line and a non-zero exit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from eslengine.config import Config, Node
+from eslengine.errors import ConfigError
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ESLENGINE_")}
+    return subprocess.run([sys.executable, "-m", "eslengine", *args], capture_output=True, text=True,
+                          env={**clean, **(env or {})}, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize(("args", "env", "needle"), [
+    (["worker"], {"ESLENGINE_FREESWITCH": "http://127.0.0.1:8021"}, "scheme must be esl://"),
+    (["worker"], {"ESLENGINE_FREESWITCH": "esl://:CHANGE_ME@127.0.0.1:8021"}, "CHANGE_ME"),
+    (["worker"], {"ESLENGINE_CONCURRENCY": "lots"}, "ESLENGINE_CONCURRENCY must be a whole number"),
+    (["worker"], {"ESLENGINE_ALLOW": "+1("}, "bad regex"),
+    (["api", "--bind", "127.0.0.1:0"], {}, "API_KEYS"),
+    (["fakeswitch", "--scenario", "/nonexistent.json"], {}, "scenario"),
+])
+def test_bad_settings_are_one_line_and_exit_non_zero(args: list[str], env: dict[str, str], needle: str) -> None:
+    proc = run(*args, env=env)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0] and lines[0].startswith("eslengine"), proc.stderr
+
+
+def test_fakeswitch_port_in_use_is_one_line() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        proc = run("fakeswitch", "--bind", "127.0.0.1:%d" % port)
+    assert proc.returncode == 1
+    assert "cannot listen" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_unknown_command_is_usage_error() -> None:
+    proc = run("frobnicate")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_config_from_env_reads_every_setting() -> None:
+    config = Config.from_env({
+        "ESLENGINE_REDIS_URL": "redis://127.0.0.1:6390/2",
+        "ESLENGINE_FREESWITCH": "esl://:a@10.0.0.1:8021?sps=60&name=fs1, esl://eslengine%40example.com:b@10.0.0.2",
+        "ESLENGINE_API_KEYS": "k1, k2",
+        "ESLENGINE_ROUTE_TEMPLATE": "loopback/{number}/eslengine",
+        "ESLENGINE_BLOCKED_PREFIXES": "+1900,+44",
+        "ESLENGINE_ALLOW": r"\+1[0-9]{10};\+33[0-9]{9}",
+        "ESLENGINE_MAX_RING_TIMEOUT": "90",
+        "ESLENGINE_ESL_TIMEOUT": "2.5",
+        "UNRELATED": "x",
+    })
+    assert config.redis_url.endswith("/2")
+    assert config.nodes == (Node("10.0.0.1", 8021, "a", name="fs1", sps=60),
+                            Node("10.0.0.2", 8021, "b", user="eslengine@example.com"))
+    assert config.api_keys == frozenset({"k1", "k2"})
+    assert config.blocked_prefixes == ("+1900", "+44")
+    assert len(config.allow_patterns) == 2
+    assert (config.max_ring_timeout, config.esl_timeout) == (90, 2.5)
+    assert Config.from_env({}) == Config()
+
+
+@pytest.mark.parametrize("env", [
+    {"ESLENGINE_REDIS_URL": "http://x"},
+    {"ESLENGINE_KEY_PREFIX": "a b"},
+    {"ESLENGINE_ROUTE_TEMPLATE": "sofia/gateway/gw"},
+    {"ESLENGINE_DEFAULT_RING_TIMEOUT": "200"},
+    {"ESLENGINE_ESL_TIMEOUT": "-1"},
+    {"ESLENGINE_FREESWITCH": "esl://:x@host:notaport"},
+    {"ESLENGINE_FREESWITCH": "esl://:x@host?speed=1"},
+])
+def test_bad_config_values(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError):
+        Config.from_env(env)
+
