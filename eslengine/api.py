@@ -248,7 +248,8 @@ def _unexpected(exc: Exception) -> Response:
 # ------------------------------------------------------------------ OpenAPI
 
 _DESTINATION_PATTERN = (
-    r"^(\+[1-9][0-9]{6,14}|user/[A-Za-z0-9_.-]{1,64}(@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*)?)$"
+    r"^(\+[1-9][0-9]{6,14}|user/[A-Za-z0-9_.-]{1,64}(@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*)?"
+    r"|sips?:[A-Za-z0-9_.+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*(:[0-9]{1,5})?)$"
 )
 _CALLER_ID_NUMBER_PATTERN = r"^\+?[0-9]{1,20}$"
 _VARIABLE_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,31}$"
@@ -411,13 +412,111 @@ def openapi_document(config: Config) -> dict[str, Any]:
         },
         "components": {
             "schemas": {
+                "Destination": destination,
+                "Party": {
+                    "description": "One destination, a list (rung in turn, or all at once with mode "
+                    "simultaneous), or an object with per-party options.",
+                    "oneOf": [
+                        ref("Destination"),
+                        {"type": "array", "minItems": 1, "maxItems": config.max_destinations,
+                         "items": ref("Destination")},
+                        {
+                            "type": "object",
+                            "required": ["to"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "to": {"oneOf": [ref("Destination"), {"type": "array", "minItems": 1,
+                                                                      "maxItems": config.max_destinations,
+                                                                      "items": ref("Destination")}]},
+                                "mode": {"type": "string", "enum": list(calls.MODES), "default": "sequential"},
+                                "timeout": {"type": "integer", "minimum": calls.MIN_RING_TIMEOUT,
+                                            "maximum": config.max_ring_timeout,
+                                            "description": "Seconds each destination rings."},
+                                "retries": {"type": "integer", "minimum": 0, "maximum": config.max_retries},
+                                "ignore_early_media": {"type": "boolean", "default": True},
+                                "auto_answer": {"type": "boolean", "default": False,
+                                                "description": "Ask SIP phones to answer by themselves."},
+                                "caller_id_number": {"type": "string", "maxLength": 21,
+                                                     "pattern": _CALLER_ID_NUMBER_PATTERN},
+                                "caller_id_name": dict(text, maxLength=calls.MAX_NAME),
+                                "anonymous": {"type": "boolean", "default": False},
+                                "show_other_number": {"type": "boolean", "default": False,
+                                                      "description": "Show this party the other party's number."},
+                                "presence_id": {"type": "string", "maxLength": 200},
+                                "sip_headers": {"type": "object", "maxProperties": calls.MAX_SIP_HEADERS,
+                                                "description": "X- headers only.",
+                                                "additionalProperties": {"type": "string",
+                                                                         "maxLength": calls.MAX_VALUE}},
+                            },
+                        },
+                    ],
+                },
+                "Media": {
+                    "oneOf": [
+                        {"type": "string", "enum": ["ring", "us-ring", "uk-ring", "moh", "beep"]},
+                        {"type": "object", "additionalProperties": False, "properties": {
+                            "file": {"type": "string", "maxLength": 200},
+                            "url": {"type": "string", "maxLength": 500},
+                            "say": {"type": "string", "maxLength": calls.MAX_SAY},
+                            "language": {"type": "string"},
+                            "voice": {"type": "string"}}},
+                    ],
+                },
                 "CallRequest": {
                     "type": "object",
                     "required": ["a", "b"],
                     "additionalProperties": False,
                     "properties": {
-                        "a": dict(destination, description="Rung first. " + destination["description"]),
-                        "b": dict(destination, description="Connected once A answers. " + destination["description"]),
+                        "a": dict(ref("Party"), description="Party A (rung first unless dial_first is b)."),
+                        "b": dict(ref("Party"), description="Party B (connected once the first party answers)."),
+                        "dial_first": {"type": "string", "enum": list(calls.PARTY_NAMES), "default": "a",
+                                       "description": "Which party rings first."},
+                        "number_filter": {
+                            "description": "Applied to every number before validation: 'digits' keeps digits "
+                            "(a '+' is added), {'regex': ...} keeps the first capture group (no nested or "
+                            "alternated repetition, no back references, at most %d characters)."
+                            % calls.MAX_FILTER_PATTERN,
+                            "oneOf": [{"type": "string", "enum": ["digits"]},
+                                      {"type": "object", "additionalProperties": False, "required": ["regex"],
+                                       "properties": {"regex": {"type": "string",
+                                                                "maxLength": calls.MAX_FILTER_PATTERN}}}],
+                        },
+                        "ringback": dict(ref("Media"), description="What the first party hears while the second "
+                                         "rings: ring, us-ring, uk-ring, moh (music on hold), or {file}/{url}."),
+                        "announcement": dict(ref("Media"), description="Played to the first party when it answers, "
+                                             "before the second is rung: {file}, {url} or {say, language, voice} "
+                                             "(text to speech where the switch has a TTS module)."),
+                        "max_duration": {"type": "integer", "minimum": calls.MIN_DURATION,
+                                         "maximum": config.max_call_duration, "nullable": True,
+                                         "description": "Seconds the connected call may last; then it is hung up "
+                                         "(ALLOTTED_TIMEOUT)."},
+                        "warnings": {
+                            "type": "array", "maxItems": calls.MAX_WARNINGS, "nullable": True,
+                            "description": "Sounds played to both parties at given seconds before the end "
+                            "(needs max_duration) or after they were connected.",
+                            "items": {"type": "object", "additionalProperties": False, "properties": {
+                                "before_end": {"type": "integer", "minimum": 1},
+                                "after": {"type": "integer", "minimum": 1},
+                                "sound": ref("Media")}},
+                        },
+                        "record": {
+                            "description": "Record the connected call; the file's path is in the call's "
+                            "'recording'.",
+                            "oneOf": [{"type": "boolean"},
+                                      {"type": "object", "additionalProperties": False, "properties": {
+                                          "format": {"type": "string", "enum": list(calls.RECORD_FORMATS)},
+                                          "stereo": {"type": "boolean"}}}],
+                        },
+                        "media": {"type": "string", "enum": list(calls.MEDIA), "default": "process",
+                                  "description": "bypass/proxy keep media off the switch (no recording, "
+                                  "announcement, warnings or ringback then)."},
+                        "node": {"type": "string", "nullable": True,
+                                 "description": "Place the call on this FreeSWITCH node (its configured name)."},
+                        "target_call_id": {"type": "string", "format": "uuid", "nullable": True,
+                                           "description": "Place the call on the node holding this channel."},
+                        "callback_url": {"type": "string", "maxLength": 500, "nullable": True,
+                                         "description": "Webhook: receives the call's document on every status "
+                                         "change. Only URLs the operator allows."},
                         "caller_id_number": {
                             "type": "string",
                             "nullable": True,
@@ -500,8 +599,10 @@ def openapi_document(config: Config) -> dict[str, Any]:
                     "properties": {
                         "id": {"type": "string", "format": "uuid"},
                         "status": {"type": "string", "enum": list(calls.STATUSES)},
-                        "a": {"type": "string"},
-                        "b": {"type": "string"},
+                        "a": ref("Party"),
+                        "b": ref("Party"),
+                        "request": {"type": "object", "description": "The accepted request, normalised."},
+                        "recording": {"type": "string"},
                         "caller_id_number": {"type": "string", "nullable": True},
                         "caller_id_name": {"type": "string", "nullable": True},
                         "timeout": {"type": "integer", "nullable": True},

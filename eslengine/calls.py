@@ -1,9 +1,16 @@
-"""The click-to-call request: validation, JSON in and out, and the status
-state machine that channel events drive.
+"""The click-to-call request: every option, its default and bound, JSON in
+and out, and the status state machine that channel events drive.
 
 Pure: no I/O, no gevent, no Redis. Every refusal is a ``ValidationError``
-naming the field, so the API can answer 422 and the worker can dead-letter a
-malformed job with the same words.
+naming the field (``"b.timeout"``, ``"warnings.1.after"``), so the API can
+answer 422 and the worker can dead-letter a malformed job with the same words.
+
+A request names two parties, ``a`` and ``b``. The one named by
+``dial_first`` (``a`` unless the caller says otherwise) is rung first; when it
+answers, the other is rung and the two are bridged. Each party is one
+destination or several (rung one after another, or all at once with the first
+to answer winning), with its own ring timeout, retries, caller ID and SIP
+options.
 """
 
 from __future__ import annotations
@@ -17,6 +24,13 @@ from typing import Any
 
 from . import dialstring
 from .config import Config
+from .destinations import (
+    MAX_FILTER_PATTERN,
+    Destination,
+    apply_number_filter,
+    check_filter_pattern,
+    parse_destination,
+)
 from .errors import ValidationError
 
 # Status order. A call only moves forward; the last three are final.
@@ -24,51 +38,164 @@ STATUSES = ("queued", "dialing", "ringing", "answered", "bridged", "completed", 
 FINAL = frozenset({"completed", "failed", "cancelled"})
 _RANK = {s: i for i, s in enumerate(STATUSES)}
 
-KNOWN_FIELDS = frozenset({"id", "a", "b", "caller_id_number", "caller_id_name", "timeout", "variables"})
+PARTY_NAMES = ("a", "b")
+__all__ = ["MAX_FILTER_PATTERN", "Destination", "CallRequest", "CallState", "Party", "parse_request"]
+KNOWN_FIELDS = frozenset({
+    "id", "a", "b", "dial_first", "caller_id_number", "caller_id_name", "timeout", "variables",
+    "number_filter", "ringback", "announcement", "max_duration", "warnings", "record", "media",
+    "node", "target_call_id", "callback_url",
+})
+PARTY_FIELDS = frozenset({
+    "to", "mode", "timeout", "retries", "ignore_early_media", "auto_answer", "caller_id_number",
+    "caller_id_name", "anonymous", "show_other_number", "presence_id", "sip_headers",
+})
+MODES = ("sequential", "simultaneous")
+MEDIA = ("process", "bypass", "proxy")
+RINGBACK_TONES = ("ring", "us-ring", "uk-ring", "moh")
+RECORD_FORMATS = ("wav", "mp3")
 
-_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
-_USER = re.compile(r"user/([A-Za-z0-9_.-]{1,64})(?:@([A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*))?")
 _CID_NUMBER = re.compile(r"\+?[0-9]{1,20}")
 _VAR_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+_SIP_HEADER = re.compile(r"X-[A-Za-z0-9-]{1,40}")
+_PRESENCE = re.compile(r"[A-Za-z0-9_.+-]{1,64}@[A-Za-z0-9.-]{1,253}")
+_SOUND_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,200}\.(?:wav|mp3|ogg|flac|gsm|ul|al|sln|r8|r16)")
+_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9_.~%/=&?+-]*)?")
+_LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[A-Za-z]{2,4})?")
+_VOICE = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+_NODE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 MAX_NAME = 64
 MAX_VALUE = 256
+MAX_SAY = 500
+MAX_WARNINGS = 5
+MAX_SIP_HEADERS = 10
 MIN_RING_TIMEOUT = 5
+MIN_DURATION = 10
 
 
 @dataclass(frozen=True)
-class Destination:
-    """Who to ring: an E.164 number, or a FreeSWITCH directory user."""
+class Party:
+    """One side of the call and how to ring it."""
 
-    kind: str  # "e164" | "user"
-    number: str  # "+15551230001" | "1000"
-    domain: str = ""
+    destinations: tuple[Destination, ...]
+    mode: str = "sequential"
+    timeout: int = 30
+    retries: int = 0
+    ignore_early_media: bool = True
+    auto_answer: bool = False
+    caller_id_number: str | None = None
+    caller_id_name: str | None = None
+    anonymous: bool = False
+    show_other_number: bool = False
+    presence_id: str | None = None
+    sip_headers: tuple[tuple[str, str], ...] = ()
 
-    def __str__(self) -> str:
-        if self.kind == "user":
-            return "user/%s%s" % (self.number, "@" + self.domain if self.domain else "")
-        return self.number
+    @property
+    def first(self) -> Destination:
+        return self.destinations[0]
+
+    def to_json(self, defaults: Party) -> str | list[str] | dict[str, Any]:
+        to: str | list[str] = [str(d) for d in self.destinations] if len(self.destinations) > 1 else str(self.first)
+        out: dict[str, Any] = {"to": to}
+        for name in ("mode", "timeout", "retries", "ignore_early_media", "auto_answer", "caller_id_number",
+                     "caller_id_name", "anonymous", "show_other_number", "presence_id"):
+            value = getattr(self, name)
+            if value != getattr(defaults, name):
+                out[name] = value
+        if self.sip_headers:
+            out["sip_headers"] = dict(self.sip_headers)
+        return out if len(out) > 1 else to
+
+
+@dataclass(frozen=True)
+class Media:
+    """Something the switch plays: a file under its sound directory, an
+    allowed URL, or text to speech."""
+
+    kind: str  # "file" | "url" | "say" | "tone"
+    value: str
+    language: str = ""
+    voice: str = ""
+
+    def to_json(self) -> str | dict[str, str]:
+        if self.kind == "tone":
+            return self.value
+        out = {self.kind: self.value}
+        if self.language:
+            out["language"] = self.language
+        if self.voice:
+            out["voice"] = self.voice
+        return out
+
+
+@dataclass(frozen=True)
+class Warning:
+    """A sound played to both parties ``at`` seconds after they are connected."""
+
+    at: int
+    sound: Media
+    spec: tuple[str, int] = ("after", 0)  # as the client wrote it
+
+    def to_json(self) -> dict[str, Any]:
+        return {self.spec[0]: self.spec[1], "sound": self.sound.to_json()}
+
+
+@dataclass(frozen=True)
+class Recording:
+    format: str = "wav"
+    stereo: bool = False
 
 
 @dataclass(frozen=True)
 class CallRequest:
-    """A validated click-to-call job: ring ``a``; when it answers, connect ``b``."""
+    """A validated click-to-call job."""
 
     id: str
-    a: Destination
-    b: Destination
+    a: Party
+    b: Party
+    dial_first: str = "a"
     caller_id_number: str | None = None
     caller_id_name: str | None = None
     timeout: int = 30
     variables: Mapping[str, str] = field(default_factory=dict)
+    ringback: Media | None = None
+    announcement: Media | None = None
+    max_duration: int | None = None
+    warnings: tuple[Warning, ...] = ()
+    record: Recording | None = None
+    media: str = "process"
+    node: str | None = None
+    target_call_id: str | None = None
+    callback_url: str | None = None
+
+    def party(self, name: str) -> Party:
+        return self.a if name == "a" else self.b
+
+    @property
+    def second(self) -> str:
+        return "b" if self.dial_first == "a" else "a"
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": self.id, "a": str(self.a), "b": str(self.b), "timeout": self.timeout}
-        if self.caller_id_number is not None:
-            data["caller_id_number"] = self.caller_id_number
-        if self.caller_id_name is not None:
-            data["caller_id_name"] = self.caller_id_name
+        """A document ``parse_request`` turns back into an equal request."""
+        defaults = Party((), timeout=self.timeout)
+        data: dict[str, Any] = {"id": self.id, "a": self.a.to_json(defaults), "b": self.b.to_json(defaults),
+                                "timeout": self.timeout}
+        if self.dial_first != "a":
+            data["dial_first"] = self.dial_first
+        for name in ("caller_id_number", "caller_id_name", "max_duration", "node", "target_call_id", "callback_url"):
+            if getattr(self, name) is not None:
+                data[name] = getattr(self, name)
         if self.variables:
             data["variables"] = dict(self.variables)
+        if self.ringback is not None:
+            data["ringback"] = self.ringback.to_json()
+        if self.announcement is not None:
+            data["announcement"] = self.announcement.to_json()
+        if self.warnings:
+            data["warnings"] = [w.to_json() for w in self.warnings]
+        if self.record is not None:
+            data["record"] = {"format": self.record.format, "stereo": self.record.stereo}
+        if self.media != "process":
+            data["media"] = self.media
         return data
 
     def dumps(self) -> str:
@@ -79,40 +206,47 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def parse_id(value: object) -> str:
-    """A job id as given by a producer: a UUID, returned in canonical form."""
-    if not isinstance(value, str):
-        raise ValidationError("id", "must be a UUID string")
+def parse_id(value: object, field_name: str = "id") -> str:
+    """A UUID, returned in canonical form."""
+    if not isinstance(value, str) or len(value) > 64:
+        raise ValidationError(field_name, "must be a UUID string")
     try:
         return str(uuid.UUID(value))
     except ValueError:
-        raise ValidationError("id", "must be a UUID (e.g. 0b6c3f2e-...)") from None
+        raise ValidationError(field_name, "must be a UUID (e.g. 0b6c3f2e-...)") from None
 
 
-def parse_destination(name: str, value: object, config: Config) -> Destination:
-    if not isinstance(value, str) or not value:
-        raise ValidationError(name, "required: an E.164 number (+15551230001) or user/<extension>")
-    if len(value) > 128:
-        raise ValidationError(name, "too long")
-    if _E164.fullmatch(value):
-        check_number_allowed(name, value, config)
-        return Destination("e164", value)
-    match = _USER.fullmatch(value)
-    if match:
-        return Destination("user", match.group(1), match.group(2) or "")
-    raise ValidationError(name, "must be an E.164 number (+15551230001) or user/<extension>")
+# ---------------------------------------------------------------- fields
 
 
-def check_number_allowed(name: str, number: str, config: Config) -> None:
-    """Toll-fraud guard: blocked prefixes first, then the allow-list."""
-    for prefix in config.blocked_prefixes:
-        if number.startswith(prefix):
-            raise ValidationError(name, "destination %s... is blocked" % prefix)
-    if config.allow_patterns and not any(re.fullmatch(p, number) for p in config.allow_patterns):
-        raise ValidationError(name, "destination is not in the allowed ranges")
+def _bool(name: str, value: object, default: bool) -> bool:
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ValidationError(name, "must be true or false")
+    return value
 
 
-def _optional_text(name: str, value: object, pattern: re.Pattern[str] | None, limit: int) -> str | None:
+def _int(name: str, value: object, low: int, high: int, default: int | None) -> int | None:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(name, "must be a whole number")
+    if not low <= value <= high:
+        raise ValidationError(name, "must be between %d and %d" % (low, high))
+    return value
+
+
+def _choice(name: str, value: object, choices: tuple[str, ...], default: str) -> str:
+    if value is None:
+        return default
+    if not isinstance(value, str) or value not in choices:
+        raise ValidationError(name, "must be one of %s" % ", ".join(choices))
+    return value
+
+
+def _text(name: str, value: object, limit: int, pattern: re.Pattern[str] | None = None,
+          what: str = "") -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -120,19 +254,122 @@ def _optional_text(name: str, value: object, pattern: re.Pattern[str] | None, li
     if not value or len(value) > limit:
         raise ValidationError(name, "must be 1 to %d characters" % limit)
     if pattern is not None and not pattern.fullmatch(value):
-        raise ValidationError(name, "must be digits, optionally with a leading +")
+        raise ValidationError(name, what or "has characters that are not allowed")
     dialstring.check_value(name, value)
     return value
 
 
-def _timeout(value: object, config: Config) -> int:
-    if value is None:
-        return config.default_ring_timeout
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError("timeout", "must be a whole number of seconds")
-    if not MIN_RING_TIMEOUT <= value <= config.max_ring_timeout:
-        raise ValidationError("timeout", "must be between %d and %d seconds" % (MIN_RING_TIMEOUT, config.max_ring_timeout))
+def _object(name: str, value: object, known: frozenset[str]) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValidationError(name, "must be an object")
+    for key in value:
+        if key not in known:
+            raise ValidationError("%s.%s" % (name, key) if isinstance(key, str) and len(key) < 40 else name,
+                                  "unknown field")
     return value
+
+
+def _media(name: str, value: object, config: Config, *, tones: tuple[str, ...] = ()) -> Media | None:
+    """A playable thing: a tone name, ``{"file": ...}``, ``{"url": ...}`` or
+    ``{"say": ..., "language": ..., "voice": ...}``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value in tones:
+            return Media("tone", value)
+        raise ValidationError(name, "must be one of %s, or an object with file, url or say" % ", ".join(tones)
+                              if tones else "must be an object with file, url or say")
+    spec = _object(name, value, frozenset({"file", "url", "say", "language", "voice"}))
+    kinds = [k for k in ("file", "url", "say") if k in spec]
+    if len(kinds) != 1:
+        raise ValidationError(name, "give exactly one of file, url or say")
+    kind = kinds[0]
+    if kind != "say" and ("language" in spec or "voice" in spec):
+        raise ValidationError(name, "language and voice go with say")
+    field_name = "%s.%s" % (name, kind)
+    if kind == "file":
+        text = _text(field_name, spec["file"], 200, _SOUND_FILE,
+                     "a relative sound file path (letters, digits, _./-) ending in an audio extension")
+        assert text is not None
+        if ".." in text:
+            raise ValidationError(field_name, "may not contain '..'")
+        return Media("file", text)
+    if kind == "url":
+        text = _text(field_name, spec["url"], 500, _URL, "must be an http(s) URL")
+        assert text is not None
+        if not any(text.startswith(p) for p in config.media_url_prefixes):
+            raise ValidationError(field_name, "audio URLs from this location are not allowed")
+        return Media("url", text)
+    if not config.tts_engine:
+        raise ValidationError(field_name, "text to speech is not available on this service")
+    text = _text(field_name, spec["say"], MAX_SAY)
+    language = _text("%s.language" % name, spec.get("language"), 10, _LANGUAGE, "a language tag like en or en-US")
+    voice = _text("%s.voice" % name, spec.get("voice"), 40, _VOICE, "letters, digits and _.- only")
+    assert text is not None
+    return Media("say", text, language or "", voice or "")
+
+
+def _party(name: str, value: object, top: Mapping[str, Any], config: Config,
+           number_filter: str | re.Pattern[str] | None) -> Party:
+    spec: Mapping[str, Any]
+    if isinstance(value, Mapping):
+        spec = _object(name, value, PARTY_FIELDS)
+        to = spec.get("to")
+        to_field = "%s.to" % name
+    else:
+        spec, to, to_field = {}, value, name
+    raw = to if isinstance(to, list) else [to]
+    if not raw:
+        raise ValidationError(to_field, "needs at least one destination")
+    if len(raw) > config.max_destinations:
+        raise ValidationError(to_field, "at most %d destinations" % config.max_destinations)
+    destinations = []
+    for i, item in enumerate(raw):
+        item_field = "%s.%d" % (to_field, i) if isinstance(to, list) else to_field
+        if isinstance(item, str):
+            item = apply_number_filter(item_field, item, number_filter)
+        destinations.append(parse_destination(item_field, item, config))
+    timeout = _int("%s.timeout" % name, spec.get("timeout"), MIN_RING_TIMEOUT, config.max_ring_timeout,
+                   _int("timeout", top.get("timeout"), MIN_RING_TIMEOUT, config.max_ring_timeout,
+                        config.default_ring_timeout))
+    anonymous = _bool("%s.anonymous" % name, spec.get("anonymous"), False)
+    cid_number = _text("%s.caller_id_number" % name, spec.get("caller_id_number"), 21, _CID_NUMBER,
+                       "must be digits, optionally with a leading +")
+    cid_name = _text("%s.caller_id_name" % name, spec.get("caller_id_name"), MAX_NAME)
+    show_other = _bool("%s.show_other_number" % name, spec.get("show_other_number"), False)
+    if anonymous and (cid_number or cid_name or show_other):
+        raise ValidationError("%s.anonymous" % name, "cannot be combined with a caller ID for the same party")
+    if show_other and cid_number:
+        raise ValidationError("%s.show_other_number" % name, "cannot be combined with caller_id_number")
+    headers_raw = spec.get("sip_headers")
+    headers: list[tuple[str, str]] = []
+    if headers_raw is not None:
+        if not isinstance(headers_raw, Mapping):
+            raise ValidationError("%s.sip_headers" % name, "must be an object of X-Name: value")
+        if len(headers_raw) > MAX_SIP_HEADERS:
+            raise ValidationError("%s.sip_headers" % name, "at most %d headers" % MAX_SIP_HEADERS)
+        for key, header_value in headers_raw.items():
+            key_field = "%s.sip_headers.%s" % (name, key) if isinstance(key, str) and len(key) <= 45 else (
+                "%s.sip_headers" % name)
+            if not isinstance(key, str) or not _SIP_HEADER.fullmatch(key):
+                raise ValidationError(key_field, "only X- headers (X- then letters, digits, -)")
+            text = _text(key_field, header_value, MAX_VALUE)
+            assert text is not None
+            headers.append((key, text))
+    return Party(
+        destinations=tuple(destinations),
+        mode=_choice("%s.mode" % name, spec.get("mode"), MODES, "sequential"),
+        timeout=timeout or config.default_ring_timeout,
+        retries=_int("%s.retries" % name, spec.get("retries"), 0, config.max_retries, 0) or 0,
+        ignore_early_media=_bool("%s.ignore_early_media" % name, spec.get("ignore_early_media"), True),
+        auto_answer=_bool("%s.auto_answer" % name, spec.get("auto_answer"), False),
+        caller_id_number=cid_number,
+        caller_id_name=cid_name,
+        anonymous=anonymous,
+        show_other_number=show_other,
+        presence_id=_text("%s.presence_id" % name, spec.get("presence_id"), 200, _PRESENCE, "must be user@domain"),
+        sip_headers=tuple(headers),
+    )
 
 
 def _variables(value: object, config: Config) -> dict[str, str]:
@@ -162,6 +399,48 @@ def _variables(value: object, config: Config) -> dict[str, str]:
     return out
 
 
+def _warnings(value: object, max_duration: int | None, config: Config) -> tuple[Warning, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ValidationError("warnings", "must be a list")
+    if len(value) > MAX_WARNINGS:
+        raise ValidationError("warnings", "at most %d warnings" % MAX_WARNINGS)
+    out = []
+    limit = max_duration or config.max_call_duration
+    for i, item in enumerate(value):
+        name = "warnings.%d" % i
+        spec = _object(name, item, frozenset({"before_end", "after", "sound"}))
+        if ("before_end" in spec) == ("after" in spec):
+            raise ValidationError(name, "give exactly one of before_end or after (seconds)")
+        if "before_end" in spec:
+            if max_duration is None:
+                raise ValidationError("%s.before_end" % name, "needs max_duration")
+            before = _int("%s.before_end" % name, spec["before_end"], 1, max_duration - 1, None)
+            assert before is not None
+            at, how = max_duration - before, ("before_end", before)
+        else:
+            after = _int("%s.after" % name, spec["after"], 1, limit - 1, None)
+            assert after is not None
+            at, how = after, ("after", after)
+        sound = _media("%s.sound" % name, spec.get("sound", "beep"), config, tones=("beep",))
+        assert sound is not None
+        if sound.kind == "say":
+            raise ValidationError("%s.sound" % name, "a warning plays a tone, a file or a URL")
+        out.append(Warning(at, sound, how))
+    return tuple(out)
+
+
+def _record(value: object) -> Recording | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        return Recording()
+    spec = _object("record", value, frozenset({"format", "stereo"}))
+    return Recording(_choice("record.format", spec.get("format"), RECORD_FORMATS, "wav"),
+                     _bool("record.stereo", spec.get("stereo"), False))
+
+
 def parse_request(data: object, config: Config, *, job_id: str | None = None) -> CallRequest:
     """Validate a request document (the body of ``POST /v1/calls``, or a job
     pushed onto the queue) into a ``CallRequest``.
@@ -174,25 +453,78 @@ def parse_request(data: object, config: Config, *, job_id: str | None = None) ->
         raise ValidationError("body", "must be a JSON object")
     unknown = sorted(str(k) for k in data if k not in KNOWN_FIELDS)
     if unknown:
-        raise ValidationError(unknown[0], "unknown field")
+        raise ValidationError(unknown[0][:40], "unknown field")
     if job_id is None:
         job_id = parse_id(data["id"]) if data.get("id") is not None else new_id()
-    return CallRequest(
+
+    number_filter: str | re.Pattern[str] | None = None
+    raw_filter = data.get("number_filter")
+    if raw_filter is not None:
+        if raw_filter == "digits":
+            number_filter = "digits"
+        elif isinstance(raw_filter, Mapping):
+            spec = _object("number_filter", raw_filter, frozenset({"regex"}))
+            if not isinstance(spec.get("regex"), str):
+                raise ValidationError("number_filter.regex", "must be a string")
+            number_filter = check_filter_pattern("number_filter.regex", spec["regex"])
+        else:
+            raise ValidationError("number_filter", 'must be "digits" or {"regex": "..."}')
+
+    timeout = _int("timeout", data.get("timeout"), MIN_RING_TIMEOUT, config.max_ring_timeout,
+                   config.default_ring_timeout)
+    a = _party("a", data.get("a"), data, config, number_filter)
+    b = _party("b", data.get("b"), data, config, number_filter)
+    media = _choice("media", data.get("media"), MEDIA, "process")
+    max_duration = _int("max_duration", data.get("max_duration"), MIN_DURATION, config.max_call_duration, None)
+    ringback = _media("ringback", data.get("ringback"), config, tones=RINGBACK_TONES)
+    if ringback is not None and ringback.kind == "say":
+        raise ValidationError("ringback", "ringback plays a tone, music on hold, a file or a URL")
+    announcement = _media("announcement", data.get("announcement"), config)
+    warnings = _warnings(data.get("warnings"), max_duration, config)
+    record = _record(data.get("record"))
+    if media != "process":
+        for name, used in (("record", record), ("announcement", announcement), ("warnings", warnings),
+                           ("ringback", ringback)):
+            if used:
+                raise ValidationError(name, "needs media: process (the switch cannot touch bypassed media)")
+    node = _text("node", data.get("node"), 100, _NODE, "must name a configured node")
+    if node is not None and node not in {n.label for n in config.nodes} | {n.name for n in config.nodes if n.name}:
+        raise ValidationError("node", "no such node")
+    target = data.get("target_call_id")
+    callback = _text("callback_url", data.get("callback_url"), 500, _URL, "must be an http(s) URL")
+    if callback is not None:
+        if not config.webhook_allow:
+            raise ValidationError("callback_url", "webhooks are not enabled on this service")
+        if not any(re.fullmatch(p, callback) for p in config.webhook_allow):
+            raise ValidationError("callback_url", "this callback URL is not allowed")
+    request = CallRequest(
         id=job_id,
-        a=parse_destination("a", data.get("a"), config),
-        b=parse_destination("b", data.get("b"), config),
-        caller_id_number=_optional_text("caller_id_number", data.get("caller_id_number"), _CID_NUMBER, 21),
-        caller_id_name=_optional_text("caller_id_name", data.get("caller_id_name"), None, MAX_NAME),
-        timeout=_timeout(data.get("timeout"), config),
+        a=a,
+        b=b,
+        dial_first=_choice("dial_first", data.get("dial_first"), PARTY_NAMES, "a"),
+        caller_id_number=_text("caller_id_number", data.get("caller_id_number"), 21, _CID_NUMBER,
+                               "must be digits, optionally with a leading +"),
+        caller_id_name=_text("caller_id_name", data.get("caller_id_name"), MAX_NAME),
+        timeout=timeout or config.default_ring_timeout,
         variables=_variables(data.get("variables"), config),
+        ringback=ringback,
+        announcement=announcement,
+        max_duration=max_duration,
+        warnings=warnings,
+        record=record,
+        media=media,
+        node=node,
+        target_call_id=parse_id(target, "target_call_id") if target is not None else None,
+        callback_url=callback,
     )
+    return request
 
 
 def loads_request(text: str | bytes, config: Config, *, job_id: str | None = None) -> CallRequest:
     """``parse_request`` on a JSON text (a queue entry's ``job`` field)."""
     try:
         data = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ValidationError("job", "is not valid JSON") from None
     return parse_request(data, config, job_id=job_id)
 
@@ -214,7 +546,12 @@ def can_move(current: str, new: str) -> bool:
 class CallState:
     """What the engine knows of one call, fed by its channels' events.
 
-    ``on_event`` returns the fields to store when something changed
+    Roles, not party names: ``"a"`` is the party rung first, ``"b"`` the one
+    connected when it answers. A party may have several legs (failover,
+    simultaneous ringing, retries): the leg that answers is the party's leg.
+    Before the first party answers, only the originate's result (the
+    BACKGROUND_JOB) can end the call, because a hangup may be one attempt of
+    several. ``on_event`` returns the fields to store when something changed
     (``status`` among them when the status moves), or ``{}``.
     """
 
@@ -223,8 +560,11 @@ class CallState:
     b_uuid: str = ""
     a_cause: str = ""
     b_cause: str = ""
+    b_last_cause: str = ""
+    first_hangup_cause: str = ""
     answered: bool = False
     bridged: bool = False
+    originate_ok: bool = False
     cancel_requested: bool = False
 
     @property
@@ -237,46 +577,74 @@ class CallState:
             fields["status"] = new
         return fields
 
-    def on_event(self, leg: str, name: str, uuid_: str, cause: str = "", bridge_cause: str = "") -> dict[str, str]:
-        """Apply one channel event of the A or B leg (``leg`` is ``"a"`` or
-        ``"b"``). ``bridge_cause`` is what the A leg's hangup reports about a
-        failed bridge (``last_bridge_hangup_cause``)."""
+    def on_event(self, role: str, name: str, uuid_: str, cause: str = "", bridge_cause: str = "") -> dict[str, str]:
+        """Apply one channel event of a leg of the first (``"a"``) or second
+        (``"b"``) party. ``bridge_cause`` is what the first party's hangup
+        reports about a failed bridge (``last_bridge_hangup_cause``)."""
         fields: dict[str, str] = {}
-        if self.final:
-            if leg == "b" and name == "CHANNEL_HANGUP_COMPLETE" and uuid_ == self.b_uuid and not self.b_cause:
-                self.b_cause = fields["b_hangup_cause"] = cause
+        if role == "b" and name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
+            if uuid_ == self.b_uuid:
+                if not self.b_cause:
+                    self.b_cause = fields["b_hangup_cause"] = cause
+                    if self.bridged and not self.first_hangup_cause and name == "CHANNEL_HANGUP":
+                        self.first_hangup_cause = cause
+            elif cause:
+                self.b_last_cause = cause
             return fields
-        if leg == "a":
+        if self.final:
+            return fields
+        if role == "a":
             if name == "CHANNEL_CREATE" and not self.a_uuid:
                 self.a_uuid = fields["a_uuid"] = uuid_
             elif name in ("CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA"):
                 return self._move("ringing", fields)
             elif name == "CHANNEL_ANSWER":
-                self.answered = True
+                if not self.answered:
+                    self.answered = True
+                    if uuid_ and uuid_ != self.a_uuid:
+                        self.a_uuid = fields["a_uuid"] = uuid_
                 return self._move("answered", fields)
             elif name == "CHANNEL_BRIDGE":
                 self.bridged = True
                 return self._move("bridged", fields)
-            elif name == "CHANNEL_HANGUP_COMPLETE" and uuid_ == self.a_uuid:
+            elif name == "CHANNEL_HANGUP" and uuid_ == self.a_uuid and (self.answered or self.originate_ok):
+                if self.bridged and not self.first_hangup_cause:
+                    self.first_hangup_cause = cause
+            elif name == "CHANNEL_HANGUP_COMPLETE" and uuid_ == self.a_uuid and (self.answered or self.originate_ok):
                 self.a_cause = fields["a_hangup_cause"] = cause
                 if bridge_cause and not self.b_cause and not self.bridged:
-                    self.b_cause = bridge_cause
+                    self.b_last_cause = self.b_last_cause or bridge_cause
                 return self._finish(fields)
-        elif leg == "b":
-            if name == "CHANNEL_CREATE" and not self.b_uuid:
+            elif name == "CHANNEL_HANGUP_COMPLETE":
+                self.a_cause = cause  # one attempt of several; the result decides
+        elif role == "b":
+            if name == "CHANNEL_ANSWER" and not self.b_uuid:
                 self.b_uuid = fields["b_uuid"] = uuid_
             elif name == "CHANNEL_BRIDGE":
                 self.bridged = True
                 return self._move("bridged", fields)
-            elif name == "CHANNEL_HANGUP_COMPLETE" and uuid_ == self.b_uuid:
-                self.b_cause = fields["b_hangup_cause"] = cause
+        return fields
+
+    def on_bridge(self, b_uuid: str) -> dict[str, str]:
+        """CHANNEL_BRIDGE on the first party's leg names the second party's leg."""
+        fields: dict[str, str] = {}
+        if b_uuid and not self.b_uuid:
+            self.b_uuid = fields["b_uuid"] = b_uuid
+        return fields
+
+    def on_originate_ok(self, uuid_: str) -> dict[str, str]:
+        """The BACKGROUND_JOB said ``+OK <uuid>``: that leg is the first party's."""
+        self.originate_ok = True
+        fields: dict[str, str] = {}
+        if uuid_ and uuid_ != self.a_uuid:
+            self.a_uuid = fields["a_uuid"] = uuid_
         return fields
 
     def on_originate_failed(self, cause: str) -> dict[str, str]:
-        """The BACKGROUND_JOB said ``-ERR <cause>``: the A leg never came up."""
+        """The BACKGROUND_JOB said ``-ERR <cause>``: the first party never came up."""
         if self.final:
             return {}
-        self.a_cause = self.a_cause or cause
+        self.a_cause = cause or self.a_cause
         return self._finish({"a_hangup_cause": self.a_cause})
 
     def _finish(self, fields: dict[str, str]) -> dict[str, str]:
@@ -285,12 +653,12 @@ class CallState:
         return self._move(status, fields)
 
     def final_status(self) -> tuple[str, str]:
-        """(status, hangup_cause) once the A leg is gone."""
+        """(status, hangup_cause) once the first party is gone."""
         if self.cancel_requested:
             return "cancelled", self.a_cause or "ORIGINATOR_CANCEL"
         if self.bridged:
-            return "completed", self.a_cause or self.b_cause or "NORMAL_CLEARING"
+            return "completed", self.first_hangup_cause or self.a_cause or self.b_cause or "NORMAL_CLEARING"
         if self.answered:
-            # A answered but B never did: B's cause is the one that matters.
-            return "failed", self.b_cause or self.a_cause or "NORMAL_CLEARING"
+            # The first party answered but the second never did: its cause matters.
+            return "failed", self.b_cause or self.b_last_cause or self.a_cause or "NORMAL_CLEARING"
         return "failed", self.a_cause or "UNKNOWN"

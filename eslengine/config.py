@@ -122,10 +122,32 @@ class Config:
     gateway: str = "default"
     # FreeSWITCH directory domain for user/NNNN destinations ('' = switch default).
     user_domain: str = ""
-    # Destination allow-list (full-match regexes on the E.164 number, '+'
-    # included) and blocked prefixes; empty allow-list means any E.164 number.
+    # Toll-fraud policy for E.164 destinations, applied in this order:
+    # blocked prefixes (default: international satellite and shared-network
+    # ranges, billed at premium rates), refused number types (libphonenumber's
+    # classification; default premium rate), countries served (ISO 3166 codes;
+    # empty = any), allow-list (full-match regexes; empty = any).
+    blocked_prefixes: tuple[str, ...] = ("+870", "+881", "+882", "+883")
+    refused_number_types: tuple[str, ...] = ("premium_rate",)
+    countries: frozenset[str] = frozenset()
     allow_patterns: tuple[str, ...] = ()
-    blocked_prefixes: tuple[str, ...] = ()
+    # SIP URI destinations: full-match regexes on the domain; empty = refused.
+    sip_domains: tuple[str, ...] = ()
+    sip_profile: str = "external"
+    max_destinations: int = 5
+    max_retries: int = 3
+    max_call_duration: int = 4 * 3600
+    # Where the switch writes recordings ({id}.wav / .mp3 is appended).
+    recordings_dir: str = "/var/lib/freeswitch/recordings"
+    # Text to speech: the switch's TTS module and default voice ('' = no TTS).
+    tts_engine: str = ""
+    tts_voice: str = ""
+    # Audio URLs the switch may fetch (prefixes); empty = URLs refused.
+    media_url_prefixes: tuple[str, ...] = ()
+    # Webhooks: callback_url must fully match one of these regexes; empty =
+    # webhooks refused. The secret signs each delivery (HMAC-SHA256).
+    webhook_allow: tuple[str, ...] = ()
+    webhook_secret: str = ""
 
     default_ring_timeout: int = 30
     max_ring_timeout: int = 120
@@ -179,7 +201,40 @@ class Config:
         if (v := take("ALLOW")) is not None:
             kwargs["allow_patterns"] = _patterns("ESLENGINE_ALLOW", v)
         if (v := take("BLOCKED_PREFIXES")) is not None:
-            kwargs["blocked_prefixes"] = _words(v)
+            kwargs["blocked_prefixes"] = () if v.strip().lower() == "none" else _words(v)
+        if (v := take("REFUSED_NUMBER_TYPES")) is not None:
+            from .destinations import NUMBER_TYPES
+
+            types = () if v.strip().lower() == "none" else tuple(w.lower() for w in _words(v))
+            unknown = [t for t in types if t not in NUMBER_TYPES]
+            if unknown:
+                raise ConfigError("ESLENGINE_REFUSED_NUMBER_TYPES: unknown type %s (known: %s)" % (
+                    unknown[0], ", ".join(sorted(NUMBER_TYPES))))
+            kwargs["refused_number_types"] = types
+        if (v := take("COUNTRIES")) is not None:
+            codes = frozenset(w.upper() for w in _words(v))
+            bad = sorted(c for c in codes if not re.fullmatch(r"[A-Z]{2}", c))
+            if bad:
+                raise ConfigError("ESLENGINE_COUNTRIES: %r is not a two-letter country code" % bad[0])
+            kwargs["countries"] = codes
+        if (v := take("SIP_DOMAINS")) is not None:
+            kwargs["sip_domains"] = _patterns("ESLENGINE_SIP_DOMAINS", v)
+        if (v := take("SIP_PROFILE")) is not None:
+            kwargs["sip_profile"] = v
+        if (v := take("RECORDINGS_DIR")) is not None:
+            if not re.fullmatch(r"/[A-Za-z0-9_./-]*", v) or ".." in v:
+                raise ConfigError("ESLENGINE_RECORDINGS_DIR must be an absolute path of letters, digits and _./-")
+            kwargs["recordings_dir"] = v.rstrip("/") or "/"
+        if (v := take("TTS_ENGINE")) is not None:
+            kwargs["tts_engine"] = v
+        if (v := take("TTS_VOICE")) is not None:
+            kwargs["tts_voice"] = v
+        if (v := take("MEDIA_URL_PREFIXES")) is not None:
+            kwargs["media_url_prefixes"] = _words(v)
+        if (v := take("WEBHOOK_ALLOW")) is not None:
+            kwargs["webhook_allow"] = _patterns("ESLENGINE_WEBHOOK_ALLOW", v)
+        if (v := take("WEBHOOK_SECRET")) is not None:
+            kwargs["webhook_secret"] = v
         for name, key in (
             ("default_ring_timeout", "DEFAULT_RING_TIMEOUT"),
             ("max_ring_timeout", "MAX_RING_TIMEOUT"),
@@ -187,6 +242,8 @@ class Config:
             ("claim_idle_ms", "CLAIM_IDLE_MS"),
             ("record_ttl", "RECORD_TTL"),
             ("max_attempts", "MAX_ATTEMPTS"),
+            ("max_destinations", "MAX_DESTINATIONS"),
+            ("max_call_duration", "MAX_CALL_DURATION"),
         ):
             if (v := take(key)) is not None:
                 kwargs[name] = _positive_int("ESLENGINE_" + key, v)
@@ -196,6 +253,10 @@ class Config:
         if (v := take("LOG_LEVEL")) is not None:
             kwargs["log_level"] = v.upper()
         config = cls(**kwargs)  # type: ignore[arg-type]
+        for name, value in (("ESLENGINE_SIP_PROFILE", config.sip_profile), ("ESLENGINE_TTS_ENGINE", config.tts_engine),
+                            ("ESLENGINE_TTS_VOICE", config.tts_voice), ("ESLENGINE_GATEWAY", config.gateway)):
+            if value and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value):
+                raise ConfigError("%s may hold letters, digits and _.- only" % name)
         if config.default_ring_timeout > config.max_ring_timeout:
             raise ConfigError("ESLENGINE_DEFAULT_RING_TIMEOUT exceeds ESLENGINE_MAX_RING_TIMEOUT")
         return config

@@ -30,19 +30,35 @@ from typing import TYPE_CHECKING
 from .errors import ValidationError
 
 if TYPE_CHECKING:
-    from .calls import CallRequest, Destination
+    from .calls import CallRequest, Media, Party
     from .config import Config
+    from .destinations import Destination
 
 VAR_PREFIX = "eslengine_var_"
 JOB_VAR = "eslengine_job_id"
-LEG_VAR = "eslengine_leg"
+LEG_VAR = "eslengine_leg"  # the party: a | b
+ROLE_VAR = "eslengine_role"  # first (rung first) | second (connected when first answers)
+BRIDGE_VAR = "eslengine_bridge"
+# The dialplan extension (freeswitch-conf/dialplan/eslengine.xml) that plays
+# the announcement to the first party and then bridges ${eslengine_bridge}.
+CONNECT_EXTENSION = "eslengine_connect XML eslengine"
+
+TONES = {
+    "ring": "%(2000,4000,440,480)",
+    "us-ring": "%(2000,4000,440,480)",
+    "uk-ring": "%(400,200,400,450);%(400,2000,400,450)",
+    "moh": "local_stream://moh",
+    "beep": "tone_stream://%(500,0,800)",
+}
 
 _FORBIDDEN = frozenset("{}[]<>()|")
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _SAFE_TOKEN = re.compile(r"[A-Za-z0-9_.@+-]+")
-# Each clean-up round unescapes a backslash before these (plus its own
-# delimiter); spaces are sent as \s so no round splits or trims them.
-_ROUNDS = ("=", ",", "")
+# The clean-up rounds a value passes, innermost first: the name=value split,
+# the variable block's comma split, and (only for text on the originate
+# command line itself) the blank split of the originate arguments.
+ARG_ROUNDS = ("=", ",", "")
+VAR_ROUNDS = ("=", ",")
 
 
 def check_value(field: str, value: str) -> None:
@@ -72,31 +88,36 @@ def _escape_round(value: str, delim: str) -> str:
     return "".join(out)
 
 
-def encode_value(value: str) -> str:
-    """A channel-variable value written so FreeSWITCH reads back ``value``."""
+def encode_value(value: str, rounds: Iterable[str] = ARG_ROUNDS) -> str:
+    """A channel-variable value written so FreeSWITCH reads back ``value``
+    after ``rounds``."""
     if _SAFE_TOKEN.fullmatch(value):
         return value
-    for delim in _ROUNDS:
+    for delim in rounds:
         value = _escape_round(value, delim)
     return value
 
 
-def variable_block(variables: Iterable[tuple[str, str]]) -> str:
+def variable_block(variables: Iterable[tuple[str, str]], rounds: Iterable[str] = ARG_ROUNDS,
+                   brackets: str = "{}") -> str:
     """``{name=value,...}`` with every value encoded; names must be safe."""
+    rounds = tuple(rounds)
     parts = []
     for name, value in variables:
         if not _NAME.fullmatch(name):
             raise ValueError("unsafe channel variable name %r" % name)
-        parts.append("%s=%s" % (name, encode_value(value)))
-    return "{" + ",".join(parts) + "}"
+        parts.append("%s=%s" % (name, encode_value(value, rounds)))
+    return brackets[0] + ",".join(parts) + brackets[1]
 
 
 def endpoint(dest: Destination, config: Config) -> str:
     """Where FreeSWITCH sends a leg: the route template for E.164 numbers,
-    ``user/<ext>[@domain]`` for directory users."""
+    ``user/<ext>[@domain]`` for directory users, the SIP profile for URIs."""
     if dest.kind == "user":
         domain = dest.domain or config.user_domain
         text = "user/%s%s" % (dest.number, "@" + domain if domain else "")
+    elif dest.kind == "sip":
+        text = "sofia/%s/%s@%s" % (config.sip_profile, dest.number, dest.domain)
     else:
         text = config.route_template.format(gateway=config.gateway, number=dest.number.lstrip("+"), e164=dest.number)
     if not re.fullmatch(r"[A-Za-z0-9_.@+/:=-]+", text):
@@ -104,29 +125,121 @@ def endpoint(dest: Destination, config: Config) -> str:
     return text
 
 
-def leg_variables(request: CallRequest, leg: str) -> list[tuple[str, str]]:
-    """The channel variables one leg carries (the job id, caller ID, timeout,
-    and the caller's custom variables under ``eslengine_var_``)."""
-    out = [(JOB_VAR, request.id), (LEG_VAR, leg)]
-    if leg == "a":
-        out.insert(0, ("origination_uuid", request.id))
-    if request.caller_id_number:
-        out.append(("origination_caller_id_number", request.caller_id_number))
-    if request.caller_id_name:
-        out.append(("origination_caller_id_name", request.caller_id_name))
-    out.append(("originate_timeout", str(request.timeout)))
-    if leg == "a":
-        out.append(("ignore_early_media", "true"))
+def playable(media: Media) -> str:
+    """What ``playback`` is given for a tone, a sound file or a URL."""
+    if media.kind == "tone":
+        return TONES[media.value]
+    if media.kind == "url":
+        return "http_cache://" + media.value
+    return media.value
+
+
+def recording_path(request: CallRequest, config: Config) -> str | None:
+    if request.record is None:
+        return None
+    return "%s/%s.%s" % (config.recordings_dir.rstrip("/"), request.id, request.record.format)
+
+
+def ring_timeout(party: Party) -> int:
+    """The party's originate_timeout: each destination's own ring time, one
+    after another when sequential."""
+    if party.mode == "sequential":
+        return party.timeout * len(party.destinations)
+    return party.timeout
+
+
+def party_variables(request: CallRequest, name: str, config: Config) -> list[tuple[str, str]]:
+    """The channel variables every leg of party ``name`` carries."""
+    party = request.party(name)
+    role = "first" if name == request.dial_first else "second"
+    other = request.party("b" if name == "a" else "a")
+    out: list[tuple[str, str]] = []
+    if role == "first":
+        out.append(("origination_uuid", request.id))
+    out += [(JOB_VAR, request.id), (LEG_VAR, name), (ROLE_VAR, role)]
+    if party.anonymous:
+        out += [("origination_caller_id_name", "Anonymous"), ("origination_caller_id_number", "anonymous"),
+                ("origination_privacy", "hide_name:hide_number")]
+    else:
+        number = party.caller_id_number or request.caller_id_number
+        if party.show_other_number:
+            number = other.first.number
+        cid_name = party.caller_id_name or request.caller_id_name
+        if number:
+            out.append(("origination_caller_id_number", number))
+        if cid_name:
+            out.append(("origination_caller_id_name", cid_name))
+    out.append(("originate_timeout", str(ring_timeout(party))))
+    if party.retries:
+        out += [("originate_retries", str(party.retries)), ("originate_retry_sleep_ms", "1000")]
+    out.append(("ignore_early_media", "true" if party.ignore_early_media else "false"))
+    if party.auto_answer:
+        out.append(("sip_auto_answer", "true"))
+    if party.presence_id:
+        out.append(("presence_id", party.presence_id))
+    out += [("sip_h_" + header, value) for header, value in party.sip_headers]
     # FreeSWITCH deletes a variable set to the empty string: send none.
-    out.extend((VAR_PREFIX + name, value) for name, value in request.variables.items() if value)
+    out += [(VAR_PREFIX + key, value) for key, value in request.variables.items() if value]
+    if role == "first":
+        if request.ringback is not None:
+            tone = playable(request.ringback)
+            out += [("ringback", tone), ("transfer_ringback", tone)]
+        if request.media == "bypass":
+            out.append(("bypass_media", "true"))
+        elif request.media == "proxy":
+            out.append(("proxy_media", "true"))
+    else:
+        # Run on the second party's leg when it answers, i.e. when the two
+        # parties are connected.
+        hooks = []
+        if request.max_duration is not None:
+            hooks.append("sched_hangup +%d ALLOTTED_TIMEOUT" % request.max_duration)
+        for warning in request.warnings:
+            hooks.append("sched_broadcast +%d playback::%s both" % (warning.at, playable(warning.sound)))
+        path = recording_path(request, config)
+        if path is not None:
+            if request.record is not None and request.record.stereo:
+                out.append(("RECORD_STEREO", "true"))
+            hooks.append("record_session %s" % path)
+        out += [("execute_on_answer_%d" % (i + 1), hook) for i, hook in enumerate(hooks)]
     return out
 
 
+def dial_string(request: CallRequest, name: str, config: Config, rounds: Iterable[str],
+                extra: Iterable[tuple[str, str]] = ()) -> str:
+    """``{party variables}[leg_timeout=..]<endpoint>|...`` for party ``name``."""
+    rounds = tuple(rounds)
+    party = request.party(name)
+    block = variable_block([*party_variables(request, name, config), *extra], rounds)
+    separator = "|" if party.mode == "sequential" else ","
+    if len(party.destinations) == 1:
+        return block + endpoint(party.first, config)
+    legs = ["[leg_timeout=%d]%s" % (party.timeout, endpoint(d, config)) for d in party.destinations]
+    return block + separator.join(legs)
+
+
+def uses_dialplan(request: CallRequest) -> bool:
+    """Whether the call runs through the eslengine dialplan context: needed
+    when media is played before or during the connected call (the
+    ``&bridge(...)`` argument cannot carry the parentheses of a tone)."""
+    return request.announcement is not None or bool(request.warnings)
+
+
 def originate_args(request: CallRequest, config: Config) -> str:
-    """The arguments of ``originate``: ring A; when A answers, bridge to B."""
-    a = variable_block(leg_variables(request, "a")) + endpoint(request.a, config)
-    b = variable_block(leg_variables(request, "b")) + endpoint(request.b, config)
-    return "%s &bridge(%s)" % (a, b)
+    """The arguments of ``originate``: ring the first party; when it answers,
+    connect the second."""
+    first, second = request.dial_first, request.second
+    if not uses_dialplan(request):
+        return "%s &bridge(%s)" % (dial_string(request, first, config, ARG_ROUNDS),
+                                   dial_string(request, second, config, ARG_ROUNDS))
+    extra = [(BRIDGE_VAR, dial_string(request, second, config, VAR_ROUNDS))]
+    media = request.announcement
+    if media is not None and media.kind == "say":
+        extra += [("eslengine_say", media.value), ("eslengine_tts_engine", config.tts_engine),
+                  ("eslengine_tts_voice", media.voice or config.tts_voice or media.language or "default")]
+    elif media is not None:
+        extra.append(("eslengine_announce", playable(media)))
+    return "%s %s" % (dial_string(request, first, config, ARG_ROUNDS, extra), CONNECT_EXTENSION)
 
 
 def originate_command(request: CallRequest, config: Config) -> str:

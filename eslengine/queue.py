@@ -299,8 +299,8 @@ def _initial_record(request: CallRequest, now: str) -> dict[str, str]:
     return {
         "id": request.id,
         "status": "queued",
-        "a": str(request.a),
-        "b": str(request.b),
+        "a": ",".join(str(d) for d in request.a.destinations),
+        "b": ",".join(str(d) for d in request.b.destinations),
         "request": request.dumps(),
         "created_at": now,
         "queued_at": now,
@@ -309,6 +309,7 @@ def _initial_record(request: CallRequest, now: str) -> dict[str, str]:
 
 
 _PUBLIC = (
+    "recording",
     "a_uuid",
     "b_uuid",
     "node",
@@ -326,12 +327,13 @@ def present(record: Mapping[str, str], history: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": record.get("id"),
         "status": record.get("status"),
-        "a": record.get("a"),
-        "b": record.get("b"),
+        "a": request.get("a", record.get("a")),
+        "b": request.get("b", record.get("b")),
         "caller_id_number": request.get("caller_id_number"),
         "caller_id_name": request.get("caller_id_name"),
         "timeout": request.get("timeout"),
         "variables": request.get("variables", {}),
+        "request": request,
     }
     for key in _PUBLIC:
         if record.get(key):

@@ -36,6 +36,7 @@ from .esl import NodeLink
 from .pacing import Pacer, session_cost
 from .protocol import Event
 from .queue import JOB_FIELD, JobQueue
+from .webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class Worker:
         self._greenlets: list[gevent.Greenlet] = []
         self._capacity = gevent.event.Event()
         self.stopped = gevent.event.Event()
+        self.webhooks = Webhooks(queue, config)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -255,17 +257,32 @@ class Worker:
                 self._capacity.set()
 
     def _cost(self, request: CallRequest) -> int:
-        return session_cost(dialstring.endpoint(request.a, self.config)) + session_cost(
-            dialstring.endpoint(request.b, self.config)
-        )
+        """Sessions the call may hold at once: every destination of a party
+        rung all at once, the dearest one of a party rung in turn."""
+        total = 0
+        for party in (request.a, request.b):
+            costs = [session_cost(dialstring.endpoint(d, self.config)) for d in party.destinations]
+            total += sum(costs) if party.mode == "simultaneous" else max(costs)
+        return total
 
-    def _acquire_node(self, cost: int) -> NodeState | None:
-        """Wait until some node may take ``cost`` more sessions; reserve them."""
+    def _candidates(self, request: CallRequest) -> list[NodeState] | None:
+        """The nodes this job may run on, or None when its target call is on
+        none of them."""
+        if request.node is not None:
+            return [s for s in self.nodes if request.node in (s.node.label, s.node.name)]
+        if request.target_call_id is not None:
+            node = self._find_channel(request.target_call_id)
+            return None if node is None else [node]
+        return self.nodes
+
+    def _acquire_node(self, cost: int, nodes: list[NodeState] | None = None) -> NodeState | None:
+        """Wait until one of ``nodes`` (default: all) may take ``cost`` more
+        sessions; reserve them."""
         while self._running:
             now = time.monotonic()
             best: NodeState | None = None
             wait = 1.0
-            for state in self.nodes:
+            for state in nodes if nodes is not None else self.nodes:
                 if not state.up:
                     continue
                 delay = state.pacer.delay(now, cost)
@@ -287,7 +304,14 @@ class Worker:
         request = call.request
         job_id = request.id
         command = dialstring.originate_command(request, self.config)
-        node = self._acquire_node(self._cost(request))
+        candidates = self._candidates(request)
+        if candidates is None:
+            log.info("job %s: target call %s is on no node", job_id, request.target_call_id)
+            self.queue.transition(job_id, "failed", {"hangup_cause": "TARGET_CALL_NOT_FOUND",
+                                                     "error": "target_call_id is not up on any node"})
+            self.queue.ack(call.entry_id)
+            return
+        node = self._acquire_node(self._cost(request), candidates)
         if node is None:
             log.info("job %s: worker stopping before dialing; left queued", job_id)
             return
@@ -301,11 +325,11 @@ class Worker:
         bg_uuid = str(uuid.uuid4())
         # The attempt record is written before the command leaves: whoever
         # picks this job up again knows a call may exist and checks first.
-        self.queue.transition(
-            job_id,
-            "dialing",
-            {"node": node.node.label, "attempts": str(attempts), "originated": "1", "bgapi_job_uuid": bg_uuid},
-        )
+        fields = {"node": node.node.label, "attempts": str(attempts), "originated": "1", "bgapi_job_uuid": bg_uuid}
+        recording = dialstring.recording_path(request, self.config)
+        if recording:
+            fields["recording"] = recording
+        self.queue.transition(job_id, "dialing", fields)
         log.info("job %s: originate on %s (attempt %d)", job_id, node.node.label, attempts)
         try:
             job = node.link.bgapi(command, job_uuid=bg_uuid)
@@ -330,9 +354,9 @@ class Worker:
             self._reconcile(call)
         elif result.ok:
             log.info("job %s: originate ok uuid=%s", job_id, result.text)
-            if result.text and result.text != job_id and not call.state.a_uuid:
-                call.state.a_uuid = result.text  # the switch replaced a duplicate uuid
-                self.queue.transition(job_id, fields={"a_uuid": result.text})
+            # The answering leg; not the job id when the switch replaced a
+            # duplicate uuid or another simultaneous destination won.
+            self._store(call, call.state.on_originate_ok(result.text))
         else:
             log.info("job %s: originate failed: %s", job_id, result.text)
             self._store(call, call.state.on_originate_failed(_cause(result.text)))
@@ -345,9 +369,10 @@ class Worker:
         call if a switch still has it, never dial it again."""
         job_id = call.request.id
         call.state.status = record.get("status", "dialing")
-        call.state.a_uuid = record.get("a_uuid", "")
+        call.state.a_uuid = record.get(_party_field(call.request, "a_uuid"), "")
         call.state.answered = "answered_at" in record
         call.state.bridged = "bridged_at" in record
+        call.state.originate_ok = True
         node = self._find_channel(call.state.a_uuid or job_id)
         if node is not None:
             log.info("job %s: taken over; channel alive on %s, following", job_id, node.node.label)
@@ -416,41 +441,53 @@ class Worker:
 
     def _apply(self, call: Call, event: Event) -> None:
         headers = event.headers
-        leg = headers.get("variable_" + dialstring.LEG_VAR, "")
+        role = "a" if headers.get("variable_" + dialstring.ROLE_VAR, "first") == "first" else "b"
         fields = call.state.on_event(
-            leg,
+            role,
             event.name,
             headers.get("Unique-ID", ""),
             headers.get("Hangup-Cause", ""),
             headers.get("variable_last_bridge_hangup_cause") or headers.get("variable_bridge_hangup_cause") or "",
         )
+        if event.name == "CHANNEL_BRIDGE" and role == "a":
+            fields.update(call.state.on_bridge(headers.get("Bridge-B-Unique-ID") or headers.get("Other-Leg-Unique-ID")
+                                               or ""))
         if fields:
             self._store(call, fields)
 
     def _store(self, call: Call, fields: dict[str, str]) -> None:
+        """Write the state machine's fields, its roles turned into the parties'
+        names (a_uuid is party a's leg even when b was rung first)."""
         status = fields.pop("status", "")
+        if call.request.dial_first != "a":
+            fields = {_party_field(call.request, k): v for k, v in fields.items()}
         self.queue.transition(call.request.id, status, fields)
         if status:
             log.info("job %s: %s", call.request.id, status)
+            if call.request.callback_url:
+                self.webhooks.notify(call.request, status)
 
     def _hang_up(self, call: Call) -> None:
+        if not call.state.cancel_requested:
+            call.state.cancel_requested = True
+            gevent.spawn(self._hangup_until_gone, call)
+
+    def _hangup_until_gone(self, call: Call) -> None:
+        """Hang up every channel of the job on its node (all simultaneous
+        destinations and the second party's legs), repeating while the call
+        is not over: a channel the originate has not created yet would miss
+        a single request, and hupall answers +OK whether or not it matched."""
         job_id = call.request.id
-        call.state.cancel_requested = True
-        target = call.state.a_uuid or job_id
-        for _ in range(20):
+        command = "hupall ORIGINATOR_CANCEL %s %s" % (dialstring.JOB_VAR, job_id)
+        for _ in range(40):
             if call.state.final or call.node is None:
                 return
             try:
-                reply = call.node.link.api("uuid_kill %s ORIGINATOR_CANCEL" % target)
+                call.node.link.api(command)
             except EslError as exc:
-                log.warning("job %s: uuid_kill failed: %s", job_id, exc)
-                reply = "-ERR"
-            if reply.startswith("+OK"):
-                log.info("job %s: hung up on request", job_id)
-                return
-            # The channel may not exist yet: try again shortly.
+                log.warning("job %s: hangup request failed: %s", job_id, exc)
             gevent.sleep(0.25)
-        log.warning("job %s: could not hang up %s", job_id, target)
+        log.warning("job %s: still up after repeated hangup requests", job_id)
 
     def _recheck(self, call: Call) -> None:
         if call.node is None:
@@ -482,6 +519,13 @@ class Worker:
         for call in list(self.calls.values()):
             if call.node is state:
                 call.inbox.put(_RECHECK)
+
+
+def _party_field(request: CallRequest, key: str) -> str:
+    """A role field (``a_*`` = first party, ``b_*`` = second) named for the party."""
+    if request.dial_first == "a" or key[:2] not in ("a_", "b_"):
+        return key
+    return ("b_" if key.startswith("a_") else "a_") + key[2:]
 
 
 def _cause(text: str) -> str:

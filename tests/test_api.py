@@ -337,7 +337,7 @@ def test_body_over_64_kib_is_413(client: FlaskClient, redis_client: redis.Redis,
         ({"b": "sofia/gateway/x/123"}, "b"),
         ({"b": "user/1000 &park()"}, "b"),
         ({"b": "user/"}, "b"),
-        ({"b": ["+15551230001"]}, "b"),
+        ({"b": []}, "b"),
         ({"b": "+1555123000\n1"}, "b"),
         ({"c": "x"}, "c"),
         ({"callback_url": "http://x"}, "callback_url"),
@@ -500,16 +500,21 @@ def test_openapi_document_describes_every_route(app: Flask, client: FlaskClient)
 
 
 def _schema(name: str) -> Any:
-    return openapi_document(Config())["components"]["schemas"]["CallRequest"]["properties"][name]
+    schemas = openapi_document(Config())["components"]["schemas"]
+    if name in ("a", "b"):
+        return schemas["Destination"]
+    return schemas["CallRequest"]["properties"][name]
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.data())
 def test_openapi_patterns_describe_what_the_validator_accepts(data: st.DataObject) -> None:
-    config = Config()
+    # The schema describes syntax; the toll-fraud policy is the operator's.
+    config = Config(blocked_prefixes=(), refused_number_types=())
     schema = _schema("a")
     destination = data.draw(st.from_regex(schema["pattern"].replace("$", r"\Z"), fullmatch=True)
                             .filter(lambda v: len(v) <= schema["maxLength"]))
+    config = Config(blocked_prefixes=(), refused_number_types=(), sip_domains=(".*",))
     calls.parse_destination("a", destination, config)  # does not raise
     cid = data.draw(st.from_regex(_schema("caller_id_number")["pattern"].replace("$", r"\Z"), fullmatch=True))
     assert calls.parse_request({**VALID, "caller_id_number": cid}, config).caller_id_number == cid

@@ -10,12 +10,12 @@ from eslengine.calls import (
     FINAL,
     STATUSES,
     CallState,
-    Destination,
     can_move,
     loads_request,
     parse_request,
 )
 from eslengine.config import Config
+from eslengine.destinations import Destination
 from eslengine.errors import ValidationError
 
 CONFIG = Config()
@@ -23,8 +23,8 @@ CONFIG = Config()
 
 def test_minimal_request_gets_defaults() -> None:
     req = parse_request({"a": "+15551230001", "b": "user/1000"}, CONFIG)
-    assert req.a == Destination("e164", "+15551230001")
-    assert req.b == Destination("user", "1000")
+    assert req.a.destinations == (Destination("e164", "+15551230001"),)
+    assert req.b.destinations == (Destination("user", "1000"),)
     assert req.timeout == CONFIG.default_ring_timeout
     assert req.variables == {}
     assert len(req.id) == 36
@@ -137,14 +137,29 @@ def test_state_completed_call() -> None:
     assert st.on_event("a", "CHANNEL_CREATE", A) == {"a_uuid": A}
     assert st.on_event("a", "CHANNEL_PROGRESS", A) == {"status": "ringing"}
     assert st.on_event("a", "CHANNEL_ANSWER", A) == {"status": "answered"}
-    assert st.on_event("b", "CHANNEL_CREATE", B) == {"b_uuid": B}
-    assert st.on_event("b", "CHANNEL_ANSWER", B) == {}
+    assert st.on_originate_ok(A) == {}
+    assert st.on_event("b", "CHANNEL_CREATE", B) == {}
+    assert st.on_event("b", "CHANNEL_ANSWER", B) == {"b_uuid": B}
     assert st.on_event("a", "CHANNEL_BRIDGE", A) == {"status": "bridged"}
+    # The second party hangs up first: its cause is the call's.
+    assert st.on_event("b", "CHANNEL_HANGUP", B, "NORMAL_CLEARING") == {"b_hangup_cause": "NORMAL_CLEARING"}
+    assert st.on_event("a", "CHANNEL_HANGUP", A, "NORMAL_CLEARING") == {}
     assert st.on_event("a", "CHANNEL_HANGUP_COMPLETE", A, "NORMAL_CLEARING") == {
         "a_hangup_cause": "NORMAL_CLEARING", "hangup_cause": "NORMAL_CLEARING", "status": "completed"}
-    # B's own hangup may come after A's; it is still recorded.
-    assert st.on_event("b", "CHANNEL_HANGUP_COMPLETE", B, "NORMAL_CLEARING") == {"b_hangup_cause": "NORMAL_CLEARING"}
+    assert st.on_event("b", "CHANNEL_HANGUP_COMPLETE", B, "NORMAL_CLEARING") == {}
     assert st.status == "completed"
+
+
+def test_state_time_limit_cause_comes_from_the_leg_that_hung_up_first() -> None:
+    st = CallState()
+    st.on_event("a", "CHANNEL_CREATE", A)
+    st.on_event("a", "CHANNEL_ANSWER", A)
+    st.on_event("b", "CHANNEL_ANSWER", B)
+    st.on_event("a", "CHANNEL_BRIDGE", A)
+    st.on_event("b", "CHANNEL_HANGUP", B, "ALLOTTED_TIMEOUT")
+    st.on_event("a", "CHANNEL_HANGUP", A, "NORMAL_CLEARING")
+    fields = st.on_event("a", "CHANNEL_HANGUP_COMPLETE", A, "NORMAL_CLEARING")
+    assert (fields["status"], fields["hangup_cause"]) == ("completed", "ALLOTTED_TIMEOUT")
 
 
 def test_state_b_busy_fails_with_b_cause() -> None:
@@ -168,19 +183,35 @@ def test_state_bridge_cause_from_a_leg_when_b_event_missing() -> None:
 def test_state_originate_failure_and_late_events_are_ignored() -> None:
     st = CallState()
     st.on_event("a", "CHANNEL_CREATE", A)
+    # Before the result, a hangup may be one attempt of several: not final.
+    assert st.on_event("a", "CHANNEL_HANGUP_COMPLETE", A, "USER_BUSY") == {}
     fields = st.on_originate_failed("USER_BUSY")
     assert fields == {"a_hangup_cause": "USER_BUSY", "hangup_cause": "USER_BUSY", "status": "failed"}
-    # The hangup event after the BACKGROUND_JOB changes nothing.
     assert st.on_event("a", "CHANNEL_HANGUP_COMPLETE", A, "USER_BUSY") == {}
     assert st.on_originate_failed("NO_ANSWER") == {}
 
 
-def test_state_hangup_of_another_uuid_is_not_final() -> None:
-    # Failover: the same job's first attempt ends but the call goes on.
+def test_state_failover_and_simultaneous_winner() -> None:
+    # First destination busy, second (another uuid) answers: the winner's leg counts.
     st = CallState()
     st.on_event("a", "CHANNEL_CREATE", A)
-    assert st.on_event("a", "CHANNEL_HANGUP_COMPLETE", "other-uuid", "USER_BUSY") == {}
+    st.on_event("a", "CHANNEL_HANGUP_COMPLETE", A, "USER_BUSY")
     assert not st.final
+    st.on_event("a", "CHANNEL_CREATE", "winner")
+    assert st.on_event("a", "CHANNEL_ANSWER", "winner") == {"a_uuid": "winner", "status": "answered"}
+    assert st.on_originate_ok("winner") == {}
+    assert st.on_event("a", "CHANNEL_HANGUP_COMPLETE", A, "LOSE_RACE") == {}
+    assert st.on_event("a", "CHANNEL_HANGUP_COMPLETE", "winner", "NORMAL_CLEARING")["status"] == "failed"
+
+
+def test_state_early_media_result_then_no_answer() -> None:
+    # ignore_early_media=false: +OK on early media, then the leg gives up.
+    st = CallState()
+    st.on_event("a", "CHANNEL_CREATE", A)
+    st.on_event("a", "CHANNEL_PROGRESS_MEDIA", A)
+    st.on_originate_ok(A)
+    fields = st.on_event("a", "CHANNEL_HANGUP_COMPLETE", A, "NO_ANSWER")
+    assert (fields["status"], fields["hangup_cause"]) == ("failed", "NO_ANSWER")
 
 
 def test_state_cancel() -> None:

@@ -5,7 +5,8 @@ result is parsed back the way FreeSWITCH parses it (fakeswitch.dialparse, a
 step-for-step re-implementation of switch_separate_string,
 switch_event_create_brackets, originate_function and switch_ivr_originate).
 Either validation refuses the value, or the command holds exactly the
-intended endpoints, application and variables, byte for byte.
+intended endpoints, application or extension, and variables, byte for byte —
+for every option a job can carry, in both forms the builder emits.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from eslengine.fakeswitch.dialparse import parse_dial_string, parse_originate
 from eslengine.protocol import encode_command
 
 CONFIGS = [
-    Config(),
-    Config(route_template="loopback/{number}/eslengine"),
+    Config(sip_domains=(r"pbx\.example\.com",), tts_engine="flite", tts_voice="kal",
+           media_url_prefixes=("https://media.example.com/",)),
+    Config(route_template="loopback/{number}/eslengine", sip_domains=(r".*",), tts_engine="flite",
+           media_url_prefixes=("https://",)),
     Config(route_template="sofia/external/{e164}@carrier.example.com", user_domain="example.com"),
 ]
 
@@ -35,71 +38,150 @@ SPECIALS = list("{}[]<>()|,;:=&^$'\"\\ \t\r\n/@%!*") + ["${", "^^:", "\\,", "\\'
 hostile = st.lists(
     st.one_of(st.sampled_from(SPECIALS), st.text(min_size=1, max_size=6)), max_size=12
 ).map("".join)
+printable = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"),
+                                          exclude_characters="{}[]<>()|"), min_size=1, max_size=20).filter(
+    lambda v: "${" not in v)
 
 
-def parsed(command: str) -> tuple[Any, Any]:
-    assert command.startswith("originate ")
-    encode_command("bgapi " + command)  # no CR/LF: one ESL frame
-    orig = parse_originate(command[len("originate "):])
-    assert orig.app == "bridge"
-    assert orig.exten is None and orig.cid_name is None and orig.cid_num is None
-    assert orig.app_args is not None
-    return orig, parse_dial_string(orig.app_args)
+@st.composite
+def mostly(draw: st.DrawFn, good: Any, bad: Any = hostile) -> Any:
+    """Three times in four what validation accepts (so the builder is
+    exercised with it), else something hostile."""
+    return draw(good if draw(st.integers(0, 3)) else bad)
+
+
+text = mostly(printable)
+
+
+def expected_groups(request: CallRequest, name: str, config: Config,
+                    extra: tuple[tuple[str, str], ...] = ()) -> list[list[tuple[str, dict[str, str]]]]:
+    """What a party's dial string must parse to: failover groups of
+    simultaneous legs, each (endpoint, variables)."""
+    party = request.party(name)
+    base = dict(dialstring.party_variables(request, name, config))
+    base.update(extra)
+    legs = []
+    for dest in party.destinations:
+        variables = dict(base)
+        if len(party.destinations) > 1:
+            variables["leg_timeout"] = str(party.timeout)
+        legs.append((dialstring.endpoint(dest, config), variables))
+    return [[leg] for leg in legs] if party.mode == "sequential" else [legs]
+
+
+def groups_of(dial: Any) -> list[list[tuple[str, dict[str, str]]]]:
+    return [[(leg.endpoint, dict(leg.variables)) for leg in group] for group in dial.groups]
 
 
 def assert_exact(request: CallRequest, config: Config) -> None:
-    orig, bridge = parsed(dialstring.originate_command(request, config))
-    # Exactly one A leg, with exactly the intended variables.
-    assert len(orig.dial.groups) == 1 and len(orig.dial.groups[0]) == 1
-    a_leg = orig.dial.groups[0][0]
-    assert a_leg.endpoint == dialstring.endpoint(request.a, config)
-    assert a_leg.variables == dict(dialstring.leg_variables(request, "a"))
-    # Exactly one B leg inside the bridge.
-    assert len(bridge.groups) == 1 and len(bridge.groups[0]) == 1
-    b_leg = bridge.groups[0][0]
-    assert b_leg.endpoint == dialstring.endpoint(request.b, config)
-    assert b_leg.variables == dict(dialstring.leg_variables(request, "b"))
-    assert b_leg.variables[dialstring.JOB_VAR] == request.id
-    assert a_leg.variables["origination_uuid"] == request.id
+    command = dialstring.originate_command(request, config)
+    assert command.startswith("originate ")
+    encode_command("bgapi " + command)  # no CR/LF: one ESL frame
+    orig = parse_originate(command[len("originate "):])
+    first, second = request.dial_first, request.second
+    assert orig.cid_name is None and orig.cid_num is None
+    if dialstring.uses_dialplan(request):
+        assert (orig.app, orig.exten, orig.dialplan, orig.context) == (None, "eslengine_connect", "XML", "eslengine")
+        bridge_text = orig.dial.global_variables[dialstring.BRIDGE_VAR]
+        extra = tuple((k, v) for k, v in orig.dial.global_variables.items()
+                      if k in (dialstring.BRIDGE_VAR, "eslengine_announce", "eslengine_say", "eslengine_tts_engine",
+                               "eslengine_tts_voice"))
+        expected_extra = {dialstring.BRIDGE_VAR}
+        if request.announcement is not None:
+            expected_extra |= ({"eslengine_say", "eslengine_tts_engine", "eslengine_tts_voice"}
+                               if request.announcement.kind == "say" else {"eslengine_announce"})
+        assert {k for k, _ in extra} == expected_extra
+    else:
+        assert orig.app == "bridge" and orig.exten is None and orig.app_args is not None
+        bridge_text, extra = orig.app_args, ()
+    assert groups_of(orig.dial) == expected_groups(request, first, config, extra)
+    assert groups_of(parse_dial_string(bridge_text)) == expected_groups(request, second, config)
+    assert orig.dial.groups[0][0].variables["origination_uuid"] == request.id
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    name=hostile,
-    number=hostile,
-    var_name=hostile,
-    var_value=hostile,
-    a=st.one_of(hostile, st.just("+15551230001")),
-    b=st.one_of(hostile, st.just("user/1000")),
-    config_index=st.integers(0, len(CONFIGS) - 1),
-)
-@example(name="Click To Call, O'Brien", number="+15551234567", var_name="campaign", var_value="a,b}c",
-         a="+15551230001", b="user/1000", config_index=1)
-@example(name=" lead", number="1", var_name="v", var_value="trail \\", a="+15551230001", b="user/1000",
-         config_index=0)
-@example(name="x", number="1", var_name="v", var_value="1000 &log(INFO injected)", a="+15551230001",
-         b="user/1000", config_index=0)
-def test_hostile_values_are_refused_or_arrive_exactly(
-    name: str, number: str, var_name: str, var_value: str, a: str, b: str, config_index: int
-) -> None:
-    config = CONFIGS[config_index]
-    body = {"a": a, "b": b, "caller_id_name": name, "caller_id_number": number, "variables": {var_name: var_value}}
+@st.composite
+def party_docs(draw: st.DrawFn) -> Any:
+    to = draw(mostly(st.sampled_from(["+15551230001", "user/1000", "sip:alice@pbx.example.com", "+15551230003"]),
+                     st.one_of(st.sampled_from(["+1 (555) 123-0002", "+1555 &park()"]), hostile)))
+    if draw(st.booleans()):
+        return to
+    doc: dict[str, Any] = {"to": draw(st.one_of(st.just(to), st.lists(st.sampled_from(
+        ["+15551230001", "+15551230002", "user/1001", "sip:bob@pbx.example.com"]), min_size=1, max_size=3)))}
+    for key, strategy in [("mode", st.sampled_from(["sequential", "simultaneous"])), ("timeout", st.integers(5, 120)),
+                          ("retries", st.integers(0, 3)), ("ignore_early_media", st.booleans()),
+                          ("auto_answer", st.booleans()), ("caller_id_name", text),
+                          ("caller_id_number", mostly(st.just("+15557770000"))),
+                          ("presence_id", mostly(st.just("1000@pbx.example.com"))), ("sip_headers", st.dictionaries(
+                              mostly(st.sampled_from(["X-Campaign", "X-A"])), text, max_size=2)),
+                          ("show_other_number", st.booleans()), ("anonymous", st.booleans())]:
+        if draw(st.integers(0, 3)) == 0:
+            doc[key] = draw(strategy)
+    return doc
+
+
+OPTIONS: dict[str, Any] = {
+    "dial_first": st.sampled_from(["a", "b"]),
+    "caller_id_name": text,
+    "caller_id_number": mostly(st.just("+15557770000")),
+    "variables": st.dictionaries(mostly(st.sampled_from(["campaign", "lead_id"])), text, max_size=3),
+    "ringback": mostly(st.sampled_from(["ring", "uk-ring", "moh"]), st.fixed_dictionaries({"file": text})),
+    "announcement": st.one_of(
+        st.fixed_dictionaries({"file": mostly(st.just("ivr/hello.wav"))}),
+        st.fixed_dictionaries({"say": text}),
+        st.fixed_dictionaries({"url": mostly(st.just("https://media.example.com/a.wav"))})),
+    "max_duration": st.integers(10, 600),
+    "warnings": st.lists(st.one_of(
+        st.fixed_dictionaries({"after": st.integers(1, 9)}),
+        st.fixed_dictionaries({"after": st.integers(1, 9),
+                               "sound": st.fixed_dictionaries({"file": mostly(st.just("beep-2.wav"))})})),
+        max_size=2),
+    "record": st.one_of(st.booleans(), st.fixed_dictionaries({"format": st.sampled_from(["wav", "mp3"]),
+                                                              "stereo": st.booleans()})),
+    "media": st.sampled_from(["process", "process", "process", "bypass"]),
+    "number_filter": st.just("digits"),
+}
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_option_with_hostile_values_is_refused_or_arrives_exactly(data: st.DataObject) -> None:
+    config = data.draw(st.sampled_from(CONFIGS))
+    doc: dict[str, Any] = {"a": data.draw(party_docs()), "b": data.draw(party_docs())}
+    for key, strategy in OPTIONS.items():
+        if data.draw(st.integers(0, 2)) == 0:
+            doc[key] = data.draw(strategy)
     try:
-        request = parse_request(body, config)
+        request = parse_request(doc, config)
     except ValidationError as exc:
-        assert exc.field in {"a", "b", "caller_id_name", "caller_id_number", "variables"} or exc.field.startswith(
-            "variables.")
+        assert exc.field and exc.reason
         return
     assert_exact(request, config)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
+@given(name=hostile, value=hostile, header=hostile)
+@example(name="Click To Call, O'Brien", value="a,b}c", header="x")
+@example(name=" lead", value="trail \\", header="y")
+@example(name="x", value="1000 &log(INFO injected)", header="1000 &system(rm -rf /)")
+def test_hostile_text_in_both_forms(name: str, value: str, header: str) -> None:
+    for extra in ({}, {"warnings": [{"after": 5}], "max_duration": 60, "record": True}):
+        doc = {"a": {"to": "+15551230001", "sip_headers": {"X-Tag": header}}, "b": "user/1000",
+               "caller_id_name": name, "variables": {"v": value}, **extra}
+        try:
+            request = parse_request(doc, CONFIGS[0])
+        except ValidationError as exc:
+            assert exc.field in {"caller_id_name", "variables.v", "a.sip_headers.X-Tag"}
+            return
+        assert_exact(request, CONFIGS[0])
+
+
+@settings(max_examples=200, deadline=None)
 @given(value=st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"),
                                             exclude_characters="{}[]<>()|"), max_size=40).filter(lambda v: "${" not in v))
 def test_every_printable_value_round_trips(value: str) -> None:
     """Nothing printable outside the refused delimiters is refused or altered."""
     request = parse_request({"a": "+15551230001", "b": "+15551230002", "caller_id_name": value or None,
-                             "variables": {"v": value}}, CONFIGS[0])
+                             "variables": {"v": value}, "announcement": {"say": value or "x"}}, CONFIGS[0])
     assert_exact(request, CONFIGS[0])
 
 
@@ -130,13 +212,16 @@ def test_variable_names_are_checked_by_the_builder_too() -> None:
 
 def test_endpoints() -> None:
     request = parse_request({"a": "+15551230001", "b": "user/1000"}, Config())
-    assert dialstring.endpoint(request.a, Config(gateway="gw1")) == "sofia/gateway/gw1/15551230001"
-    assert dialstring.endpoint(request.b, Config()) == "user/1000"
-    assert dialstring.endpoint(request.b, Config(user_domain="example.com")) == "user/1000@example.com"
+    a, b = request.a.first, request.b.first
+    assert dialstring.endpoint(a, Config(gateway="gw1")) == "sofia/gateway/gw1/15551230001"
+    assert dialstring.endpoint(b, Config()) == "user/1000"
+    assert dialstring.endpoint(b, Config(user_domain="example.com")) == "user/1000@example.com"
     config = Config(route_template="sofia/external/{e164}@carrier")
-    assert dialstring.endpoint(request.a, config) == "sofia/external/+15551230001@carrier"
+    assert dialstring.endpoint(a, config) == "sofia/external/+15551230001@carrier"
+    sip = parse_request({"a": "sip:alice@pbx.example.com", "b": "user/1000"}, CONFIGS[0]).a.first
+    assert dialstring.endpoint(sip, Config(sip_profile="internal")) == "sofia/internal/alice@pbx.example.com"
     with pytest.raises(ValueError):
-        dialstring.endpoint(request.a, Config(gateway="gw 1"))
+        dialstring.endpoint(a, Config(gateway="gw 1"))
 
 
 def test_custom_variables_come_back_from_event_headers() -> None:

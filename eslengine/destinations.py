@@ -1,0 +1,175 @@
+"""Who a call may ring: destination syntax, number filters, and the
+toll-fraud policy.
+
+Pure. A destination is an E.164 number (sent through the configured route),
+a FreeSWITCH directory user (``user/1000[@domain]``) or, where the operator
+allows the domain, a SIP URI (``sip:alice@pbx.example.com``).
+
+Toll fraud through a public click-to-call button is the costliest real attack
+on this kind of service, so numbers pass, in order: the operator's blocked
+prefixes, the refused number types (premium rate by default, as classified by
+libphonenumber's metadata), the list of countries served, and the allow-list
+regexes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+from phonenumbers import PhoneNumberType
+
+from .config import Config
+from .errors import ValidationError
+
+try:  # Python 3.11+
+    import re._parser as _sre_parse  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover
+    import sre_parse as _sre_parse  # type: ignore[no-redef]
+
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+_USER = re.compile(r"user/([A-Za-z0-9_.-]{1,64})(?:@([A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*))?")
+_SIP = re.compile(r"sips?:([A-Za-z0-9_.+-]{1,64})@([A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*(?::[0-9]{1,5})?)")
+MAX_FILTER_PATTERN = 100
+
+NUMBER_TYPES = {
+    "premium_rate": PhoneNumberType.PREMIUM_RATE,
+    "shared_cost": PhoneNumberType.SHARED_COST,
+    "personal_number": PhoneNumberType.PERSONAL_NUMBER,
+    "uan": PhoneNumberType.UAN,
+    "voip": PhoneNumberType.VOIP,
+    "pager": PhoneNumberType.PAGER,
+    "toll_free": PhoneNumberType.TOLL_FREE,
+    "mobile": PhoneNumberType.MOBILE,
+    "fixed_line": PhoneNumberType.FIXED_LINE,
+    "voicemail": PhoneNumberType.VOICEMAIL,
+}
+
+
+@dataclass(frozen=True)
+class Destination:
+    """One number or address to ring."""
+
+    kind: str  # "e164" | "user" | "sip"
+    number: str  # "+15551230001" | "1000" | "alice"
+    domain: str = ""
+
+    def __str__(self) -> str:
+        if self.kind == "user":
+            return "user/%s%s" % (self.number, "@" + self.domain if self.domain else "")
+        if self.kind == "sip":
+            return "sip:%s@%s" % (self.number, self.domain)
+        return self.number
+
+
+def check_filter_pattern(field: str, pattern: str) -> re.Pattern[str]:
+    """Compile a client's number-filter regex, refusing what could run away:
+    nested or alternated repetition (exponential backtracking), back
+    references, and patterns without a capture group."""
+    if len(pattern) > MAX_FILTER_PATTERN:
+        raise ValidationError(field, "at most %d characters" % MAX_FILTER_PATTERN)
+    try:
+        compiled = re.compile(pattern)
+        parsed = _sre_parse.parse(pattern)
+    except (re.error, RecursionError, OverflowError) as exc:
+        raise ValidationError(field, "not a valid regular expression: %s" % exc) from None
+    if compiled.groups < 1:
+        raise ValidationError(field, "needs a capture group: the first group is the number to dial")
+
+    def walk(items: object, inside_repeat: bool) -> None:
+        for op, arg in items:  # type: ignore[attr-defined]
+            name = str(op)
+            if name in ("GROUPREF", "GROUPREF_EXISTS"):
+                raise ValidationError(field, "back references are not allowed")
+            if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+                low, high, sub = arg
+                if inside_repeat:
+                    raise ValidationError(field, "nested repetition is not allowed")
+                walk(sub, high is _sre_parse.MAXREPEAT or high > 1)
+            elif name == "SUBPATTERN":
+                walk(arg[-1], inside_repeat)
+            elif name == "BRANCH":
+                if inside_repeat:
+                    raise ValidationError(field, "alternation inside repetition is not allowed")
+                for branch in arg[1]:
+                    walk(branch, inside_repeat)
+            elif name in ("ASSERT", "ASSERT_NOT"):
+                walk(arg[1], inside_repeat)
+
+    walk(parsed, False)
+    return compiled
+
+
+def apply_number_filter(field: str, value: str, number_filter: str | re.Pattern[str] | None) -> str:
+    """Turn what a person typed into a number to dial. ``"digits"`` keeps
+    digits (and a leading ``+``); a regex keeps its first capture group. The
+    result gets a ``+`` if it has none (numbers are dialed in E.164)."""
+    if number_filter is None or value.startswith(("user/", "sip:", "sips:")):
+        return value
+    if number_filter == "digits":
+        digits = "".join(ch for ch in value if "0" <= ch <= "9")
+        result = digits
+    else:
+        assert isinstance(number_filter, re.Pattern)
+        match = number_filter.search(value[:64])
+        if match is None or not match.group(1):
+            raise ValidationError(field, "does not match number_filter")
+        result = match.group(1)
+    result = result.lstrip("+")
+    if not result.isdigit():
+        raise ValidationError(field, "number_filter left no number to dial")
+    return "+" + result
+
+
+def parse_destination(field: str, value: object, config: Config) -> Destination:
+    if not isinstance(value, str) or not value:
+        raise ValidationError(field, "required: an E.164 number (+15551230001), user/<extension> or a SIP URI")
+    if len(value) > 128:
+        raise ValidationError(field, "too long")
+    if _E164.fullmatch(value):
+        check_number_allowed(field, value, config)
+        return Destination("e164", value)
+    match = _USER.fullmatch(value)
+    if match:
+        return Destination("user", match.group(1), match.group(2) or "")
+    match = _SIP.fullmatch(value)
+    if match:
+        domain = match.group(2)
+        if not config.sip_domains:
+            raise ValidationError(field, "SIP URI destinations are not enabled on this service")
+        if not any(re.fullmatch(p, domain) for p in config.sip_domains):
+            raise ValidationError(field, "SIP domain %s is not allowed" % domain)
+        return Destination("sip", match.group(1), domain)
+    raise ValidationError(field, "must be an E.164 number (+15551230001), user/<extension> or a SIP URI")
+
+
+def check_number_allowed(field: str, number: str, config: Config) -> None:
+    """Toll-fraud guard for one E.164 number (ValidationError if refused)."""
+    for prefix in config.blocked_prefixes:
+        if number.startswith(prefix):
+            raise ValidationError(field, "destination %s... is blocked" % prefix)
+    if config.refused_number_types or config.countries:
+        try:
+            parsed = phonenumbers.parse(number)
+        except phonenumbers.NumberParseException:
+            parsed = None  # no country calling code libphonenumber knows
+        if parsed is None:
+            if config.countries:
+                raise ValidationError(field, "destination country unknown is not served")
+            return _check_allow_list(field, number, config)
+        if config.refused_number_types:
+            kind = phonenumbers.number_type(parsed)
+            for name in config.refused_number_types:
+                if NUMBER_TYPES.get(name) == kind:
+                    raise ValidationError(field, "%s numbers are not allowed" % name.replace("_", "-"))
+        if config.countries:
+            region = phonenumbers.region_code_for_number(parsed)
+            if region not in config.countries:
+                raise ValidationError(field, "destination country %s is not served" % (region or "unknown"))
+    _check_allow_list(field, number, config)
+
+
+def _check_allow_list(field: str, number: str, config: Config) -> None:
+    if config.allow_patterns and not any(re.fullmatch(p, number) for p in config.allow_patterns):
+        raise ValidationError(field, "destination is not in the allowed ranges")
