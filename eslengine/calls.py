@@ -660,5 +660,11 @@ class CallState:
             return "completed", self.first_hangup_cause or self.a_cause or self.b_cause or "NORMAL_CLEARING"
         if self.answered:
             # The first party answered but the second never did: its cause matters.
-            return "failed", self.b_cause or self.b_last_cause or self.a_cause or "NORMAL_CLEARING"
-        return "failed", self.a_cause or "UNKNOWN"
+            return "failed", _unanswered(self.b_cause or self.b_last_cause or self.a_cause or "NORMAL_CLEARING")
+        return "failed", _unanswered(self.a_cause or "UNKNOWN")
+
+
+def _unanswered(cause: str) -> str:
+    """A destination's own ring time (leg_timeout) ends it with
+    ALLOTTED_TIMEOUT; before an answer that means nobody answered."""
+    return "NO_ANSWER" if cause == "ALLOTTED_TIMEOUT" else cause

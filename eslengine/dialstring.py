@@ -141,11 +141,14 @@ def recording_path(request: CallRequest, config: Config) -> str | None:
 
 
 def ring_timeout(party: Party) -> int:
-    """The party's originate_timeout: each destination's own ring time, one
-    after another when sequential."""
-    if party.mode == "sequential":
-        return party.timeout * len(party.destinations)
-    return party.timeout
+    """The party's originate_timeout. FreeSWITCH applies it to each ``|``
+    group and ends the whole originate (NO_ANSWER, no next group) when it
+    expires, so with several destinations each leg gets ``leg_timeout`` (the
+    party's ring time; it ends that leg with ALLOTTED_TIMEOUT and moves on)
+    and originate_timeout only backs it up."""
+    if len(party.destinations) == 1:
+        return party.timeout
+    return party.timeout + 5
 
 
 def party_variables(request: CallRequest, name: str, config: Config) -> list[tuple[str, str]]:
@@ -171,7 +174,8 @@ def party_variables(request: CallRequest, name: str, config: Config) -> list[tup
             out.append(("origination_caller_id_name", cid_name))
     out.append(("originate_timeout", str(ring_timeout(party))))
     if party.retries:
-        out += [("originate_retries", str(party.retries)), ("originate_retry_sleep_ms", "1000")]
+        # originate_retries counts attempts, the first one included.
+        out += [("originate_retries", str(party.retries + 1)), ("originate_retry_sleep_ms", "1000")]
     out.append(("ignore_early_media", "true" if party.ignore_early_media else "false"))
     if party.auto_answer:
         out.append(("sip_auto_answer", "true"))

@@ -20,6 +20,51 @@ are silent:
   ``DESTINATION_OUT_OF_ORDER`` (``Throttle Error!`` / ``Over Session
   Limit!``); when only a loopback ``-b`` leg is refused, the ``-a`` leg stays
   until the originate timeout and ends ``NO_ANSWER``, as recorded.
+
+Dial-string options, as read in FreeSWITCH's C source (switch_ivr_originate.c,
+switch_channel.c, switch_core_session.c, switch_ivr_bridge.c, mod_dptools.c,
+switch_ivr_async.c; revisions held by the code index, not necessarily 1.11):
+
+* ``originate_retries`` (1..100, else ignored) is the total number of
+  attempts; each attempt dials every ``|`` group again, sleeping
+  ``originate_retry_sleep_ms`` (500..60000, else ignored) before each group of
+  a repeated attempt. An expired ``originate_timeout`` ends the whole
+  originate (``goto outer_for``): no further group, no retry.
+* ``originate_timeout`` counts per ``|`` group (``start`` is reset for each);
+  ``leg_timeout`` on a leg hangs that leg up ``ALLOTTED_TIMEOUT``
+  (``check_per_channel_timeouts``), and a group whose legs all end so
+  reports the first leg's cause, so a failover whose every leg timed out
+  answers ``-ERR ALLOTTED_TIMEOUT``; the originate timeout wins a tie.
+* ``origination_uuid`` stays in the ``{}`` variables after use (only the
+  per-leg copy loses it), so a later failover or retry leg takes it again
+  once the earlier channel is gone; a simultaneous second leg gets a random
+  one (``Duplicate UUID``).
+* ``origination_caller_id_*`` and ``origination_privacy`` are read per leg
+  (``{}`` merged with ``[]``); privacy resets the caller profile flags and
+  sets ``screen`` / ``hide_name`` / ``hide_number`` for each word present.
+* ``switch_channel_execute_on``: every variable whose name starts with the
+  prefix (case-insensitive) runs; the value splits at the first space or
+  single ``:``; ``::`` first queues it. ``execute_on_answer`` runs right after
+  CHANNEL_ANSWER.
+* ``sched_hangup``/``sched_broadcast`` take whole seconds (``atol``; ``+N``
+  relative), so fractions are not accepted: ``time_scale`` divides every such
+  delay instead. ``sched_broadcast`` legs: ``aleg`` (default), ``bleg``,
+  ``both`` (the channel and its bridge partner).
+* ``record_session``: RECORD_START carries ``Record-File-Path`` before the
+  channel data.
+* When the bridged second party hangs up, the first party takes its cause
+  only with ``hangup_after_bridge`` true or ``explicit``; otherwise the bridge
+  application returns and the channel hangs up NORMAL_CLEARING, keeping
+  ``bridge_hangup_cause`` = the peer's cause.
+
+Assumed, not read: the ``originate_retry_sleep_ms`` default (1000 ms);
+RECORD_STOP's headers and its place between CHANNEL_HANGUP and
+CHANNEL_HANGUP_COMPLETE; the Event-Calling-Line-Number of RECORD_* (0);
+hooks run on the outbound channel only (a loopback ``-b`` leg also carries
+the variables and would run them too in FreeSWITCH); the first party's
+cause when it hangs up first (the peer takes the same cause). Fractional
+``originate_timeout``/``leg_timeout`` values are accepted here for fast
+tests (FreeSWITCH ``atoi``s them).
 """
 
 from __future__ import annotations
@@ -36,6 +81,7 @@ import gevent
 import gevent.event
 import gevent.pool
 
+from .dialparse import atoi, switch_true
 from .scenario import Outcome, Scenario
 
 log = logging.getLogger(__name__)
@@ -129,7 +175,7 @@ class Channel:
         "cid_name", "cid_num", "callee_name", "callee_num", "flipped", "session_id",
         "created_us", "answered_us", "progress_us", "progress_media_us", "hangup_us", "bridged_us",
         "answered", "hangup_cause", "peer", "bridge", "bridge_role", "call_uuid", "app",
-        "on_hangup", "talk_timer", "hit_dialplan",
+        "on_hangup", "talk_timer", "hit_dialplan", "screen", "hide_name", "hide_number", "recordings",
     )
 
     def __init__(self, uuid: str, name: str, direction: str, dest: str, context: str,
@@ -164,6 +210,16 @@ class Channel:
         self.on_hangup: list[Callable[[Channel], None]] = []
         self.talk_timer: gevent.Greenlet | None = None
         self.hit_dialplan = direction == "inbound"
+        # origination_privacy resets the profile flags, then sets each word it contains
+        privacy = variables.get("origination_privacy")
+        if privacy is None:
+            self.screen, self.hide_name, self.hide_number = True, False, False
+        else:
+            low = privacy.lower()
+            self.screen = "screen" in low
+            self.hide_name = "hide_name" in low
+            self.hide_number = "hide_number" in low
+        self.recordings: list[str] = []
 
     @property
     def alive(self) -> bool:
@@ -212,9 +268,9 @@ class Channel:
             (prefix + "Channel-Bridged-Time", str(self.bridged_us)),
             (prefix + "Channel-Last-Hold", zero),
             (prefix + "Channel-Hold-Accum", zero),
-            (prefix + "Screen-Bit", "true"),
-            (prefix + "Privacy-Hide-Name", "false"),
-            (prefix + "Privacy-Hide-Number", "false"),
+            (prefix + "Screen-Bit", "true" if self.screen else "false"),
+            (prefix + "Privacy-Hide-Name", "true" if self.hide_name else "false"),
+            (prefix + "Privacy-Hide-Number", "true" if self.hide_number else "false"),
         ]
         return h
 
@@ -271,8 +327,10 @@ _CALLING = {
     "CHANNEL_HANGUP_COMPLETE": ("switch_core_state_machine.c", "switch_core_session_reporting_state", "943"),
     "CHANNEL_BRIDGE": ("switch_ivr_bridge.c", "switch_ivr_multi_threaded_bridge", "1689"),
     "CHANNEL_UNBRIDGE": ("switch_ivr_bridge.c", "switch_ivr_multi_threaded_bridge", "1783"),
-    "CHANNEL_EXECUTE": ("switch_core_session.c", "switch_core_session_exec", "2942"),
-    "CHANNEL_EXECUTE_COMPLETE": ("switch_core_session.c", "switch_core_session_exec", "2985"),
+    "CHANNEL_EXECUTE": ("switch_core_session.c", "switch_core_session_exec", "2949"),
+    "CHANNEL_EXECUTE_COMPLETE": ("switch_core_session.c", "switch_core_session_exec", "2972"),
+    "RECORD_START": ("switch_ivr_async.c", "record_callback", "0"),
+    "RECORD_STOP": ("switch_ivr_async.c", "record_callback", "0"),
     "BACKGROUND_JOB": ("mod_event_socket.c", "api_exec", "1580"),
 }
 _DEFAULT_CALLING = ("switch_core_session.c", "switch_core_session_run", "0")
@@ -363,8 +421,13 @@ class Switchboard:
     """Live channels, session limits and the originate machinery."""
 
     def __init__(self, fire: FireFn, *, hostname: str, sps: int, max_sessions: int,
-                 ring_time: float, talk_time: float | None, scenario: Scenario) -> None:
+                 ring_time: float, talk_time: float | None, scenario: Scenario,
+                 time_scale: float = 1.0, playback_time: float = 0.0) -> None:
+        if time_scale <= 0:
+            raise ValueError("time_scale must be positive")
         self.fire_cb = fire
+        self.time_scale = time_scale
+        self.playback_time = playback_time
         self.hostname = hostname
         self.sps = sps
         self.max_sessions = max_sessions
@@ -394,6 +457,11 @@ class Switchboard:
 
     def spawn(self, func: Callable[..., Any], *args: Any) -> gevent.Greenlet:
         return self.group.spawn(func, *args)
+
+    def scaled(self, seconds: float) -> float:
+        """A FreeSWITCH delay (originate/leg timeouts, retry sleeps, sched_*,
+        playback) in simulator seconds: divided by ``time_scale``."""
+        return seconds / self.time_scale
 
     # -- events ----------------------------------------------------------------
 
@@ -428,13 +496,17 @@ class Switchboard:
         ]
 
     def fire_channel(self, name: str, ch: Channel, *, extra: Iterable[tuple[str, str]] = (),
-                     other: Channel | None = None, other_type: str = "") -> None:
+                     other: Channel | None = None, other_type: str = "",
+                     tail: Iterable[tuple[str, str]] = ()) -> None:
+        """``extra`` headers go before the channel data, ``tail`` after it
+        (where FreeSWITCH adds ``Application*`` to CHANNEL_EXECUTE)."""
         h = self.base_headers(name)
         h.extend(extra)
         if name == "CHANNEL_HANGUP_COMPLETE" and ch.hangup_cause:
             h.append(("Hangup-Cause", ch.hangup_cause))
         state = _STATES.get(name, (("CS_EXECUTE", "ACTIVE", "4"),) * 2)[ch.direction == "inbound"]
         h.extend(ch.channel_headers(state[0], state[1], state[2], other, other_type))
+        h.extend(tail)
         self.fire_cb(name, h, "", ch)
 
     # -- sessions --------------------------------------------------------------
@@ -524,7 +596,7 @@ class Switchboard:
             other.variables["bridge_hangup_cause"] = cause
             leg.variables["last_bridge_hangup_cause"] = cause
             leg.variables["bridge_hangup_cause"] = cause
-            self.hangup(other, cause)
+            self.hangup(other, _after_bridge_cause(other, leg, cause))
         for leg in bridged:
             self._complete(leg)
 
@@ -543,6 +615,9 @@ class Switchboard:
         v["duration"] = str((ch.hangup_us - start) // 1_000_000)
         v["billsec"] = str(bill // 1_000_000)
         v["billmsec"] = str(bill // 1000)
+        for path in ch.recordings:
+            self.fire_channel("RECORD_STOP", ch, extra=(("Record-File-Path", path),))
+        ch.recordings = []
         self.fire_channel("CHANNEL_HANGUP_COMPLETE", ch)
         self.channels.pop(ch.uuid, None)
         for callback in ch.on_hangup:
@@ -569,6 +644,8 @@ class Switchboard:
                 self.fire_channel("CHANNEL_ANSWER", ch)
         if leg.b is not None and leg.b.alive:
             leg.b.variables["current_application"] = "answer"
+        if leg.a is not None and leg.a.alive:
+            self.execute_on(leg.a, "execute_on_answer")
         talk = leg.outcome.talk if leg.outcome.talk is not None else self.talk_time
         if leg.outcome.kind == "answer_then_hangup" and talk is None:
             talk = 0.0
@@ -647,28 +724,60 @@ class Switchboard:
         dial = parsed.dial
         global_vars = _as_dict(getattr(dial, "global_variables", None))
         rec.variables = dict(global_vars)
-        first_vars: dict[str, str] = {}
-        groups = []
         for group in dial.groups:
-            legs = [self._plan(global_vars, leg) for leg in group]
-            if legs and not first_vars:
-                first_vars = legs[0].variables
-                rec.variables = dict(first_vars)
-            groups.append(legs)
-        timeout = _timeout(first_vars.get("originate_timeout") or global_vars.get("originate_timeout"))
+            if group:
+                rec.variables = leg_variables(global_vars, group[0])
+                break
         positional = getattr(parsed, "timeout", None)
-        if positional:
-            timeout = _timeout(str(positional), timeout)
-        cause = "NO_ANSWER"
-        origination_uuid = first_vars.get("origination_uuid") or global_vars.get("origination_uuid")
-        for legs in groups:
-            winner, cause = self._dial_group(legs, origination_uuid, timeout, parsed, None)
-            if winner is not None and winner.a is not None:
-                return "+OK %s\n" % winner.a.uuid, winner
+        winner, cause = self._dial(dial, parsed, None, _timeout(str(positional)) if positional else 60.0)
+        if winner is not None and winner.a is not None:
+            return "+OK %s\n" % winner.a.uuid, winner
         return "-ERR %s\n" % cause, None
 
+    def _dial(self, dial: Any, parsed: Any, originator: Channel | None,
+              timelimit: float) -> tuple[_Leg | None, str]:
+        """``switch_ivr_originate``'s outer loops: ``originate_retries``
+        attempts, each dialling the ``|`` groups in order; a group that fails
+        moves on to the next one, except when ``originate_timeout`` expired
+        (that ends the whole originate with NO_ANSWER). Returns the winning
+        leg, or None and the last cause."""
+        global_vars = _as_dict(getattr(dial, "global_variables", None))
+        first_vars: dict[str, str] = {}
+        for group in dial.groups:
+            if group:
+                first_vars = leg_variables(global_vars, group[0])
+                break
+        # the {} block (var_event) decides; a leg's own [] value is a fallback here
+        timeout = _timeout(global_vars.get("originate_timeout") or first_vars.get("originate_timeout"),
+                           timelimit)
+        retries = _int_in(global_vars.get("originate_retries"), 1, 100, 1)
+        sleep_ms = _int_in(global_vars.get("originate_retry_sleep_ms"), 500, 60000, 1000)
+        origination_uuid = global_vars.get("origination_uuid") or first_vars.get("origination_uuid")
+        cause = "NO_ANSWER"
+        for attempt in range(retries):
+            for group in dial.groups:
+                legs = [self._plan(global_vars, leg) for leg in group]
+                if not legs:
+                    continue
+                if attempt:
+                    gevent.sleep(self.scaled(sleep_ms / 1000.0))
+                if originator is not None and not originator.alive:
+                    return None, "ORIGINATOR_CANCEL"
+                winner, cause, timed_out = self._dial_group(legs, origination_uuid, self.scaled(timeout),
+                                                            parsed, originator)
+                if winner is not None and winner.a is not None:
+                    return winner, ""
+                if timed_out or (originator is not None and not originator.alive):
+                    return None, cause
+        return None, cause
+
     def _dial_group(self, legs: list[_Leg], first_uuid: str | None, timeout: float,
-                    parsed: Any, originator: Channel | None) -> tuple[_Leg | None, str]:
+                    parsed: Any, originator: Channel | None) -> tuple[_Leg | None, str, bool]:
+        """Dial one group of simultaneous legs; ``timeout`` (simulator
+        seconds) is the originate timeout. Returns (winner, cause, timed_out).
+        A leg with ``leg_timeout`` that has not answered by then hangs up
+        ALLOTTED_TIMEOUT (check_per_channel_timeouts); the originate timeout
+        hangs up every leg still ringing NO_ANSWER."""
         cid_default_name = getattr(parsed, "cid_name", None) or ""
         cid_default_num = getattr(parsed, "cid_num", None) or "0000000000"
         if originator is not None:
@@ -725,7 +834,7 @@ class Switchboard:
                 self.fire_channel("CHANNEL_CREATE", leg.b)
             ringing.append(leg)
         if not ringing:
-            return None, first_cause or "DESTINATION_OUT_OF_ORDER"
+            return None, first_cause or "DESTINATION_OUT_OF_ORDER", False
 
         ignore_early = (legs[0].variables.get("ignore_early_media", "false").lower() == "true")
         wake = gevent.event.Event()
@@ -760,8 +869,12 @@ class Switchboard:
                 if leg.kind != "loopback" and ring > 0:
                     actions.append((start, seq, leg, "progress"))
                 actions.append((start + ring, seq, leg, "answer"))
+            leg_timeout = _timeout(leg.variables.get("leg_timeout"), 0.0)
+            if leg_timeout > 0 and self.scaled(leg_timeout) < timeout:
+                actions.append((start + self.scaled(leg_timeout), seq, leg, "leg_timeout"))
         actions.sort(key=lambda x: (x[0], x[1]))
         deadline = start + timeout
+        timed_out = False
         winner: _Leg | None = None
         pending = list(ringing)
         causes: list[str] = []
@@ -781,6 +894,9 @@ class Switchboard:
                     continue
                 if what == "fail":
                     self._fail_leg(leg, leg.outcome.cause or "NORMAL_CLEARING")
+                elif what == "leg_timeout":
+                    if leg.a is not None and not leg.a.answered:
+                        self._fail_leg(leg, "ALLOTTED_TIMEOUT")
                 elif what == "progress":
                     self._progress(leg, media=False)
                 elif what == "media":
@@ -796,6 +912,7 @@ class Switchboard:
                     self._fail_leg(leg, "NO_ANSWER")
                     causes.append("NO_ANSWER")
                 pending = []
+                timed_out = True
                 break
             until = min(deadline, actions[0][0]) if actions else deadline
             wake.clear()
@@ -804,7 +921,9 @@ class Switchboard:
             if leg.a is not None and on_hangup in leg.a.on_hangup:
                 leg.a.on_hangup.remove(on_hangup)
         if winner is None:
-            return None, (causes[0] if causes else first_cause or "NO_ANSWER")
+            if timed_out:
+                return None, "NO_ANSWER", True
+            return None, (causes[0] if causes else first_cause or "NO_ANSWER"), False
         for leg in ringing:
             if leg is winner or leg.a is None or not leg.a.alive:
                 continue
@@ -813,7 +932,7 @@ class Switchboard:
         rest = [(t, what) for t, _s, leg, what in actions if leg is winner and what == "answer"]
         if rest and winner.a is not None:
             self.spawn(self._later_answer, winner, rest[0][0])
-        return winner, ""
+        return winner, "", False
 
     def _later_answer(self, leg: _Leg, at: float) -> None:
         assert leg.a is not None
@@ -841,6 +960,9 @@ class Switchboard:
         self._flip(a)
         app = (getattr(parsed, "app", None) or "").lower()
         app_args = getattr(parsed, "app_args", None) or ""
+        if not app and _is_connect(parsed):
+            self._connect(a)
+            return
         if not app:
             app = "park"   # `<exten> [XML] [context]`: simulated as answer + park
         a.app = app
@@ -861,6 +983,34 @@ class Switchboard:
         else:
             self.hangup(a, "DESTINATION_OUT_OF_ORDER")
 
+    def _connect(self, a: Channel) -> None:
+        """Extension ``eslengine_connect`` (context ``eslengine``): answer;
+        playback ``${eslengine_announce}`` if set; speak
+        ``${eslengine_tts_engine}|${eslengine_tts_voice}|${eslengine_say}`` if
+        set; bridge ``${eslengine_bridge}``. With nothing to bridge the
+        extension ends and the channel hangs up NORMAL_CLEARING."""
+        v = a.variables
+        a.context = CONNECT_CONTEXT
+        a.dest = CONNECT_EXTEN
+        self.execute(a, "answer", None)
+        announce = v.get("eslengine_announce")
+        if announce and a.alive:
+            self.execute(a, "playback", announce, "FILE PLAYED", self.playback_time)
+        say = v.get("eslengine_say")
+        if say and a.alive:
+            data = "%s|%s|%s" % (v.get("eslengine_tts_engine", ""), v.get("eslengine_tts_voice", ""), say)
+            self.execute(a, "speak", data, "_none_", self.playback_time)
+        bridge = v.get("eslengine_bridge")
+        if not a.alive:
+            return
+        if not bridge:
+            self.hangup(a, "NORMAL_CLEARING")
+            return
+        a.app = "bridge"
+        v["current_application"] = "bridge"
+        v["current_application_data"] = bridge
+        self._bridge(a, bridge)
+
     def _bridge(self, a: Channel, data: str) -> None:
         from .dialparse import DialStringError, parse_dial_string
 
@@ -870,22 +1020,15 @@ class Switchboard:
             log.info("bridge %s: bad dial string %r: %s", a.uuid, data, exc)
             self._bridge_failed(a, exc.cause or "DESTINATION_OUT_OF_ORDER")
             return
-        global_vars = _as_dict(getattr(dial, "global_variables", None))
-        cause = "NO_ANSWER"
-        for group in dial.groups:
-            legs = [self._plan(global_vars, leg) for leg in group]
-            if not legs:
-                continue
-            v = legs[0].variables
-            timeout = _timeout(v.get("originate_timeout") or v.get("call_timeout"))
-            winner, cause = self._dial_group(legs, v.get("origination_uuid"), timeout, None, a)
-            if not a.alive:
-                if winner is not None and winner.a is not None and winner.a.alive:
-                    self.hangup(winner.a, "ORIGINATOR_CANCEL")
-                return
-            if winner is not None and winner.a is not None:
-                self._link(a, winner.a)
-                return
+        timelimit = _timeout(a.variables.get("call_timeout"))
+        winner, cause = self._dial(dial, None, a, timelimit)
+        if not a.alive:
+            if winner is not None and winner.a is not None and winner.a.alive:
+                self.hangup(winner.a, "ORIGINATOR_CANCEL")
+            return
+        if winner is not None and winner.a is not None:
+            self._link(a, winner.a)
+            return
         self._bridge_failed(a, cause)
 
     def _bridge_failed(self, a: Channel, cause: str) -> None:
@@ -919,24 +1062,176 @@ class Switchboard:
     # -- scheduled things ------------------------------------------------------
 
     def sched_hangup(self, ch: Channel, delay: float, cause: str) -> None:
+        """Hang ``ch`` up with ``cause`` in ``delay`` FreeSWITCH seconds."""
         def fire() -> None:
             if ch.alive:
                 self.hangup(ch, cause)
-        self.later(max(0.0, delay), fire)
+        self.later(max(0.0, self.scaled(delay)), fire)
 
-    def broadcast(self, ch: Channel, path: str, delay: float = 0.0) -> None:
-        """A ``playback`` of ``path`` on ``ch``: CHANNEL_EXECUTE, then
-        CHANNEL_EXECUTE_COMPLETE with ``Application-Response: FILE PLAYED``."""
+    def broadcast(self, ch: Channel, path: str, delay: float = 0.0, legs: str = "aleg") -> None:
+        """``switch_ivr_broadcast`` in ``delay`` FreeSWITCH seconds: ``path``
+        is a file (played with ``playback``) or ``app::args``; ``legs`` is
+        ``aleg`` (``ch``), ``bleg`` (its bridged channel) or ``both``. Each
+        target runs the application: CHANNEL_EXECUTE, ``playback_time``, then
+        CHANNEL_EXECUTE_COMPLETE (``Application-Response: FILE PLAYED`` for
+        playback)."""
+        app, sep, data = path.partition("::")
+        if not sep:
+            app, data = "playback", path
+        response = "FILE PLAYED" if app == "playback" else "_none_"
+        duration = self.playback_time if app == "playback" else 0.0
+
         def play() -> None:
-            if not ch.alive:
+            targets = []
+            if legs != "bleg":
+                targets.append(ch)
+            if legs in ("bleg", "both") and ch.bridge is not None:
+                targets.append(ch.bridge)
+            targets = [t for t in targets if t.alive]
+            if duration <= 0:
+                for target in targets:
+                    self.execute(target, app, data, response)
                 return
-            extra = (("Application", "playback"), ("Application-Data", path),
-                     ("Application-UUID", str(uuidlib.uuid4())))
-            self.fire_channel("CHANNEL_EXECUTE", ch, extra=extra)
-            if ch.alive:
-                self.fire_channel("CHANNEL_EXECUTE_COMPLETE", ch,
-                                  extra=extra + (("Application-Response", "FILE PLAYED"),))
-        self.later(max(0.0, delay), play)
+            for target in targets:
+                self.spawn(self.execute, target, app, data, response, duration)
+        self.later(max(0.0, self.scaled(delay)), play)
+
+    def execute(self, ch: Channel, app: str, data: str | None, response: str = "_none_",
+                duration: float = 0.0) -> None:
+        """``switch_core_session_exec`` as the events show it: CHANNEL_EXECUTE,
+        ``duration`` FreeSWITCH seconds, CHANNEL_EXECUTE_COMPLETE (skipped
+        when the channel hung up meanwhile)."""
+        if not ch.alive:
+            return
+        app_uuid = str(uuidlib.uuid4())
+        ch.variables["current_application"] = app
+        if data is not None:
+            ch.variables["current_application_data"] = data
+        head: Headers = [("Application", app)]
+        if data is not None:
+            head.append(("Application-Data", data))
+        self.fire_channel("CHANNEL_EXECUTE", ch, tail=head + [("Application-UUID", app_uuid)])
+        if duration > 0:
+            gevent.sleep(self.scaled(duration))
+        if ch.alive:
+            self.fire_channel("CHANNEL_EXECUTE_COMPLETE", ch, tail=head + [
+                ("Application-Response", response), ("Application-UUID", app_uuid)])
+
+    # -- execute_on_* ------------------------------------------------------------
+
+    def execute_on(self, ch: Channel, prefix: str) -> int:
+        """``switch_channel_execute_on``: every variable whose name starts
+        with ``prefix`` (case-insensitive), in the channel's order, runs its
+        value as ``app args``. Returns how many ran."""
+        low = prefix.lower()
+        hooks = [value for name, value in ch.variables.items() if name.lower().startswith(low)]
+        for value in hooks:
+            app, arg, _queued = execute_on_split(value)
+            self._hook_app(ch, app, arg)
+        return len(hooks)
+
+    def _hook_app(self, ch: Channel, app: str, arg: str | None) -> None:
+        name = app.strip().lower()
+        argv = (arg or "").split()
+        if name == "sched_hangup":
+            self.execute(ch, app, arg)
+            if not argv:
+                return
+            cause = hangup_cause(argv[1], "NONE") if len(argv) > 1 else "ALLOTTED_TIMEOUT"
+            if cause == "NONE":
+                cause = "NORMAL_CLEARING"
+            delay = _sched_time(argv[0])
+            if argv[0].startswith("+") and delay == 0:
+                self.hangup(ch, cause)
+            else:
+                self.sched_hangup(ch, delay, cause)
+        elif name == "sched_broadcast":
+            self.execute(ch, app, arg)
+            if len(argv) < 2:
+                return
+            legs = argv[2] if len(argv) > 2 else "aleg"
+            self.broadcast(ch, argv[1], _sched_time(argv[0]), legs)
+        elif name == "record_session":
+            self.execute(ch, app, arg)
+            if not argv:
+                return
+            path = argv[0]
+            ch.recordings.append(path)
+            self.fire_channel("RECORD_START", ch, extra=(("Record-File-Path", path),))
+        elif name in ("set", "export"):
+            self.execute(ch, app, arg)
+            key, sep, value = (arg or "").partition("=")
+            if sep and key:
+                if value:
+                    ch.variables[key] = value
+                else:
+                    ch.variables.pop(key, None)
+        elif name in ("playback", "speak"):
+            self.spawn(self.execute, ch, app, arg, "FILE PLAYED" if name == "playback" else "_none_",
+                       self.playback_time)
+        else:
+            self.execute(ch, app, arg)
+
+
+CONNECT_EXTEN = "eslengine_connect"
+CONNECT_CONTEXT = "eslengine"
+
+
+def _is_connect(parsed: Any) -> bool:
+    exten = getattr(parsed, "exten", None)
+    dialplan = getattr(parsed, "dialplan", None) or "XML"
+    context = getattr(parsed, "context", None) or "default"
+    return exten == CONNECT_EXTEN and dialplan.upper() == "XML" and context == CONNECT_CONTEXT
+
+
+def execute_on_split(value: str) -> tuple[str, str | None, bool]:
+    """``switch_channel_execute_on_value``'s split of one ``execute_on_*``
+    value: (application, argument or None, queued). The first space or
+    single ``:`` ends the name; a ``::`` first queues the value instead
+    (``switch_core_session_execute_application_async``, which splits it at
+    the ``::``)."""
+    i = 0
+    n = len(value)
+    while i < n:
+        c = value[i]
+        if c == ":" and i + 1 < n and value[i + 1] == ":":
+            app, _, arg = value.partition("::")
+            return app, arg, True
+        if c == " " or c == ":":
+            return value[:i], value[i + 1:], False
+        i += 1
+    return value, None, False
+
+
+def _after_bridge_cause(survivor: Channel, gone: Channel, cause: str) -> str:
+    """The cause ``survivor`` hangs up with when its bridged ``gone`` did.
+    The bridge originator (the party that ran ``bridge``) takes the peer's
+    cause only with ``hangup_after_bridge`` true or ``explicit``; otherwise
+    its application simply ends and the channel hangs up NORMAL_CLEARING
+    (switch_ivr_multi_threaded_bridge, then the empty extension)."""
+    if survivor.bridge_role != "originator" or gone.bridge_role != "originatee":
+        return cause
+    hup = survivor.variables.get("hangup_after_bridge", "")
+    if hup.lower() == "explicit" or (gone.answered and switch_true(hup)):
+        return cause
+    return "NORMAL_CLEARING"
+
+
+def _sched_time(arg: str) -> float:
+    """Seconds until a ``sched_*`` application's time: ``+N`` relative,
+    ``@N`` or ``N`` an epoch time; ``atol`` of the digits (whole seconds)."""
+    if arg.startswith("+"):
+        return float(atoi(arg[1:]))
+    epoch = atoi(arg[1:] if arg.startswith("@") else arg)
+    return max(0.0, epoch - time.time())
+
+
+def _int_in(value: str | None, low: int, high: int, default: int) -> int:
+    """A ``switch_true`` numeric channel variable within [low, high], else ``default``."""
+    if value is None or not switch_true(value):
+        return default
+    number = atoi(value)
+    return number if low <= number <= high else default
 
 
 _TIME_ARG = re.compile(r"^\+?\d+$")

@@ -9,6 +9,16 @@ for byte as recorded in the transcripts. Deliberate simplifications:
   as its channels exist;
 * ``drop_connections`` closes client sockets only; calls stay up;
 * ``stall`` delays command replies; events keep flowing.
+
+``time_scale`` (``--time-scale``) divides every FreeSWITCH delay the switch
+simulates (originate and leg timeouts, retry sleeps, ``sched_hangup``,
+``sched_broadcast``, playback/speak time) so end-to-end tests can use the
+whole-second values FreeSWITCH accepts; ``ring_time`` and ``talk_time`` are
+simulator settings and are not scaled. ``playback_time``
+(``--playback-time``) is how long a playback or speak takes.
+``FakeSwitch.events`` keeps the last ``events_kept`` events fired, whether or
+not a client subscribed, as (name, headers dict) with the body under
+``_body``.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import signal
 import socket
 import time
 import uuid as uuidlib
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -442,7 +453,8 @@ class FakeSwitch:
                  sps: int = 30, max_sessions: int = 1000, ring_time: float = 0.2,
                  talk_time: float | None = None, scenario: Scenario | None = None,
                  users: dict[str, User] | None = None, hostname: str = "fakeswitch",
-                 auth_timeout: float = 25.0) -> None:
+                 auth_timeout: float = 25.0, time_scale: float = 1.0, playback_time: float = 0.0,
+                 events_kept: int = 10_000) -> None:
         self.bind = bind
         self.password = password
         self.users: dict[str, User] = dict(users or {})
@@ -450,7 +462,9 @@ class FakeSwitch:
         self.auth_timeout = auth_timeout
         self.board = Switchboard(self._fire, hostname=hostname, sps=sps, max_sessions=max_sessions,
                                  ring_time=ring_time, talk_time=talk_time,
-                                 scenario=scenario or Scenario())
+                                 scenario=scenario or Scenario(), time_scale=time_scale,
+                                 playback_time=playback_time)
+        self.events: deque[tuple[str, dict[str, str]]] = deque(maxlen=events_kept)
         self.address: tuple[str, int] = bind
         self._server: StreamServer | None = None
         self._listeners: set[Listener] = set()
@@ -476,6 +490,14 @@ class FakeSwitch:
     def in_flight(self) -> int:
         """Originates and bridges whose outcome is not decided yet."""
         return self.board.in_flight + self.bg_pending
+
+    def events_for(self, job_id: str) -> list[tuple[str, dict[str, str]]]:
+        """The kept events of one job: its channels' events
+        (``variable_eslengine_job_id``) and BACKGROUND_JOBs whose
+        ``Job-UUID`` is ``job_id``, oldest first."""
+        return [(name, h) for name, h in list(self.events)
+                if h.get("variable_eslengine_job_id") == job_id
+                or (name == "BACKGROUND_JOB" and h.get("Job-UUID") == job_id)]
 
     def originates_with(self, var: str, value: str) -> list[OriginateRecord]:
         return [r for r in self.board.originates if r.variables.get(var) == value]
@@ -549,6 +571,10 @@ class FakeSwitch:
     # -- events ----------------------------------------------------------------
 
     def _fire(self, name: str, headers: Headers, body: str, ch: Channel | None) -> None:
+        kept = dict(headers)
+        if body:
+            kept["_body"] = body
+        self.events.append((name, kept))
         frames: dict[str, bytes] = {}
         closing: list[Listener] = []
         for listener in list(self._listeners):
@@ -781,7 +807,7 @@ class FakeSwitch:
         ch = self.channels.get(words[0])
         if ch is None:
             return "-ERR invalid uuid\n"
-        self.board.broadcast(ch, words[1])
+        self.board.broadcast(ch, words[1], 0.0, words[2] if len(words) > 2 else "aleg")
         return "+OK Message sent\n"
 
     def _api_sched_broadcast(self, arg: str) -> str:
@@ -792,7 +818,7 @@ class FakeSwitch:
         ch = self.channels.get(words[1])
         if ch is None:
             return "-ERR invalid uuid\n"
-        self.board.broadcast(ch, words[2], delay)
+        self.board.broadcast(ch, words[2], delay, words[3] if len(words) > 3 else "aleg")
         return "+OK Message scheduled\n"
 
     def _api_fsctl(self, arg: str) -> str:
@@ -844,6 +870,16 @@ def _bind(text: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise argparse.ArgumentTypeError("expected a positive number, got %r" % text)
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     """``eslengine fakeswitch``: run the simulator until SIGINT/SIGTERM."""
     parser = argparse.ArgumentParser(prog="eslengine fakeswitch",
@@ -855,10 +891,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ring-time", type=float, default=0.2)
     parser.add_argument("--talk-time", type=float, default=None)
     parser.add_argument("--scenario", default=None, help="scenario JSON file")
+    parser.add_argument("--time-scale", type=_positive, default=1.0,
+                        help="divide every FreeSWITCH delay (originate/leg timeouts, retry sleeps, "
+                             "sched_hangup, sched_broadcast, playback) by this factor")
+    parser.add_argument("--playback-time", type=float, default=0.0,
+                        help="seconds a playback/speak takes (before --time-scale)")
     args = parser.parse_args(argv)
     scenario = Scenario.from_file(args.scenario) if args.scenario else None
     switch = FakeSwitch(args.bind, args.password, sps=args.sps, max_sessions=args.max_sessions,
-                        ring_time=args.ring_time, talk_time=args.talk_time, scenario=scenario)
+                        ring_time=args.ring_time, talk_time=args.talk_time, scenario=scenario,
+                        time_scale=args.time_scale, playback_time=args.playback_time)
     switch.start()
     stopped = gevent.event.Event()
 
