@@ -82,6 +82,7 @@ class LocalStack:
     workers: int = 1
     start_api: bool = True
     redis_url: str = ""  # use this Redis instead of starting one
+    switch_port: int = 0  # use the switch already listening here (127.0.0.1) instead of starting one
     dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="eslengine-stack-"))
     processes: dict[str, Process] = field(default_factory=dict)
     switch_password: str = field(default_factory=lambda: "pw-" + secrets.token_hex(6))
@@ -147,7 +148,8 @@ class LocalStack:
         try:
             if not self.redis_url:
                 self.start_redis()
-            self.start_switch()
+            if not self.switch_port:
+                self.start_switch()
             for i in range(self.workers):
                 self.start_worker("worker" if i == 0 else "worker%d" % i)
             if self.start_api:

@@ -330,6 +330,7 @@ class Worker:
         if recording:
             fields["recording"] = recording
         self.queue.transition(job_id, "dialing", fields)
+        self.webhooks.notify(request, "dialing")
         log.info("job %s: originate on %s (attempt %d)", job_id, node.node.label, attempts)
         try:
             job = node.link.bgapi(command, job_uuid=bg_uuid)
