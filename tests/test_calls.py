@@ -225,3 +225,79 @@ def test_state_cancel() -> None:
 def test_request_json_is_compact_and_stable() -> None:
     req = parse_request({"a": "+15551230001", "b": "+15551230002", "id": "0b6c3f2e-1111-4222-8333-944455556666"}, CONFIG)
     assert json.loads(req.dumps()) == {"id": req.id, "a": "+15551230001", "b": "+15551230002", "timeout": 30}
+
+
+OPTS = Config(sip_domains=(r"pbx\.example\.com",), tts_engine="flite", media_url_prefixes=("https://media.example.com/",),
+              webhook_allow=(r"https://hooks\.example\.com/.*",))
+BASE = {"a": "+15551230001", "b": "+15551230002"}
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"dial_first": "c"}, "dial_first"),
+    ({"a": {"to": []}}, "a.to"),
+    ({"a": {"to": ["+15551230001"] * 6}}, "a.to"),
+    ({"a": {"to": "+15551230001", "mode": "parallel"}}, "a.mode"),
+    ({"a": {"to": "+15551230001", "timeout": 3}}, "a.timeout"),
+    ({"a": {"to": "+15551230001", "retries": 4}}, "a.retries"),
+    ({"a": {"to": "+15551230001", "ignore_early_media": "yes"}}, "a.ignore_early_media"),
+    ({"a": {"to": "+15551230001", "anonymous": True, "caller_id_name": "x"}}, "a.anonymous"),
+    ({"a": {"to": "+15551230001", "presence_id": "nobody"}}, "a.presence_id"),
+    ({"a": {"to": "+15551230001", "sip_headers": {"Via": "x"}}}, "a.sip_headers.Via"),
+    ({"a": {"to": "+15551230001", "sip_headers": {"X-A": "x\r\nVia: evil"}}}, "a.sip_headers.X-A"),
+    ({"a": {"to": "+15551230001", "colour": "red"}}, "a.colour"),
+    ({"a": "sip:eve@evil.example.net"}, "a"),
+    ({"a": "+19005550199"}, "a"),
+    ({"number_filter": "letters"}, "number_filter"),
+    ({"number_filter": {"regex": "(a+)+$"}}, "number_filter.regex"),
+    ({"number_filter": {"regex": "(a|aa)*$"}}, "number_filter.regex"),
+    ({"number_filter": {"regex": r"(\d)\1"}}, "number_filter.regex"),
+    ({"number_filter": {"regex": "[0-9]+"}}, "number_filter.regex"),
+    ({"ringback": "jingle"}, "ringback"),
+    ({"ringback": {"say": "hi"}}, "ringback"),
+    ({"announcement": {"file": "../../etc/passwd.wav"}}, "announcement.file"),
+    ({"announcement": {"file": "/etc/x.wav"}}, "announcement.file"),
+    ({"announcement": {"url": "https://elsewhere.example.org/a.wav"}}, "announcement.url"),
+    ({"announcement": {"file": "a.wav", "say": "x"}}, "announcement"),
+    ({"max_duration": 5}, "max_duration"),
+    ({"warnings": [{"before_end": 5}]}, "warnings.0.before_end"),
+    ({"max_duration": 60, "warnings": [{"before_end": 60}]}, "warnings.0.before_end"),
+    ({"warnings": [{"after": 5, "before_end": 5}]}, "warnings.0"),
+    ({"warnings": [{"after": 5}] * 6}, "warnings"),
+    ({"record": {"format": "ogg"}}, "record.format"),
+    ({"media": "bypass", "announcement": {"file": "a.wav"}}, "announcement"),
+    ({"node": "fs9"}, "node"),
+    ({"target_call_id": "abc"}, "target_call_id"),
+    ({"callback_url": "https://evil.example.net/x"}, "callback_url"),
+])
+def test_option_validation_names_the_field(change: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_request({**BASE, **change}, OPTS)
+    assert info.value.field == field, info.value
+
+
+def test_options_without_their_service_configured_are_refused() -> None:
+    for change, field in [({"announcement": {"say": "hi"}}, "announcement.say"),
+                          ({"announcement": {"url": "https://media.example.com/a.wav"}}, "announcement.url"),
+                          ({"a": "sip:alice@pbx.example.com"}, "a"),
+                          ({"callback_url": "https://hooks.example.com/x"}, "callback_url")]:
+        with pytest.raises(ValidationError) as info:
+            parse_request({**BASE, **change}, Config())
+        assert info.value.field == field
+
+
+def test_every_option_round_trips_through_the_queue_json() -> None:
+    body = {
+        "a": {"to": ["+1 (555) 123-0001", "user/1000@pbx.example.com"], "mode": "simultaneous", "timeout": 20,
+              "retries": 1, "ignore_early_media": False, "auto_answer": True, "caller_id_name": "Acme",
+              "presence_id": "1000@pbx.example.com", "sip_headers": {"X-Campaign": "c1"}},
+        "b": {"to": "sip:alice@pbx.example.com", "show_other_number": True},
+        "dial_first": "b", "number_filter": "digits", "ringback": "moh",
+        "announcement": {"say": "Hello", "language": "en", "voice": "kal"}, "max_duration": 600,
+        "warnings": [{"before_end": 60}, {"after": 30, "sound": {"file": "ivr/beep.wav"}}],
+        "record": {"format": "mp3", "stereo": True}, "node": "127.0.0.1:8021",
+        "target_call_id": "0b6c3f2e-1111-4222-8333-944455556666", "callback_url": "https://hooks.example.com/c",
+        "variables": {"campaign": "spring"},
+    }
+    request = parse_request(body, OPTS)
+    assert request.a.destinations[0].number == "+15551230001"
+    assert loads_request(request.dumps(), OPTS) == request
