@@ -514,6 +514,22 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                  "description": "Place the call on this FreeSWITCH node (its configured name)."},
                         "target_call_id": {"type": "string", "format": "uuid", "nullable": True,
                                            "description": "Place the call on the node holding this channel."},
+                        "retry": {
+                            "type": "object", "additionalProperties": False, "nullable": True,
+                            "description": "Place the whole call again when it fails for one of the reasons in "
+                            "'on' (busy: USER_BUSY; no_answer: NO_ANSWER and the like; temporary: network and "
+                            "switch trouble). Invalid numbers and refused calls are never retried.",
+                            "properties": {
+                                "attempts": {"type": "integer", "minimum": 1, "maximum": config.max_attempts,
+                                             "default": config.default_attempts},
+                                "backoff": {"type": "integer", "minimum": calls.MIN_BACKOFF,
+                                            "maximum": calls.MAX_BACKOFF, "default": config.default_retry_backoff,
+                                            "description": "Seconds before the second attempt; doubles after "
+                                            "each."},
+                                "on": {"type": "array", "items": {"type": "string",
+                                                                  "enum": sorted(calls.RETRY_GROUPS)}},
+                            },
+                        },
                         "callback_url": {"type": "string", "maxLength": 500, "nullable": True,
                                          "description": "Webhook: receives the call's document on every status "
                                          "change. Only URLs the operator allows."},

@@ -43,7 +43,7 @@ __all__ = ["MAX_FILTER_PATTERN", "Destination", "CallRequest", "CallState", "Par
 KNOWN_FIELDS = frozenset({
     "id", "a", "b", "dial_first", "caller_id_number", "caller_id_name", "timeout", "variables",
     "number_filter", "ringback", "announcement", "max_duration", "warnings", "record", "media",
-    "node", "target_call_id", "callback_url",
+    "node", "target_call_id", "callback_url", "retry",
 })
 PARTY_FIELDS = frozenset({
     "to", "mode", "timeout", "retries", "ignore_early_media", "auto_answer", "caller_id_number",
@@ -139,6 +139,41 @@ class Warning:
         return {self.spec[0]: self.spec[1], "sound": self.sound.to_json()}
 
 
+# Why a call failed, grouped for the retry policy. A cause in none of the
+# groups (an invalid number, a refused or barred call, a configuration
+# error) is never retried.
+RETRY_GROUPS = {
+    "busy": frozenset({"USER_BUSY"}),
+    "no_answer": frozenset({"NO_ANSWER", "NO_USER_RESPONSE", "ALLOTTED_TIMEOUT", "SUBSCRIBER_ABSENT"}),
+    "temporary": frozenset({"NORMAL_TEMPORARY_FAILURE", "DESTINATION_OUT_OF_ORDER", "NETWORK_OUT_OF_ORDER",
+                            "RECOVERY_ON_TIMER_EXPIRE", "SWITCH_CONGESTION", "NORMAL_CIRCUIT_CONGESTION",
+                            "GATEWAY_DOWN", "MEDIA_TIMEOUT"}),
+}
+MAX_BACKOFF = 3600
+MIN_BACKOFF = 1
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many times a failed call is placed again, after how long."""
+
+    attempts: int = 1
+    backoff: int = 60  # seconds before the second attempt; doubles each time
+    on: frozenset[str] = frozenset(RETRY_GROUPS)
+
+    def retries(self, cause: str, attempt: int) -> bool:
+        """Whether attempt number ``attempt`` that failed with ``cause``
+        gets another."""
+        return attempt < self.attempts and any(cause in RETRY_GROUPS[g] for g in self.on)
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based)."""
+        return float(min(MAX_BACKOFF, self.backoff * 2 ** (attempt - 1)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"attempts": self.attempts, "backoff": self.backoff, "on": sorted(self.on)}
+
+
 @dataclass(frozen=True)
 class Recording:
     format: str = "wav"
@@ -166,6 +201,7 @@ class CallRequest:
     node: str | None = None
     target_call_id: str | None = None
     callback_url: str | None = None
+    retry: RetryPolicy = RetryPolicy()
 
     def party(self, name: str) -> Party:
         return self.a if name == "a" else self.b
@@ -196,6 +232,7 @@ class CallRequest:
             data["record"] = {"format": self.record.format, "stereo": self.record.stereo}
         if self.media != "process":
             data["media"] = self.media
+        data["retry"] = self.retry.to_json()
         return data
 
     def dumps(self) -> str:
@@ -431,6 +468,24 @@ def _warnings(value: object, max_duration: int | None, config: Config) -> tuple[
     return tuple(out)
 
 
+def _retry(value: object, config: Config) -> RetryPolicy:
+    default = RetryPolicy(config.default_attempts, config.default_retry_backoff)
+    if value is None:
+        return default
+    spec = _object("retry", value, frozenset({"attempts", "backoff", "on"}))
+    on = default.on
+    if spec.get("on") is not None:
+        raw = spec["on"]
+        if not isinstance(raw, list) or not raw or any(not isinstance(g, str) or g not in RETRY_GROUPS for g in raw):
+            raise ValidationError("retry.on", "a list of %s" % ", ".join(sorted(RETRY_GROUPS)))
+        on = frozenset(raw)
+    return RetryPolicy(
+        attempts=_int("retry.attempts", spec.get("attempts"), 1, config.max_attempts, default.attempts) or 1,
+        backoff=_int("retry.backoff", spec.get("backoff"), MIN_BACKOFF, MAX_BACKOFF, default.backoff) or 1,
+        on=on,
+    )
+
+
 def _record(value: object) -> Recording | None:
     if value is None or value is False:
         return None
@@ -516,6 +571,7 @@ def parse_request(data: object, config: Config, *, job_id: str | None = None) ->
         node=node,
         target_call_id=parse_id(target, "target_call_id") if target is not None else None,
         callback_url=callback,
+        retry=_retry(data.get("retry"), config),
     )
     return request
 

@@ -44,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     api.add_argument("--workers", type=int, default=1)
     api.add_argument("--dev", action="store_true", help="Flask's debug server instead of gunicorn")
     sub.add_parser("fakeswitch", help="run the FreeSWITCH event-socket simulator", add_help=False)
+    dead = sub.add_parser("dead", help="list or re-queue dead-lettered jobs")
+    dead_sub = dead.add_subparsers(dest="action", required=True)
+    dead_sub.add_parser("list", help="one line per dead letter: entry id, job id, reason")
+    requeue = dead_sub.add_parser("requeue", help="queue dead-lettered jobs again")
+    requeue.add_argument("entries", nargs="*", help="entry ids from 'dead list'")
+    requeue.add_argument("--all", action="store_true", help="every dead letter")
     demo = sub.add_parser("demo", help="run the whole system locally and place a few calls")
     demo.add_argument("--keep-going", action="store_true", help=argparse.SUPPRESS)
 
@@ -68,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     from .config import Config
-    from .errors import ConfigError
+    from .errors import ConfigError, QueueUnavailable
 
     try:
         config = Config.from_env(os.environ)
@@ -91,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
 
             serve(config, args.bind, workers=args.workers, dev=args.dev)
             return 0
+        if args.command == "dead":
+            return _dead(config, args)
         if args.command == "demo":
             from .demo import run as run_demo
 
@@ -101,7 +109,36 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print("eslengine: error: %s" % exc, file=sys.stderr)
         return 1
+    except QueueUnavailable as exc:
+        print("eslengine: error: Redis unavailable: %s" % exc, file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     parser.error("unknown command")
     return 2
+
+
+def _dead(config: object, args: object) -> int:
+    from .queue import JobQueue
+
+    queue = JobQueue.from_config(config)  # type: ignore[arg-type]
+    letters = queue.dead_letters(count=100_000)
+    if getattr(args, "action") == "list":
+        for entry_id, fields in letters:
+            print("%s\t%s\t%s\t%s" % (entry_id, fields.get("job_id", "-"), fields.get("at", "-"),
+                                         fields.get("reason", "")))
+        print("%d dead letter(s)" % len(letters), file=sys.stderr)
+        return 0
+    wanted = [e for e, _ in letters] if getattr(args, "all") else list(getattr(args, "entries"))
+    if not wanted:
+        print("eslengine dead requeue: error: name entry ids or --all", file=sys.stderr)
+        return 2
+    failed = 0
+    for entry_id in wanted:
+        try:
+            job_id = queue.requeue_dead(entry_id)
+            print("%s\trequeued\t%s" % (entry_id, job_id or "-"))
+        except ValueError as exc:
+            print("eslengine dead requeue: error: %s" % exc, file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0

@@ -162,7 +162,11 @@ class Config:
     claim_idle_ms: int = 180_000
     # How long a finished call's record is kept in Redis (s).
     record_ttl: int = 7 * 24 * 3600
-    max_attempts: int = 3
+    # Retries of a whole call that failed: the most attempts a job may ask
+    # for, and what a job that says nothing gets.
+    max_attempts: int = 5
+    default_attempts: int = 1
+    default_retry_backoff: int = 60
 
     log_level: str = "INFO"
 
@@ -242,6 +246,8 @@ class Config:
             ("claim_idle_ms", "CLAIM_IDLE_MS"),
             ("record_ttl", "RECORD_TTL"),
             ("max_attempts", "MAX_ATTEMPTS"),
+            ("default_attempts", "DEFAULT_ATTEMPTS"),
+            ("default_retry_backoff", "DEFAULT_RETRY_BACKOFF"),
             ("max_destinations", "MAX_DESTINATIONS"),
             ("max_call_duration", "MAX_CALL_DURATION"),
         ):
@@ -257,6 +263,8 @@ class Config:
                             ("ESLENGINE_TTS_VOICE", config.tts_voice), ("ESLENGINE_GATEWAY", config.gateway)):
             if value and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value):
                 raise ConfigError("%s may hold letters, digits and _.- only" % name)
+        if config.default_attempts > config.max_attempts:
+            raise ConfigError("ESLENGINE_DEFAULT_ATTEMPTS exceeds ESLENGINE_MAX_ATTEMPTS")
         if config.default_ring_timeout > config.max_ring_timeout:
             raise ConfigError("ESLENGINE_DEFAULT_RING_TIMEOUT exceeds ESLENGINE_MAX_RING_TIMEOUT")
         return config

@@ -38,6 +38,7 @@ VAR_PREFIX = "eslengine_var_"
 JOB_VAR = "eslengine_job_id"
 LEG_VAR = "eslengine_leg"  # the party: a | b
 ROLE_VAR = "eslengine_role"  # first (rung first) | second (connected when first answers)
+ATTEMPT_VAR = "eslengine_attempt"  # 1 for the first placement of a job, 2 for its first retry, ...
 BRIDGE_VAR = "eslengine_bridge"
 # The dialplan extension (freeswitch-conf/dialplan/eslengine.xml) that plays
 # the announcement to the first party and then bridges ${eslengine_bridge}.
@@ -151,7 +152,7 @@ def ring_timeout(party: Party) -> int:
     return party.timeout + 5
 
 
-def party_variables(request: CallRequest, name: str, config: Config) -> list[tuple[str, str]]:
+def party_variables(request: CallRequest, name: str, config: Config, attempt: int = 1) -> list[tuple[str, str]]:
     """The channel variables every leg of party ``name`` carries."""
     party = request.party(name)
     role = "first" if name == request.dial_first else "second"
@@ -159,7 +160,7 @@ def party_variables(request: CallRequest, name: str, config: Config) -> list[tup
     out: list[tuple[str, str]] = []
     if role == "first":
         out.append(("origination_uuid", request.id))
-    out += [(JOB_VAR, request.id), (LEG_VAR, name), (ROLE_VAR, role)]
+    out += [(JOB_VAR, request.id), (LEG_VAR, name), (ROLE_VAR, role), (ATTEMPT_VAR, str(attempt))]
     if party.anonymous:
         out += [("origination_caller_id_name", "Anonymous"), ("origination_caller_id_number", "anonymous"),
                 ("origination_privacy", "hide_name:hide_number")]
@@ -210,11 +211,11 @@ def party_variables(request: CallRequest, name: str, config: Config) -> list[tup
 
 
 def dial_string(request: CallRequest, name: str, config: Config, rounds: Iterable[str],
-                extra: Iterable[tuple[str, str]] = ()) -> str:
+                extra: Iterable[tuple[str, str]] = (), attempt: int = 1) -> str:
     """``{party variables}[leg_timeout=..]<endpoint>|...`` for party ``name``."""
     rounds = tuple(rounds)
     party = request.party(name)
-    block = variable_block([*party_variables(request, name, config), *extra], rounds)
+    block = variable_block([*party_variables(request, name, config, attempt), *extra], rounds)
     separator = "|" if party.mode == "sequential" else ","
     if len(party.destinations) == 1:
         return block + endpoint(party.first, config)
@@ -229,26 +230,27 @@ def uses_dialplan(request: CallRequest) -> bool:
     return request.announcement is not None or bool(request.warnings)
 
 
-def originate_args(request: CallRequest, config: Config) -> str:
+def originate_args(request: CallRequest, config: Config, attempt: int = 1) -> str:
     """The arguments of ``originate``: ring the first party; when it answers,
     connect the second."""
     first, second = request.dial_first, request.second
     if not uses_dialplan(request):
-        return "%s &bridge(%s)" % (dial_string(request, first, config, ARG_ROUNDS),
-                                   dial_string(request, second, config, ARG_ROUNDS))
-    extra = [(BRIDGE_VAR, dial_string(request, second, config, VAR_ROUNDS))]
+        return "%s &bridge(%s)" % (dial_string(request, first, config, ARG_ROUNDS, attempt=attempt),
+                                   dial_string(request, second, config, ARG_ROUNDS, attempt=attempt))
+    extra = [(BRIDGE_VAR, dial_string(request, second, config, VAR_ROUNDS, attempt=attempt))]
     media = request.announcement
     if media is not None and media.kind == "say":
         extra += [("eslengine_say", media.value), ("eslengine_tts_engine", config.tts_engine),
                   ("eslengine_tts_voice", media.voice or config.tts_voice or media.language or "default")]
     elif media is not None:
         extra.append(("eslengine_announce", playable(media)))
-    return "%s %s" % (dial_string(request, first, config, ARG_ROUNDS, extra), CONNECT_EXTENSION)
+    return "%s %s" % (dial_string(request, first, config, ARG_ROUNDS, extra, attempt), CONNECT_EXTENSION)
 
 
-def originate_command(request: CallRequest, config: Config) -> str:
-    """The full ``originate ...`` text (send it with ``bgapi``)."""
-    command = "originate " + originate_args(request, config)
+def originate_command(request: CallRequest, config: Config, attempt: int = 1) -> str:
+    """The full ``originate ...`` text (send it with ``bgapi``) for placement
+    number ``attempt`` of the job."""
+    command = "originate " + originate_args(request, config, attempt)
     if "\n" in command or "\r" in command:  # check_value makes this unreachable
         raise ValueError("line break in originate command")
     return command

@@ -8,6 +8,12 @@ Keys (``<p>`` is the configured prefix, ``eslengine`` by default):
 ``<p>:call:<id>``          hash: the call's status, timestamps, causes, request.
 ``<p>:call:<id>:history``  list of ``<status> <iso time>`` in order.
 ``<p>:cancel``             pub/sub channel: ids whose live call must be hung up.
+``<p>:retry``              sorted set: ids of failed calls waiting to be placed
+                           again, scored by when.
+``<p>:workers``            set of worker names; ``<p>:worker:<name>`` is a
+                           worker's heartbeat (expires when it dies) and
+                           ``<p>:live:<name>`` the ids of calls it follows, so
+                           another worker adopts them if it dies.
 
 Workers read the stream through the consumer group ``workers`` (created at id
 0, so jobs added before any worker existed are dialed too), acknowledge an
@@ -49,6 +55,20 @@ class Keys:
         self.jobs = prefix + ":jobs"
         self.dead = prefix + ":dead"
         self.cancel = prefix + ":cancel"
+
+    @property
+    def retry(self) -> str:
+        return self.prefix + ":retry"
+
+    @property
+    def workers(self) -> str:
+        return self.prefix + ":workers"
+
+    def heartbeat(self, worker: str) -> str:
+        return "%s:worker:%s" % (self.prefix, worker)
+
+    def live(self, worker: str) -> str:
+        return "%s:live:%s" % (self.prefix, worker)
 
     def call(self, job_id: str) -> str:
         return "%s:call:%s" % (self.prefix, job_id)
@@ -102,12 +122,16 @@ local new = ARGV[1]
 local now = ARGV[2]
 local ttl = tonumber(ARGV[3])
 local create = ARGV[4] == '1'
+local keep = ARGV[5] == '1'
 if not cur and not create then return -1 end
 if new ~= '' then
   if cur and ranks[cur] == final then return 0 end
-  if cur and ranks[new] ~= final and ranks[new] <= ranks[cur] then return 0 end
+  if cur and ranks[new] ~= final and ranks[new] <= ranks[cur] then
+    if not keep then return 0 end
+    new = ''
+  end
 end
-for i = 5, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 if new ~= '' then
@@ -130,6 +154,51 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('RPUSH', KEYS[2], 'queued ' .. ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 redis.call('XADD', KEYS[3], '*', 'job', ARGV[2])
+return 1
+"""
+
+# A failed call goes back to "queued" to be placed again later (the only
+# backward move a status makes), keeping its history.
+_RETRY = """
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur or cur == 'completed' or cur == 'failed' or cur == 'cancelled' then return 0 end
+redis.call('HDEL', KEYS[1], 'a_uuid', 'b_uuid', 'hangup_cause', 'a_hangup_cause', 'b_hangup_cause',
+           'dialing_at', 'ringing_at', 'answered_at', 'bridged_at', 'originated', 'attempt_state', 'node')
+redis.call('HSET', KEYS[1], 'status', 'queued', 'queued_at', ARGV[2], 'updated_at', ARGV[2],
+           'retry_at', ARGV[4], 'last_attempt_cause', ARGV[3])
+redis.call('RPUSH', KEYS[2], 'queued ' .. ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[5])
+return 1
+"""
+
+# Move due retries back into the stream; atomic, so each moves once.
+_DUE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local moved = 0
+for _, id in ipairs(ids) do
+  if redis.call('ZREM', KEYS[1], id) == 1 then
+    local request = redis.call('HGET', ARGV[3] .. id, 'request')
+    if request then
+      redis.call('XADD', KEYS[2], '*', 'job', request)
+      moved = moved + 1
+    end
+  end
+end
+return moved
+"""
+
+# Put a dead-lettered or failed job back in the queue as new.
+_REQUEUE = """
+local request = redis.call('HGET', KEYS[1], 'request')
+if not request then return 0 end
+local cur = redis.call('HGET', KEYS[1], 'status')
+if cur ~= 'completed' and cur ~= 'failed' and cur ~= 'cancelled' then return -1 end
+redis.call('HDEL', KEYS[1], 'a_uuid', 'b_uuid', 'hangup_cause', 'a_hangup_cause', 'b_hangup_cause', 'error',
+           'dialing_at', 'ringing_at', 'answered_at', 'bridged_at', 'completed_at', 'failed_at', 'cancelled_at',
+           'ended_at', 'originated', 'attempt_state', 'node', 'attempts', 'cancel_requested', 'retry_at')
+redis.call('HSET', KEYS[1], 'status', 'queued', 'queued_at', ARGV[1], 'updated_at', ARGV[1])
+redis.call('RPUSH', KEYS[2], 'queued ' .. ARGV[1])
+redis.call('XADD', KEYS[3], '*', 'job', request)
 return 1
 """
 
@@ -160,6 +229,9 @@ class JobQueue:
         self._transition = client.register_script(_TRANSITION)
         self._cancel = client.register_script(_CANCEL)
         self._enqueue = client.register_script(_ENQUEUE)
+        self._retry = client.register_script(_RETRY)
+        self._due = client.register_script(_DUE)
+        self._requeue = client.register_script(_REQUEUE)
 
     @classmethod
     def from_config(cls, config: Config, client: redis.Redis | None = None) -> JobQueue:
@@ -232,21 +304,122 @@ class JobQueue:
             pipe.xdel(self.keys.jobs, entry_id)
             pipe.execute()
 
+    def dead_letter_job(self, job_id: str, request_json: str, reason: str) -> None:
+        """Record a job that keeps failing in ``<p>:dead`` (its call record stays)."""
+        with redis_errors("dead-letter"):
+            self.redis.xadd(self.keys.dead, {JOB_FIELD: request_json, "job_id": job_id, "reason": reason,
+                                             "at": now_iso()})
+
     def dead_letters(self, count: int = 100) -> list[tuple[str, dict[str, str]]]:
         with redis_errors("list dead letters"):
             return [(i, f) for i, f in self.redis.xrange(self.keys.dead, count=count)]
 
+    def requeue_dead(self, entry_id: str) -> str:
+        """Queue a dead letter's job again and drop the dead letter. Returns
+        the job id; ValueError when the entry is unknown or unreadable."""
+        with redis_errors("requeue"):
+            entries = self.redis.xrange(self.keys.dead, entry_id, entry_id)
+        if not entries:
+            raise ValueError("no dead letter %s" % entry_id)
+        fields = entries[0][1]
+        job_id = fields.get("job_id", "")
+        now = now_iso()
+        with redis_errors("requeue"):
+            if job_id and self.redis.exists(self.keys.call(job_id)):
+                result = self._requeue(keys=[self.keys.call(job_id), self.keys.history(job_id), self.keys.jobs],
+                                       args=[now])
+                if result != 1:
+                    raise ValueError("job %s is not finished (%s)" % (job_id, result))
+            elif "job" in fields:
+                self.redis.xadd(self.keys.jobs, {JOB_FIELD: fields["job"]})
+            else:
+                raise ValueError("dead letter %s holds no job" % entry_id)
+            self.redis.xdel(self.keys.dead, entry_id)
+        return job_id
+
+    # ------------------------------------------------------------ retries
+
+    def schedule_retry(self, job_id: str, due: float, cause: str) -> bool:
+        """Send a failed (not yet final) call back to ``queued``, to be placed
+        again at ``due`` (epoch seconds)."""
+        keys = [self.keys.call(job_id), self.keys.history(job_id), self.keys.retry]
+        with redis_errors("schedule retry"):
+            return bool(self._retry(keys=keys, args=[repr(due), now_iso(), cause, now_iso(due), job_id]))
+
+    def move_due_retries(self, now: float, limit: int = 200) -> int:
+        with redis_errors("due retries"):
+            return int(self._due(keys=[self.keys.retry, self.keys.jobs],
+                                 args=[repr(now), str(limit), self.keys.prefix + ":call:"]))
+
+    # ------------------------------------------------------------ workers
+
+    def beat(self, worker: str, ttl: int) -> None:
+        """This worker is alive for ``ttl`` more seconds."""
+        with redis_errors("heartbeat"):
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.set(self.keys.heartbeat(worker), "1", ex=ttl)
+            pipe.sadd(self.keys.workers, worker)
+            pipe.execute()
+
+    def forget_worker(self, worker: str) -> None:
+        with redis_errors("forget worker"):
+            self.redis.delete(self.keys.heartbeat(worker))
+
+    def dead_workers(self, me: str) -> list[str]:
+        with redis_errors("list workers"):
+            names = sorted(self.redis.smembers(self.keys.workers) - {me})
+            if not names:
+                return []
+            pipe = self.redis.pipeline(transaction=False)
+            for name in names:
+                pipe.exists(self.keys.heartbeat(name))
+            alive = pipe.execute()
+        return [n for n, up in zip(names, alive) if not up]
+
+    def follow(self, worker: str, job_id: str) -> None:
+        with redis_errors("follow"):
+            self.redis.sadd(self.keys.live(worker), job_id)
+
+    def unfollow(self, worker: str, job_id: str) -> None:
+        with redis_errors("unfollow"):
+            self.redis.srem(self.keys.live(worker), job_id)
+
+    def adopt(self, dead: str, me: str, count: int = 1000) -> tuple[list[str], list[tuple[str, dict[str, str]]]]:
+        """Take over a dead worker: the ids of the calls it followed, and the
+        stream entries it held unacknowledged. Only one adopter gets each."""
+        adopting = "%s:adopting:%s" % (self.keys.live(dead), me)
+        with redis_errors("adopt"):
+            try:
+                self.redis.rename(self.keys.live(dead), adopting)
+                calls_ = sorted(self.redis.smembers(adopting))
+                self.redis.delete(adopting)
+            except redis.ResponseError:  # no such key: nothing followed, or taken already
+                calls_ = []
+            pending = self.redis.xpending_range(self.keys.jobs, GROUP, "-", "+", count, consumername=dead)
+            ids = [p["message_id"] for p in pending]
+            entries = self.redis.xclaim(self.keys.jobs, GROUP, me, 0, ids) if ids else []
+            if not self.redis.xpending_range(self.keys.jobs, GROUP, "-", "+", 1, consumername=dead):
+                self.redis.srem(self.keys.workers, dead)
+        return calls_, [(e, f) for e, f in entries if f]
+
+    def record(self, job_id: str) -> dict[str, str]:
+        with redis_errors("read call"):
+            return self.redis.hgetall(self.keys.call(job_id))  # type: ignore[no-any-return]
+
     # ------------------------------------------------------------ records
 
     def transition(
-        self, job_id: str, status: str = "", fields: Mapping[str, str] | None = None, *, create: bool = False
+        self, job_id: str, status: str = "", fields: Mapping[str, str] | None = None, *, create: bool = False,
+        keep_fields: bool = False,
     ) -> bool:
         """Move the call to ``status`` (``""``: only store ``fields``). Returns
         whether anything was written: a move backwards, out of a final status,
-        or onto a missing record (unless ``create``) writes nothing."""
+        or onto a missing record (unless ``create``) writes nothing — except
+        that ``keep_fields`` stores the fields when only the move is refused
+        (a call placed again while already marked dialing)."""
         if status and status not in calls.STATUSES:
             raise ValueError("unknown status %r" % status)
-        args: list[str] = [status, now_iso(), str(self.record_ttl), "1" if create else "0"]
+        args: list[str] = [status, now_iso(), str(self.record_ttl), "1" if create else "0", "1" if keep_fields else "0"]
         for key, value in (fields or {}).items():
             args += [key, value]
         with redis_errors("update call"):

@@ -14,6 +14,7 @@ that dies leaves it to be taken over by another.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -45,6 +46,8 @@ _RECHECK = "recheck"
 # How long a call may go without any event before the worker asks the switch
 # whether it still exists.
 SILENCE_CHECK = 60.0
+# A worker whose heartbeat is this old is dead; its calls are adopted.
+HEARTBEAT_TTL = 6
 
 
 @dataclass
@@ -67,6 +70,12 @@ class Call:
     node: NodeState | None = None
     # True once the originate's outcome is known and the entry acknowledged.
     settled: bool = False
+    attempt: int = 1
+    # The switch acknowledged this attempt's originate (bgapi +OK reply).
+    sent: bool = False
+    # The job went back to the queue to be placed again later.
+    retried: bool = False
+    redials: int = 0
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,8 @@ class Worker:
             gevent.spawn(self._claim_loop),
             gevent.spawn(self._reclaim_loop),
             gevent.spawn(self._cancel_listener),
+            gevent.spawn(self._sweep_loop),
+            gevent.spawn(self._retry_loop),
         ]
         log.info("worker %s: started, %d node(s), pool %d", self.consumer, len(self.nodes), self.config.concurrency)
 
@@ -142,6 +153,12 @@ class Worker:
         for state in self.nodes:
             if state.link is not None:
                 state.link.stop()
+        try:
+            # Calls still up stay in this worker's live set; with the
+            # heartbeat gone another worker adopts them at once.
+            self.queue.forget_worker(self.consumer)
+        except QueueUnavailable as exc:
+            log.warning("worker %s: could not clear its heartbeat: %s", self.consumer, exc)
         self.stopped.set()
         log.info("worker %s: stopped", self.consumer)
 
@@ -167,8 +184,11 @@ class Worker:
                 backoff = 0.1
             except QueueUnavailable as exc:
                 log.warning("worker %s: Redis unavailable (%s); retrying in %.1fs", self.consumer, exc, backoff)
+                # A Redis that came back empty (no persistence, or a failover
+                # to a replica that lagged) has lost the consumer group.
+                group_ready = group_ready and "NOGROUP" not in str(exc)
                 gevent.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                backoff = min(backoff * 2, 5.0)
             except Exception:
                 log.exception("worker %s: claim loop error", self.consumer)
                 gevent.sleep(1)
@@ -189,6 +209,52 @@ class Worker:
                 log.warning("worker %s: reclaim skipped: %s", self.consumer, exc)
             except Exception:
                 log.exception("worker %s: reclaim loop error", self.consumer)
+
+    def _sweep_loop(self) -> None:
+        """Keep this worker's heartbeat fresh, and adopt the calls and
+        unacknowledged jobs of workers whose heartbeat has expired."""
+        while self._running:
+            try:
+                self.queue.beat(self.consumer, HEARTBEAT_TTL)
+                if any(s.up for s in self.nodes):
+                    for dead in self.queue.dead_workers(self.consumer):
+                        calls_, entries = self.queue.adopt(dead, self.consumer)
+                        if calls_ or entries:
+                            log.warning("worker %s: adopting %d call(s) and %d job(s) of dead worker %s",
+                                        self.consumer, len(calls_), len(entries), dead)
+                        for job_id in calls_:
+                            self.pool.spawn(self._adopt, job_id)
+                        for entry_id, fields in entries:
+                            self.pool.spawn(self._run_entry, entry_id, fields)
+            except QueueUnavailable as exc:
+                log.warning("worker %s: sweep skipped: %s", self.consumer, exc)
+            except Exception:
+                log.exception("worker %s: sweep error", self.consumer)
+            gevent.sleep(HEARTBEAT_TTL / 3)
+
+    def _retry_loop(self) -> None:
+        while self._running:
+            try:
+                moved = self.queue.move_due_retries(time.time())
+                if moved:
+                    log.info("worker %s: %d retr%s due, queued", self.consumer, moved, "y" if moved == 1 else "ies")
+            except QueueUnavailable as exc:
+                log.warning("worker %s: retries not moved: %s", self.consumer, exc)
+            except Exception:
+                log.exception("worker %s: retry loop error", self.consumer)
+            gevent.sleep(0.5)
+
+    def _adopt(self, job_id: str) -> None:
+        try:
+            record = self.queue.record(job_id)
+            if not record or record.get("status") in FINAL or job_id in self.calls:
+                return
+            request = loads_request(record["request"], self.config, job_id=job_id)
+            self._dial(request, "")
+        except (QueueUnavailable, ValidationError, KeyError) as exc:
+            log.warning("job %s: could not adopt: %s", job_id, exc)
+        except Exception:
+            log.exception("job %s: adopt failed", job_id)
 
     def _cancel_listener(self) -> None:
         while self._running:
@@ -226,7 +292,10 @@ class Worker:
                 return
             job_id = request.id
             if job_id in self.calls:
-                return  # this worker already follows it
+                # This worker already follows the call (adopted from a dead
+                # worker along with this entry): the entry has nothing left to do.
+                self.queue.ack(entry_id)
+                return
             self._dial(request, entry_id)
         except QueueUnavailable as exc:
             log.warning("job %s: Redis unavailable (%s); left for another attempt", job_id or entry_id, exc)
@@ -234,27 +303,44 @@ class Worker:
             log.exception("job %s: unexpected error", job_id or entry_id)
 
     def _dial(self, request: CallRequest, entry_id: str) -> None:
+        """Place (or go on following) one job until its call ends."""
         job_id = request.id
-        record = self.queue.record_for_job(request)
-        if record.get("status") in FINAL:
-            log.info("job %s: already %s; acknowledged", job_id, record.get("status"))
-            self.queue.ack(entry_id)
+        if job_id in self.calls:
+            if entry_id:
+                self.queue.ack(entry_id)
             return
         call = Call(request, entry_id)
-        call.state.cancel_requested = record.get("cancel_requested") == "1"
-        self.calls[job_id] = call
+        self.calls[job_id] = call  # before any I/O: one follower per job
         try:
+            record = self.queue.record_for_job(request)
+            if record.get("status") in FINAL:
+                log.info("job %s: already %s; acknowledged", job_id, record.get("status"))
+                if entry_id:
+                    self.queue.ack(entry_id)
+                self.queue.unfollow(self.consumer, job_id)
+                return
+            call.state.cancel_requested = record.get("cancel_requested") == "1"
             if record.get("originated") == "1":
                 self._resume(call, record)
             else:
-                self._originate(call, attempts=int(record.get("attempts", "0")) + 1)
+                self._originate(call, int(record.get("attempts", "0")) + 1)
             if call.node is not None:
                 self._follow(call)
+            if call.state.final or call.retried:
+                self.queue.unfollow(self.consumer, job_id)
         finally:
-            self.calls.pop(job_id, None)
+            if self.calls.get(job_id) is call:
+                del self.calls[job_id]
             if call.node is not None:
                 call.node.pacer.release(self._cost(request))
                 self._capacity.set()
+
+    def _ack(self, call: Call) -> None:
+        """The originate's outcome is known: the job's entry may go."""
+        if not call.settled:
+            if call.entry_id:
+                self.queue.ack(call.entry_id)
+            call.settled = True
 
     def _cost(self, request: CallRequest) -> int:
         """Sessions the call may hold at once: every destination of a party
@@ -300,16 +386,17 @@ class Worker:
             self._capacity.wait(timeout=wait)
         return None
 
-    def _originate(self, call: Call, attempts: int) -> None:
+    def _originate(self, call: Call, attempt: int) -> None:
         request = call.request
         job_id = request.id
-        command = dialstring.originate_command(request, self.config)
+        call.attempt = attempt
+        command = dialstring.originate_command(request, self.config, attempt)
         candidates = self._candidates(request)
         if candidates is None:
             log.info("job %s: target call %s is on no node", job_id, request.target_call_id)
             self.queue.transition(job_id, "failed", {"hangup_cause": "TARGET_CALL_NOT_FOUND",
                                                      "error": "target_call_id is not up on any node"})
-            self.queue.ack(call.entry_id)
+            self._ack(call)
             return
         node = self._acquire_node(self._cost(request), candidates)
         if node is None:
@@ -318,32 +405,37 @@ class Worker:
         call.node = node
         if call.state.cancel_requested:
             self.queue.transition(job_id, "cancelled", {"hangup_cause": "ORIGINATOR_CANCEL"})
-            self.queue.ack(call.entry_id)
+            self._ack(call)
             call.node.pacer.release(self._cost(request))
             call.node = None
             return
         bg_uuid = str(uuid.uuid4())
-        # The attempt record is written before the command leaves: whoever
-        # picks this job up again knows a call may exist and checks first.
-        fields = {"node": node.node.label, "attempts": str(attempts), "originated": "1", "bgapi_job_uuid": bg_uuid}
+        # The attempt is recorded before the command leaves ("pending") and
+        # again once the switch has it ("sent"): whoever picks the job up
+        # after a crash knows whether a call may exist, and checks first.
+        fields = {"node": node.node.label, "attempts": str(attempt), "originated": "1", "attempt_state": "pending",
+                  "bgapi_job_uuid": bg_uuid, "worker": self.consumer}
         recording = dialstring.recording_path(request, self.config)
         if recording:
             fields["recording"] = recording
-        self.queue.transition(job_id, "dialing", fields)
+        self.queue.follow(self.consumer, job_id)
+        self.queue.transition(job_id, "dialing", fields, keep_fields=True)
         self.webhooks.notify(request, "dialing")
-        log.info("job %s: originate on %s (attempt %d)", job_id, node.node.label, attempts)
+        log.info("job %s: originate on %s (attempt %d)", job_id, node.node.label, attempt)
         try:
             job = node.link.bgapi(command, job_uuid=bg_uuid)
         except EslError as exc:
             call.inbox.put(OriginateResult(False, "", exc))
             return
+        self.queue.transition(job_id, fields={"attempt_state": "sent"})
+        call.sent = True
         gevent.spawn(self._await_result, call, job)
 
     def _await_result(self, call: Call, job: Any) -> None:
         """Wait for the BACKGROUND_JOB off the call's own greenlet, so channel
         events (ringing, early hangups) are applied while the switch rings."""
         try:
-            ok, text = job.result(timeout=call.request.timeout + 30)
+            ok, text = job.result(timeout=call.request.timeout * 6 + 30)
             call.inbox.put(OriginateResult(ok, text))
         except EslError as exc:
             call.inbox.put(OriginateResult(False, "", exc))
@@ -361,33 +453,70 @@ class Worker:
         else:
             log.info("job %s: originate failed: %s", job_id, result.text)
             self._store(call, call.state.on_originate_failed(_cause(result.text)))
-        if not call.settled:
-            self.queue.ack(call.entry_id)
-            call.settled = True
+        self._ack(call)
 
     def _resume(self, call: Call, record: dict[str, str]) -> None:
-        """A previous worker sent this job's originate and died: follow the
-        call if a switch still has it, never dial it again."""
+        """A previous worker placed this job and died (or stopped): follow the
+        call if a switch still has it; never place the same attempt again."""
         job_id = call.request.id
+        call.attempt = int(record.get("attempts", "1") or 1)
         call.state.status = record.get("status", "dialing")
         call.state.a_uuid = record.get(_party_field(call.request, "a_uuid"), "")
         call.state.answered = "answered_at" in record
         call.state.bridged = "bridged_at" in record
         call.state.originate_ok = True
+        call.sent = record.get("attempt_state") == "sent"
         node = self._find_channel(call.state.a_uuid or job_id)
         if node is not None:
             log.info("job %s: taken over; channel alive on %s, following", job_id, node.node.label)
             node.pacer.start(time.monotonic(), self._cost(call.request))
             call.node = node
-            self.queue.transition(job_id, fields={"node": node.node.label})
-            self.queue.ack(call.entry_id)
-            call.settled = True
+            self.queue.follow(self.consumer, job_id)
+            self.queue.transition(job_id, fields={"node": node.node.label, "worker": self.consumer})
+            self._ack(call)
+            self._catch_up(call)
             return
-        log.info("job %s: taken over; no channel on any node, closing it", job_id)
-        self._store(call, call.state.on_originate_failed("UNKNOWN"))
-        self.queue.transition(job_id, fields={"error": "worker lost the call; no channel found"})
-        self.queue.ack(call.entry_id)
-        call.settled = True
+        self._lost_channel(call)
+
+    def _catch_up(self, call: Call) -> None:
+        """What happened while nobody followed the call: read the first
+        party's channel off the switch (answered? bridged?)."""
+        target = call.state.a_uuid or call.request.id
+        try:
+            dump = json.loads(call.node.link.api("uuid_dump %s json" % target))  # type: ignore[union-attr]
+        except (EslError, ValueError) as exc:
+            log.warning("job %s: could not read the channel: %s", call.request.id, exc)
+            return
+        if not isinstance(dump, dict):
+            return
+        events = []
+        if dump.get("Answer-State") == "answered" or dump.get("Caller-Channel-Answered-Time", "0") not in ("0", ""):
+            events.append("CHANNEL_ANSWER")
+        if dump.get("variable_bridge_uuid") or dump.get("variable_signal_bond") or dump.get("Other-Leg-Unique-ID"):
+            events.append("CHANNEL_BRIDGE")
+        for name in events:
+            self._store(call, call.state.on_event("a", name, target))
+
+    def _lost_channel(self, call: Call) -> None:
+        """No switch has the call's channel. If the switch had the originate,
+        the call has ended unseen: close it as UNKNOWN (its CDR on the switch
+        has the rest) and never place it again. If the originate never left,
+        place it now as the next attempt."""
+        job_id = call.request.id
+        if call.sent or call.redials >= 3:
+            log.info("job %s: no channel on any node; outcome not observed", job_id)
+            call.state.originate_ok = False
+            self._store(call, call.state.on_originate_failed("UNKNOWN"))
+            self.queue.transition(job_id, fields={"error": "the call ended while no worker was following it"})
+            self._ack(call)
+            return
+        log.info("job %s: attempt %d never reached a switch; placing it again", job_id, call.attempt)
+        if call.node is not None:
+            call.node.pacer.release(self._cost(call.request))
+            call.node = None
+        call.redials += 1
+        call.state = CallState(cancel_requested=call.state.cancel_requested)
+        self._originate(call, call.attempt + 1)
 
     def _find_channel(self, channel_uuid: str) -> NodeState | None:
         for state in self.nodes:
@@ -402,16 +531,14 @@ class Worker:
 
     def _reconcile(self, call: Call) -> None:
         """The connection died between sending the originate and its result."""
-        job_id = call.request.id
-        node = self._find_channel(call.state.a_uuid or job_id)
+        node = self._find_channel(call.state.a_uuid or call.request.id)
         if node is not None:
             if node is not call.node and call.node is not None:
                 call.node.pacer.release(self._cost(call.request))
                 node.pacer.start(time.monotonic(), self._cost(call.request))
             call.node = node
             return
-        self._store(call, call.state.on_originate_failed("UNKNOWN"))
-        self.queue.transition(job_id, fields={"error": "event socket lost before the originate's result"})
+        self._lost_channel(call)
 
     def _follow(self, call: Call) -> None:
         job_id = call.request.id
@@ -462,7 +589,22 @@ class Worker:
         status = fields.pop("status", "")
         if call.request.dial_first != "a":
             fields = {_party_field(call.request, k): v for k, v in fields.items()}
+        cause = fields.get("hangup_cause", "")
+        if status == "failed" and not call.state.cancel_requested and call.request.retry.retries(cause, call.attempt):
+            due = time.time() + call.request.retry.delay(call.attempt)
+            fields = {k: v for k, v in fields.items() if k != "hangup_cause"}
+            self.queue.transition(call.request.id, fields=fields)
+            if self.queue.schedule_retry(call.request.id, due, cause):
+                call.retried = True
+                if self.calls.get(call.request.id) is call:
+                    del self.calls[call.request.id]  # the next attempt is a new follower
+                log.info("job %s: attempt %d failed (%s); next in %.0fs", call.request.id, call.attempt, cause,
+                         due - time.time())
+                return
         self.queue.transition(call.request.id, status, fields)
+        if status == "failed" and call.attempt > 1 and call.request.retry.attempts > 1:
+            reason = "failed after %d attempts: %s" % (call.attempt, cause)
+            self.queue.dead_letter_job(call.request.id, call.request.dumps(), reason)
         if status:
             log.info("job %s: %s", call.request.id, status)
             if call.request.callback_url:

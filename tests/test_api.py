@@ -99,7 +99,8 @@ def test_post_queues_the_job_in_the_stream_and_records_it(
     job = json.loads(entries[0][1]["job"])
     assert job == {"id": job_id, "a": "+15551230001", "b": "user/1000", "timeout": 25,
                    "caller_id_number": "+15550000000", "caller_id_name": "Sales Desk",
-                   "variables": {"campaign": "spring 2024", "attempt": "2", "vip": "true"}}
+                   "variables": {"campaign": "spring 2024", "attempt": "2", "vip": "true"},
+                   "retry": {"attempts": 1, "backoff": 60, "on": ["busy", "no_answer", "temporary"]}}
     record = redis_client.hgetall("%s:call:%s" % (key_prefix, job_id))
     assert record["status"] == "queued"
     assert record["a"] == "+15551230001" and record["b"] == "user/1000"

@@ -224,7 +224,9 @@ def test_state_cancel() -> None:
 
 def test_request_json_is_compact_and_stable() -> None:
     req = parse_request({"a": "+15551230001", "b": "+15551230002", "id": "0b6c3f2e-1111-4222-8333-944455556666"}, CONFIG)
-    assert json.loads(req.dumps()) == {"id": req.id, "a": "+15551230001", "b": "+15551230002", "timeout": 30}
+    assert json.loads(req.dumps()) == {"id": req.id, "a": "+15551230001", "b": "+15551230002", "timeout": 30,
+                                       "retry": {"attempts": 1, "backoff": 60,
+                                                 "on": ["busy", "no_answer", "temporary"]}}
 
 
 OPTS = Config(sip_domains=(r"pbx\.example\.com",), tts_engine="flite", media_url_prefixes=("https://media.example.com/",),
@@ -268,6 +270,10 @@ BASE = {"a": "+15551230001", "b": "+15551230002"}
     ({"node": "fs9"}, "node"),
     ({"target_call_id": "abc"}, "target_call_id"),
     ({"callback_url": "https://evil.example.net/x"}, "callback_url"),
+    ({"retry": {"attempts": 6}}, "retry.attempts"),
+    ({"retry": {"attempts": 2, "backoff": 0}}, "retry.backoff"),
+    ({"retry": {"on": ["rejected"]}}, "retry.on"),
+    ({"retry": 3}, "retry"),
 ])
 def test_option_validation_names_the_field(change: dict[str, object], field: str) -> None:
     with pytest.raises(ValidationError) as info:
@@ -301,3 +307,16 @@ def test_every_option_round_trips_through_the_queue_json() -> None:
     request = parse_request(body, OPTS)
     assert request.a.destinations[0].number == "+15551230001"
     assert loads_request(request.dumps(), OPTS) == request
+
+
+def test_retry_policy() -> None:
+    from eslengine.calls import RetryPolicy
+
+    policy = parse_request({**BASE, "retry": {"attempts": 3, "backoff": 10, "on": ["busy", "temporary"]}}, OPTS).retry
+    assert policy == RetryPolicy(3, 10, frozenset({"busy", "temporary"}))
+    assert policy.retries("USER_BUSY", 1) and policy.retries("DESTINATION_OUT_OF_ORDER", 2)
+    assert not policy.retries("USER_BUSY", 3)  # attempts used up
+    assert not policy.retries("NO_ANSWER", 1)  # not asked for
+    assert not policy.retries("UNALLOCATED_NUMBER", 1) and not policy.retries("CALL_REJECTED", 1)
+    assert [policy.delay(n) for n in (1, 2, 3)] == [10.0, 20.0, 40.0]
+    assert parse_request(BASE, OPTS).retry.attempts == 1

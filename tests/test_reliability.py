@@ -1,0 +1,285 @@
+"""Reliability: retries and dead letters, crash and stop hand-over, lost
+sends, several nodes, Redis restarts. Workers and simulators run in this
+process against a real Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import gevent
+import pytest
+import redis
+
+from eslengine.calls import parse_request
+from eslengine.config import Config, Node
+from eslengine.fakeswitch import FakeSwitch
+from eslengine.queue import GROUP, JobQueue, Keys
+from eslengine.worker import Worker
+from tests.conftest import RedisServer
+from tests.test_worker import Rig, wait_for
+
+
+@pytest.fixture
+def rig(redis_server: RedisServer, key_prefix: str) -> Iterator[Rig]:
+    r = Rig(redis_server, key_prefix, talk_time=0.3)
+    yield r
+    r.close()
+
+
+def attempts_seen(switch: FakeSwitch, job_id: str) -> list[str]:
+    return [r.variables.get("eslengine_attempt", "?") for r in switch.originates_with("eslengine_job_id", job_id)]
+
+
+def test_busy_is_retried_with_backoff_then_dead_lettered(rig: Rig) -> None:
+    rig.start_worker()
+    job = rig.submit(a="+15551230486", b="+15551230002", retry={"attempts": 3, "backoff": 1})
+    started = time.monotonic()
+    doc = rig.final(job, timeout=20)
+    assert (doc["status"], doc["hangup_cause"]) == ("failed", "USER_BUSY")
+    assert time.monotonic() - started >= 3.0  # 1 s, then 2 s between attempts
+    assert attempts_seen(rig.switch, job) == ["1", "2", "3"]
+    assert doc["attempts"] == 3
+    assert [h["status"] for h in doc["history"]].count("queued") == 3
+    (entry_id, dead), = rig.queue.dead_letters()
+    assert dead["job_id"] == job and dead["reason"] == "failed after 3 attempts: USER_BUSY"
+    # Re-queued from the dead letters, it is placed again from scratch.
+    assert rig.queue.requeue_dead(entry_id) == job
+    assert rig.queue.dead_letters() == []
+    wait_for(lambda: len(attempts_seen(rig.switch, job)) == 4, timeout=10)
+
+
+def test_retry_succeeds_when_the_callee_frees_up(rig: Rig) -> None:
+    rig.start_worker()
+    job = rig.submit(a="+15551230001", b="+15551230486", retry={"attempts": 2, "backoff": 1, "on": ["busy"]})
+    # B is busy on the first attempt; free it before the second.
+    wait_for(lambda: rig.queue.get(job)["attempts"] == 1 and rig.queue.get(job)["status"] == "queued", timeout=10)
+    rig.switch.board.scenario = rig.switch.board.scenario.__class__.from_dict(
+        {"rules": [{"match": "486$", "outcome": "answer"}]})
+    doc = rig.final(job, timeout=10)
+    assert doc["status"] == "completed" and doc["attempts"] == 2
+    assert attempts_seen(rig.switch, job) == ["1", "2"]
+    assert rig.queue.dead_letters() == []
+
+
+@pytest.mark.parametrize("a", ["+15551230404", "+15551230486"])
+def test_failures_that_must_not_retry(rig: Rig, a: str) -> None:
+    rig.start_worker()
+    job = rig.submit(a=a, b="+15551230002", retry={"attempts": 3, "backoff": 1, "on": ["no_answer", "temporary"]})
+    doc = rig.final(job)
+    assert doc["status"] == "failed" and attempts_seen(rig.switch, job) == ["1"]
+    gevent.sleep(1.5)
+    assert attempts_seen(rig.switch, job) == ["1"]
+
+
+def crash(rig: Rig, worker: Worker) -> None:
+    """What SIGKILL leaves behind: nothing acknowledged, nothing cleaned up;
+    the heartbeat expires (here: at once)."""
+    worker._running = False
+    gevent.killall(worker._greenlets)
+    worker.pool.kill(block=True)
+    for state in worker.nodes:
+        state.link.stop()
+    rig.workers.remove(worker)
+    rig.queue.forget_worker(worker.consumer)
+
+
+def test_crashed_workers_calls_are_adopted_not_redialed(redis_server: RedisServer, key_prefix: str) -> None:
+    rig = Rig(redis_server, key_prefix)  # calls stay up until hung up
+    try:
+        first = rig.start_worker()
+        jobs = [rig.submit(a="+1555123%04d" % i, b="+1555124%04d" % i) for i in range(5)]
+        for job in jobs:
+            wait_for(lambda job=job: rig.queue.get(job)["status"] == "bridged")
+        crash(rig, first)
+        second = rig.start_worker()
+        wait_for(lambda: all(job in second.calls for job in jobs), timeout=15)
+        for job in jobs:
+            rig.switch.api("uuid_kill", job, None)
+        for job in jobs:
+            doc = rig.final(job)
+            assert doc["status"] == "completed", doc
+            assert attempts_seen(rig.switch, job) == ["1"]
+    finally:
+        rig.close()
+
+
+def test_crash_while_ringing_and_unacknowledged(redis_server: RedisServer, key_prefix: str) -> None:
+    rig = Rig(redis_server, key_prefix, ring_time=1.0)  # answered calls stay up until hung up
+    try:
+        first = rig.start_worker()
+        job = rig.submit(a="+15551230001", b="+15551230002")
+        wait_for(lambda: rig.queue.get(job)["status"] == "ringing")
+        crash(rig, first)
+        second = rig.start_worker()
+        wait_for(lambda: job in second.calls and rig.queue.get(job)["status"] == "bridged", timeout=15)
+        rig.switch.api("uuid_kill", job, None)
+        doc = rig.final(job, timeout=15)
+        assert doc["status"] == "completed", (doc, rig.switch.events_for(job)[-3:])
+        assert attempts_seen(rig.switch, job) == ["1"]
+        assert rig.client.xpending(rig.queue.keys.jobs, GROUP)["pending"] == 0
+    finally:
+        rig.close()
+
+
+def _half_placed(rig: Rig, state: str) -> str:
+    """A job a dead worker marked as being placed (attempt 1, ``state``)
+    whose call no switch has."""
+    job = str(uuid.uuid4())
+    request = parse_request({"id": job, "a": "+15551230001", "b": "+15551230002"}, rig.config)
+    rig.queue.enqueue(request)
+    rig.queue.ensure_group()
+    rig.queue.read("dead-worker", 10, 10)
+    rig.queue.transition(job, "dialing", {"originated": "1", "attempts": "1", "attempt_state": state,
+                                          "worker": "dead-worker"})
+    rig.client.sadd(rig.queue.keys.workers, "dead-worker")
+    return job
+
+
+def test_originate_that_never_left_is_placed_as_the_next_attempt(rig: Rig) -> None:
+    job = _half_placed(rig, "pending")
+    rig.start_worker()
+    doc = rig.final(job, timeout=15)
+    assert doc["status"] == "completed" and doc["attempts"] == 2
+    assert attempts_seen(rig.switch, job) == ["2"]
+
+
+def test_originate_the_switch_had_is_never_placed_again(rig: Rig) -> None:
+    job = _half_placed(rig, "sent")
+    rig.start_worker()
+    doc = rig.final(job, timeout=15)
+    assert (doc["status"], doc["hangup_cause"]) == ("failed", "UNKNOWN")
+    assert "no worker was following" in doc["error"]
+    assert attempts_seen(rig.switch, job) == []
+
+
+def test_stopped_worker_hands_live_calls_over(redis_server: RedisServer, key_prefix: str) -> None:
+    rig = Rig(redis_server, key_prefix)
+    try:
+        first = rig.start_worker()
+        job = rig.submit(a="+15551230001", b="+15551230002")
+        wait_for(lambda: rig.queue.get(job)["status"] == "bridged")
+        second = rig.start_worker()
+        rig.workers.remove(first)
+        first.stop(grace=0.5)  # SIGTERM: drains for the grace period, then lets go
+        wait_for(lambda: job in second.calls, timeout=15)
+        rig.switch.api("uuid_kill", job, None)
+        assert rig.final(job)["status"] == "completed"
+        assert attempts_seen(rig.switch, job) == ["1"]
+    finally:
+        rig.close()
+
+
+class TwoNodes:
+    def __init__(self, redis_server: RedisServer, prefix: str) -> None:
+        self.switches = [FakeSwitch(("127.0.0.1", 0), "pw", ring_time=0.05, talk_time=0.2, hostname=n, sps=1000)
+                         for n in ("fs1", "fs2")]
+        for sw in self.switches:
+            sw.start()
+        self.config = Config(
+            redis_url=redis_server.url, key_prefix=prefix, esl_timeout=2.0, reconnect_max_delay=0.5,
+            nodes=tuple(Node("127.0.0.1", sw.address[1], "pw", name=n, sps=200)
+                        for sw, n in zip(self.switches, ("fs1", "fs2"))))
+        self.client = redis.Redis.from_url(redis_server.url, decode_responses=True, socket_timeout=5)
+        self.queue = JobQueue(self.client, Keys(prefix), record_ttl=600)
+        self.worker = Worker(self.config, JobQueue(self.client, Keys(prefix), record_ttl=600))
+        self.worker.start()
+
+    def submit_many(self, n: int) -> list[str]:
+        return [self.queue.enqueue(parse_request({"a": "+1555123%04d" % i, "b": "+1555124%04d" % i}, self.config))
+                for i in range(n)]
+
+    def finals(self, jobs: list[str]) -> list[dict[str, Any]]:
+        out = []
+        for job in jobs:
+            out.append(wait_for(lambda job=job: (d := self.queue.get(job)) and d["status"] in (
+                "completed", "failed", "cancelled") and d, timeout=20))
+        return out
+
+    def close(self) -> None:
+        self.worker.stop(grace=1)
+        for sw in self.switches:
+            sw.stop()
+        self.client.close()
+
+
+def test_several_nodes_share_work_and_a_dead_node_is_routed_around(redis_server: RedisServer, key_prefix: str) -> None:
+    nodes = TwoNodes(redis_server, key_prefix)
+    try:
+        wait_for(lambda: all(s.up for s in nodes.worker.nodes))
+        docs = nodes.finals(nodes.submit_many(40))
+        assert {d["node"] for d in docs} == {"fs1", "fs2"}
+        assert all(d["status"] == "completed" for d in docs), [(d["status"], d.get("hangup_cause")) for d in docs]
+        # fs2 goes down: within seconds it gets no work, and nothing is lost.
+        down = nodes.switches[1]
+        port = down.address[1]
+        down.stop()
+        wait_for(lambda: not nodes.worker.nodes[1].up, timeout=5)
+        docs = nodes.finals(nodes.submit_many(20))
+        assert {d["node"] for d in docs} == {"fs1"}
+        assert all(d["status"] == "completed" for d in docs), [(d["status"], d.get("hangup_cause")) for d in docs]
+        # It comes back on the same port and is used again.
+        back = FakeSwitch(("127.0.0.1", port), "pw", ring_time=0.05, talk_time=0.2, hostname="fs2", sps=1000)
+        back.start()
+        nodes.switches[1] = back
+        wait_for(lambda: nodes.worker.nodes[1].up, timeout=10)
+        docs = nodes.finals(nodes.submit_many(40))
+        assert "fs2" in {d["node"] for d in docs}
+    finally:
+        nodes.close()
+
+
+def test_worker_rides_out_a_redis_restart(key_prefix: str) -> None:
+    server = RedisServer()
+    try:
+        rig = Rig(server, key_prefix, talk_time=0.3)
+        rig.start_worker()
+        assert rig.final(rig.submit(a="+15551230001", b="+15551230002"))["status"] == "completed"
+        server.stop()
+        gevent.sleep(1.5)  # the worker sees Redis gone and backs off
+        restarted = subprocess.Popen(
+            ["redis-server", "--port", str(server.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: _pings(server.port), timeout=10)
+            # A fresh Redis (no persistence in this test): new work flows again.
+            job = rig.submit(a="+15551230003", b="+15551230004")
+            assert rig.final(job, timeout=20)["status"] in ("completed",)
+        finally:
+            rig.close()
+            restarted.terminate()
+            restarted.wait(timeout=10)
+    finally:
+        server.stop()
+
+
+def _pings(port: int) -> bool:
+    try:
+        return bool(redis.Redis(port=port, socket_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+def test_dead_letter_cli(redis_server: RedisServer, key_prefix: str) -> None:
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    client.xadd(key_prefix + ":dead", {"job": json.dumps({"a": "+15551230001", "b": "+15551230002"}),
+                                       "reason": "test"})
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ESLENGINE_")},
+           "ESLENGINE_REDIS_URL": redis_server.url, "ESLENGINE_KEY_PREFIX": key_prefix}
+    listed = subprocess.run([sys.executable, "-m", "eslengine", "dead", "list"], capture_output=True, text=True,
+                            env=env, timeout=30)
+    assert listed.returncode == 0 and "\ttest" in listed.stdout
+    entry = listed.stdout.split("\t")[0]
+    requeued = subprocess.run([sys.executable, "-m", "eslengine", "dead", "requeue", entry], capture_output=True,
+                              text=True, env=env, timeout=30)
+    assert requeued.returncode == 0, requeued.stderr
+    assert client.xlen(key_prefix + ":dead") == 0 and client.xlen(key_prefix + ":jobs") == 1
+    missing = subprocess.run([sys.executable, "-m", "eslengine", "dead", "requeue", "1-1"], capture_output=True,
+                             text=True, env=env, timeout=30)
+    assert missing.returncode == 1 and "no dead letter" in missing.stderr
