@@ -301,7 +301,7 @@ def _object(name: str, value: object, known: frozenset[str]) -> Mapping[str, Any
         raise ValidationError(name, "must be an object")
     for key in value:
         if key not in known:
-            raise ValidationError("%s.%s" % (name, key) if isinstance(key, str) and len(key) < 40 else name,
+            raise ValidationError("%s.%s" % (name, key) if isinstance(key, str) and 0 < len(key) < 40 else name,
                                   "unknown field")
     return value
 
@@ -508,6 +508,8 @@ def parse_request(data: object, config: Config, *, job_id: str | None = None) ->
         raise ValidationError("body", "must be a JSON object")
     unknown = sorted(str(k) for k in data if k not in KNOWN_FIELDS)
     if unknown:
+        if not unknown[0]:
+            raise ValidationError("body", "a field with an empty name")
         raise ValidationError(unknown[0][:40], "unknown field")
     if job_id is None:
         job_id = parse_id(data["id"]) if data.get("id") is not None else new_id()

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eslengine.calls import (
     FINAL,
+    KNOWN_FIELDS,
     STATUSES,
     CallState,
     can_move,
@@ -320,3 +323,22 @@ def test_retry_policy() -> None:
     assert not policy.retries("UNALLOCATED_NUMBER", 1) and not policy.retries("CALL_REJECTED", 1)
     assert [policy.delay(n) for n in (1, 2, 3)] == [10.0, 20.0, 40.0]
     assert parse_request(BASE, OPTS).retry.attempts == 1
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=20)
+_near_jobs = st.fixed_dictionaries({"a": _json_values | st.just("+15551230001"), "b": _json_values | st.just("user/1")},
+                                   optional={k: _json_values for k in sorted(KNOWN_FIELDS - {"a", "b"})})
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.one_of(st.binary(max_size=200), _json_values.map(json.dumps), _near_jobs.map(json.dumps)))
+def test_the_job_reader_only_ever_refuses_with_a_validation_error(raw: bytes | str) -> None:
+    """Whatever another app pushes onto the queue, reading it either yields a
+    request or a ValidationError naming the field (which dead-letters it)."""
+    try:
+        loads_request(raw, OPTS)
+    except ValidationError as exc:
+        assert exc.field and exc.reason
