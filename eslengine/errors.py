@@ -7,7 +7,8 @@
     ├── JobExists                   a job with this id was already accepted; .job_id
     ├── EslError                    anything on an event-socket connection
     │   ├── EslConnectionError      cannot connect, or the socket died
-    │   │   └── EslAuthError        the switch refused the password
+    │   │   ├── EslAuthError        the switch refused the password
+    │   │   └── EslNotSent          the command was not written: the switch never saw it
     │   ├── EslTimeout              no reply within the command's deadline
     │   └── EslCommandError         the switch answered -ERR; .reply
     └── OriginateFailed             an originate ended without a call; .cause
@@ -65,6 +66,11 @@ class EslConnectionError(EslError):
 
 class EslAuthError(EslConnectionError):
     """The switch refused the event-socket password."""
+
+
+class EslNotSent(EslConnectionError):
+    """The connection was down (or busy past the deadline) before the command
+    was written: nothing reached the switch, so sending it again is safe."""
 
 
 class EslTimeout(EslError):

@@ -30,7 +30,7 @@ import greenswitch.esl
 
 from . import protocol
 from .config import Node
-from .errors import EslAuthError, EslCommandError, EslConnectionError, EslError, EslTimeout
+from .errors import EslAuthError, EslCommandError, EslConnectionError, EslError, EslNotSent, EslTimeout
 from .protocol import Event, Frame
 
 log = logging.getLogger(__name__)
@@ -288,12 +288,12 @@ class EslConnection(greenswitch.esl.InboundESL):
         deadline = time.monotonic() + timeout
         what = _describe(command)
         if not self.connected:
-            raise EslConnectionError("%s: not connected (%s)" % (self.label, what))
+            raise EslNotSent("%s: not connected (%s)" % (self.label, what))
         if not self._write_lock.acquire(timeout=timeout):
-            raise EslTimeout("%s: %s: could not write within %ss" % (self.label, what, timeout))
+            raise EslNotSent("%s: %s: could not write within %ss" % (self.label, what, timeout))
         try:
             if not self.connected:
-                raise EslConnectionError("%s: not connected (%s)" % (self.label, what))
+                raise EslNotSent("%s: not connected (%s)" % (self.label, what))
             waiter = gevent.event.AsyncResult()
             self._commands_sent.append((what, waiter))
             try:
@@ -531,7 +531,7 @@ class NodeLink:
     def _live(self) -> EslConnection:
         conn = self._conn
         if conn is None or not conn.connected:
-            raise EslConnectionError("%s: event socket is down" % self.label)
+            raise EslNotSent("%s: event socket is down" % self.label)
         return conn
 
     def _delay(self, attempt: int) -> float:

@@ -32,10 +32,10 @@ import gevent.queue
 from . import dialstring
 from .calls import FINAL, CallRequest, CallState, loads_request
 from .config import Config, Node
-from .errors import EslConnectionError, EslError, QueueUnavailable, ValidationError
+from .errors import EslConnectionError, EslError, EslNotSent, QueueUnavailable, ValidationError
 from .esl import NodeLink
 from .pacing import Pacer, session_cost
-from .protocol import Event
+from .protocol import Event, job_result
 from .queue import JOB_FIELD, JobQueue
 from .webhooks import Webhooks
 
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 _CANCEL = "cancel"
 _RECHECK = "recheck"
+_RECONCILE = "reconcile"
 # How long a call may go without any event before the worker asks the switch
 # whether it still exists.
 SILENCE_CHECK = 60.0
@@ -76,6 +77,11 @@ class Call:
     # The job went back to the queue to be placed again later.
     retried: bool = False
     redials: int = 0
+    # The result was lost: how often the switch was asked since, and whether
+    # that settled the call.
+    lost: bool = False
+    looks: int = 0
+    reconciled: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,9 @@ class Worker:
         self.pool = gevent.pool.Pool(config.concurrency)
         self.nodes = [NodeState(n, Pacer(n.sps, n.max_sessions)) for n in config.nodes]
         self.calls: dict[str, Call] = {}
+        # bgapi Job-UUID -> call, so a BACKGROUND_JOB that arrives on another
+        # connection (after a reconnect) still reaches its call.
+        self._bg: dict[str, Call] = {}
         self._link_factory = link_factory
         self._running = False
         self._greenlets: list[gevent.Greenlet] = []
@@ -331,6 +340,8 @@ class Worker:
         finally:
             if self.calls.get(job_id) is call:
                 del self.calls[job_id]
+            for bg_uuid in [k for k, v in self._bg.items() if v is call]:
+                del self._bg[bg_uuid]
             if call.node is not None:
                 call.node.pacer.release(self._cost(request))
                 self._capacity.set()
@@ -422,9 +433,24 @@ class Worker:
         self.queue.transition(job_id, "dialing", fields, keep_fields=True)
         self.webhooks.notify(request, "dialing")
         log.info("job %s: originate on %s (attempt %d)", job_id, node.node.label, attempt)
+        self._bg[bg_uuid] = call
         try:
             job = node.link.bgapi(command, job_uuid=bg_uuid)
+        except EslNotSent as exc:
+            # Nothing reached the switch: place the same attempt again.
+            self._bg.pop(bg_uuid, None)
+            log.warning("job %s: originate not sent (%s); placing it again", job_id, exc)
+            node.pacer.release(self._cost(request))
+            call.node = None
+            gevent.sleep(0.2)
+            if self._running:
+                self._originate(call, attempt)
+            return
         except EslError as exc:
+            # Written, but the reply was lost: the switch may have it. From
+            # here on the attempt is never placed again.
+            call.sent = True
+            self.queue.transition(job_id, fields={"attempt_state": "sent"})
             call.inbox.put(OriginateResult(False, "", exc))
             return
         self.queue.transition(job_id, fields={"attempt_state": "sent"})
@@ -442,9 +468,15 @@ class Worker:
 
     def _settle(self, call: Call, result: OriginateResult) -> None:
         job_id = call.request.id
+        if call.settled:
+            return  # a second copy of the result (after a reconnect), or too late
         if result.lost is not None:
+            call.lost = True
             log.warning("job %s: originate result lost (%s); reconciling", job_id, result.lost)
-            self._reconcile(call)
+            # The BACKGROUND_JOB may still come on the new connection, or the
+            # switch may not have run the originate yet: look again shortly.
+            gevent.spawn_later(1.0, call.inbox.put, _RECONCILE)
+            return
         elif result.ok:
             log.info("job %s: originate ok uuid=%s", job_id, result.text)
             # The answering leg; not the job id when the switch replaced a
@@ -530,14 +562,28 @@ class Worker:
         return None
 
     def _reconcile(self, call: Call) -> None:
-        """The connection died between sending the originate and its result."""
+        """The connection died between sending the originate and its result:
+        follow the call if a switch has its channel; after a few looks, close
+        it as UNKNOWN (never place the attempt again)."""
+        if call.settled:
+            return
         node = self._find_channel(call.state.a_uuid or call.request.id)
         if node is not None:
+            log.info("job %s: channel found on %s after losing the result", call.request.id, node.node.label)
             if node is not call.node and call.node is not None:
                 call.node.pacer.release(self._cost(call.request))
                 node.pacer.start(time.monotonic(), self._cost(call.request))
             call.node = node
+            call.state.originate_ok = True
+            call.reconciled = True
+            self._catch_up(call)
+            self._ack(call)
             return
+        call.looks += 1
+        if call.looks < 4:
+            gevent.spawn_later(2.0 * call.looks, call.inbox.put, _RECONCILE)
+            return
+        call.reconciled = True
         self._lost_channel(call)
 
     def _follow(self, call: Call) -> None:
@@ -549,6 +595,8 @@ class Worker:
                 item = _RECHECK
             if isinstance(item, OriginateResult):
                 self._settle(call, item)
+            elif item == _RECONCILE:
+                self._reconcile(call)
             elif item == _CANCEL:
                 self._hang_up(call)
             elif item == _RECHECK:
@@ -570,6 +618,13 @@ class Worker:
     def _apply(self, call: Call, event: Event) -> None:
         headers = event.headers
         role = "a" if headers.get("variable_" + dialstring.ROLE_VAR, "first") == "first" else "b"
+        if role == "a" and event.name == "CHANNEL_HANGUP_COMPLETE" and headers.get("Unique-ID") == call.state.a_uuid:
+            # The first party's CDR says whether it was answered and bridged,
+            # even if those events were missed while a connection was down.
+            if headers.get("Caller-Channel-Answered-Time", "0") not in ("0", "") and not call.state.answered:
+                self._store(call, call.state.on_event("a", "CHANNEL_ANSWER", call.state.a_uuid))
+            if headers.get("Caller-Channel-Bridged-Time", "0") not in ("0", "") and not call.state.bridged:
+                self._store(call, call.state.on_event("a", "CHANNEL_BRIDGE", call.state.a_uuid))
         fields = call.state.on_event(
             role,
             event.name,
@@ -640,13 +695,23 @@ class Worker:
             alive = call.node.link.api("uuid_exists %s" % target).strip() == "true"
         except EslConnectionError:
             return  # the link is down; it will say when it is back
-        if not alive:
-            log.warning("job %s: channel gone without a hangup event", call.request.id)
-            self._store(call, call.state.on_originate_failed(call.state.a_cause or "UNKNOWN"))
+        if alive:
+            self._catch_up(call)  # events may have been missed while the link was down
+            return
+        log.warning("job %s: channel gone without a hangup event", call.request.id)
+        call.state.a_cause = "UNKNOWN"
+        self._store(call, call.state.on_originate_failed("UNKNOWN"))
+        self.queue.transition(call.request.id, fields={"error": "the call ended while its events were not seen"})
 
     # ------------------------------------------------------------ events
 
     def _on_event(self, state: NodeState, event: Event) -> None:
+        if event.name == "BACKGROUND_JOB":
+            call = self._bg.get(event.headers.get("Job-UUID", ""))
+            if call is not None and call.lost and not call.settled:
+                ok, text = job_result(event.body)
+                call.inbox.put(OriginateResult(ok, text))
+            return
         job_id = event.headers.get("variable_" + dialstring.JOB_VAR)
         if not job_id:
             return

@@ -590,3 +590,115 @@ def test_stop_frees_port() -> None:
     fs.stop()
     with pytest.raises(OSError):
         socket.create_connection(address, timeout=1)
+
+
+# -- journal and signals ---------------------------------------------------------
+
+J1 = "cccccccc-0000-4000-8000-000000000003"
+
+
+def test_record_journals_originates_and_results(tmp_path) -> None:
+    path = tmp_path / "received.jsonl"
+    fs = FakeSwitch(ring_time=0.05, record=str(path))
+    fs.start()
+    try:
+        c = events_client(fs, names="BACKGROUND_JOB CHANNEL_HANGUP_COMPLETE")
+        c.send("bgapi originate {origination_uuid=%s,eslengine_job_id=%s,eslengine_attempt=2,eslengine_leg=a}"
+               "sofia/gateway/gw/1000 &park()" % (A, J1), Job_UUID="bg-1")
+        c.reply()
+        c.events_until(lambda e: e.name == "BACKGROUND_JOB")
+        assert c.api("uuid_kill %s USER_BUSY" % A) == "+OK\n"
+        c.events_until(lambda e: e.name == "CHANNEL_HANGUP_COMPLETE")
+        assert c.api("originate {eslengine_job_id=%s}loopback/1486/default &park()" % B) == "-ERR USER_BUSY\n"
+        c.send("bgapi originate {eslengine_job_id=%s}loopback/1000/default" % J1, Job_UUID="bg-2")
+        c.reply()
+        c.events_until(lambda e: e.name == "BACKGROUND_JOB")
+    finally:
+        fs.stop()
+    from eslengine.fakeswitch.journal import read_journal
+
+    entries = read_journal(path)
+    hangups = [(e["job_id"], e["attempt"], e["leg"], e["uuid"], e["cause"], e["answered"])
+               for e in entries if e["kind"] == "hangup"]
+    assert hangups[0] == (J1, "2", "a", A, "USER_BUSY", True)
+    assert {h[:2] + h[4:] for h in hangups[1:]} == {(B, None, "USER_BUSY", False)}
+    got = [(e["kind"], e["job_id"], e["attempt"], e["bgapi_job_uuid"], e.get("result"))
+           for e in entries if e["kind"] != "hangup"]
+    assert got[:2] == [("originate", J1, "2", "bg-1", None), ("result", J1, "2", "bg-1", "+OK " + A)]
+    assert got[2:4] == [("originate", B, None, None, None), ("result", B, None, None, "-ERR USER_BUSY")]
+    assert [g[:4] for g in got[4:]] == [("originate", J1, None, "bg-2"), ("result", J1, None, "bg-2")]
+    assert got[5][4].startswith("-USAGE")
+    # a second switch on the same file appends
+    fs = FakeSwitch(record=str(path))
+    fs.start()
+    try:
+        c = Client(fs.address)
+        c.auth()
+        c.api("originate {eslengine_job_id=%s}loopback/1503/default &park()" % J1)
+    finally:
+        fs.stop()
+    assert [e["kind"] for e in read_journal(path) if e["kind"] != "hangup"][6:] == ["originate", "result"]
+
+
+def test_simulator_process_journal_survives_sigkill_and_signals_inject_faults(tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from eslengine.fakeswitch.journal import read_journal
+    from eslengine.stack import free_port, wait_for_port
+
+    path = tmp_path / "received.jsonl"
+    log_path = tmp_path / "switch.log"
+    port = free_port()
+    argv = [sys.executable, "-m", "eslengine", "fakeswitch", "--bind", "127.0.0.1:%d" % port,
+            "--ring-time", "0.01", "--record", str(path), "--stall-seconds", "0.5"]
+
+    def start() -> subprocess.Popen[bytes]:
+        with open(log_path, "ab") as log_file:
+            proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT)
+        wait_for_port(port, 15, proc)
+        return proc
+
+    def log_has(text: str, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in log_path.read_text():
+                return True
+            time.sleep(0.02)
+        return False
+
+    proc = start()
+    try:
+        c = Client(("127.0.0.1", port))
+        c.auth()
+        assert c.api("originate {eslengine_job_id=%s}loopback/1000/default &park()" % J1).startswith("+OK ")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+        proc = start()
+        c = Client(("127.0.0.1", port))
+        c.auth()
+        assert c.api("originate {eslengine_job_id=%s,eslengine_attempt=2}loopback/1486/default &park()"
+                     % J1) == "-ERR USER_BUSY\n"
+        entries = [e for e in read_journal(path) if e["kind"] != "hangup"]
+        assert [(e["kind"], e["attempt"]) for e in entries] == [
+            ("originate", None), ("result", None), ("originate", "2"), ("result", "2")]
+        assert {e["job_id"] for e in entries} == {J1} and entries[0]["pid"] != entries[2]["pid"] == proc.pid
+
+        os.kill(proc.pid, signal.SIGUSR1)
+        c.wait_eof()
+        c = Client(("127.0.0.1", port))
+        c.auth()
+        os.kill(proc.pid, signal.SIGUSR2)
+        assert log_has("SIGUSR2")
+        started = time.monotonic()
+        assert c.api("echo late") == "late"
+        assert time.monotonic() - started >= 0.3
+        c.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

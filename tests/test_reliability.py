@@ -283,3 +283,32 @@ def test_dead_letter_cli(redis_server: RedisServer, key_prefix: str) -> None:
     missing = subprocess.run([sys.executable, "-m", "eslengine", "dead", "requeue", "1-1"], capture_output=True,
                              text=True, env=env, timeout=30)
     assert missing.returncode == 1 and "no dead letter" in missing.stderr
+
+
+def test_stalled_switch_result_lost_is_reconciled_not_redialed(redis_server: RedisServer, key_prefix: str) -> None:
+    rig = Rig(redis_server, key_prefix, talk_time=1.5, ring_time=0.2)
+    try:
+        worker = rig.start_worker()
+        wait_for(lambda: worker.nodes[0].up)
+        rig.switch.stall(3.0)  # replies held back past the worker's 2 s deadline
+        job = rig.submit(a="+15551230001", b="+15551230002")
+        doc = rig.final(job, timeout=25)
+        assert doc["status"] == "completed", doc
+        assert attempts_seen(rig.switch, job) == ["1"]
+    finally:
+        rig.close()
+
+
+def test_connection_dropped_mid_call_catches_up(redis_server: RedisServer, key_prefix: str) -> None:
+    rig = Rig(redis_server, key_prefix, ring_time=0.3)
+    try:
+        worker = rig.start_worker()
+        job = rig.submit(a="+15551230001", b="+15551230002")
+        wait_for(lambda: rig.queue.get(job)["status"] == "ringing")
+        rig.switch.drop_connections()  # the answer and the bridge happen while the link is down
+        wait_for(lambda: worker.nodes[0].up and rig.queue.get(job)["status"] == "bridged", timeout=15)
+        rig.switch.api("uuid_kill", job, None)
+        doc = rig.final(job)
+        assert doc["status"] == "completed" and attempts_seen(rig.switch, job) == ["1"]
+    finally:
+        rig.close()

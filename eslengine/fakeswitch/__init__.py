@@ -9,7 +9,9 @@ It never monkey-patches; callers that need blocking libraries patched do so.
 """
 
 from .channels import Channel, OriginateRecord, SwitchStats
+from .journal import OriginateJournal, read_journal
 from .scenario import Outcome, Rule, Scenario
 from .server import FakeSwitch, main
 
-__all__ = ["Channel", "FakeSwitch", "OriginateRecord", "Outcome", "Rule", "Scenario", "SwitchStats", "main"]
+__all__ = ["Channel", "FakeSwitch", "OriginateJournal", "OriginateRecord", "Outcome", "Rule", "Scenario", "SwitchStats",
+           "main", "read_journal"]

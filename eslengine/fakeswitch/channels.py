@@ -409,6 +409,16 @@ def leg_variables(global_vars: dict[str, str], leg: Any) -> dict[str, str]:
     return merged if merged else dict(global_vars)
 
 
+def originate_variables(parsed: Any) -> dict[str, str]:
+    """The channel variables of a parsed originate's first leg (the global
+    ``{}`` ones when it has no leg)."""
+    global_vars = _as_dict(getattr(parsed.dial, "global_variables", None))
+    for group in parsed.dial.groups:
+        if group:
+            return leg_variables(global_vars, group[0])
+    return dict(global_vars)
+
+
 def _timeout(value: str | None, default: float = 60.0) -> float:
     try:
         seconds = float(value) if value is not None else 0.0
@@ -722,12 +732,7 @@ class Switchboard:
 
     def _originate(self, rec: OriginateRecord, parsed: Any) -> tuple[str, _Leg | None]:
         dial = parsed.dial
-        global_vars = _as_dict(getattr(dial, "global_variables", None))
-        rec.variables = dict(global_vars)
-        for group in dial.groups:
-            if group:
-                rec.variables = leg_variables(global_vars, group[0])
-                break
+        rec.variables = originate_variables(parsed)
         positional = getattr(parsed, "timeout", None)
         winner, cause = self._dial(dial, parsed, None, _timeout(str(positional)) if positional else 60.0)
         if winner is not None and winner.a is not None:

@@ -10,6 +10,12 @@ for byte as recorded in the transcripts. Deliberate simplifications:
 * ``drop_connections`` closes client sockets only; calls stay up;
 * ``stall`` delays command replies; events keep flowing.
 
+``record`` (``--record FILE``) appends every originate received, its
+result and the hangup of every channel carrying ``eslengine_job_id`` to an
+:class:`~.journal.OriginateJournal`. The command line's
+simulator also takes faults from signals: SIGUSR1 drops every client
+connection, SIGUSR2 stalls command replies for ``--stall-seconds``.
+
 ``time_scale`` (``--time-scale``) divides every FreeSWITCH delay the switch
 simulates (originate and leg timeouts, retry sleeps, ``sched_hangup``,
 ``sched_broadcast``, playback/speak time) so end-to-end tests can use the
@@ -61,8 +67,10 @@ from .channels import (
     SwitchStats,
     Switchboard,
     hangup_cause,
+    originate_variables,
     schedule_delay,
 )
+from .journal import ATTEMPT_VAR, JOB_VAR, OriginateJournal
 from .scenario import Scenario
 
 log = logging.getLogger(__name__)
@@ -137,6 +145,7 @@ def _api_frame(body: str) -> bytes:
 _GOODBYE_FRAME = encode_frame([("Content-Type", DISCONNECT_NOTICE)], GOODBYE)
 _SHUTDOWN_FRAME = encode_frame([("Content-Type", DISCONNECT_NOTICE)], SHUTDOWN_NOTICE)
 _FRAME_END = re.compile(rb"\n\r?\n")
+_JOB_ID = re.compile(JOB_VAR + r"=([^,}\s]+)")
 
 
 class Listener:
@@ -454,7 +463,7 @@ class FakeSwitch:
                  talk_time: float | None = None, scenario: Scenario | None = None,
                  users: dict[str, User] | None = None, hostname: str = "fakeswitch",
                  auth_timeout: float = 25.0, time_scale: float = 1.0, playback_time: float = 0.0,
-                 events_kept: int = 10_000) -> None:
+                 events_kept: int = 10_000, record: str | None = None) -> None:
         self.bind = bind
         self.password = password
         self.users: dict[str, User] = dict(users or {})
@@ -471,6 +480,8 @@ class FakeSwitch:
         self._stall_until = 0.0
         self.started = time.time()
         self.bg_pending = 0
+        self.record = record
+        self.journal: OriginateJournal | None = None
 
     # -- public state ----------------------------------------------------------
 
@@ -514,6 +525,8 @@ class FakeSwitch:
     # -- life cycle ------------------------------------------------------------
 
     def start(self) -> None:
+        if self.record is not None and self.journal is None:
+            self.journal = OriginateJournal(self.record)
         self._server = StreamServer(self.bind, self._handle)
         self._server.start()
         host, port = self._server.address[:2]
@@ -530,6 +543,9 @@ class FakeSwitch:
             self._server.stop(timeout=1)
             self._server = None
         self.board.group.kill(block=False)
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
 
     def _handle(self, sock: socket.socket, addr: Any) -> None:
         listener = Listener(self, sock, addr)
@@ -575,6 +591,11 @@ class FakeSwitch:
         if body:
             kept["_body"] = body
         self.events.append((name, kept))
+        if name == "CHANNEL_HANGUP_COMPLETE" and ch is not None and self.journal is not None:
+            job_id = ch.variables.get(JOB_VAR)
+            if job_id:
+                self.journal.hangup(job_id, ch.variables.get(ATTEMPT_VAR), ch.variables.get("eslengine_leg"),
+                                    ch.uuid, ch.hangup_cause or "NORMAL_CLEARING", ch.answered)
         frames: dict[str, bytes] = {}
         closing: list[Listener] = []
         for listener in list(self._listeners):
@@ -622,17 +643,34 @@ class FakeSwitch:
         rec = self.board.record(arg, job)
         try:
             parsed = parse_originate(arg)
-        except UsageError:
-            rec.result = USAGE_ORIGINATE
-            done(USAGE_ORIGINATE)
-            return
-        except DialStringError as exc:
-            log.info("originate: Parse Error! %s", exc)
-            rec.result = "-ERR %s\n" % (exc.cause or "DESTINATION_OUT_OF_ORDER")
+        except (UsageError, DialStringError) as exc:
+            if isinstance(exc, UsageError):
+                rec.result = USAGE_ORIGINATE
+            else:
+                log.info("originate: Parse Error! %s", exc)
+                rec.result = "-ERR %s\n" % (exc.cause or "DESTINATION_OUT_OF_ORDER")
+            found = _JOB_ID.search(arg)
+            done = self._journaled(found.group(1) if found else None, None, job, done)
             done(rec.result)
             return
         rec.parsed = parsed
+        rec.variables = originate_variables(parsed)
+        done = self._journaled(rec.variables.get(JOB_VAR), rec.variables.get(ATTEMPT_VAR), job, done)
         self.board.originate(rec, parsed, done)
+
+    def _journaled(self, job_id: str | None, attempt: str | None, job: str | None,
+                   done: Callable[[str], None]) -> Callable[[str], None]:
+        """Journal the originate now and ``done``'s result when it comes."""
+        journal = self.journal
+        if journal is None:
+            return done
+        journal.originate(job_id, attempt, job)
+
+        def journaled(result: str) -> None:
+            if self.journal is journal:
+                journal.result(job_id, attempt, job, result)
+            done(result)
+        return journaled
 
     def api(self, cmd: str, arg: str, listener: Listener | None) -> str:
         """The body FreeSWITCH's API ``cmd`` would return for ``arg``."""
@@ -896,11 +934,16 @@ def main(argv: list[str] | None = None) -> int:
                              "sched_hangup, sched_broadcast, playback) by this factor")
     parser.add_argument("--playback-time", type=float, default=0.0,
                         help="seconds a playback/speak takes (before --time-scale)")
+    parser.add_argument("--record", default=None, metavar="FILE",
+                        help="append one JSON line per originate received (and one per result) to FILE")
+    parser.add_argument("--stall-seconds", type=_positive, default=2.0,
+                        help="how long SIGUSR2 stalls command replies")
     args = parser.parse_args(argv)
     scenario = Scenario.from_file(args.scenario) if args.scenario else None
     switch = FakeSwitch(args.bind, args.password, sps=args.sps, max_sessions=args.max_sessions,
                         ring_time=args.ring_time, talk_time=args.talk_time, scenario=scenario,
-                        time_scale=args.time_scale, playback_time=args.playback_time)
+                        time_scale=args.time_scale, playback_time=args.playback_time,
+                        record=args.record)
     switch.start()
     stopped = gevent.event.Event()
 
@@ -910,7 +953,17 @@ def main(argv: list[str] | None = None) -> int:
             stopped.set()
         gevent.spawn(stop)
 
+    def on_drop() -> None:
+        log.warning("fakeswitch: SIGUSR1: dropping every client connection")
+        gevent.spawn(switch.drop_connections)
+
+    def on_stall() -> None:
+        log.warning("fakeswitch: SIGUSR2: stalling command replies for %.1fs", args.stall_seconds)
+        gevent.spawn(switch.stall, args.stall_seconds)
+
     handlers = [gevent.signal_handler(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)]
+    handlers.append(gevent.signal_handler(signal.SIGUSR1, on_drop))
+    handlers.append(gevent.signal_handler(signal.SIGUSR2, on_stall))
     log.info("fakeswitch ready on %s:%d (sps %d, max sessions %d)",
              switch.address[0], switch.address[1], args.sps, args.max_sessions)
     try:
