@@ -32,7 +32,7 @@ import gevent.queue
 from . import dialstring
 from .calls import FINAL, CallRequest, CallState, loads_request
 from .config import Config, Node
-from .errors import EslConnectionError, EslError, EslNotSent, QueueUnavailable, ValidationError
+from .errors import EslCommandError, EslConnectionError, EslError, EslNotSent, QueueUnavailable, ValidationError
 from .esl import NodeLink
 from .pacing import Pacer, session_cost
 from .protocol import Event, job_result
@@ -80,6 +80,7 @@ class Call:
     # The result was lost: how often the switch was asked since, and whether
     # that settled the call.
     lost: bool = False
+    refusals: int = 0
     looks: int = 0
     reconciled: bool = False
 
@@ -445,6 +446,21 @@ class Worker:
             gevent.sleep(0.2)
             if self._running:
                 self._originate(call, attempt)
+            return
+        except EslCommandError as exc:
+            # The switch refused the command (-ERR): it did not run it.
+            self._bg.pop(bg_uuid, None)
+            node.pacer.release(self._cost(request))
+            call.node = None
+            call.refusals += 1
+            log.warning("job %s: switch refused the originate (%s)", job_id, exc.reply)
+            if call.refusals >= 3 or not self._running:
+                self._store(call, call.state.on_originate_failed("DESTINATION_OUT_OF_ORDER"))
+                self.queue.transition(job_id, fields={"error": "the switch refused the originate: %s" % exc.reply})
+                self._ack(call)
+                return
+            gevent.sleep(0.5 * call.refusals)
+            self._originate(call, attempt)
             return
         except EslError as exc:
             # Written, but the reply was lost: the switch may have it. From

@@ -312,3 +312,27 @@ def test_connection_dropped_mid_call_catches_up(redis_server: RedisServer, key_p
         assert doc["status"] == "completed" and attempts_seen(rig.switch, job) == ["1"]
     finally:
         rig.close()
+
+
+def test_refused_originate_is_placed_again_and_gives_up_after_three(rig: Rig) -> None:
+    worker = rig.start_worker()
+    wait_for(lambda: worker.nodes[0].up)
+    rig.switch.refuse_bgapi(2)
+    job = rig.submit(a="+15551230001", b="+15551230002")
+    assert rig.final(job)["status"] == "completed"
+    assert attempts_seen(rig.switch, job) == ["1"]
+    rig.switch.refuse_bgapi(3, "-ERR permission denied")
+    job = rig.submit(a="+15551230003", b="+15551230004")
+    doc = rig.final(job)
+    assert (doc["status"], doc["hangup_cause"]) == ("failed", "DESTINATION_OUT_OF_ORDER")
+    assert "permission denied" in doc["error"] and attempts_seen(rig.switch, job) == []
+
+
+def test_refused_password_is_retried_until_fixed(rig: Rig) -> None:
+    rig.switch.password = "rotated"
+    worker = rig.start_worker()
+    gevent.sleep(1.5)
+    assert not worker.nodes[0].up  # auth refused, retrying with backoff
+    rig.switch.password = "s3cret"
+    wait_for(lambda: worker.nodes[0].up, timeout=15)
+    assert rig.final(rig.submit(a="+15551230001", b="+15551230002"))["status"] == "completed"

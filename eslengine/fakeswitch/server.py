@@ -323,6 +323,10 @@ class Listener:
             if not self._api_allowed(cmd):
                 self.send(_reply("-ERR permission denied"))
                 return
+            if sw.refusals:
+                sw.refusals -= 1
+                self.send(_reply(sw.refusal_text))
+                return
             job = headers.get("Job-UUID") or str(uuidlib.uuid4())
             self.send(_reply("+OK Job-UUID: %s" % job, ("Job-UUID", job)))
             sw.bg_pending += 1
@@ -480,6 +484,10 @@ class FakeSwitch:
         self._stall_until = 0.0
         self.started = time.time()
         self.bg_pending = 0
+        # Fault injection: the next `refusals` bgapi commands are answered
+        # with `refusal_text` and not run.
+        self.refusals = 0
+        self.refusal_text = "-ERR permission denied"
         self.record = record
         self.journal: OriginateJournal | None = None
 
@@ -559,6 +567,11 @@ class FakeSwitch:
             listener.abort()
 
     # -- fault injection -------------------------------------------------------
+
+    def refuse_bgapi(self, count: int, text: str = "-ERR permission denied") -> None:
+        """Answer the next ``count`` bgapi commands with ``text`` without
+        running them (fault injection)."""
+        self.refusals, self.refusal_text = count, text
 
     def drop_connections(self) -> None:
         for listener in list(self._listeners):
