@@ -9,7 +9,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
 SUDO    = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all setup redis-server demo test clean
+.PHONY: all setup redis-server wrk demo test bench bench-quick chaos clean
 
 all: test
 
@@ -31,11 +31,27 @@ redis-server:
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  echo "installing Debian's wrk (HTTP load generator for the benchmarks)"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+
+# Benchmarks print a table and write bench/results.json; exit 1 when a target is missed.
+bench: setup wrk
+	$(PY) -m bench
+
+bench-quick: setup wrk
+	$(PY) -m bench --quick
+
 demo: setup
 	$(VENV)/bin/eslengine demo
 
 test: setup
 	$(PY) -m pytest -q
+
+chaos: setup
+	$(PY) -m bench.chaos
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

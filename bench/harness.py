@@ -1,0 +1,182 @@
+"""Processes and measurements shared by the benchmarks.
+
+``BenchStack`` is ``eslengine.stack.LocalStack`` with the simulator replaced
+by ``bench.switch`` (the same FakeSwitch plus a stats port). Everything binds
+127.0.0.1; every process is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from eslengine.stack import LocalStack, Process, free_port, wait_for_port
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+REDIS_CONNECTIONS = 4096
+
+# Far above anything one worker can reach: "limits lifted".
+NO_LIMIT_SPS = 1_000_000
+NO_LIMIT_SESSIONS = 10_000_000
+
+
+@dataclass
+class Result:
+    name: str
+    value: float
+    unit: str
+    target: str
+    ok: bool | None
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "value": self.value, "unit": self.unit, "target": self.target,
+                "ok": self.ok, "note": self.note}
+
+
+@dataclass
+class BenchStack(LocalStack):
+    """``switch_args`` go to ``bench.switch``; ``node_query`` is appended to
+    the worker's node URL (``sps=..&max_sessions=..``)."""
+
+    node_query: str = ""
+    start_workers: bool = True
+
+    def spawn(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Process:
+        # Processes run in the stack's directory; ``bench`` must stay importable.
+        path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p)
+        return super().spawn(name, argv, {**(env or {}), "PYTHONPATH": path})
+
+    def start_switch(self) -> None:
+        self.switch_port = free_port()
+        self.stats_port = free_port()
+        proc = self.spawn("fakeswitch", [sys.executable, "-m", "bench.switch",
+                                         "--bind", "127.0.0.1:%d" % self.switch_port,
+                                         "--stats", "127.0.0.1:%d" % self.stats_port,
+                                         "--password", self.switch_password, *self.switch_args])
+        wait_for_port(self.switch_port, 15, proc.proc)
+        wait_for_port(self.stats_port, 15, proc.proc)
+
+    @property
+    def engine_env(self) -> dict[str, str]:
+        env = dict(super().engine_env)
+        # redis-py's default pool holds 100 connections and raises past
+        # them; a worker with a bigger gevent pool needs at least as many.
+        env["ESLENGINE_REDIS_URL"] = self.redis_url + "?max_connections=%d" % REDIS_CONNECTIONS
+        if self.node_query and "ESLENGINE_FREESWITCH" not in self.env:
+            env["ESLENGINE_FREESWITCH"] += "?" + self.node_query
+        return env
+
+    def start(self) -> None:
+        try:
+            if not self.redis_url:
+                self.start_redis()
+            self.start_switch()
+            if self.start_workers:
+                for i in range(self.workers):
+                    self.start_worker("worker" if i == 0 else "worker%d" % i)
+            if self.start_api:
+                self.start_api_server()
+        except BaseException:
+            self.stop()
+            raise
+
+    def switch_stats(self, timeout: float = 30.0) -> dict[str, Any]:
+        chunks = []
+        with socket.create_connection(("127.0.0.1", self.stats_port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            while True:
+                data = sock.recv(1 << 20)
+                if not data:
+                    break
+                chunks.append(data)
+        return json.loads(b"".join(chunks))  # type: ignore[no-any-return]
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis_url, decode_responses=True, socket_timeout=60)
+
+    def wait_worker_connected(self, name: str = "worker", timeout: float = 20.0) -> None:
+        """Until the worker's log says its event socket is up."""
+        process = self.processes[name]
+        wait_until(lambda: "event socket connected" in process.log(), timeout,
+                   "%s never connected; log:\n%s" % (name, process.log()[-2000:]), process)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
+               process: Process | None = None, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if process is not None and process.proc.poll() is not None:
+            raise RuntimeError("%s exited (%s): %s" % (process.name, process.proc.returncode, what))
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(interval)
+
+
+def job(a: str = "+15551230486", b: str = "+15551230002", job_id: str | None = None) -> dict[str, str]:
+    return {"id": job_id or str(uuid.uuid4()), "a": a, "b": b}
+
+
+def fill_stream(client: redis.Redis, jobs: Iterable[dict[str, str]], stream: str = "eslengine:jobs",
+                batch: int = 2000) -> int:
+    """Bare ``XADD``s (the documented non-HTTP way), pipelined; returns the count."""
+    count = 0
+    pipe = client.pipeline(transaction=False)
+    for doc in jobs:
+        pipe.xadd(stream, {"job": json.dumps(doc, separators=(",", ":"))})
+        count += 1
+        if count % batch == 0:
+            pipe.execute()
+    pipe.execute()
+    return count
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile, ``q`` in 0..100; NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
+    return ordered[rank - 1]
+
+
+def rss_bytes(pid: int) -> int:
+    with open("/proc/%d/status" % pid, encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS for pid %d" % pid)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process so far."""
+    with open("/proc/%d/stat" % pid, encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuMeter:
+    """CPU share of some processes between ``start()`` and ``stop()``."""
+
+    pids: dict[str, int]
+    _start: dict[str, float] = field(default_factory=dict)
+    _t0: float = 0.0
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._start = {n: cpu_seconds(p) for n, p in self.pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        elapsed = max(time.monotonic() - self._t0, 1e-9)
+        return {n: round((cpu_seconds(p) - self._start[n]) / elapsed, 2) for n, p in self.pids.items()}

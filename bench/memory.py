@@ -1,0 +1,92 @@
+"""Memory: Redis bytes per queued job and per finished call record, and the
+worker's resident memory with many calls up.
+
+Redis figures are ``INFO memory`` ``used_memory`` deltas on a private,
+otherwise empty Redis, divided by the count: jobs queued through
+``JobQueue.enqueue`` (record, history and stream entry, what the API
+writes), then the same calls once finished (stream entry gone, record and
+history kept for ``ESLENGINE_RECORD_TTL``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import redis
+
+from eslengine import calls
+from eslengine.config import Config, Node
+from eslengine.esl import EslConnection
+from eslengine.queue import JobQueue, Keys
+
+from .harness import NO_LIMIT_SPS, BenchStack, Result, job, rss_bytes, wait_until
+
+
+def _used(client: redis.Redis) -> int:
+    return int(client.info("memory")["used_memory"])
+
+
+def run(quick: bool) -> list[Result]:
+    count = 2_000 if quick else 10_000
+    stack = BenchStack(
+        switch_args=["--sps", str(NO_LIMIT_SPS), "--max-sessions", str(4 * count), "--ring-time", "0.1"],
+        node_query="sps=%d&max_sessions=%d" % (NO_LIMIT_SPS, 4 * count),
+        start_api=False, start_workers=False, env={"ESLENGINE_CONCURRENCY": str(count + 100)},
+    )
+    stack.start()
+    try:
+        client = stack.client()
+        queue = JobQueue(client, Keys("eslengine"))
+        config = Config()
+        queue.ensure_group()
+        before = _used(client)
+        for _ in range(count):
+            queue.enqueue(calls.parse_request(job(a="+15551230001"), config))
+        per_job = (_used(client) - before) / count
+        worker = stack.start_worker()
+        try:
+            wait_until(lambda: stack.switch_stats()["live_sessions"] >= 2 * count, 120,
+                       "%d calls never all up" % count, worker, 0.5)
+            time.sleep(2)
+        except TimeoutError:
+            print("  not all %d calls came up within 120 s" % count, file=sys.stderr)
+        rss = rss_bytes(worker.proc.pid)
+        warnings = sum(1 for line in worker.log().splitlines() if " WARNING " in line or " ERROR " in line)
+        # Hang every call up, let the records go final.
+        conn_stats = stack.switch_stats()
+        up = conn_stats["live_sessions"] // 2
+        esl = EslConnection(Node("127.0.0.1", stack.switch_port, stack.switch_password), events=(), timeout=60)
+        esl.connect()
+        esl.api("hupall NORMAL_CLEARING")
+        esl.close()
+        per_record = float("nan")
+        statuses: set[str | None] = set()
+        try:
+            wait_until(lambda: client.xlen("eslengine:jobs") == 0 and stack.switch_stats()["live_sessions"] == 0,
+                       120, "calls never finished", worker, 0.5)
+            wait_until(lambda: int(client.xinfo_groups("eslengine:jobs")[0]["pending"]) == 0, 60, "pending", worker)
+            time.sleep(3)
+            finished = [k for k in client.scan_iter("eslengine:call:*", count=1000) if not k.endswith(":history")]
+            statuses = {client.hget(k, "status") for k in finished[:50]}
+            worker.stop(timeout=60)
+            client.xtrim("eslengine:jobs", maxlen=0)
+            per_record = (_used(client) - before) / count
+        except TimeoutError as exc:
+            print("  finished-record size not measured: %s" % exc, file=sys.stderr)
+        print("  %d calls: %.0f B/queued job, %.0f B/finished record, worker RSS %.1f MiB with %d channels up "
+              "(statuses %s)" % (count, per_job, per_record, rss / 2**20, conn_stats["live_sessions"], statuses),
+              file=sys.stderr)
+    finally:
+        stack.stop()
+        stack.cleanup()
+    return [
+        Result("Redis bytes per queued job", round(per_job), "bytes", "(reported)", None,
+               "record + history + stream entry, as the API writes them"),
+        Result("Redis bytes per finished call record", round(per_record) if per_record == per_record else per_record,
+               "bytes", "(reported)", None if per_record == per_record else False,
+               "record + history after the call ended; kept for ESLENGINE_RECORD_TTL"),
+        Result("worker RSS with %d calls up" % count, round(rss / 2**20, 1), "MiB", "%d calls up" % count,
+               up >= count, "%d answered calls (%d channels) were up when measured; %d worker warnings/errors by then" % (
+                   up, 2 * up, warnings)),
+    ]

@@ -1,0 +1,104 @@
+"""Engine throughput: originates/s from a pre-filled queue through one worker
+process to the simulator, limits lifted, next to the raw baseline
+(``bench.raw``) in the same run, at several queue depths.
+
+Every job's A leg is busy (``...486``): the switch fails it at once, so each
+job runs the worker's whole path (claim, record, dialing, bgapi, the
+BACKGROUND_JOB, the failed status, ack) without live calls piling up. The
+rate is taken from the switch's own receive times of the first ``k``
+originates, skipping the first tenth (process start-up and pool ramp-up).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from .harness import NO_LIMIT_SESSIONS, NO_LIMIT_SPS, BenchStack, CpuMeter, Result, fill_stream, job, wait_until
+
+TARGET_RATE = 2000.0
+TARGET_RATIO = 0.8
+TARGET_FLAT = 0.9
+
+
+def _rate(times: list[float], k: int) -> float:
+    times = sorted(times)[:k]
+    first = len(times) // 10
+    span = times[-1] - times[first]
+    return (len(times) - 1 - first) / span if span > 0 else float("nan")
+
+
+def _drain(stack: BenchStack, depth: int, k: int, start: Any, label: str, timeout: float) -> dict[str, Any]:
+    """Fill ``depth`` jobs, start the consumer, wait until ``k`` were
+    acknowledged, stop it; the switch's originate times give the rate."""
+    client = stack.client()
+    client.flushall()
+    t0 = time.monotonic()
+    fill_stream(client, (job() for _ in range(depth)))
+    fill_s = time.monotonic() - t0
+    mark = time.time()
+    process = start()
+    pids = {"consumer": process.proc.pid, "switch": stack.processes["fakeswitch"].proc.pid,
+            "redis": stack.processes["redis"].proc.pid}
+    wait_until(lambda: client.xlen("eslengine:jobs") < depth, 30, "%s never took a job" % label, process)
+    meter = CpuMeter(pids)
+    meter.start()
+    wait_until(lambda: depth - client.xlen("eslengine:jobs") >= k, 60 if depth < 10 else timeout,
+               "%s: %d jobs not done within %ss" % (label, k, timeout), process, interval=0.1)
+    cpu = meter.stop()
+    process.stop(timeout=60)
+    stats = stack.switch_stats()
+    times = [t for t, _ in stats["originates"] if t >= mark]
+    rate = _rate(times, k)
+    print("  %-28s depth %9d  fill %5.1fs  %7.0f originates/s  cpu %s" % (label, depth, fill_s, rate, cpu),
+          file=sys.stderr)
+    return {"rate": rate, "cpu": cpu}
+
+
+def run(quick: bool) -> list[Result]:
+    k = 5_000 if quick else 20_000
+    depths = [1_000, 20_000] if quick else [1_000, 10_000, 100_000, 1_000_000]
+    ref_depth = depths[-1] if quick else 100_000
+    stack = BenchStack(
+        switch_args=["--sps", str(NO_LIMIT_SPS), "--max-sessions", str(NO_LIMIT_SESSIONS)],
+        node_query="sps=%d&max_sessions=%d" % (NO_LIMIT_SPS, NO_LIMIT_SESSIONS),
+        start_api=False, start_workers=False, env={"ESLENGINE_CONCURRENCY": "2000"},
+    )
+    stack.start()
+    ok = False
+    try:
+        engine: dict[int, dict[str, Any]] = {}
+        for depth in depths:
+            engine[depth] = _drain(stack, depth, min(k, depth), stack.start_worker, "engine", 300)
+        raw_cmd = [sys.executable, "-m", "bench.raw", "--redis", stack.redis_url,
+                   "--switch", "%s@127.0.0.1:%d" % (stack.switch_password, stack.switch_port),
+                   "--count", str(min(k, ref_depth))]
+        raw = _drain(stack, ref_depth, min(k, ref_depth), lambda: stack.spawn("worker_raw", raw_cmd), "raw baseline", 300)
+        ok = True
+    finally:
+        stack.stop()
+        if ok:
+            stack.cleanup()
+        else:
+            print("  logs kept in %s" % stack.dir, file=sys.stderr)
+    rate = engine[ref_depth]["rate"]
+    rates = [engine[d]["rate"] for d in depths]
+    flat = min(rates) / max(rates)
+    cpu = engine[ref_depth]["cpu"]
+    note = "depth %d; CPU share (1.0 = one core) worker %.2f, switch %.2f, redis %.2f; 2 cores shared" % (
+        ref_depth, cpu["consumer"], cpu["switch"], cpu["redis"])
+    results = [
+        Result("engine originates/s (1 worker)", round(rate), "originates/s", ">= %d" % TARGET_RATE,
+               rate >= TARGET_RATE, note),
+        Result("raw baseline originates/s", round(raw["rate"]), "originates/s", "(reference)", None,
+               "greenswitch InboundESL loop, depth %d; CPU %s" % (ref_depth, raw["cpu"])),
+        Result("engine / raw baseline", round(rate / raw["rate"], 3), "ratio", ">= %.1f" % TARGET_RATIO,
+               rate / raw["rate"] >= TARGET_RATIO),
+    ]
+    for depth in depths:
+        results.append(Result("engine originates/s at depth %d" % depth, round(engine[depth]["rate"]),
+                              "originates/s", "(flatness)", None))
+    results.append(Result("engine rate flatness min/max over depths %d..%d" % (depths[0], depths[-1]),
+                          round(flat, 3), "ratio", ">= %.1f" % TARGET_FLAT, flat >= TARGET_FLAT))
+    return results
