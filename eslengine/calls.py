@@ -28,6 +28,7 @@ from .destinations import (
     MAX_FILTER_PATTERN,
     Destination,
     apply_number_filter,
+    check_number_allowed,
     check_filter_pattern,
     parse_destination,
 )
@@ -347,7 +348,7 @@ def _media(name: str, value: object, config: Config, *, tones: tuple[str, ...] =
 
 
 def _party(name: str, value: object, top: Mapping[str, Any], config: Config,
-           number_filter: str | re.Pattern[str] | None) -> Party:
+           number_filter: str | re.Pattern[str] | None, check_policy: bool = True) -> Party:
     spec: Mapping[str, Any]
     if isinstance(value, Mapping):
         spec = _object(name, value, PARTY_FIELDS)
@@ -365,7 +366,7 @@ def _party(name: str, value: object, top: Mapping[str, Any], config: Config,
         item_field = "%s.%d" % (to_field, i) if isinstance(to, list) else to_field
         if isinstance(item, str):
             item = apply_number_filter(item_field, item, number_filter)
-        destinations.append(parse_destination(item_field, item, config))
+        destinations.append(parse_destination(item_field, item, config, check_policy=check_policy))
     timeout = _int("%s.timeout" % name, spec.get("timeout"), MIN_RING_TIMEOUT, config.max_ring_timeout,
                    _int("timeout", top.get("timeout"), MIN_RING_TIMEOUT, config.max_ring_timeout,
                         config.default_ring_timeout))
@@ -496,13 +497,15 @@ def _record(value: object) -> Recording | None:
                      _bool("record.stereo", spec.get("stereo"), False))
 
 
-def parse_request(data: object, config: Config, *, job_id: str | None = None) -> CallRequest:
+def parse_request(data: object, config: Config, *, job_id: str | None = None,
+                  check_policy: bool = True) -> CallRequest:
     """Validate a request document (the body of ``POST /v1/calls``, or a job
     pushed onto the queue) into a ``CallRequest``.
 
     The id comes from ``job_id`` if given, else the document's ``id``, else a
     new UUID. Unknown fields are refused, so a misspelt option is never
-    silently ignored.
+    silently ignored. ``check_policy=False`` skips the toll-fraud policy
+    (for a job already checked when it was accepted); see ``check_policy``.
     """
     if not isinstance(data, Mapping):
         raise ValidationError("body", "must be a JSON object")
@@ -529,8 +532,8 @@ def parse_request(data: object, config: Config, *, job_id: str | None = None) ->
 
     timeout = _int("timeout", data.get("timeout"), MIN_RING_TIMEOUT, config.max_ring_timeout,
                    config.default_ring_timeout)
-    a = _party("a", data.get("a"), data, config, number_filter)
-    b = _party("b", data.get("b"), data, config, number_filter)
+    a = _party("a", data.get("a"), data, config, number_filter, check_policy)
+    b = _party("b", data.get("b"), data, config, number_filter, check_policy)
     media = _choice("media", data.get("media"), MEDIA, "process")
     max_duration = _int("max_duration", data.get("max_duration"), MIN_DURATION, config.max_call_duration, None)
     ringback = _media("ringback", data.get("ringback"), config, tones=RINGBACK_TONES)
@@ -578,13 +581,24 @@ def parse_request(data: object, config: Config, *, job_id: str | None = None) ->
     return request
 
 
-def loads_request(text: str | bytes, config: Config, *, job_id: str | None = None) -> CallRequest:
+def loads_request(text: str | bytes, config: Config, *, job_id: str | None = None,
+                  check_policy: bool = True) -> CallRequest:
     """``parse_request`` on a JSON text (a queue entry's ``job`` field)."""
     try:
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ValidationError("job", "is not valid JSON") from None
-    return parse_request(data, config, job_id=job_id)
+    return parse_request(data, config, job_id=job_id, check_policy=check_policy)
+
+
+def check_policy(request: CallRequest, config: Config) -> None:
+    """The toll-fraud policy on every E.164 destination of a request."""
+    for name in PARTY_NAMES:
+        party = request.party(name)
+        for i, dest in enumerate(party.destinations):
+            if dest.kind == "e164":
+                check_number_allowed(name if len(party.destinations) == 1 else "%s.to.%d" % (name, i),
+                                     dest.number, config)
 
 
 # ---------------------------------------------------------------- statuses

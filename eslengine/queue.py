@@ -95,18 +95,23 @@ def redis_errors(what: str) -> Iterator[None]:
         raise
 
 
-def connect(url: str, *, timeout: float = 5.0) -> redis.Redis:
+def connect(url: str, *, timeout: float = 5.0, max_connections: int = 64) -> redis.Redis:
     """A client whose every call has a deadline. It retries a failed command
     once after a short pause; longer outages are the caller's to back off
-    from (the API answers 503, the worker waits and resumes)."""
-    return redis.Redis.from_url(
+    from (the API answers 503, the worker waits and resumes). Its pool holds
+    at most ``max_connections``; thousands of greenlets share them, waiting
+    (up to the deadline) for a free one rather than failing."""
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=timeout,
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
         socket_timeout=timeout,
         socket_connect_timeout=min(timeout, 2.0),
         health_check_interval=30,
         decode_responses=True,
     )
+    return redis.Redis(connection_pool=pool)
 
 
 # One script moves a call's status; ranks come from calls.STATUSES so the
@@ -131,12 +136,15 @@ if new ~= '' then
     new = ''
   end
 end
-for i = 6, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 if new ~= '' then
   redis.call('HSET', KEYS[1], 'status', new, new .. '_at', now, 'updated_at', now)
   if ranks[new] == final then redis.call('HSET', KEYS[1], 'ended_at', now) end
+  if #KEYS >= 3 then
+    if ranks[new] == final then redis.call('SREM', KEYS[3], ARGV[6]) else redis.call('SADD', KEYS[3], ARGV[6]) end
+  end
   redis.call('RPUSH', KEYS[2], new .. ' ' .. now)
   redis.call('EXPIRE', KEYS[2], ttl)
 end
@@ -410,29 +418,43 @@ class JobQueue:
 
     def transition(
         self, job_id: str, status: str = "", fields: Mapping[str, str] | None = None, *, create: bool = False,
-        keep_fields: bool = False,
+        keep_fields: bool = False, worker: str = "", ack: str = "",
     ) -> bool:
         """Move the call to ``status`` (``""``: only store ``fields``). Returns
         whether anything was written: a move backwards, out of a final status,
         or onto a missing record (unless ``create``) writes nothing — except
         that ``keep_fields`` stores the fields when only the move is refused
-        (a call placed again while already marked dialing)."""
+        (a call placed again while already marked dialing).
+
+        With ``worker``, the call joins that worker's live set on a live
+        status and leaves it on a final one. With ``ack``, that stream entry
+        is acknowledged in the same round trip."""
         if status and status not in calls.STATUSES:
             raise ValueError("unknown status %r" % status)
-        args: list[str] = [status, now_iso(), str(self.record_ttl), "1" if create else "0", "1" if keep_fields else "0"]
+        args: list[str] = [status, now_iso(), str(self.record_ttl), "1" if create else "0",
+                           "1" if keep_fields else "0", job_id]
         for key, value in (fields or {}).items():
             args += [key, value]
+        keys = [self.keys.call(job_id), self.keys.history(job_id)]
+        if worker and status:
+            keys.append(self.keys.live(worker))
         with redis_errors("update call"):
-            result = self._transition(keys=[self.keys.call(job_id), self.keys.history(job_id)], args=args)
+            if not ack:
+                return int(self._transition(keys=keys, args=args)) > 0
+            pipe = self.redis.pipeline(transaction=False)
+            self._transition(keys=keys, args=args, client=pipe)
+            pipe.xack(self.keys.jobs, GROUP, ack)
+            pipe.xdel(self.keys.jobs, ack)
+            result = pipe.execute()[0]
         return int(result) > 0
 
     def record_for_job(self, request: CallRequest) -> dict[str, str]:
         """The record of a job read off the stream, created (``queued``) when a
-        producer added the job with a bare XADD."""
+        producer added the job with a bare XADD; then its ``created`` is "1"."""
         with redis_errors("read call"):
             record = self.redis.hgetall(self.keys.call(request.id))
         if record:
-            return record
+            return record  # type: ignore[no-any-return]
         now = now_iso()
         initial = _initial_record(request, now)
         with redis_errors("create call"):
@@ -443,7 +465,8 @@ class JobQueue:
             pipe.rpush(self.keys.history(request.id), "queued " + now)
             pipe.expire(self.keys.history(request.id), self.record_ttl)
             pipe.hgetall(self.keys.call(request.id))
-            return pipe.execute()[-1]  # type: ignore[no-any-return]
+            record = pipe.execute()[-1]
+        return {**record, "created": "1"}
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         """The call as the API shows it, or None."""

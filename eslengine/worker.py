@@ -30,7 +30,7 @@ import gevent.pool
 import gevent.queue
 
 from . import dialstring
-from .calls import FINAL, CallRequest, CallState, loads_request
+from .calls import FINAL, CallRequest, CallState, check_policy, loads_request
 from .config import Config, Node
 from .errors import EslCommandError, EslConnectionError, EslError, EslNotSent, QueueUnavailable, ValidationError
 from .esl import NodeLink
@@ -295,7 +295,8 @@ class Worker:
                 raw = fields.get(JOB_FIELD)
                 if raw is None:
                     raise ValidationError("job", "entry has no 'job' field")
-                request = loads_request(raw, self.config)
+                # The policy is checked below, only for jobs no intake checked.
+                request = loads_request(raw, self.config, check_policy=False)
             except ValidationError as exc:
                 log.warning("entry %s: dead-lettered: %s", entry_id, exc)
                 self.queue.dead_letter(entry_id, fields, "invalid job: %s: %s" % (exc.field, exc.reason))
@@ -323,6 +324,17 @@ class Worker:
         self.calls[job_id] = call  # before any I/O: one follower per job
         try:
             record = self.queue.record_for_job(request)
+            if record.get("created") == "1":
+                try:
+                    check_policy(request, self.config)
+                except ValidationError as exc:
+                    log.warning("job %s: refused: %s", job_id, exc)
+                    self.queue.transition(job_id, "failed", {"hangup_cause": "CALL_REJECTED",
+                                                             "error": "%s: %s" % (exc.field, exc.reason)})
+                    if entry_id:
+                        self.queue.dead_letter(entry_id, {JOB_FIELD: request.dumps()},
+                                               "invalid job: %s: %s" % (exc.field, exc.reason), job_id)
+                    return
             if record.get("status") in FINAL:
                 log.info("job %s: already %s; acknowledged", job_id, record.get("status"))
                 if entry_id:
@@ -336,7 +348,7 @@ class Worker:
                 self._originate(call, int(record.get("attempts", "0")) + 1)
             if call.node is not None:
                 self._follow(call)
-            if call.state.final or call.retried:
+            if call.retried:
                 self.queue.unfollow(self.consumer, job_id)
         finally:
             if self.calls.get(job_id) is call:
@@ -430,10 +442,14 @@ class Worker:
         recording = dialstring.recording_path(request, self.config)
         if recording:
             fields["recording"] = recording
-        self.queue.follow(self.consumer, job_id)
-        self.queue.transition(job_id, "dialing", fields, keep_fields=True)
-        self.webhooks.notify(request, "dialing")
-        log.info("job %s: originate on %s (attempt %d)", job_id, node.node.label, attempt)
+        # The first leg's uuid is the job id (origination_uuid) unless the
+        # switch replaces it; the events say so when it does.
+        call.state.a_uuid = job_id
+        fields[_party_field(request, "a_uuid")] = job_id
+        self.queue.transition(job_id, "dialing", fields, keep_fields=True, worker=self.consumer)
+        if request.callback_url:
+            self.webhooks.notify(request, "dialing")
+        log.debug("job %s: originate on %s (attempt %d)", job_id, node.node.label, attempt)
         self._bg[bg_uuid] = call
         try:
             job = node.link.bgapi(command, job_uuid=bg_uuid)
@@ -494,13 +510,13 @@ class Worker:
             gevent.spawn_later(1.0, call.inbox.put, _RECONCILE)
             return
         elif result.ok:
-            log.info("job %s: originate ok uuid=%s", job_id, result.text)
+            log.debug("job %s: originate ok uuid=%s", job_id, result.text)
             # The answering leg; not the job id when the switch replaced a
             # duplicate uuid or another simultaneous destination won.
             self._store(call, call.state.on_originate_ok(result.text))
         else:
-            log.info("job %s: originate failed: %s", job_id, result.text)
-            self._store(call, call.state.on_originate_failed(_cause(result.text)))
+            log.debug("job %s: originate failed: %s", job_id, result.text)
+            self._store(call, call.state.on_originate_failed(_cause(result.text)), ack=True)
         self._ack(call)
 
     def _resume(self, call: Call, record: dict[str, str]) -> None:
@@ -654,7 +670,7 @@ class Worker:
         if fields:
             self._store(call, fields)
 
-    def _store(self, call: Call, fields: dict[str, str]) -> None:
+    def _store(self, call: Call, fields: dict[str, str], *, ack: bool = False) -> None:
         """Write the state machine's fields, its roles turned into the parties'
         names (a_uuid is party a's leg even when b was rung first)."""
         status = fields.pop("status", "")
@@ -672,12 +688,15 @@ class Worker:
                 log.info("job %s: attempt %d failed (%s); next in %.0fs", call.request.id, call.attempt, cause,
                          due - time.time())
                 return
-        self.queue.transition(call.request.id, status, fields)
+        entry = call.entry_id if ack and not call.settled else ""
+        self.queue.transition(call.request.id, status, fields, worker=self.consumer, ack=entry)
+        if entry:
+            call.settled = True
         if status == "failed" and call.attempt > 1 and call.request.retry.attempts > 1:
             reason = "failed after %d attempts: %s" % (call.attempt, cause)
             self.queue.dead_letter_job(call.request.id, call.request.dumps(), reason)
         if status:
-            log.info("job %s: %s", call.request.id, status)
+            log.debug("job %s: %s", call.request.id, status)
             if call.request.callback_url:
                 self.webhooks.notify(call.request, status)
 
