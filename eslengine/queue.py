@@ -230,16 +230,26 @@ class JobQueue:
     """The Redis side of eslengine for one key prefix. Thread- and
     greenlet-safe as far as the redis client is."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, *, record_ttl: int = 7 * 24 * 3600) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, *, record_ttl: int = 7 * 24 * 3600,
+                 batcher: Any = None) -> None:
         self.redis = client
         self.keys = keys
         self.record_ttl = record_ttl
+        # A redisbatch.CommandBatcher: the hot-path commands of many
+        # greenlets then share pipelines (the worker uses one).
+        self.batcher = batcher
         self._transition = client.register_script(_TRANSITION)
         self._cancel = client.register_script(_CANCEL)
         self._enqueue = client.register_script(_ENQUEUE)
         self._retry = client.register_script(_RETRY)
         self._due = client.register_script(_DUE)
         self._requeue = client.register_script(_REQUEUE)
+
+    def use_batcher(self, batcher: Any) -> None:
+        """Send the hot-path commands through ``batcher`` from now on."""
+        for script in (self._transition,):
+            batcher.add_script(script.sha, script.script)
+        self.batcher = batcher
 
     @classmethod
     def from_config(cls, config: Config, client: redis.Redis | None = None) -> JobQueue:
@@ -295,6 +305,12 @@ class JobQueue:
 
     def ack(self, entry_id: str) -> None:
         """The entry's outcome is known: acknowledge it and drop it from the stream."""
+        if self.batcher is not None:
+            with redis_errors("ack"):
+                first = self.batcher.submit("XACK", self.keys.jobs, GROUP, entry_id)
+                self.batcher.call("XDEL", self.keys.jobs, entry_id)
+                self.batcher.wait(first)
+            return
         with redis_errors("ack"):
             pipe = self.redis.pipeline(transaction=True)
             pipe.xack(self.keys.jobs, GROUP, entry_id)
@@ -386,7 +402,10 @@ class JobQueue:
 
     def follow(self, worker: str, job_id: str) -> None:
         with redis_errors("follow"):
-            self.redis.sadd(self.keys.live(worker), job_id)
+            if self.batcher is not None:
+                self.batcher.call("SADD", self.keys.live(worker), job_id)
+            else:
+                self.redis.sadd(self.keys.live(worker), job_id)
 
     def unfollow(self, worker: str, job_id: str) -> None:
         with redis_errors("unfollow"):
@@ -439,6 +458,13 @@ class JobQueue:
         if worker and status:
             keys.append(self.keys.live(worker))
         with redis_errors("update call"):
+            if self.batcher is not None:
+                waiters = [self.batcher.submit("EVALSHA", self._transition.sha, len(keys), *keys, *args)]
+                if ack:
+                    waiters.append(self.batcher.submit("XACK", self.keys.jobs, GROUP, ack))
+                    waiters.append(self.batcher.submit("XDEL", self.keys.jobs, ack))
+                results = [self.batcher.wait(w) for w in waiters]
+                return int(results[0]) > 0
             if not ack:
                 return int(self._transition(keys=keys, args=args)) > 0
             pipe = self.redis.pipeline(transaction=False)
@@ -452,7 +478,10 @@ class JobQueue:
         """The record of a job read off the stream, created (``queued``) when a
         producer added the job with a bare XADD; then its ``created`` is "1"."""
         with redis_errors("read call"):
-            record = self.redis.hgetall(self.keys.call(request.id))
+            if self.batcher is not None:
+                record = self.batcher.call("HGETALL", self.keys.call(request.id))
+            else:
+                record = self.redis.hgetall(self.keys.call(request.id))
         if record:
             return record  # type: ignore[no-any-return]
         now = now_iso()

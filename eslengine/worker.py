@@ -37,6 +37,7 @@ from .esl import NodeLink
 from .pacing import Pacer, session_cost
 from .protocol import Event, job_result
 from .queue import JOB_FIELD, JobQueue
+from .redisbatch import CommandBatcher
 from .webhooks import Webhooks
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,9 @@ class Worker:
 
     def start(self) -> None:
         self._running = True
+        self.batcher = CommandBatcher(self.queue.redis, timeout=max(5.0, self.config.esl_timeout))
+        self.batcher.start()
+        self.queue.use_batcher(self.batcher)
         for state in self.nodes:
             state.link = self._link_factory(
                 state.node,
@@ -169,6 +173,7 @@ class Worker:
             self.queue.forget_worker(self.consumer)
         except QueueUnavailable as exc:
             log.warning("worker %s: could not clear its heartbeat: %s", self.consumer, exc)
+        self.batcher.stop()
         self.stopped.set()
         log.info("worker %s: stopped", self.consumer)
 

@@ -1,0 +1,111 @@
+"""Group commit for Redis: the commands of many greenlets in one pipeline.
+
+A worker follows thousands of calls, each writing a few small commands
+(status transitions, acknowledgements). Sent one by one, every command costs
+a round trip and redis-py's per-command overhead, and that, not FreeSWITCH,
+limits how many originates a worker can place. ``CommandBatcher`` queues
+commands from any greenlet and one writer greenlet sends whatever has
+accumulated as one pipeline; each caller still waits for (and gets) its own
+reply, in order, so the semantics of a blocking call are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gevent
+import gevent.event
+import gevent.queue
+import redis
+
+from .errors import QueueUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class CommandBatcher:
+    """Send queued commands in pipelines of up to ``max_batch``."""
+
+    def __init__(self, client: redis.Redis, *, max_batch: int = 512, timeout: float = 5.0) -> None:
+        self.client = client
+        self.max_batch = max_batch
+        self.timeout = timeout
+        self._queue: gevent.queue.Queue = gevent.queue.Queue()
+        self._greenlet: gevent.Greenlet | None = None
+        self._scripts: dict[str, str] = {}  # sha -> source, reloaded after NOSCRIPT
+
+    def start(self) -> None:
+        if self._greenlet is None:
+            self._greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(timeout=2)
+            self._greenlet = None
+
+    def add_script(self, sha: str, source: str) -> None:
+        self._scripts[sha] = source
+
+    def submit(self, *command: Any) -> gevent.event.AsyncResult:
+        """Queue ``command`` for the next pipeline; its reply will be in the
+        returned AsyncResult."""
+        if self._greenlet is None:
+            raise RuntimeError("CommandBatcher not started")
+        waiter = gevent.event.AsyncResult()
+        self._queue.put((command, waiter))
+        return waiter
+
+    def call(self, *command: Any) -> Any:
+        """Run ``command`` in the next pipeline and return its reply
+        (QueueUnavailable when Redis fails or the reply is late)."""
+        return self.wait(self.submit(*command))
+
+    def wait(self, waiter: gevent.event.AsyncResult) -> Any:
+        try:
+            return waiter.get(timeout=self.timeout)
+        except gevent.Timeout as exc:
+            raise QueueUnavailable("no reply from Redis within %ss" % self.timeout) from exc
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except gevent.queue.Empty:
+                    break
+            try:
+                self._send(batch)
+            except Exception as exc:  # top of the writer greenlet: fail this batch, keep going
+                log.exception("redis batch of %d failed", len(batch))
+                for _, waiter in batch:
+                    if not waiter.ready():
+                        waiter.set_exception(QueueUnavailable("redis batch failed: %s" % exc))
+
+    def _send(self, batch: list[tuple[tuple[Any, ...], gevent.event.AsyncResult]]) -> None:
+        try:
+            replies = self._pipeline([c for c, _ in batch])
+            retry = [i for i, r in enumerate(replies) if isinstance(r, redis.exceptions.NoScriptError)]
+            if retry:
+                for sha, source in self._scripts.items():
+                    self.client.script_load(source)
+                again = self._pipeline([batch[i][0] for i in retry])
+                for i, reply in zip(retry, again):
+                    replies[i] = reply
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+            error = QueueUnavailable("redis: %s" % exc)
+            for _, waiter in batch:
+                waiter.set_exception(error)
+            return
+        for (_, waiter), reply in zip(batch, replies):
+            if isinstance(reply, Exception):
+                waiter.set_exception(reply)
+            else:
+                waiter.set(reply)
+
+    def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(pipe.execute(raise_on_error=False))
