@@ -210,6 +210,21 @@ redis.call('XADD', KEYS[3], '*', 'job', request)
 return 1
 """
 
+# A job's record, created as "queued" if a producer added the job with a
+# bare XADD (then with created=1 in the reply, not stored).
+_RECORD = """
+local record = redis.call('HGETALL', KEYS[1])
+if #record > 0 then return record end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('RPUSH', KEYS[2], 'queued ' .. ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+record = redis.call('HGETALL', KEYS[1])
+table.insert(record, 'created')
+table.insert(record, '1')
+return record
+"""
+
 _CANCEL = """
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return 'missing' end
@@ -239,6 +254,7 @@ class JobQueue:
         # greenlets then share pipelines (the worker uses one).
         self.batcher = batcher
         self._transition = client.register_script(_TRANSITION)
+        self._record = client.register_script(_RECORD)
         self._cancel = client.register_script(_CANCEL)
         self._enqueue = client.register_script(_ENQUEUE)
         self._retry = client.register_script(_RETRY)
@@ -247,7 +263,7 @@ class JobQueue:
 
     def use_batcher(self, batcher: Any) -> None:
         """Send the hot-path commands through ``batcher`` from now on."""
-        for script in (self._transition,):
+        for script in (self._transition, self._record):
             batcher.add_script(script.sha, script.script)
         self.batcher = batcher
 
@@ -476,26 +492,19 @@ class JobQueue:
 
     def record_for_job(self, request: CallRequest) -> dict[str, str]:
         """The record of a job read off the stream, created (``queued``) when a
-        producer added the job with a bare XADD; then its ``created`` is "1"."""
+        producer added the job with a bare XADD; then its ``created`` is "1".
+        One round trip either way."""
+        now = now_iso()
+        args: list[str] = [str(self.record_ttl), now]
+        for key, value in _initial_record(request, now).items():
+            args += [key, value]
+        keys = [self.keys.call(request.id), self.keys.history(request.id)]
         with redis_errors("read call"):
             if self.batcher is not None:
-                record = self.batcher.call("HGETALL", self.keys.call(request.id))
+                flat = self.batcher.call("EVALSHA", self._record.sha, len(keys), *keys, *args)
             else:
-                record = self.redis.hgetall(self.keys.call(request.id))
-        if record:
-            return record  # type: ignore[no-any-return]
-        now = now_iso()
-        initial = _initial_record(request, now)
-        with redis_errors("create call"):
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.hsetnx(self.keys.call(request.id), "status", "queued")
-            pipe.hset(self.keys.call(request.id), mapping={k: v for k, v in initial.items() if k != "status"})
-            pipe.expire(self.keys.call(request.id), self.record_ttl)
-            pipe.rpush(self.keys.history(request.id), "queued " + now)
-            pipe.expire(self.keys.history(request.id), self.record_ttl)
-            pipe.hgetall(self.keys.call(request.id))
-            record = pipe.execute()[-1]
-        return {**record, "created": "1"}
+                flat = self._record(keys=keys, args=args)
+        return dict(zip(flat[::2], flat[1::2]))
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         """The call as the API shows it, or None."""

@@ -48,6 +48,11 @@ _RECONCILE = "reconcile"
 # How long a call may go without any event before the worker asks the switch
 # whether it still exists.
 SILENCE_CHECK = 60.0
+# What the worker subscribes to. Not CHANNEL_CREATE: the first leg's uuid is
+# the job id (or comes with the answer or the result), and every event costs
+# parsing on the hot path.
+WORKER_EVENTS = ("BACKGROUND_JOB", "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA", "CHANNEL_ANSWER", "CHANNEL_BRIDGE",
+                 "CHANNEL_UNBRIDGE", "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE")
 # A worker whose heartbeat is this old is dead; its calls are adopted.
 HEARTBEAT_TTL = 6
 
@@ -135,6 +140,7 @@ class Worker:
         for state in self.nodes:
             state.link = self._link_factory(
                 state.node,
+                events=WORKER_EVENTS,
                 timeout=self.config.esl_timeout,
                 on_event=lambda event, s=state: self._on_event(s, event),
                 on_up=lambda link, s=state: self._on_node_up(s),
