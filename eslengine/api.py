@@ -118,7 +118,7 @@ def place_call() -> Response:
         job_id = _queue().enqueue(call)
     except JobExists:
         return _error(409, "conflict", "a call with this id already exists", field="id", id=call.id)
-    log.info("job %s: queued a=%s b=%s", job_id, call.a, call.b)
+    log.debug("job %s: queued", job_id)
     response = jsonify(id=job_id, status="queued")
     response.status_code = 202
     response.headers["Location"] = "/v1/calls/%s" % job_id
@@ -760,5 +760,14 @@ class _GunicornServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Flask:
         # Runs in each worker after the fork (preload_app is off), so every
-        # worker has its own Redis connections.
-        return create_app(self.config, allow_no_auth=self.allow_no_auth)
+        # worker has its own Redis connections. Under gevent the enqueues of
+        # concurrent requests share pipelines (group commit); each request
+        # still answers 202 only once its job is in Redis.
+        from .redisbatch import CommandBatcher
+
+        app = create_app(self.config, allow_no_auth=self.allow_no_auth)
+        queue = app.extensions[EXTENSION]
+        batcher = CommandBatcher(queue.redis)
+        batcher.start()
+        queue.use_batcher(batcher)
+        return app

@@ -263,7 +263,7 @@ class JobQueue:
 
     def use_batcher(self, batcher: Any) -> None:
         """Send the hot-path commands through ``batcher`` from now on."""
-        for script in (self._transition, self._record):
+        for script in (self._transition, self._record, self._enqueue):
             batcher.add_script(script.sha, script.script)
         self.batcher = batcher
 
@@ -282,7 +282,10 @@ class JobQueue:
             args += [key, value]
         keys = [self.keys.call(request.id), self.keys.history(request.id), self.keys.jobs]
         with redis_errors("enqueue"):
-            added = self._enqueue(keys=keys, args=args)
+            if self.batcher is not None:
+                added = self.batcher.call("EVALSHA", self._enqueue.sha, len(keys), *keys, *args)
+            else:
+                added = self._enqueue(keys=keys, args=args)
         if not added:
             raise JobExists(request.id)
         return request.id
