@@ -84,7 +84,7 @@ def test_post_queues_the_job_in_the_stream_and_records_it(
 ) -> None:
     body = {**VALID, "caller_id_number": "+15550000000", "caller_id_name": "Sales Desk", "timeout": 25,
             "variables": {"campaign": "spring 2024", "attempt": 2, "vip": True}}
-    with caplog.at_level(logging.INFO, logger="eslengine.api"):
+    with caplog.at_level(logging.DEBUG, logger="eslengine.api"):
         resp = post(client, body)
 
     assert resp.status_code == 202
