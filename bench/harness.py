@@ -23,7 +23,6 @@ from eslengine.stack import LocalStack, Process, free_port, wait_for_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-REDIS_CONNECTIONS = 4096
 
 # Far above anything one worker can reach: "limits lifted".
 NO_LIMIT_SPS = 1_000_000
@@ -70,9 +69,6 @@ class BenchStack(LocalStack):
     @property
     def engine_env(self) -> dict[str, str]:
         env = dict(super().engine_env)
-        # redis-py's default pool holds 100 connections and raises past
-        # them; a worker with a bigger gevent pool needs at least as many.
-        env["ESLENGINE_REDIS_URL"] = self.redis_url + "?max_connections=%d" % REDIS_CONNECTIONS
         if self.node_query and "ESLENGINE_FREESWITCH" not in self.env:
             env["ESLENGINE_FREESWITCH"] += "?" + self.node_query
         return env

@@ -26,6 +26,7 @@ from typing import Any
 
 import gevent
 import gevent.event
+import gevent.lock
 import gevent.pool
 import gevent.queue
 
@@ -57,11 +58,18 @@ WORKER_EVENTS = ("BACKGROUND_JOB", "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA",
 HEARTBEAT_TTL = 6
 
 
+# Originates a worker may have written to one node and not yet had the
+# command reply for. FreeSWITCH answers bgapi commands one at a time per
+# connection; thousands written at once would wait past the command deadline.
+MAX_UNANSWERED = 64
+
+
 @dataclass
 class NodeState:
     node: Node
     pacer: Pacer
     link: Any = None  # NodeLink
+    sending: gevent.lock.BoundedSemaphore = field(default_factory=lambda: gevent.lock.BoundedSemaphore(MAX_UNANSWERED))
 
     @property
     def up(self) -> bool:
@@ -463,7 +471,8 @@ class Worker:
         log.debug("job %s: originate on %s (attempt %d)", job_id, node.node.label, attempt)
         self._bg[bg_uuid] = call
         try:
-            job = node.link.bgapi(command, job_uuid=bg_uuid)
+            with node.sending:
+                job = node.link.bgapi(command, job_uuid=bg_uuid)
         except EslNotSent as exc:
             # Nothing reached the switch: place the same attempt again.
             self._bg.pop(bg_uuid, None)

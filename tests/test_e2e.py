@@ -24,7 +24,7 @@ FINAL = ("completed", "failed", "cancelled")
 
 @pytest.fixture(scope="module")
 def stack(redis_server: RedisServer) -> Iterator[LocalStack]:
-    s = LocalStack(switch_args=["--ring-time", "0.2", "--talk-time", "0.6"], redis_url=redis_server.url,
+    s = LocalStack(switch_args=["--ring-time", "0.2", "--talk-time", "1.0"], redis_url=redis_server.url,
                    env={"ESLENGINE_KEY_PREFIX": "e2e-%s" % uuid.uuid4().hex[:6]})
     s.start()
     yield s

@@ -28,7 +28,7 @@ from tests.test_worker import Rig, wait_for
 
 @pytest.fixture
 def rig(redis_server: RedisServer, key_prefix: str) -> Iterator[Rig]:
-    r = Rig(redis_server, key_prefix, talk_time=0.3)
+    r = Rig(redis_server, key_prefix, talk_time=1.0)
     yield r
     r.close()
 
@@ -178,7 +178,7 @@ def test_stopped_worker_hands_live_calls_over(redis_server: RedisServer, key_pre
 
 class TwoNodes:
     def __init__(self, redis_server: RedisServer, prefix: str) -> None:
-        self.switches = [FakeSwitch(("127.0.0.1", 0), "pw", ring_time=0.05, talk_time=0.2, hostname=n, sps=1000)
+        self.switches = [FakeSwitch(("127.0.0.1", 0), "pw", ring_time=0.05, talk_time=1.0, hostname=n, sps=1000)
                          for n in ("fs1", "fs2")]
         for sw in self.switches:
             sw.start()
@@ -215,7 +215,7 @@ def test_several_nodes_share_work_and_a_dead_node_is_routed_around(redis_server:
         wait_for(lambda: all(s.up for s in nodes.worker.nodes))
         docs = nodes.finals(nodes.submit_many(40))
         assert {d["node"] for d in docs} == {"fs1", "fs2"}
-        assert all(d["status"] == "completed" for d in docs), [(d["status"], d.get("hangup_cause")) for d in docs]
+        assert all(d["status"] == "completed" for d in docs), [(d["status"], d.get("hangup_cause"), d.get("error"), d["history"]) for d in docs if d["status"] != "completed"]
         # fs2 goes down: within seconds it gets no work, and nothing is lost.
         down = nodes.switches[1]
         port = down.address[1]
@@ -223,9 +223,9 @@ def test_several_nodes_share_work_and_a_dead_node_is_routed_around(redis_server:
         wait_for(lambda: not nodes.worker.nodes[1].up, timeout=5)
         docs = nodes.finals(nodes.submit_many(20))
         assert {d["node"] for d in docs} == {"fs1"}
-        assert all(d["status"] == "completed" for d in docs), [(d["status"], d.get("hangup_cause")) for d in docs]
+        assert all(d["status"] == "completed" for d in docs), [(d["status"], d.get("hangup_cause"), d.get("error"), d["history"]) for d in docs if d["status"] != "completed"]
         # It comes back on the same port and is used again.
-        back = FakeSwitch(("127.0.0.1", port), "pw", ring_time=0.05, talk_time=0.2, hostname="fs2", sps=1000)
+        back = FakeSwitch(("127.0.0.1", port), "pw", ring_time=0.05, talk_time=1.0, hostname="fs2", sps=1000)
         back.start()
         nodes.switches[1] = back
         wait_for(lambda: nodes.worker.nodes[1].up, timeout=10)
@@ -238,7 +238,7 @@ def test_several_nodes_share_work_and_a_dead_node_is_routed_around(redis_server:
 def test_worker_rides_out_a_redis_restart(key_prefix: str) -> None:
     server = RedisServer()
     try:
-        rig = Rig(server, key_prefix, talk_time=0.3)
+        rig = Rig(server, key_prefix, talk_time=1.0)
         rig.start_worker()
         assert rig.final(rig.submit(a="+15551230001", b="+15551230002"))["status"] == "completed"
         server.stop()

@@ -70,7 +70,7 @@ class Rig:
 
 @pytest.fixture
 def rig(redis_server: RedisServer, key_prefix: str) -> Iterator[Rig]:
-    r = Rig(redis_server, key_prefix, talk_time=0.3)
+    r = Rig(redis_server, key_prefix, talk_time=1.0)
     yield r
     r.close()
 
@@ -203,7 +203,7 @@ def test_taken_over_job_with_live_channel_is_followed_not_redialed(rig: Rig) -> 
 
 
 def test_pacing_keeps_the_switch_from_refusing(redis_server: RedisServer, key_prefix: str) -> None:
-    rig = Rig(redis_server, key_prefix, sps=6, talk_time=0.1)
+    rig = Rig(redis_server, key_prefix, sps=6, talk_time=1.0)
     try:
         ids = [rig.submit(a="+1555123%04d" % i, b="+1555124%04d" % i) for i in range(8)]
         rig.start_worker()
