@@ -149,6 +149,8 @@ class Worker:
             state.link = self._link_factory(
                 state.node,
                 events=WORKER_EVENTS,
+                # JSON events parse in C: half the cost of the plain format.
+                event_format="json",
                 timeout=self.config.esl_timeout,
                 on_event=lambda event, s=state: self._on_event(s, event),
                 on_up=lambda link, s=state: self._on_node_up(s),

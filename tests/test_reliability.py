@@ -319,13 +319,14 @@ def test_refused_originate_is_placed_again_and_gives_up_after_three(rig: Rig) ->
     wait_for(lambda: worker.nodes[0].up)
     rig.switch.refuse_bgapi(2)
     job = rig.submit(a="+15551230001", b="+15551230002")
-    assert rig.final(job)["status"] == "completed"
+    doc = rig.final(job)
+    assert doc["status"] == "completed", doc
     assert attempts_seen(rig.switch, job) == ["1"]
     rig.switch.refuse_bgapi(3, "-ERR permission denied")
     job = rig.submit(a="+15551230003", b="+15551230004")
     doc = rig.final(job)
-    assert (doc["status"], doc["hangup_cause"]) == ("failed", "DESTINATION_OUT_OF_ORDER")
-    assert "permission denied" in doc["error"] and attempts_seen(rig.switch, job) == []
+    assert (doc["status"], doc["hangup_cause"]) == ("failed", "DESTINATION_OUT_OF_ORDER"), doc
+    assert "permission denied" in doc["error"] and attempts_seen(rig.switch, job) == [], doc
 
 
 def test_refused_password_is_retried_until_fixed(rig: Rig) -> None:
