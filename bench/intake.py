@@ -25,10 +25,18 @@ TARGET_RATE = 2500.0
 TARGET_RATIO = 0.7
 CONNECTIONS = 50
 
+# Every request rings a different first party (as visitors of a "call me"
+# button would) and the same second party (the company's line), so the
+# engine's per-number caches see what they would in production.
 _LUA = """wrk.method = "POST"
-wrk.body = '{"a": "+15551230486", "b": "+15551230002"}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer %s"
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = string.format('{"a": "+1212555%%04d", "b": "+15551230002"}', counter %% 10000)
+  return wrk.format(nil, nil, nil, body)
+end
 """
 
 

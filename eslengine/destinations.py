@@ -14,6 +14,7 @@ regexes.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -145,29 +146,36 @@ def parse_destination(field: str, value: object, config: Config, *, check_policy
     raise ValidationError(field, "must be an E.164 number (+15551230001), user/<extension> or a SIP URI")
 
 
+@functools.lru_cache(maxsize=65536)
+def classify(number: str) -> tuple[int, str | None] | None:
+    """libphonenumber's type and region of an E.164 number, or None when it
+    knows no such country code. Cached: one party of a click-to-call (the
+    company's line) is usually the same for every call, and classifying a
+    North American number tries some twenty regions' patterns."""
+    try:
+        parsed = phonenumbers.parse(number)
+    except phonenumbers.NumberParseException:
+        return None
+    return phonenumbers.number_type(parsed), phonenumbers.region_code_for_number(parsed)
+
+
 def check_number_allowed(field: str, number: str, config: Config) -> None:
     """Toll-fraud guard for one E.164 number (ValidationError if refused)."""
     for prefix in config.blocked_prefixes:
         if number.startswith(prefix):
             raise ValidationError(field, "destination %s... is blocked" % prefix)
     if config.refused_number_types or config.countries:
-        try:
-            parsed = phonenumbers.parse(number)
-        except phonenumbers.NumberParseException:
-            parsed = None  # no country calling code libphonenumber knows
-        if parsed is None:
+        classified = classify(number)
+        if classified is None:
             if config.countries:
                 raise ValidationError(field, "destination country unknown is not served")
             return _check_allow_list(field, number, config)
-        if config.refused_number_types:
-            kind = phonenumbers.number_type(parsed)
-            for name in config.refused_number_types:
-                if NUMBER_TYPES.get(name) == kind:
-                    raise ValidationError(field, "%s numbers are not allowed" % name.replace("_", "-"))
-        if config.countries:
-            region = phonenumbers.region_code_for_number(parsed)
-            if region not in config.countries:
-                raise ValidationError(field, "destination country %s is not served" % (region or "unknown"))
+        kind, region = classified
+        for name in config.refused_number_types:
+            if NUMBER_TYPES.get(name) == kind:
+                raise ValidationError(field, "%s numbers are not allowed" % name.replace("_", "-"))
+        if config.countries and region not in config.countries:
+            raise ValidationError(field, "destination country %s is not served" % (region or "unknown"))
     _check_allow_list(field, number, config)
 
 
