@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .errors import ValidationError
@@ -254,9 +254,3 @@ def originate_command(request: CallRequest, config: Config, attempt: int = 1) ->
     if "\n" in command or "\r" in command:  # check_value makes this unreachable
         raise ValueError("line break in originate command")
     return command
-
-
-def custom_variables(headers: Mapping[str, str]) -> dict[str, str]:
-    """The caller's custom variables read back from an event's headers."""
-    prefix = "variable_" + VAR_PREFIX
-    return {k[len(prefix):]: v for k, v in headers.items() if k.startswith(prefix)}

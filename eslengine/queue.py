@@ -290,10 +290,6 @@ class JobQueue:
             raise JobExists(request.id)
         return request.id
 
-    def exists(self, job_id: str) -> bool:
-        with redis_errors("exists"):
-            return bool(self.redis.exists(self.keys.call(job_id)))
-
     def ping(self) -> bool:
         with redis_errors("ping"):
             return bool(self.redis.ping())
@@ -455,12 +451,12 @@ class JobQueue:
     # ------------------------------------------------------------ records
 
     def transition(
-        self, job_id: str, status: str = "", fields: Mapping[str, str] | None = None, *, create: bool = False,
+        self, job_id: str, status: str = "", fields: Mapping[str, str] | None = None, *,
         keep_fields: bool = False, worker: str = "", ack: str = "",
     ) -> bool:
         """Move the call to ``status`` (``""``: only store ``fields``). Returns
         whether anything was written: a move backwards, out of a final status,
-        or onto a missing record (unless ``create``) writes nothing — except
+        or onto a missing record writes nothing — except
         that ``keep_fields`` stores the fields when only the move is refused
         (a call placed again while already marked dialing).
 
@@ -469,8 +465,7 @@ class JobQueue:
         is acknowledged in the same round trip."""
         if status and status not in calls.STATUSES:
             raise ValueError("unknown status %r" % status)
-        args: list[str] = [status, now_iso(), str(self.record_ttl), "1" if create else "0",
-                           "1" if keep_fields else "0", job_id]
+        args: list[str] = [status, now_iso(), str(self.record_ttl), "0", "1" if keep_fields else "0", job_id]
         for key, value in (fields or {}).items():
             args += [key, value]
         keys = [self.keys.call(job_id), self.keys.history(job_id)]

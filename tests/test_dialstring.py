@@ -222,8 +222,3 @@ def test_endpoints() -> None:
     assert dialstring.endpoint(sip, Config(sip_profile="internal")) == "sofia/internal/alice@pbx.example.com"
     with pytest.raises(ValueError):
         dialstring.endpoint(a, Config(gateway="gw 1"))
-
-
-def test_custom_variables_come_back_from_event_headers() -> None:
-    headers = {"variable_eslengine_var_campaign": "c42", "variable_other": "x", "Unique-ID": "u"}
-    assert dialstring.custom_variables(headers) == {"campaign": "c42"}
