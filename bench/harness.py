@@ -49,7 +49,6 @@ class BenchStack(LocalStack):
     the worker's node URL (``sps=..&max_sessions=..``)."""
 
     node_query: str = ""
-    start_workers: bool = True
 
     def spawn(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Process:
         # Processes run in the stack's directory; ``bench`` must stay importable.
@@ -72,20 +71,6 @@ class BenchStack(LocalStack):
         if self.node_query and "ESLENGINE_FREESWITCH" not in self.env:
             env["ESLENGINE_FREESWITCH"] += "?" + self.node_query
         return env
-
-    def start(self) -> None:
-        try:
-            if not self.redis_url:
-                self.start_redis()
-            self.start_switch()
-            if self.start_workers:
-                for i in range(self.workers):
-                    self.start_worker("worker" if i == 0 else "worker%d" % i)
-            if self.start_api:
-                self.start_api_server()
-        except BaseException:
-            self.stop()
-            raise
 
     def switch_stats(self, timeout: float = 30.0) -> dict[str, Any]:
         chunks = []

@@ -74,7 +74,7 @@ def loadgen(url: str, key: str, duration: float) -> dict[str, Any]:
 
 def run(quick: bool) -> list[Result]:
     duration = 4 if quick else 15
-    stack = BenchStack(start_api=True, start_workers=False)
+    stack = BenchStack(start_api=True, workers=0)
     stack.start()
     try:
         bare_port = free_port()

@@ -32,7 +32,7 @@ def run(quick: bool) -> list[Result]:
     stack = BenchStack(
         switch_args=["--sps", str(NO_LIMIT_SPS), "--max-sessions", str(4 * count), "--ring-time", "0.1"],
         node_query="sps=%d&max_sessions=%d" % (NO_LIMIT_SPS, 4 * count),
-        start_api=False, start_workers=False, env={"ESLENGINE_CONCURRENCY": str(count + 100)},
+        start_api=False, workers=0, env={"ESLENGINE_CONCURRENCY": str(count + 100)},
     )
     stack.start()
     try:

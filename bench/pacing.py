@@ -34,7 +34,7 @@ def _observe(sps: int, max_sessions: int, talk: float, seconds: float, switch_li
     stack = BenchStack(switch_args=["--sps", str(sps), "--max-sessions", str(switch_limit), "--ring-time",
                                     str(RING), "--talk-time", str(talk)],
                        node_query="sps=%d&max_sessions=%d" % (sps, max_sessions),
-                       start_api=False, start_workers=False)
+                       start_api=False, workers=0)
     stack.start()
     try:
         client = stack.client()

@@ -63,7 +63,7 @@ def run(quick: bool) -> list[Result]:
     stack = BenchStack(
         switch_args=["--sps", str(NO_LIMIT_SPS), "--max-sessions", str(NO_LIMIT_SESSIONS)],
         node_query="sps=%d&max_sessions=%d" % (NO_LIMIT_SPS, NO_LIMIT_SESSIONS),
-        start_api=False, start_workers=False, env={"ESLENGINE_CONCURRENCY": "2000"},
+        start_api=False, workers=0, env={"ESLENGINE_CONCURRENCY": "2000"},
     )
     stack.start()
     ok = False
