@@ -1,0 +1,67 @@
+"""Group commit: many greenlets' commands in shared pipelines, each caller
+getting its own reply."""
+
+from __future__ import annotations
+
+import gevent
+import pytest
+import redis
+
+from eslengine.errors import QueueUnavailable
+from eslengine.queue import connect
+from eslengine.redisbatch import CommandBatcher
+from tests.conftest import RedisServer, free_port
+
+
+@pytest.fixture
+def batcher(redis_server: RedisServer) -> CommandBatcher:
+    b = CommandBatcher(connect(redis_server.url), max_batch=64)
+    b.start()
+    yield b  # type: ignore[misc]
+    b.stop()
+
+
+def test_concurrent_callers_share_pipelines_and_get_their_own_replies(
+    batcher: CommandBatcher, redis_client: redis.Redis, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes: list[int] = []
+    real = batcher._pipeline
+    monkeypatch.setattr(batcher, "_pipeline", lambda commands: sizes.append(len(commands)) or real(commands))
+    key = key_prefix + ":n"
+    jobs = [gevent.spawn(batcher.call, "INCR", key) for _ in range(500)]
+    gevent.joinall(jobs, timeout=10)
+    replies = sorted(int(j.value) for j in jobs)
+    assert replies == list(range(1, 501))  # every caller got its own INCR's reply
+    assert int(redis_client.get(key)) == 500
+    assert sum(sizes) == 500 and max(sizes) > 1 and max(sizes) <= 64  # batched, bounded
+
+
+def test_errors_reach_only_their_caller(batcher: CommandBatcher, key_prefix: str) -> None:
+    batcher.call("SET", key_prefix + ":s", "x")
+    bad = gevent.spawn(batcher.call, "INCR", key_prefix + ":s")  # not an integer
+    good = gevent.spawn(batcher.call, "GET", key_prefix + ":s")
+    gevent.joinall([bad, good], timeout=5)
+    assert isinstance(bad.exception, redis.ResponseError)
+    assert good.value == "x"
+
+
+def test_scripts_are_reloaded_after_a_script_flush(batcher: CommandBatcher, redis_client: redis.Redis,
+                                                   key_prefix: str) -> None:
+    source = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
+    sha = redis_client.script_load(source)
+    batcher.add_script(sha, source)
+    assert batcher.call("EVALSHA", sha, 1, key_prefix + ":e", 2) == 2
+    redis_client.script_flush()
+    assert batcher.call("EVALSHA", sha, 1, key_prefix + ":e", 3) == 5
+
+
+def test_unreachable_redis_is_queue_unavailable() -> None:
+    b = CommandBatcher(connect("redis://127.0.0.1:%d/0" % free_port(), timeout=0.5), timeout=2)
+    b.start()
+    try:
+        with pytest.raises(QueueUnavailable):
+            b.call("PING")
+        with pytest.raises(RuntimeError):
+            CommandBatcher(connect("redis://127.0.0.1:1/0")).call("PING")  # not started
+    finally:
+        b.stop()
