@@ -91,12 +91,16 @@ class Call:
     # The job went back to the queue to be placed again later.
     retried: bool = False
     redials: int = 0
-    # The result was lost: how often the switch was asked since, and whether
-    # that settled the call.
+    # The originate's result was lost (connection gone); ``looks`` counts
+    # how often the switches were asked about the call since.
     lost: bool = False
     refusals: int = 0
     looks: int = 0
-    reconciled: bool = False
+    # Sessions the call may hold at once (see Worker._cost); reserved on
+    # ``node``'s pacer while the call has one.
+    cost: int = 0
+    # The bgapi Job-UUIDs of its originates (keys of Worker._bg).
+    bg_uuids: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -323,11 +327,6 @@ class Worker:
                 self.queue.dead_letter(entry_id, fields, "invalid job: %s: %s" % (exc.field, exc.reason))
                 return
             job_id = request.id
-            if job_id in self.calls:
-                # This worker already follows the call (adopted from a dead
-                # worker along with this entry): the entry has nothing left to do.
-                self.queue.ack(entry_id)
-                return
             self._dial(request, entry_id)
         except QueueUnavailable as exc:
             log.warning("job %s: Redis unavailable (%s); left for another attempt", job_id or entry_id, exc)
@@ -338,10 +337,12 @@ class Worker:
         """Place (or go on following) one job until its call ends."""
         job_id = request.id
         if job_id in self.calls:
+            # This worker already follows the call (adopted from a dead worker
+            # along with this entry): the entry has nothing left to do.
             if entry_id:
                 self.queue.ack(entry_id)
             return
-        call = Call(request, entry_id)
+        call = Call(request, entry_id, cost=self._cost(request))
         self.calls[job_id] = call  # before any I/O: one follower per job
         try:
             record = self.queue.record_for_job(request)
@@ -374,11 +375,9 @@ class Worker:
         finally:
             if self.calls.get(job_id) is call:
                 del self.calls[job_id]
-            for bg_uuid in [k for k, v in self._bg.items() if v is call]:
-                del self._bg[bg_uuid]
-            if call.node is not None:
-                call.node.pacer.release(self._cost(request))
-                self._capacity.set()
+            for bg_uuid in call.bg_uuids:
+                self._bg.pop(bg_uuid, None)
+            self._release(call)
 
     def _ack(self, call: Call) -> None:
         """The originate's outcome is known: the job's entry may go."""
@@ -386,6 +385,20 @@ class Worker:
             if call.entry_id:
                 self.queue.ack(call.entry_id)
             call.settled = True
+
+    def _hold(self, call: Call, node: NodeState) -> None:
+        """Reserve the call's sessions on ``node`` (giving back those held
+        on another node)."""
+        if call.node is not node:
+            self._release(call)
+            node.pacer.start(time.monotonic(), call.cost)
+            call.node = node
+
+    def _release(self, call: Call) -> None:
+        if call.node is not None:
+            call.node.pacer.release(call.cost)
+            call.node = None
+            self._capacity.set()
 
     def _cost(self, request: CallRequest) -> int:
         """Sessions the call may hold at once: every destination of a party
@@ -443,7 +456,7 @@ class Worker:
                                                      "error": "target_call_id is not up on any node"})
             self._ack(call)
             return
-        node = self._acquire_node(self._cost(request), candidates)
+        node = self._acquire_node(call.cost, candidates)
         if node is None:
             log.info("job %s: worker stopping before dialing; left queued", job_id)
             return
@@ -451,8 +464,7 @@ class Worker:
         if call.state.cancel_requested:
             self.queue.transition(job_id, "cancelled", {"hangup_cause": "ORIGINATOR_CANCEL"})
             self._ack(call)
-            call.node.pacer.release(self._cost(request))
-            call.node = None
+            self._release(call)
             return
         bg_uuid = str(uuid.uuid4())
         # The attempt is recorded before the command leaves ("pending") and
@@ -472,6 +484,7 @@ class Worker:
             self.webhooks.notify(request, "dialing")
         log.debug("job %s: originate on %s (attempt %d)", job_id, node.node.label, attempt)
         self._bg[bg_uuid] = call
+        call.bg_uuids.append(bg_uuid)
         try:
             with node.sending:
                 job = node.link.bgapi(command, job_uuid=bg_uuid)
@@ -479,8 +492,7 @@ class Worker:
             # Nothing reached the switch: place the same attempt again.
             self._bg.pop(bg_uuid, None)
             log.warning("job %s: originate not sent (%s); placing it again", job_id, exc)
-            node.pacer.release(self._cost(request))
-            call.node = None
+            self._release(call)
             gevent.sleep(0.2)
             if self._running:
                 self._originate(call, attempt)
@@ -488,8 +500,7 @@ class Worker:
         except EslCommandError as exc:
             # The switch refused the command (-ERR): it did not run it.
             self._bg.pop(bg_uuid, None)
-            node.pacer.release(self._cost(request))
-            call.node = None
+            self._release(call)
             call.refusals += 1
             log.warning("job %s: switch refused the originate (%s)", job_id, exc.reply)
             if call.refusals >= 3 or not self._running:
@@ -555,8 +566,7 @@ class Worker:
         node = self._find_channel(call.state.a_uuid or job_id)
         if node is not None:
             log.info("job %s: taken over; channel alive on %s, following", job_id, node.node.label)
-            node.pacer.start(time.monotonic(), self._cost(call.request))
-            call.node = node
+            self._hold(call, node)
             self.queue.follow(self.consumer, job_id)
             self.queue.transition(job_id, fields={"node": node.node.label, "worker": self.consumer})
             self._ack(call)
@@ -597,9 +607,7 @@ class Worker:
             self._ack(call)
             return
         log.info("job %s: attempt %d never reached a switch; placing it again", job_id, call.attempt)
-        if call.node is not None:
-            call.node.pacer.release(self._cost(call.request))
-            call.node = None
+        self._release(call)
         call.redials += 1
         call.state = CallState(cancel_requested=call.state.cancel_requested)
         self._originate(call, call.attempt + 1)
@@ -624,12 +632,8 @@ class Worker:
         node = self._find_channel(call.state.a_uuid or call.request.id)
         if node is not None:
             log.info("job %s: channel found on %s after losing the result", call.request.id, node.node.label)
-            if node is not call.node and call.node is not None:
-                call.node.pacer.release(self._cost(call.request))
-                node.pacer.start(time.monotonic(), self._cost(call.request))
-            call.node = node
+            self._hold(call, node)
             call.state.originate_ok = True
-            call.reconciled = True
             self._catch_up(call)
             self._ack(call)
             return
@@ -637,7 +641,6 @@ class Worker:
         if call.looks < 4:
             gevent.spawn_later(2.0 * call.looks, call.inbox.put, _RECONCILE)
             return
-        call.reconciled = True
         self._lost_channel(call)
 
     def _follow(self, call: Call) -> None:
