@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
@@ -42,6 +43,8 @@ from . import calls
 from .calls import CallRequest
 from .config import Config
 from .errors import JobExists, QueueUnavailable
+
+log = logging.getLogger(__name__)
 
 GROUP = "workers"
 JOB_FIELD = "job"
@@ -112,6 +115,11 @@ def connect(url: str, *, timeout: float = 5.0, max_connections: int = 64) -> red
         decode_responses=True,
     )
     return redis.Redis(connection_pool=pool)
+
+
+def _log_failure(waiter: Any) -> None:
+    if not waiter.successful():
+        log.warning("redis: a record update was not stored: %s", waiter.exception)
 
 
 # One script moves a call's status; ranks come from calls.STATUSES so the
@@ -487,6 +495,21 @@ class JobQueue:
             pipe.xdel(self.keys.jobs, ack)
             result = pipe.execute()[0]
         return int(result) > 0
+
+    def annotate(self, job_id: str, fields: Mapping[str, str]) -> None:
+        """Store informational ``fields`` on an existing record without
+        waiting for Redis when commands are batched: nothing the caller does
+        next depends on them, and the batch keeps them in order with the
+        call's later transitions. A failure is only logged."""
+        if self.batcher is None:
+            self.transition(job_id, fields=fields)
+            return
+        args: list[str] = ["", now_iso(), str(self.record_ttl), "0", "0", job_id]
+        for key, value in fields.items():
+            args += [key, value]
+        keys = [self.keys.call(job_id), self.keys.history(job_id)]
+        waiter = self.batcher.submit("EVALSHA", self._transition.sha, len(keys), *keys, *args)
+        waiter.rawlink(_log_failure)
 
     def record_for_job(self, request: CallRequest) -> dict[str, str]:
         """The record of a job read off the stream, created (``queued``) when a

@@ -518,7 +518,7 @@ class Worker:
             self.queue.transition(job_id, fields={"attempt_state": "sent"})
             call.inbox.put(OriginateResult(False, "", exc))
             return
-        self.queue.transition(job_id, fields={"attempt_state": "sent"})
+        self.queue.annotate(job_id, {"attempt_state": "sent"})
         call.sent = True
         gevent.spawn(self._await_result, call, job)
 

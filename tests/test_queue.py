@@ -12,6 +12,7 @@ from eslengine.calls import parse_request
 from eslengine.config import Config
 from eslengine.errors import QueueUnavailable, ValidationError
 from eslengine.queue import GROUP, JobQueue, Keys, connect
+from eslengine.redisbatch import CommandBatcher
 from tests.conftest import free_port
 
 
@@ -86,6 +87,27 @@ def test_transition_moves_forward_only_and_final_is_sticky(queue: JobQueue) -> N
 def test_transition_of_missing_record_writes_nothing(queue: JobQueue) -> None:
     assert not queue.transition("0b6c3f2e-1111-4222-8333-944455556666", "dialing")
     assert queue.get("0b6c3f2e-1111-4222-8333-944455556666") is None
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_annotate_stores_fields_in_order_with_later_transitions(queue: JobQueue, batched: bool) -> None:
+    batcher = CommandBatcher(queue.redis) if batched else None
+    if batcher is not None:
+        batcher.start()
+        queue.use_batcher(batcher)
+    try:
+        req = _request()
+        queue.enqueue(req)
+        queue.annotate(req.id, {"attempt_state": "sent"})
+        queue.transition(req.id, "failed", {"hangup_cause": "USER_BUSY"})  # queued after the annotation
+        record = queue.redis.hgetall(queue.keys.call(req.id))
+        assert record["attempt_state"] == "sent" and record["status"] == "failed"
+        queue.annotate("0b6c3f2e-1111-4222-8333-944455556666", {"attempt_state": "sent"})
+        queue.transition(req.id, fields={"x": "1"})  # waits: the annotation before it is done too
+        assert not queue.redis.exists(queue.keys.call("0b6c3f2e-1111-4222-8333-944455556666"))
+    finally:
+        if batcher is not None:
+            batcher.stop()
 
 
 def test_cancel_queued_live_final_missing(queue: JobQueue) -> None:

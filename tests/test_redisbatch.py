@@ -65,3 +65,18 @@ def test_unreachable_redis_is_queue_unavailable() -> None:
             CommandBatcher(connect("redis://127.0.0.1:1/0")).call("PING")  # not started
     finally:
         b.stop()
+
+
+def test_replies_are_parsed_as_the_client_would(batcher: CommandBatcher, key_prefix: str) -> None:
+    batcher.call("HSET", key_prefix + ":h", "a", "1", "b", "2")
+    assert batcher.call("HGETALL", key_prefix + ":h") == {"a": "1", "b": "2"}
+    assert batcher.call("EXISTS", key_prefix + ":nothing") == 0
+
+
+def test_a_killed_connection_is_made_again(batcher: CommandBatcher, redis_client: redis.Redis,
+                                           key_prefix: str) -> None:
+    assert batcher.call("INCR", key_prefix + ":k") == 1
+    killed = redis_client.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    assert killed >= 1
+    assert batcher.call("INCR", key_prefix + ":k") == 2  # sent again on a new connection, once
+    assert int(redis_client.get(key_prefix + ":k")) == 2
