@@ -15,12 +15,13 @@ options.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from . import dialstring
 from .config import Config
@@ -237,7 +238,7 @@ class CallRequest:
         return data
 
     def dumps(self) -> str:
-        return json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False)
+        return orjson.dumps(self.to_json()).decode("utf-8")
 
 
 def new_id() -> str:
@@ -585,8 +586,8 @@ def loads_request(text: str | bytes, config: Config, *, job_id: str | None = Non
                   check_policy: bool = True) -> CallRequest:
     """``parse_request`` on a JSON text (a queue entry's ``job`` field)."""
     try:
-        data = json.loads(text)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
         raise ValidationError("job", "is not valid JSON") from None
     return parse_request(data, config, job_id=job_id, check_policy=check_policy)
 

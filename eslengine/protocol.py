@@ -20,6 +20,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+import orjson
+
 AUTH_REQUEST = "auth/request"
 COMMAND_REPLY = "command/reply"
 API_RESPONSE = "api/response"
@@ -163,9 +165,14 @@ def parse_plain_event(text: str) -> Event:
 
 def parse_json_event(text: str) -> Event:
     try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ProtocolError("event-json body is not JSON") from exc
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        # orjson is strict (raw control characters, lone surrogates);
+        # whatever the switch sends, the lenient parser gets a second look.
+        try:
+            data = json.loads(text, strict=False)
+        except ValueError as exc:
+            raise ProtocolError("event-json body is not JSON") from exc
     if not isinstance(data, dict):
         raise ProtocolError("event-json body is not an object")
     body = data.pop("_body", "")

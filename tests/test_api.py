@@ -294,6 +294,8 @@ def test_no_keys_refuses_to_create_the_app(config: Config, queue: JobQueue) -> N
         (b'{"timeout": Infinity}', "application/json", "is not valid JSON"),
         (b'{"a": "\xff\xfe"}', "application/json", "is not UTF-8"),
         (b"\xef\xbb\xbf{}", "application/json", "is not valid JSON"),
+        (b'{"a": "\\ud800"}', "application/json", "is not valid JSON"),  # a lone surrogate is not text
+        (b'{"timeout": 1e400}', "application/json", "is not valid JSON"),
         (b"[" * 5000 + b"]" * 5000, "application/json", "is nested too deeply"),
         (b'{"timeout": 1' + b"0" * 5000 + b"}", "application/json", "is not valid JSON"),
         (json.dumps(VALID).encode(), "text/plain", "Content-Type must be application/json"),

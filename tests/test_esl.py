@@ -224,6 +224,16 @@ class Recorder:
 # -- connect and auth ----------------------------------------------------------
 
 
+def test_json_event_parsing_is_strict_first_and_lenient_second() -> None:
+    event = protocol.parse_json_event('{"Event-Name":"CUSTOM","Caller-Caller-ID-Name":"a\\tb","_body":"x"}')
+    assert (event.name, event.headers["Caller-Caller-ID-Name"], event.body) == ("CUSTOM", "a\tb", "x")
+    lenient = protocol.parse_json_event('{"Event-Name":"CUSTOM","variable_x":"raw\ttab"}')
+    assert lenient.headers["variable_x"] == "raw\ttab"  # a raw control character: orjson refuses, json takes it
+    for bad in ("{", "[1]", "not json"):
+        with pytest.raises(protocol.ProtocolError):
+            protocol.parse_json_event(bad)
+
+
 def test_connect_authenticates_and_subscribes(switch: Callable[..., ScriptedSwitch], conns: list[EslConnection]) -> None:
     sw = switch(hold_after_prelude)
     conn = EslConnection(sw.node(), timeout=2)
