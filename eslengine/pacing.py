@@ -8,12 +8,26 @@ second and decremented *before* the test, reaches zero: with
 seconds. Keeping at most N - 1 session starts in *every* sliding one-second
 window therefore never trips the throttle, whatever the phase of the switch's
 timer. Sessions, not calls, are what count: a loopback leg is two sessions.
+
+Within that cap, starts are spread evenly (a virtual schedule, one start
+every ``cost / rate`` seconds, that a start may beat by at most ``EARLY``)
+instead of being let through in bursts as soon as the window has room. A
+burst of originates makes the switch answer, and create the bridged legs,
+in bursts too; an even stream keeps those second legs, which the switch
+starts on its own when the first leg answers, spread out as well. Because a
+start late by less than ``EARLY`` keeps the schedule, timer lateness does
+not pile up into a lower rate.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+
+# How far ahead of its place on the even schedule a start may go. Absorbs
+# timer lateness; on a node with a high rate it lets the schedule's starts
+# of a few milliseconds go at once rather than one sleep per start.
+EARLY = 0.005
 
 
 def session_cost(endpoint: str) -> int:
@@ -31,6 +45,7 @@ class Pacer:
     live: int = 0
     _starts: deque[tuple[float, int]] = field(default_factory=deque)
     _in_window: int = 0
+    _due: float = float("-inf")  # the next start's place on the even schedule
 
     @property
     def rate(self) -> int:
@@ -43,31 +58,37 @@ class Pacer:
         while starts and starts[0][0] <= horizon:
             self._in_window -= starts.popleft()[1]
 
-    def delay(self, now: float, cost: int) -> float | None:
+    def delay(self, now: float, cost: int, sessions: int | None = None) -> float | None:
         """Seconds to wait before ``cost`` sessions may start (0: now), or
-        None while the live-session ceiling leaves no room (wait for a
-        release)."""
-        if self.live + cost > self.max_sessions:
+        None while the live-session ceiling leaves no room for ``sessions``
+        more (default ``cost``; wait for a release)."""
+        if self.live + (cost if sessions is None else sessions) > self.max_sessions:
             return None
         self._expire(now)
+        early = self._due - now
+        # At least a microsecond: rounding must not turn a wait into "now".
+        spacing = max(1e-6, early - EARLY) if early > EARLY else 0.0
         excess = self._in_window + cost - self.rate
         if excess <= 0 or not self._starts:
-            return 0.0
+            return spacing
         # Entries still here have not expired; float rounding must not turn
         # their remaining time into "now".
         freed = 0
         for started, spent in self._starts:
             freed += spent
             if freed >= excess:
-                return max(1e-6, started + self.window - now)
-        return max(1e-6, self._starts[-1][0] + self.window - now)
+                return max(1e-6, spacing, started + self.window - now)
+        return max(1e-6, spacing, self._starts[-1][0] + self.window - now)
 
-    def start(self, now: float, cost: int) -> None:
-        """Record that ``cost`` sessions started at ``now``."""
+    def start(self, now: float, cost: int, sessions: int | None = None) -> None:
+        """Record that ``cost`` sessions started at ``now``, and that
+        ``sessions`` (default ``cost``) more are live: a call whose second
+        leg starts later holds its sessions from the first start on."""
         self._expire(now)
         self._starts.append((now, cost))
         self._in_window += cost
-        self.live += cost
+        self.live += cost if sessions is None else sessions
+        self._due = max(self._due, now) + cost * self.window / self.rate
 
     def release(self, cost: int) -> None:
         """``cost`` sessions ended."""
