@@ -149,6 +149,14 @@ class Config:
     webhook_allow: tuple[str, ...] = ()
     webhook_secret: str = ""
 
+    # Who starts the second party's leg. "engine": the first party's leg
+    # parks when it answers and the worker, in its turn on the node's pacer,
+    # transfers it to the eslengine_connect extension, which bridges; every
+    # session start on a node is then paced. "switch": "&bridge(...)", the
+    # switch starts the second leg the moment the first answers, unpaced.
+    # Calls with media bypass or proxy always use "&bridge(...)".
+    bridge: str = "engine"
+
     default_ring_timeout: int = 30
     max_ring_timeout: int = 120
     max_variables: int = 32
@@ -256,6 +264,10 @@ class Config:
         for name, key in (("esl_timeout", "ESL_TIMEOUT"), ("reconnect_max_delay", "RECONNECT_MAX_DELAY")):
             if (v := take(key)) is not None:
                 kwargs[name] = _positive_float("ESLENGINE_" + key, v)
+        if (v := take("BRIDGE")) is not None:
+            if v.strip().lower() not in ("engine", "switch"):
+                raise ConfigError("ESLENGINE_BRIDGE must be engine or switch, got %r" % v)
+            kwargs["bridge"] = v.strip().lower()
         if (v := take("LOG_LEVEL")) is not None:
             kwargs["log_level"] = v.upper()
         config = cls(**kwargs)  # type: ignore[arg-type]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,10 @@ BRIDGE_VAR = "eslengine_bridge"
 # The dialplan extension (freeswitch-conf/dialplan/eslengine.xml) that plays
 # the announcement to the first party and then bridges ${eslengine_bridge}.
 CONNECT_EXTENSION = "eslengine_connect XML eslengine"
+# A held first leg (the engine starts the second one) waits in park; if no
+# transfer comes (the engine is gone for longer than a worker takes over
+# its calls) the switch hangs it up after this many seconds.
+PARK_TIMEOUT = 30
 
 TONES = {
     "ring": "%(2000,4000,440,480)",
@@ -230,11 +235,28 @@ def uses_dialplan(request: CallRequest) -> bool:
     return request.announcement is not None or bool(request.warnings)
 
 
-def originate_args(request: CallRequest, config: Config, attempt: int = 1) -> str:
+def can_hold(request: CallRequest) -> bool:
+    """Whether the first leg may wait parked for the engine to start the
+    second (see ``originate_args``): not with media bypass or proxy, which
+    need the two legs negotiated together by ``bridge``."""
+    return request.media == "process"
+
+
+def transfer_command(channel_uuid: str) -> str:
+    """The API command that sends a held first leg on to the connect
+    extension. Only a canonical UUID reaches it."""
+    return "uuid_transfer %s %s" % (uuid.UUID(channel_uuid), CONNECT_EXTENSION)
+
+
+def originate_args(request: CallRequest, config: Config, attempt: int = 1, *, hold: bool = False) -> str:
     """The arguments of ``originate``: ring the first party; when it answers,
-    connect the second."""
+    connect the second. With ``hold`` (see ``can_hold``) the first leg parks
+    when it answers, carrying everything the connect extension needs, until
+    the engine sends ``transfer_command``."""
     first, second = request.dial_first, request.second
-    if not uses_dialplan(request):
+    if hold and not can_hold(request):
+        raise ValueError("a call with media %s cannot be held" % request.media)
+    if not uses_dialplan(request) and not hold:
         return "%s &bridge(%s)" % (dial_string(request, first, config, ARG_ROUNDS, attempt=attempt),
                                    dial_string(request, second, config, ARG_ROUNDS, attempt=attempt))
     extra = [(BRIDGE_VAR, dial_string(request, second, config, VAR_ROUNDS, attempt=attempt))]
@@ -244,13 +266,16 @@ def originate_args(request: CallRequest, config: Config, attempt: int = 1) -> st
                   ("eslengine_tts_voice", media.voice or config.tts_voice or media.language or "default")]
     elif media is not None:
         extra.append(("eslengine_announce", playable(media)))
+    if hold:
+        extra.append(("park_timeout", str(PARK_TIMEOUT)))
+        return "%s &park()" % dial_string(request, first, config, ARG_ROUNDS, extra, attempt)
     return "%s %s" % (dial_string(request, first, config, ARG_ROUNDS, extra, attempt), CONNECT_EXTENSION)
 
 
-def originate_command(request: CallRequest, config: Config, attempt: int = 1) -> str:
+def originate_command(request: CallRequest, config: Config, attempt: int = 1, *, hold: bool = False) -> str:
     """The full ``originate ...`` text (send it with ``bgapi``) for placement
     number ``attempt`` of the job."""
-    command = "originate " + originate_args(request, config, attempt)
+    command = "originate " + originate_args(request, config, attempt, hold=hold)
     if "\n" in command or "\r" in command:  # check_value makes this unreachable
         raise ValueError("line break in originate command")
     return command

@@ -70,6 +70,9 @@ class NodeState:
     pacer: Pacer
     link: Any = None  # NodeLink
     sending: gevent.lock.BoundedSemaphore = field(default_factory=lambda: gevent.lock.BoundedSemaphore(MAX_UNANSWERED))
+    # Held first legs waiting for their turn to start the second leg: they
+    # go before new originates on this node.
+    connecting: int = 0
 
     @property
     def up(self) -> bool:
@@ -99,6 +102,13 @@ class Call:
     # Sessions the call may hold at once (see Worker._cost); reserved on
     # ``node``'s pacer while the call has one.
     cost: int = 0
+    # The first leg parks when it answers and the worker starts the second
+    # (Config.bridge "engine"); ``first_cost`` is the first party's share.
+    held: bool = False
+    first_cost: int = 0
+    connecting: bool = False  # _connect_held is running or ran
+    # A cancel arrived (it is also in the inbox, for the follow loop).
+    cancel_seen: bool = False
     # The bgapi Job-UUIDs of its originates (keys of Worker._bg).
     bg_uuids: list[str] = field(default_factory=list)
 
@@ -139,6 +149,9 @@ class Worker:
         self._running = False
         self._greenlets: list[gevent.Greenlet] = []
         self._capacity = gevent.event.Event()
+        # One greenlet at a time waits for the pacers' next turn; the others
+        # queue on this lock instead of all waking at every turn.
+        self._admission = gevent.lock.Semaphore()
         self.stopped = gevent.event.Event()
         self.webhooks = Webhooks(queue, config)
 
@@ -301,6 +314,7 @@ class Worker:
                     if message and message.get("type") == "message":
                         call = self.calls.get(str(message["data"]))
                         if call is not None:
+                            call.cancel_seen = True
                             call.inbox.put(_CANCEL)
             except Exception as exc:  # redis errors: reconnect after a pause
                 log.warning("worker %s: cancel channel lost (%s); resubscribing", self.consumer, exc)
@@ -342,7 +356,9 @@ class Worker:
             if entry_id:
                 self.queue.ack(entry_id)
             return
-        call = Call(request, entry_id, cost=self._cost(request))
+        held = self.config.bridge == "engine" and dialstring.can_hold(request)
+        call = Call(request, entry_id, cost=self._cost(request), held=held,
+                    first_cost=self._cost(request, request.dial_first))
         self.calls[job_id] = call  # before any I/O: one follower per job
         try:
             record = self.queue.record_for_job(request)
@@ -400,11 +416,12 @@ class Worker:
             call.node = None
             self._capacity.set()
 
-    def _cost(self, request: CallRequest) -> int:
-        """Sessions the call may hold at once: every destination of a party
-        rung all at once, the dearest one of a party rung in turn."""
+    def _cost(self, request: CallRequest, only: str | None = None) -> int:
+        """Sessions the call (or only party ``only``) may hold at once: every
+        destination of a party rung all at once, the dearest one of a party
+        rung in turn."""
         total = 0
-        for party in (request.a, request.b):
+        for party in (request.a, request.b) if only is None else (request.party(only),):
             costs = [session_cost(dialstring.endpoint(d, self.config)) for d in party.destinations]
             total += sum(costs) if party.mode == "simultaneous" else max(costs)
         return total
@@ -419,36 +436,38 @@ class Worker:
             return None if node is None else [node]
         return self.nodes
 
-    def _acquire_node(self, cost: int, nodes: list[NodeState] | None = None) -> NodeState | None:
-        """Wait until one of ``nodes`` (default: all) may take ``cost`` more
-        sessions; reserve them."""
-        while self._running:
-            now = time.monotonic()
-            best: NodeState | None = None
-            wait = 1.0
-            for state in nodes if nodes is not None else self.nodes:
-                if not state.up:
-                    continue
-                delay = state.pacer.delay(now, cost)
-                if delay is None:
-                    continue
-                if delay == 0:
-                    if best is None or state.pacer.headroom(now) > best.pacer.headroom(now):
-                        best = state
-                else:
-                    wait = min(wait, delay)
-            if best is not None:
-                best.pacer.start(now, cost)
-                return best
-            self._capacity.clear()
-            self._capacity.wait(timeout=wait)
-        return None
+    def _acquire_node(self, cost: int, nodes: list[NodeState] | None = None,
+                      sessions: int | None = None) -> NodeState | None:
+        """Wait until one of ``nodes`` (default: all) may start ``cost``
+        sessions and hold ``sessions`` (default ``cost``); reserve them."""
+        with self._admission:
+            while self._running:
+                now = time.monotonic()
+                best: NodeState | None = None
+                wait = 1.0
+                for state in nodes if nodes is not None else self.nodes:
+                    if not state.up or state.connecting:
+                        continue
+                    delay = state.pacer.delay(now, cost, sessions)
+                    if delay is None:
+                        continue
+                    if delay == 0:
+                        if best is None or state.pacer.headroom(now) > best.pacer.headroom(now):
+                            best = state
+                    else:
+                        wait = min(wait, delay)
+                if best is not None:
+                    best.pacer.start(now, cost, sessions)
+                    return best
+                self._capacity.clear()
+                self._capacity.wait(timeout=wait)
+            return None
 
     def _originate(self, call: Call, attempt: int) -> None:
         request = call.request
         job_id = request.id
         call.attempt = attempt
-        command = dialstring.originate_command(request, self.config, attempt)
+        command = dialstring.originate_command(request, self.config, attempt, hold=call.held)
         candidates = self._candidates(request)
         if candidates is None:
             log.info("job %s: target call %s is on no node", job_id, request.target_call_id)
@@ -456,21 +475,14 @@ class Worker:
                                                      "error": "target_call_id is not up on any node"})
             self._ack(call)
             return
-        node = self._acquire_node(call.cost, candidates)
-        if node is None:
-            log.info("job %s: worker stopping before dialing; left queued", job_id)
-            return
-        call.node = node
-        if call.state.cancel_requested:
-            self.queue.transition(job_id, "cancelled", {"hangup_cause": "ORIGINATOR_CANCEL"})
-            self._ack(call)
-            self._release(call)
-            return
         bg_uuid = str(uuid.uuid4())
         # The attempt is recorded before the command leaves ("pending") and
-        # again once the switch has it ("sent"): whoever picks the job up
-        # after a crash knows whether a call may exist, and checks first.
-        fields = {"node": node.node.label, "attempts": str(attempt), "originated": "1", "attempt_state": "pending",
+        # again once the switch has it ("sent", with the node): whoever picks
+        # the job up after a crash knows whether a call may exist, and checks
+        # first. It is recorded before the pacer's turn is taken, so that the
+        # command leaves at the moment the pacer chose, not a Redis round
+        # trip later (which would bunch originates up at the switch).
+        fields = {"attempts": str(attempt), "originated": "1", "attempt_state": "pending",
                   "bgapi_job_uuid": bg_uuid, "worker": self.consumer}
         recording = dialstring.recording_path(request, self.config)
         if recording:
@@ -482,6 +494,21 @@ class Worker:
         self.queue.transition(job_id, "dialing", fields, keep_fields=True, worker=self.consumer)
         if request.callback_url:
             self.webhooks.notify(request, "dialing")
+        if call.held:
+            node = self._acquire_node(call.first_cost, candidates, sessions=call.cost)
+        else:
+            node = self._acquire_node(call.cost, candidates)
+        if node is None:
+            log.info("job %s: worker stopping before dialing; left for the next worker", job_id)
+            return
+        call.node = node
+        if call.state.cancel_requested or call.cancel_seen:
+            # Cancelled before it was dialed (while waiting for the pacer).
+            call.state.cancel_requested = True
+            self.queue.transition(job_id, "cancelled", {"hangup_cause": "ORIGINATOR_CANCEL"})
+            self._ack(call)
+            self._release(call)
+            return
         log.debug("job %s: originate on %s (attempt %d)", job_id, node.node.label, attempt)
         self._bg[bg_uuid] = call
         call.bg_uuids.append(bg_uuid)
@@ -515,10 +542,10 @@ class Worker:
             # Written, but the reply was lost: the switch may have it. From
             # here on the attempt is never placed again.
             call.sent = True
-            self.queue.transition(job_id, fields={"attempt_state": "sent"})
+            self.queue.transition(job_id, fields={"attempt_state": "sent", "node": node.node.label})
             call.inbox.put(OriginateResult(False, "", exc))
             return
-        self.queue.annotate(job_id, {"attempt_state": "sent"})
+        self.queue.annotate(job_id, {"attempt_state": "sent", "node": node.node.label})
         call.sent = True
         gevent.spawn(self._await_result, call, job)
 
@@ -547,10 +574,80 @@ class Worker:
             # The answering leg; not the job id when the switch replaced a
             # duplicate uuid or another simultaneous destination won.
             self._store(call, call.state.on_originate_ok(result.text))
+            if call.held:
+                self._start_connect(call)
         else:
             log.debug("job %s: originate failed: %s", job_id, result.text)
             self._store(call, call.state.on_originate_failed(_cause(result.text)), ack=True)
         self._ack(call)
+
+    def _start_connect(self, call: Call, *, when_parked: bool = False) -> None:
+        """Connect the held call's second party, once. ``when_parked``: the
+        originate's result was not seen, so first wait until the switch shows
+        the first leg parked (the originate has handed it to ``park``)."""
+        if call.connecting or not call.held:
+            return
+        call.connecting = True
+        gevent.spawn(self._await_park if when_parked else self._connect_held, call)
+
+    def _await_park(self, call: Call) -> None:
+        # The first party may still be ringing: up to its ring timeout.
+        deadline = time.monotonic() + dialstring.ring_timeout(call.request.party(call.request.dial_first)) + 10
+        while time.monotonic() < deadline:
+            if call.state.final or call.node is None:
+                return
+            try:
+                dump = json.loads(call.node.link.api("uuid_dump %s json" % (call.state.a_uuid or call.request.id)))
+            except (EslError, ValueError):
+                dump = None
+            if isinstance(dump, dict) and dump.get("variable_current_application") == "park":
+                self._connect_held(call)
+                return
+            if isinstance(dump, dict) and dump.get("variable_current_application") not in (None, "", "park"):
+                return  # already past the park: connected by someone else
+            gevent.sleep(0.5)
+        log.warning("job %s: the first party never showed up parked; not connecting", call.request.id)
+
+    def _connect_held(self, call: Call) -> None:
+        """The first party answered and waits parked: in its turn on the
+        node's pacer (before any new originate there), start the second
+        party's leg by sending the channel to the connect extension."""
+        call.connecting = True
+        node = call.node
+        if node is None:
+            return
+        second = max(0, call.cost - call.first_cost)
+        node.connecting += 1
+        try:
+            while True:
+                if call.state.final or call.state.cancel_requested or call.node is not node:
+                    return
+                now = time.monotonic()
+                delay = node.pacer.delay(now, second, sessions=0)
+                if delay == 0:
+                    node.pacer.start(now, second, sessions=0)
+                    break
+                gevent.sleep(delay if delay is not None else 0.05)
+        finally:
+            node.connecting -= 1
+            self._capacity.set()
+        command = dialstring.transfer_command(call.state.a_uuid)
+        for tries in range(1, 6):
+            try:
+                with node.sending:
+                    node.link.bgapi(command)
+                return
+            except EslNotSent as exc:  # nothing left: the connection is being made again
+                if tries == 5 or call.state.final:
+                    error: Exception = exc
+                    break
+                gevent.sleep(1.0)
+            except EslError as exc:
+                error = exc
+                break
+        # The first leg stays parked until its park_timeout; the events of
+        # its hangup end the call.
+        log.warning("job %s: could not connect the second party: %s", call.request.id, error)
 
     def _resume(self, call: Call, record: dict[str, str]) -> None:
         """A previous worker placed this job and died (or stopped): follow the
@@ -588,10 +685,15 @@ class Worker:
         events = []
         if dump.get("Answer-State") == "answered" or dump.get("Caller-Channel-Answered-Time", "0") not in ("0", ""):
             events.append("CHANNEL_ANSWER")
-        if dump.get("variable_bridge_uuid") or dump.get("variable_signal_bond") or dump.get("Other-Leg-Unique-ID"):
+        bridged = dump.get("variable_bridge_uuid") or dump.get("variable_signal_bond") or dump.get("Other-Leg-Unique-ID")
+        if bridged:
             events.append("CHANNEL_BRIDGE")
         for name in events:
             self._store(call, call.state.on_event("a", name, target))
+        if call.held and not bridged:
+            # Answered (or about to be) and parked while nobody followed.
+            call.state.a_uuid = call.state.a_uuid or target
+            self._start_connect(call, when_parked=True)
 
     def _lost_channel(self, call: Call) -> None:
         """No switch has the call's channel. If the switch had the originate,

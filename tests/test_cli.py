@@ -60,6 +60,7 @@ def test_config_from_env_reads_every_setting() -> None:
         "ESLENGINE_ALLOW": r"\+1[0-9]{10};\+33[0-9]{9}",
         "ESLENGINE_MAX_RING_TIMEOUT": "90",
         "ESLENGINE_ESL_TIMEOUT": "2.5",
+        "ESLENGINE_BRIDGE": " Switch ",
         "UNRELATED": "x",
     })
     assert config.redis_url.endswith("/2")
@@ -69,6 +70,7 @@ def test_config_from_env_reads_every_setting() -> None:
     assert config.blocked_prefixes == ("+1900", "+44")
     assert len(config.allow_patterns) == 2
     assert (config.max_ring_timeout, config.esl_timeout) == (90, 2.5)
+    assert config.bridge == "switch" and Config().bridge == "engine"
     assert Config.from_env({}) == Config()
 
 
@@ -80,6 +82,7 @@ def test_config_from_env_reads_every_setting() -> None:
     {"ESLENGINE_ESL_TIMEOUT": "-1"},
     {"ESLENGINE_FREESWITCH": "esl://:x@host:notaport"},
     {"ESLENGINE_FREESWITCH": "esl://:x@host?speed=1"},
+    {"ESLENGINE_BRIDGE": "both"},
 ])
 def test_bad_config_values(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):

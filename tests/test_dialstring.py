@@ -74,22 +74,37 @@ def groups_of(dial: Any) -> list[list[tuple[str, dict[str, str]]]]:
 
 
 def assert_exact(request: CallRequest, config: Config) -> None:
-    command = dialstring.originate_command(request, config)
+    """Both forms of the originate (the switch or the engine starts the
+    second leg) carry every value exactly."""
+    for hold in (False, True) if dialstring.can_hold(request) else (False,):
+        _assert_exact(request, config, hold)
+
+
+_EXTRA_VARS = (dialstring.BRIDGE_VAR, "eslengine_announce", "eslengine_say", "eslengine_tts_engine",
+               "eslengine_tts_voice", "park_timeout")
+
+
+def _assert_exact(request: CallRequest, config: Config, hold: bool) -> None:
+    command = dialstring.originate_command(request, config, hold=hold)
     assert command.startswith("originate ")
     encode_command("bgapi " + command)  # no CR/LF: one ESL frame
     orig = parse_originate(command[len("originate "):])
     first, second = request.dial_first, request.second
     assert orig.cid_name is None and orig.cid_num is None
-    if dialstring.uses_dialplan(request):
-        assert (orig.app, orig.exten, orig.dialplan, orig.context) == (None, "eslengine_connect", "XML", "eslengine")
+    if hold or dialstring.uses_dialplan(request):
+        if hold:
+            assert (orig.app, orig.app_args, orig.exten) == ("park", "", None)
+        else:
+            assert (orig.app, orig.exten, orig.dialplan, orig.context) == (None, "eslengine_connect", "XML", "eslengine")
         bridge_text = orig.dial.global_variables[dialstring.BRIDGE_VAR]
-        extra = tuple((k, v) for k, v in orig.dial.global_variables.items()
-                      if k in (dialstring.BRIDGE_VAR, "eslengine_announce", "eslengine_say", "eslengine_tts_engine",
-                               "eslengine_tts_voice"))
+        extra = tuple((k, v) for k, v in orig.dial.global_variables.items() if k in _EXTRA_VARS)
         expected_extra = {dialstring.BRIDGE_VAR}
         if request.announcement is not None:
             expected_extra |= ({"eslengine_say", "eslengine_tts_engine", "eslengine_tts_voice"}
                                if request.announcement.kind == "say" else {"eslengine_announce"})
+        if hold:
+            expected_extra.add("park_timeout")
+            assert dict(extra)["park_timeout"] == str(dialstring.PARK_TIMEOUT)
         assert {k for k, _ in extra} == expected_extra
     else:
         assert orig.app == "bridge" and orig.exten is None and orig.app_args is not None
@@ -97,6 +112,22 @@ def assert_exact(request: CallRequest, config: Config) -> None:
     assert groups_of(orig.dial) == expected_groups(request, first, config, extra)
     assert groups_of(parse_dial_string(bridge_text)) == expected_groups(request, second, config)
     assert orig.dial.groups[0][0].variables["origination_uuid"] == request.id
+
+
+def test_held_form_and_transfer_command() -> None:
+    request = parse_request({"a": "+15551230001", "b": "user/1000"}, CONFIGS[0])
+    command = dialstring.originate_command(request, CONFIGS[0], hold=True)
+    assert command.endswith(" &park()") and "eslengine_bridge=" in command
+    _assert_exact(request, CONFIGS[0], True)
+    upper = request.id.upper()
+    assert dialstring.transfer_command(upper) == "uuid_transfer %s eslengine_connect XML eslengine" % request.id
+    for bad in ("", "not-a-uuid", request.id + " &park()", request.id + "\nexit"):
+        with pytest.raises(ValueError):
+            dialstring.transfer_command(bad)
+    bypass = parse_request({"a": "+15551230001", "b": "user/1000", "media": "bypass"}, CONFIGS[0])
+    assert not dialstring.can_hold(bypass)
+    with pytest.raises(ValueError):
+        dialstring.originate_command(bypass, CONFIGS[0], hold=True)
 
 
 @st.composite

@@ -272,6 +272,33 @@ def test_other_extensions_keep_parking(switch: FakeSwitch) -> None:
     assert A in switch.channels and switch.channels[A].app == "park"
 
 
+def test_held_leg_waits_in_park_until_transferred_to_the_connect_extension(switch: FakeSwitch) -> None:
+    c = listen(switch, "BACKGROUND_JOB CHANNEL_CREATE CHANNEL_BRIDGE")
+    bridge = "{origination_uuid=%s\\,eslengine_leg=b}sofia/gateway/gw/15551230002" % B
+    bgapi(c, "{origination_uuid=%s,eslengine_job_id=%s,eslengine_bridge=%s,park_timeout=30}"
+             "sofia/gateway/gw/15551230001 &park()" % (A, JOB, bridge))
+    evs = c.events_until(job_done)
+    assert evs[-1].body == "+OK %s\n" % A
+    assert [e.get("Unique-ID") for e in evs if e.name == "CHANNEL_CREATE"] == [A]  # no second leg yet
+    assert switch.channels[A].app == "park"
+    assert switch.api("uuid_transfer", "%s eslengine_connect XML eslengine" % B, None) == "-ERR No such channel!\n"
+    assert switch.api("uuid_transfer", A, None).startswith("-USAGE:")
+    assert switch.api("uuid_transfer", "%s eslengine_connect XML eslengine" % A, None) == "+OK\n"
+    evs = c.events_until(lambda e: e.name == "CHANNEL_BRIDGE")
+    assert [e.get("Unique-ID") for e in evs if e.name == "CHANNEL_CREATE"] == [B]
+    assert (evs[-1].get("Bridge-A-Unique-ID"), evs[-1].get("Bridge-B-Unique-ID")) == (A, B)
+
+
+def test_park_timeout_hangs_up_a_leg_nobody_transfers(switch: FakeSwitch) -> None:
+    c = listen(switch, "BACKGROUND_JOB CHANNEL_HANGUP_COMPLETE")
+    bgapi(c, "{origination_uuid=%s,park_timeout=2:RECOVERY_ON_TIMER_EXPIRE}sofia/gateway/gw/15551230001 &park()"
+          % A)
+    started = time.monotonic()
+    evs = c.events_until(hangup_of(A))
+    assert evs[-1].get("Hangup-Cause") == "RECOVERY_ON_TIMER_EXPIRE"
+    assert time.monotonic() - started >= 2 / SCALE
+
+
 # -- in-process event log ------------------------------------------------------------
 
 def test_events_are_kept_without_subscribers(switch: FakeSwitch) -> None:

@@ -11,6 +11,7 @@ import gevent
 import pytest
 import redis
 
+from eslengine import dialstring
 from eslengine.calls import parse_request
 from eslengine.config import Config, Node
 from eslengine.fakeswitch import FakeSwitch, Scenario
@@ -202,16 +203,31 @@ def test_taken_over_job_with_live_channel_is_followed_not_redialed(rig: Rig) -> 
     assert rig.client.xpending(rig.queue.keys.jobs, GROUP)["pending"] == 0
 
 
-def test_pacing_keeps_the_switch_from_refusing(redis_server: RedisServer, key_prefix: str) -> None:
+@pytest.mark.parametrize("bridge", ["engine", "switch"])
+def test_pacing_keeps_the_switch_from_refusing(redis_server: RedisServer, key_prefix: str, bridge: str) -> None:
     rig = Rig(redis_server, key_prefix, sps=6, talk_time=1.0)
     try:
         ids = [rig.submit(a="+1555123%04d" % i, b="+1555124%04d" % i) for i in range(8)]
-        rig.start_worker()
+        rig.start_worker(bridge=bridge)
         docs = [rig.final(i, timeout=20) for i in ids]
         assert all(d["status"] == "completed" for d in docs), [d["hangup_cause"] for d in docs]
         assert rig.switch.stats.refused_over_limit == 0
+        tails = {r.args.rsplit(" ", 1)[-1][:8] for r in rig.switch.board.originates}
+        assert tails == ({"&park()"} if bridge == "engine" else {"&bridge("})
     finally:
         rig.close()
+
+
+def test_held_first_leg_is_connected_by_the_worker(rig: Rig) -> None:
+    rig.start_worker()
+    job_id = rig.submit(a="+15551230001", b="+15551230002", caller_id_number="+15557770000")
+    doc = rig.final(job_id)
+    assert doc["status"] == "completed" and doc["b_uuid"]
+    record = rig.switch.originates_with("eslengine_job_id", job_id)[0]
+    assert record.args.endswith("&park()") and record.variables["park_timeout"] == str(dialstring.PARK_TIMEOUT)
+    # The second leg came from the connect extension, after the first answered.
+    events = [(name, h.get("Unique-ID")) for name, h in rig.switch.events_for(job_id)]
+    assert events.index(("CHANNEL_CREATE", doc["b_uuid"])) > events.index(("CHANNEL_ANSWER", job_id))
 
 
 def test_worker_reconnects_after_the_switch_drops_connections(rig: Rig) -> None:

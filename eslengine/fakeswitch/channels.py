@@ -983,10 +983,39 @@ class Switchboard:
         elif app in _LASTING_APPS:
             if self.talk_time is not None and a.talk_timer is None and winner.outcome.talk is None:
                 a.talk_timer = self.later(self.talk_time, self._talk_over, a)
+            if app == "park":
+                self._park_timer(a)
         elif app in _FINITE_APPS:
             self.hangup(a, "NORMAL_CLEARING")
         else:
             self.hangup(a, "DESTINATION_OUT_OF_ORDER")
+
+    def _park_timer(self, ch: Channel) -> None:
+        """``park_timeout=<seconds>[:<cause>]``: a channel still parked then is
+        hung up (NORMAL_CLEARING unless a cause is given)."""
+        seconds, _, cause = ch.variables.get("park_timeout", "").partition(":")
+        if not seconds.strip().isdigit() or int(seconds) <= 0:
+            return
+        parked_since = ch.variables.get("current_application")
+
+        def expire() -> None:
+            if ch.alive and ch.app == "park" and ch.variables.get("current_application") == parked_since:
+                self.hangup(ch, hangup_cause(cause.strip() or None))
+
+        self.later(self.scaled(int(seconds)), expire)
+
+    def transfer(self, ch: Channel, exten: str, dialplan: str, context: str) -> None:
+        """``switch_ivr_session_transfer``: the channel leaves what it runs
+        (a park) and runs ``exten`` in ``context``. The ``eslengine_connect``
+        extension is run as the shipped dialplan would; any other target is
+        simulated as a park."""
+        if exten == CONNECT_EXTEN and dialplan.upper() == "XML" and context == CONNECT_CONTEXT:
+            ch.app = "transfer"
+            self.spawn(self._connect, ch)
+            return
+        ch.context, ch.dest = context, exten
+        ch.app = "park"
+        ch.variables["current_application"] = "park"
 
     def _connect(self, a: Channel) -> None:
         """Extension ``eslengine_connect`` (context ``eslengine``): answer;

@@ -114,6 +114,7 @@ USAGE_FSCTL = (
 USAGE_SCHED_HANGUP = "-USAGE: [+]<time> <uuid> [<cause>]\n"
 USAGE_SCHED_BROADCAST = "-USAGE: [+]<time> <uuid> <path> [aleg|bleg|both]\n"
 USAGE_BROADCAST = "-USAGE: <uuid> <path> [aleg|bleg|both]\n"
+USAGE_TRANSFER = "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n"
 
 _CALL_COLUMNS = (
     "uuid direction created created_epoch name state cid_name cid_num ip_addr dest presence_id "
@@ -798,6 +799,23 @@ class FakeSwitch:
         self.board.hangup(ch, hangup_cause(words[1] if len(words) > 1 else None))
         return "+OK\n"
 
+    def _api_uuid_transfer(self, arg: str) -> str:
+        """``uuid_transfer <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]``
+        (the A leg only: -bleg and -both are refused here)."""
+        words = arg.split()
+        if len(words) < 2 or len(words) > 5:
+            return USAGE_TRANSFER
+        if words[1].startswith("-"):
+            return "-ERR the simulator transfers the named channel only\n"
+        ch = self.channels.get(words[0])
+        if ch is None or not ch.alive:
+            return "-ERR No such channel!\n"
+        exten = words[1]
+        dialplan = words[2] if len(words) > 2 else "XML"
+        context = words[3] if len(words) > 3 else "default"
+        self.board.transfer(ch, exten, dialplan, context)
+        return "+OK\n"
+
     def _api_uuid_exists(self, arg: str) -> str:
         return "true" if self._channel(arg) is not None else "false"
 
@@ -900,6 +918,7 @@ _API: dict[str, Callable[[FakeSwitch, str], str]] = {
     "originate": FakeSwitch._api_originate,
     "uuid_exists": FakeSwitch._api_uuid_exists,
     "uuid_kill": FakeSwitch._api_uuid_kill,
+    "uuid_transfer": FakeSwitch._api_uuid_transfer,
     "uuid_getvar": FakeSwitch._api_uuid_getvar,
     "uuid_setvar": FakeSwitch._api_uuid_setvar,
     "uuid_dump": FakeSwitch._api_uuid_dump,
