@@ -79,7 +79,7 @@ def run(quick: bool) -> list[Result]:
     try:
         bare_port = free_port()
         gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
-        bare = stack.spawn("api", [gunicorn, "-k", "gevent", "-w", "1", "--worker-connections", "1000",
+        bare = stack.spawn("api_bare", [gunicorn, "-k", "gevent", "-w", "1", "--worker-connections", "1000",
                                    "-b", "127.0.0.1:%d" % bare_port, "--log-level", "warning", "bench.bare:app"])
         wait_for_port(bare_port, 20, bare.proc)
         bare_url = "http://127.0.0.1:%d/v1/calls" % bare_port

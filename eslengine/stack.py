@@ -97,6 +97,10 @@ class LocalStack:
     # ------------------------------------------------------------ processes
 
     def spawn(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Process:
+        running = self.processes.get(name)
+        if running is not None and running.proc.poll() is None:
+            # Replacing it here would leave it running after stop().
+            raise ValueError("a process named %r is already running (pid %d)" % (name, running.proc.pid))
         log_path = os.path.join(self.dir, name + ".log")
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
@@ -160,8 +164,9 @@ class LocalStack:
 
     def stop(self) -> None:
         # Front to back: API, workers (they drain), switch, Redis last.
-        order = sorted(self.processes.values(), key=lambda p: ("api", "worker", "fakeswitch", "redis").index(
-            "worker" if p.name.startswith("worker") else p.name))
+        kinds = ("api", "worker", "fakeswitch", "redis")
+        order = sorted(self.processes.values(), key=lambda p: next(
+            (i for i, kind in enumerate(kinds) if p.name.startswith(kind)), 0))
         for process in order:
             process.stop()
         self.processes.clear()

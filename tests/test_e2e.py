@@ -117,3 +117,16 @@ def test_make_demo_runs_and_checks_its_outcomes() -> None:
                            ("no answer", "failed     NO_ANSWER"), ("cancelled", "cancelled  ORIGINATOR_CANCEL"),
                            ("via redis", "completed  NORMAL_CLEARING")]:
         assert any(line.startswith(label) and outcome in line for line in proc.stdout.splitlines()), label
+
+
+def test_stack_refuses_a_second_process_under_a_running_ones_name(tmp_path: Any) -> None:
+    """Otherwise stop() would lose track of the first one and leave it running."""
+    local = LocalStack(dir=str(tmp_path))
+    first = local.spawn("api", [sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with pytest.raises(ValueError):
+            local.spawn("api", [sys.executable, "-c", "pass"])
+        other = local.spawn("api_bare", [sys.executable, "-c", "import time; time.sleep(30)"])
+    finally:
+        local.stop()
+    assert first.proc.poll() is not None and other.proc.poll() is not None
