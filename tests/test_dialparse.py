@@ -586,3 +586,54 @@ def test_property_parsers_fail_only_as_freeswitch_does(text: str) -> None:
             assert parse is parse_originate
         except DialStringError as exc:
             assert exc.cause in (None, "DESTINATION_OUT_OF_ORDER")
+
+
+# --- the in-place buffer: stepping over NULs, reads past the end, name order --------------------
+# Pinned from the character-at-a-time implementation, so that faster scanning cannot drift;
+# each follows from the C code's pointer walk.
+
+PAST_END = "FreeSWITCH would read past the end of its buffer (undefined behaviour)"
+
+
+@pytest.mark.parametrize(
+    ("call", "args"),
+    [
+        pytest.param(separate_string, ("a\\", ",", 10), id="char_delim-backslash-steps-over-final-nul"),
+        pytest.param(split_arguments, ("'a b\\",), id="blank_delim-backslash-in-quotes-steps-over-final-nul"),
+        pytest.param(parse_dial_string, ("{^^}a=1\\",), id="create_brackets-separator-0-backslash-steps-over-final-nul"),
+        pytest.param(parse_variable_block, ("{a=1} ",), id="strchr_strict-returns-the-nul"),
+        pytest.param(find_end_paren, ("", "\0", "}"), id="find_end_paren-open-nul"),
+    ],
+)
+def test_reads_past_the_end(call: object, args: tuple[object, ...]) -> None:
+    with pytest.raises(DialStringError) as info:
+        call(*args)  # type: ignore[operator]
+    assert str(info.value) == PAST_END and info.value.cause is None
+
+
+@pytest.mark.parametrize(
+    ("text", "variables", "rest"),
+    [
+        pytest.param("{^^ a=1 b=2\\}c=3 d", {"a": "1", "b": "2\\"}, "c=3", id="blank-splitter-steps-over-closing-nul"),
+        pytest.param("{^^ a=1 'b=2}x", {"a": "1", "'b": "2"}, "x", id="blank-splitter-lone-quote"),
+        pytest.param("{a=1}  {b=2}", {"a": "1"}, "  {b=2}", id="second-block-left-for-next-call"),
+        pytest.param("{a=1}{{b=2}}x", {"a": "1"}, "{{b=2}}x", id="nested-second-block"),
+        pytest.param("{A=1,b=2,a=\\'\\'}x", {"b": "2"}, "x", id="empty-value-deletes-any-case"),
+        pytest.param("{a=1,b=2,A=3}x", {"b": "2", "A": "3"}, "x", id="later-spelling-replaces-and-moves-last"),
+    ],
+)
+def test_parse_variable_block_buffer_cases(text: str, variables: dict[str, str], rest: str) -> None:
+    got, got_rest = parse_variable_block(text)
+    assert (list(got.items()), got_rest) == (list(variables.items()), rest)
+
+
+def test_find_end_paren_close_nul_is_the_terminator() -> None:
+    assert find_end_paren("{ab", "{", "\0") == 3
+    assert find_end_paren("{a}", "{", "}}") is None
+
+
+def test_leg_variables_names_without_case_in_order() -> None:
+    (leg,) = parse_dial_string("{a=1,A=2}[a=3]x/1").legs
+    assert list(leg.variables.items()) == [("A", "2")]
+    (leg,) = parse_dial_string("{local_var_clobber=TRUE,a=1,A=2}[a=3]x/1").legs
+    assert list(leg.variables.items()) == [("local_var_clobber", "TRUE"), ("a", "3")]

@@ -19,7 +19,7 @@ Mirrors, from FreeSWITCH 1.10/1.11:
 The C code edits one NUL-terminated buffer in place, and some of its behaviour only
 follows from that (a backslash just before a block's closing bracket makes the
 tokenizer step over the NUL written there and keep splitting the rest of the dial
-string). The parser therefore works on a mutable :class:`_Buffer` the same way.
+string). The parser therefore works on a mutable list of characters the same way.
 Where the C code would read past the end of its allocation, or reaches a branch
 that is not modelled, :class:`DialStringError` is raised with ``cause=None``.
 
@@ -30,8 +30,12 @@ separator, which is refused.
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 log = logging.getLogger(__name__)
 
@@ -129,142 +133,240 @@ def _past_end(action: str) -> DialStringError:
     return DialStringError(f"FreeSWITCH would {action} past the end of its buffer (undefined behaviour)", cause=None)
 
 
-class _Buffer:
-    """A C string: its characters, one NUL, and nothing readable after that."""
+# --- the buffer ---------------------------------------------------------------------------------
+#
+# A C string being edited in place is a plain list of one-character strings: its
+# characters up to the first NUL, then that NUL, and nothing readable after it. The
+# parsers index the list directly, as the C code dereferences its pointers; an index
+# past the NUL raises IndexError, which the public functions (@_c_string_entry) report
+# as the DialStringError of _past_end. No index is ever negative.
+#
+# Where the C code walks a string one character at a time only to reach the next
+# character it acts on, the walk here takes a str copy of the characters up to the next
+# NUL (a "run", see _cstr) and jumps from one such character to the next with a
+# compiled character set (_strpbrk) or str.find. The copy stays exact for everything
+# the walk reads: these loops only ever write at or behind the character just read.
 
-    __slots__ = ("chars",)
+_F = TypeVar("_F", bound=Callable[..., Any])
 
-    def __init__(self, text: str) -> None:
-        self.chars = list(text.split(_NUL, 1)[0])
-        self.chars.append(_NUL)
 
-    def __getitem__(self, index: int) -> str:
-        if index >= len(self.chars):
-            raise _past_end("read")
-        return self.chars[index]
+def _c_string_entry(func: _F) -> _F:
+    """For the public functions: an access past a buffer's NUL, which the C code would
+    make without noticing, raises DialStringError (cause None)."""
 
-    def __setitem__(self, index: int, char: str) -> None:
-        if index >= len(self.chars):
-            raise _past_end("write")
-        self.chars[index] = char
+    @functools.wraps(func)
+    def entry(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except IndexError as exc:
+            # CPython says "list assignment index out of range" for a store and
+            # "list index out of range" for a load.
+            raise _past_end("write" if "assignment" in str(exc) else "read") from None
 
-    def cstr(self, index: int) -> str:
-        if index >= len(self.chars):
-            raise _past_end("read")
-        return "".join(self.chars[index : self.chars.index(_NUL, index)])
+    return cast(_F, entry)
 
-    def strchr(self, index: int, char: str) -> int | None:
-        while (c := self[index]) != _NUL:
-            if c == char:
-                return index
-            index += 1
-        return None
+
+def _buffer(text: str) -> list[str]:
+    """A C string: the characters of ``text`` up to its first NUL, then one NUL."""
+    chars = list(text.split(_NUL, 1)[0])
+    chars.append(_NUL)
+    return chars
+
+
+def _cstr(buf: list[str], index: int) -> str:
+    """The C string at ``index``: the characters from there up to the next NUL."""
+    try:
+        return "".join(buf[index : buf.index(_NUL, index)])
+    except ValueError:  # every buffer ends in a NUL: index is past it
+        raise _past_end("read") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _strpbrk(chars: str) -> re.Pattern[str]:
+    """A set of characters: ``_strpbrk(chars).search(run, i)`` finds the first of
+    ``chars`` in ``run`` at or after ``i``, like C's ``strpbrk``."""
+    return re.compile("[" + re.escape(chars) + "]")
+
+
+_UNESCAPES = {"n": "\n", "r": "\r", "t": "\t", "s": " "}
 
 
 def unescape_char(escaped: str) -> str:
     """``unescape_char``: ``n r t s`` become LF, CR, TAB, space; anything else is itself."""
-    return {"n": "\n", "r": "\r", "t": "\t", "s": " "}.get(escaped, escaped)
+    return _UNESCAPES.get(escaped, escaped)
 
 
-def _cleanup(buf: _Buffer, index: int, delim: str | None) -> int:
+_CLEANUP_SPECIALS = _strpbrk(_ESCAPE_META + "'")
+# What cleanup_separated_string turns a backslash and the next character into, when
+# that character is not the delimiter: e == '\'' || e == '"' || e == ESCAPE_META ||
+# unescape_char(e) != e. A backslash before anything else stays.
+_CLEANUP_ESCAPES = {"'": "'", '"': '"', _ESCAPE_META: _ESCAPE_META, **_UNESCAPES}
+
+
+def _cleanup(buf: list[str], index: int, delim: str | None) -> int:
+    """``cleanup_separated_string`` on the C string at ``index``, in place; returns
+    where the cleaned string starts.
+
+    The C code copies every kept character down to ``dest`` as it reads; nothing reads
+    those places again before the loop ends, so the kept characters are collected and
+    stored in one go."""
     ptr = index
     while buf[ptr] == " ":
         ptr += 1
     start = dest = ptr
     end: int | None = None
     inside_quotes = False
-    while (c := buf[ptr]) != _NUL:
-        escaped = False
-        if c == _ESCAPE_META:
-            raw = buf[ptr + 1]
-            out = unescape_char(raw)
-            if raw in ("'", '"', _ESCAPE_META) or (delim is not None and raw == delim):
-                out = raw
-                escaped = True
-            elif out != raw:
-                escaped = True
-            if escaped:
-                ptr += 1
-                buf[dest] = out
-                dest += 1
-                end = dest
-        if not escaped:
-            if c == "'" and (inside_quotes or buf.strchr(ptr + 1, "'") is not None):
+    kept: list[str] = []  # buf[start:dest] once the loop is done
+    while buf[ptr] != _NUL:
+        # One run; the loop comes back for the next only when a backslash escaped the
+        # NUL that ends it (the NUL delimiter of a block ending in "^^").
+        run = _cstr(buf, ptr)
+        last_quote = run.rfind("'")  # strchr(ptr + 1, '\'') finds one iff it is after ptr
+        n = len(run)
+        i = 0
+        while i < n:
+            c = run[i]
+            if c != _ESCAPE_META and c != "'":
+                # Up to the next backslash or quote: copied; "end" follows every
+                # character but a space outside quotes.
+                special = _CLEANUP_SPECIALS.search(run, i)
+                stop = n if special is None else special.start()
+                plain = run[i:stop]
+                kept.append(plain)
+                if inside_quotes:
+                    end = dest + len(plain)
+                elif visible := len(plain.rstrip(" ")):
+                    end = dest + visible
+                dest += len(plain)
+                i = stop
+                continue
+            if c == _ESCAPE_META:
+                raw = run[i + 1] if i + 1 < n else _NUL
+                # NOTE: C tests (delim && e == delim), which a NUL delimiter never passes;
+                # this emulation has always let it pass, and still does.
+                out = raw if delim is not None and raw == delim else _CLEANUP_ESCAPES.get(raw)
+                if out is not None:
+                    kept.append(out)
+                    dest += 1
+                    end = dest
+                    i += 2
+                    continue
+            if c == "'" and (inside_quotes or last_quote > i):
                 inside_quotes = not inside_quotes
                 if inside_quotes:
                     end = dest
-            else:
-                buf[dest] = c
+            else:  # a lone quote, or a backslash that escapes nothing
+                kept.append(c)
                 dest += 1
-                if c != " " or inside_quotes:
-                    end = dest
-        ptr += 1
+                end = dest
+            i += 1
+        ptr += i
+    if dest != ptr:  # else every kept character is already where it was read
+        buf[start:dest] = "".join(kept)
     if end is not None:
         buf[end] = _NUL
     return start
 
 
+@_c_string_entry
 def cleanup_separated_string(text: str, delim: str | None) -> str:
     """``cleanup_separated_string``: drop leading spaces and trailing spaces outside
     quotes, remove a single quote that has a partner later in the text (or closes
     one), and turn ``\\'`` ``\\"`` ``\\\\`` ``\\<delim>`` ``\\n`` ``\\r`` ``\\t`` ``\\s``
     into their character; any other backslash stays. ``delim`` None is the blank
     splitter's 0."""
-    buf = _Buffer(text)
-    return buf.cstr(_cleanup(buf, 0, delim))
+    buf = _buffer(text)
+    return _cstr(buf, _cleanup(buf, 0, delim))
 
 
-def _tokenize_char(buf: _Buffer, index: int, delim: str, arraylen: int) -> list[int]:
+def _tokenize_char(buf: list[str], index: int, delim: str, arraylen: int) -> list[int]:
+    """``separate_string_char_delim`` on the C string at ``index``; returns where the
+    cleaned tokens start."""
+    specials = _strpbrk(_ESCAPE_META + "'" + delim)
     tokens: list[int] = []
     ptr = index
     find_delim = False
     inside_quotes = False
     while buf[ptr] != _NUL and len(tokens) < arraylen:
-        if not find_delim:
-            tokens.append(ptr)
-            find_delim = True
-            continue
-        c = buf[ptr]
-        if c == _ESCAPE_META:
-            ptr += 1
-        elif c == "'" and (inside_quotes or buf.strchr(ptr + 1, "'") is not None):
-            inside_quotes = not inside_quotes
-        elif c == delim and not inside_quotes:
-            buf[ptr] = _NUL
-            find_delim = False
-        ptr += 1
+        # One run; the loop comes back for the next only when a backslash made the
+        # tokenizer step over the NUL that ends it.
+        run = _cstr(buf, ptr)
+        last_quote = run.rfind("'")  # strchr(ptr + 1, '\'') finds one iff it is after ptr
+        n = len(run)
+        i = 0
+        while i < n and len(tokens) < arraylen:
+            if not find_delim:
+                tokens.append(ptr + i)
+                find_delim = True
+                continue
+            c = run[i]
+            if c != _ESCAPE_META and c != "'" and c != delim:
+                special = specials.search(run, i)  # nothing to do until there
+                if special is None:
+                    i = n
+                    break
+                i = special.start()
+                c = run[i]
+            if c == _ESCAPE_META:
+                i += 1
+            elif c == "'" and (inside_quotes or last_quote > i):
+                inside_quotes = not inside_quotes
+            elif c == delim and not inside_quotes:
+                buf[ptr + i] = _NUL
+                find_delim = False
+            i += 1
+        ptr += i
     return [_cleanup(buf, token, delim) for token in tokens]
 
 
-def _tokenize_blank(buf: _Buffer, index: int, arraylen: int) -> list[int]:
-    start, skip_initial, find_delim, skip_ending = range(4)
-    state = start
+_START, _SKIP_INITIAL, _FIND_DELIM, _SKIP_ENDING = range(4)
+_BLANK_SPECIALS = _strpbrk(_ESCAPE_META + "' ")
+
+
+def _tokenize_blank(buf: list[str], index: int, arraylen: int) -> list[int]:
+    """``separate_string_blank_delim`` on the C string at ``index``; returns where the
+    cleaned tokens start."""
+    state = _START
     tokens: list[int] = []
     ptr = index
     inside_quotes = False
     while buf[ptr] != _NUL and len(tokens) < arraylen:
-        c = buf[ptr]
-        if state == start:
-            tokens.append(ptr)
-            state = skip_initial
-        elif state == skip_initial:
-            if c == " ":
-                ptr += 1
+        # One run; the loop comes back for the next only when a backslash made the
+        # tokenizer step over the NUL that ends it.
+        run = _cstr(buf, ptr)
+        n = len(run)
+        i = 0
+        while i < n and len(tokens) < arraylen:
+            c = run[i]
+            if state == _START:
+                tokens.append(ptr + i)
+                state = _SKIP_INITIAL
+            elif state == _SKIP_INITIAL:
+                if c == " ":
+                    i += 1
+                else:
+                    state = _FIND_DELIM
+            elif state == _FIND_DELIM:
+                if c != _ESCAPE_META and c != "'" and c != " ":
+                    special = _BLANK_SPECIALS.search(run, i)  # nothing to do until there
+                    if special is None:
+                        i = n
+                        break
+                    i = special.start()
+                    c = run[i]
+                if c == _ESCAPE_META:
+                    i += 1
+                elif c == "'":
+                    inside_quotes = not inside_quotes
+                elif c == " " and not inside_quotes:
+                    buf[ptr + i] = _NUL
+                    state = _SKIP_ENDING
+                i += 1
+            elif c == " ":
+                i += 1
             else:
-                state = find_delim
-        elif state == find_delim:
-            if c == _ESCAPE_META:
-                ptr += 1
-            elif c == "'":
-                inside_quotes = not inside_quotes
-            elif c == " " and not inside_quotes:
-                buf[ptr] = _NUL
-                state = skip_ending
-            ptr += 1
-        elif c == " ":
-            ptr += 1
-        else:
-            state = start
+                state = _START
+        ptr += i
     return [_cleanup(buf, token, None) for token in tokens]
 
 
@@ -275,7 +377,8 @@ def _check_delim(delim: str) -> None:
         )
 
 
-def _separate_string(buf: _Buffer, index: int, delim: str, arraylen: int) -> list[int]:
+def _separate_string(buf: list[str], index: int, delim: str, arraylen: int) -> list[int]:
+    """``switch_separate_string`` on the C string at ``index``."""
     if buf[index] == "^" and buf[index + 1] == "^":
         p = index + 2
         if buf[p] != _NUL and buf[p + 1] != _NUL:
@@ -288,14 +391,15 @@ def _separate_string(buf: _Buffer, index: int, delim: str, arraylen: int) -> lis
     return _tokenize_char(buf, index, delim, arraylen)
 
 
+@_c_string_entry
 def separate_string(text: str, delim: str, arraylen: int) -> list[str]:
     """``switch_separate_string``: at most ``arraylen`` tokens (the last one keeps
     the rest of the text), each cleaned by :func:`cleanup_separated_string`. A
     leading ``^^X`` with at least one character after ``X`` makes ``X`` the
     delimiter. A space delimiter selects the blank splitter: runs of spaces are one
     separator, and every single quote toggles quoting, with no look-ahead."""
-    buf = _Buffer(text)
-    return [buf.cstr(i) for i in _separate_string(buf, 0, delim, arraylen)]
+    buf = _buffer(text)
+    return [_cstr(buf, i) for i in _separate_string(buf, 0, delim, arraylen)]
 
 
 def split_arguments(text: str, arraylen: int = ORIGINATE_MAX_ARGS) -> list[str]:
@@ -311,33 +415,45 @@ def separate_string_string(text: str, delim: str, arraylen: int) -> list[str]:
     return text.split(delim, arraylen - 1) if arraylen > 0 else []
 
 
-def _find_end_paren(buf: _Buffer, index: int, open_: str, close: str) -> int | None:
+def _find_end_paren(buf: list[str], index: int, open_: str, close: str) -> int | None:
+    """``switch_find_end_paren`` on the C string at ``index``."""
     s = index
     while buf[s] == " ":
         s += 1
     if buf[s] != open_:
         return None
+    brackets = _strpbrk(open_ + close + _NUL)
     depth = 1
     e = s + 1
-    while (c := buf[e]) != _NUL:
-        if c == open_ and open_ != close:
-            depth += 1
-        elif c == close:
-            depth -= 1
-            if depth == 0:
-                break
-        e += 1
-    return e if buf[e] == close else None
+    size = 64
+    while chunk := "".join(buf[e : e + size]):
+        # The C loop stops at the balancing close or at the NUL; read up to there in
+        # doubling slices, so that a long string after the block costs nothing extra.
+        for found in brackets.finditer(chunk):
+            c = found.group()
+            if c == _NUL:
+                return e + found.start() if close == _NUL else None
+            if c == open_ and open_ != close:
+                depth += 1
+            elif c == close:
+                depth -= 1
+                if depth == 0:
+                    return e + found.start()
+        e += size
+        size *= 2
+    raise _past_end("read")  # e is past the NUL (open_ was the NUL)
 
 
+@_c_string_entry
 def find_end_paren(text: str, open_: str, close: str) -> int | None:
     """``switch_find_end_paren``: after leading spaces ``text`` must start with
     ``open_``; returns the index of the ``close`` that balances it (nesting counted,
     quotes and backslashes ignored), or None."""
-    return _find_end_paren(_Buffer(text), 0, open_, close)
+    return _find_end_paren(_buffer(text), 0, open_, close)
 
 
-def _strchr_strict(buf: _Buffer, index: int, find: str, allowed: str) -> int | None:
+def _strchr_strict(buf: list[str], index: int, find: str, allowed: str) -> int | None:
+    """``switch_strchr_strict``."""
     p = index
     if buf[p] == _NUL:
         return None
@@ -351,11 +467,8 @@ def _strchr_strict(buf: _Buffer, index: int, find: str, allowed: str) -> int | N
 
 
 def _ascii_lower(text: str) -> str:
-    return text.translate(_ASCII_LOWER)
-
-
-def _same_name(a: str, b: str) -> bool:
-    return _ascii_lower(a) == _ascii_lower(b)
+    """Lower-case ASCII letters only, as C's ``tolower`` (``str.lower`` is that for ASCII text)."""
+    return text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
 
 
 def _add_header(headers: list[tuple[str, str]], name: str, value: str) -> None:
@@ -363,13 +476,14 @@ def _add_header(headers: list[tuple[str, str]], name: str, value: str) -> None:
     if "[" in name or value.startswith("ARRAY::"):
         raise DialStringError(f"array header {name!r}={value!r} is not modelled", cause=None)
     if value == "":
-        headers[:] = [(n, v) for n, v in headers if not _same_name(n, name)]
+        lowered = _ascii_lower(name)
+        headers[:] = [(n, v) for n, v in headers if _ascii_lower(n) != lowered]
         return
     headers.append((name, value))
 
 
 def _create_brackets(
-    buf: _Buffer, index: int, a: str, b: str, c: str, headers: list[tuple[str, str]]
+    buf: list[str], index: int, a: str, b: str, c: str, headers: list[tuple[str, str]]
 ) -> int:
     """``switch_event_create_brackets`` with dup=SWITCH_FALSE: returns where the
     data after the block starts."""
@@ -405,7 +519,7 @@ def _create_brackets(
         for token in _separate_string(buf, vdata, c, MAX_BRACKET_VARS):
             inner = _separate_string(buf, token, "=", 2)
             if len(inner) == 2:
-                _add_header(headers, buf.cstr(inner[0]), buf.cstr(inner[1]))
+                _add_header(headers, _cstr(buf, inner[0]), _cstr(buf, inner[1]))
         if vnext is None:
             break
         vdata = vnext
@@ -413,16 +527,17 @@ def _create_brackets(
     return end
 
 
+@_c_string_entry
 def parse_variable_block(
     text: str, open_: str = "{", close: str = "}", separator: str = ","
 ) -> tuple[dict[str, str], str]:
     """One ``switch_event_create_brackets`` call on ``text`` (which must start with
     ``open_``): the variables it yields (a later duplicate wins, names compare
     without case, as on a channel) and the text after the block."""
-    buf = _Buffer(text)
+    buf = _buffer(text)
     headers: list[tuple[str, str]] = []
     rest = _create_brackets(buf, 0, open_, close, separator, headers)
-    return _channel_view(headers, check_vars=False), buf.cstr(rest)
+    return _channel_view(headers, check_vars=False), _cstr(buf, rest)
 
 
 def switch_true(expr: str | None) -> bool:
@@ -458,6 +573,8 @@ def atoi(text: str) -> int:
 def string_var_check(value: str) -> bool:
     """``switch_string_var_check_const``: a ``$`` followed (backslashes allowed in
     between) by ``{``."""
+    if "$" not in value:
+        return False
     dollar = False
     for ch in value:
         if ch == "$":
@@ -473,27 +590,36 @@ def string_var_check(value: str) -> bool:
 def _channel_view(headers: list[tuple[str, str]], check_vars: bool) -> dict[str, str]:
     """Apply headers with ``switch_channel_set_variable_var_check`` in order."""
     result: dict[str, str] = {}
+    spelling: dict[str, str] = {}  # ASCII-lower-cased name -> its key in result
     for name, value in headers:
         if not name:
             continue
-        for existing in [n for n in result if _same_name(n, name)]:
+        lowered = _ascii_lower(name)
+        existing = spelling.pop(lowered, None)
+        if existing is not None:
             del result[existing]
         if check_vars and string_var_check(value):
             log.debug("channel variable %s refused: value contains ${", name)
             continue
         result[name] = value
+        spelling[lowered] = name
     return result
 
 
 def _first_header(headers: list[tuple[str, str]], name: str) -> str | None:
+    lowered = _ascii_lower(name)
     for n, v in headers:
-        if _same_name(n, name):
+        if _ascii_lower(n) == lowered:
             return v
     return None
 
 
-def _mark_bracket_commas(buf: _Buffer, index: int) -> None:
-    p = index
+def _mark_bracket_commas(buf: list[str], index: int) -> None:
+    # Nothing happens before the first '[' (it resets "quoted"): start there.
+    first = _cstr(buf, index).find("[")
+    if first == -1:
+        return
+    p = index + first
     end: int | None = None
     quoted = False
     alt = False
@@ -511,12 +637,13 @@ def _mark_bracket_commas(buf: _Buffer, index: int) -> None:
         p += 1
 
 
-def _skip_spaces(buf: _Buffer, index: int) -> int:
+def _skip_spaces(buf: list[str], index: int) -> int:
     while buf[index] == " ":
         index += 1
     return index
 
 
+@_c_string_entry
 def parse_dial_string(text: str) -> DialString:
     """The dial string as ``switch_ivr_originate`` (no originating session) reads it.
 
@@ -527,9 +654,9 @@ def parse_dial_string(text: str) -> DialString:
     """
     if ENTERPRISE_DELIM in text.split(_NUL, 1)[0]:
         raise DialStringError("enterprise originate (:_:) is not modelled", cause=None)
-    odata = _Buffer(text)
+    odata = _buffer(text)
     data = _skip_spaces(odata, 0)
-    check_vars = "origination_nested_vars=true" not in _ascii_lower(odata.cstr(data))
+    check_vars = "origination_nested_vars=true" not in _ascii_lower(_cstr(odata, data))
     headers: list[tuple[str, str]] = []
     if odata[data] == "<":
         while odata[data] == "<":
@@ -541,7 +668,7 @@ def parse_dial_string(text: str) -> DialString:
         raise DialStringError("No origination URL specified!")
 
     clobber = switch_true(_first_header(headers, "local_var_clobber"))
-    loop_data = _Buffer(odata.cstr(data))
+    loop_data = _buffer(_cstr(odata, data))
     groups: list[tuple[Leg, ...]] = []
     for pipe in _separate_string(loop_data, 0, "|", MAX_PEERS):
         _mark_bracket_commas(loop_data, pipe)
@@ -562,7 +689,7 @@ def parse_dial_string(text: str) -> DialString:
             order = headers + local if clobber else local + headers
             legs.append(
                 Leg(
-                    endpoint=loop_data.cstr(chan_type),
+                    endpoint=_cstr(loop_data, chan_type),
                     variables=_channel_view(order, check_vars),
                     leg_variables=_channel_view(local, check_vars=False),
                 )
