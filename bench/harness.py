@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import gevent
 import redis
 
 from eslengine.stack import LocalStack, Process, free_port, wait_for_port
@@ -148,16 +149,36 @@ def cpu_seconds(pid: int) -> float:
 
 @dataclass
 class CpuMeter:
-    """CPU share of some processes between ``start()`` and ``stop()``."""
+    """CPU share of some processes between ``start()`` and ``stop()``. A
+    process that exits before ``stop()`` is measured up to its last sample
+    (taken every 0.2 s)."""
 
     pids: dict[str, int]
     _start: dict[str, float] = field(default_factory=dict)
+    _last: dict[str, tuple[float, float]] = field(default_factory=dict)
     _t0: float = 0.0
+    _sampler: Any = None
 
     def start(self) -> None:
         self._t0 = time.monotonic()
         self._start = {n: cpu_seconds(p) for n, p in self.pids.items()}
+        self._last = {n: (self._t0, c) for n, c in self._start.items()}
+        self._sampler = gevent.spawn(self._sample_forever)
+
+    def _sample(self) -> None:
+        for name, pid in self.pids.items():
+            try:
+                self._last[name] = (time.monotonic(), cpu_seconds(pid))
+            except OSError:
+                pass  # gone: keep its last sample
+
+    def _sample_forever(self) -> None:
+        while True:
+            gevent.sleep(0.2)
+            self._sample()
 
     def stop(self) -> dict[str, float]:
-        elapsed = max(time.monotonic() - self._t0, 1e-9)
-        return {n: round((cpu_seconds(p) - self._start[n]) / elapsed, 2) for n, p in self.pids.items()}
+        if self._sampler is not None:
+            self._sampler.kill()
+        self._sample()
+        return {n: round((c - self._start[n]) / max(t - self._t0, 1e-9), 2) for n, (t, c) in self._last.items()}

@@ -2,9 +2,9 @@
 than the run, and what the simulator observes.
 
 Every call is two sofia legs (one session each); the A leg's session starts
-with the originate, the B leg's when A answers (``ring_time`` later), which
-the engine does not send and so cannot time: the pacer reserves both
-sessions at the originate. Observed: session starts per second over the
+with the originate, the B leg's when the worker transfers the answered A leg
+to the connect extension (ESLENGINE_BRIDGE=engine, the default), in its own
+turn on the pacer. Observed: session starts per second over the
 measured window (against N and N - 1), the most starts in any sliding and
 any clock-aligned one-second window, the peak of live channels, and the
 sessions the switch refused for being over a limit.
@@ -72,8 +72,8 @@ def run(quick: bool) -> list[Result]:
         n, m2, ceiling["rate"], ceiling["peak"], ceiling["refused"]), file=sys.stderr)
     dev_n = rate["rate"] / n - 1
     dev_n1 = rate["rate"] / (n - 1) - 1
-    b_leg = ("B legs start ring_time (%.1fs) after their A leg, unpaced by the engine; the pacer reserves "
-             "them at the originate" % RING)
+    b_leg = ("B legs start when the worker transfers the answered A leg (ring %.1fs), paced like the "
+             "originates" % RING)
     return [
         Result("pacing: observed sessions/s, N=%d, %ds" % (n, seconds), round(rate["rate"], 2), "sessions/s",
                "within 2%% of N=%d" % n, abs(dev_n) <= 0.02,
