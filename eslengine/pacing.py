@@ -11,10 +11,10 @@ timer. Sessions, not calls, are what count: a loopback leg is two sessions.
 
 Within that cap, starts are spread evenly (a virtual schedule, one start
 every ``cost / rate`` seconds, that a start may beat by at most ``EARLY``)
-instead of being let through in bursts as soon as the window has room. A
-burst of originates makes the switch answer, and create the bridged legs,
-in bursts too; an even stream keeps those second legs, which the switch
-starts on its own when the first leg answers, spread out as well. Because a
+instead of being let through in bursts as soon as the window has room: a
+burst of originates makes the switch answer in bursts too, and where the
+switch starts the second legs itself (``&bridge``) they come in bursts as
+well; the sessions the engine starts itself arrive as sent. Because a
 start late by less than ``EARLY`` keeps the schedule, timer lateness does
 not pile up into a lower rate.
 """

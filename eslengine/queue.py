@@ -471,14 +471,7 @@ class JobQueue:
         With ``worker``, the call joins that worker's live set on a live
         status and leaves it on a final one. With ``ack``, that stream entry
         is acknowledged in the same round trip."""
-        if status and status not in calls.STATUSES:
-            raise ValueError("unknown status %r" % status)
-        args: list[str] = [status, now_iso(), str(self.record_ttl), "0", "1" if keep_fields else "0", job_id]
-        for key, value in (fields or {}).items():
-            args += [key, value]
-        keys = [self.keys.call(job_id), self.keys.history(job_id)]
-        if worker and status:
-            keys.append(self.keys.live(worker))
+        keys, args = self._transition_call(job_id, status, fields, keep_fields, worker)
         with redis_errors("update call"):
             if self.batcher is not None:
                 waiters = [self.batcher.submit("EVALSHA", self._transition.sha, len(keys), *keys, *args)]
@@ -504,12 +497,22 @@ class JobQueue:
         if self.batcher is None:
             self.transition(job_id, fields=fields)
             return
-        args: list[str] = ["", now_iso(), str(self.record_ttl), "0", "0", job_id]
-        for key, value in fields.items():
-            args += [key, value]
-        keys = [self.keys.call(job_id), self.keys.history(job_id)]
+        keys, args = self._transition_call(job_id, "", fields)
         waiter = self.batcher.submit("EVALSHA", self._transition.sha, len(keys), *keys, *args)
         waiter.rawlink(_log_failure)
+
+    def _transition_call(self, job_id: str, status: str, fields: Mapping[str, str] | None,
+                         keep_fields: bool = False, worker: str = "") -> tuple[list[str], list[str]]:
+        """The keys and arguments of the transition script."""
+        if status and status not in calls.STATUSES:
+            raise ValueError("unknown status %r" % status)
+        args: list[str] = [status, now_iso(), str(self.record_ttl), "0", "1" if keep_fields else "0", job_id]
+        for key, value in (fields or {}).items():
+            args += [key, value]
+        keys = [self.keys.call(job_id), self.keys.history(job_id)]
+        if worker and status:
+            keys.append(self.keys.live(worker))
+        return keys, args
 
     def record_for_job(self, request: CallRequest) -> dict[str, str]:
         """The record of a job read off the stream, created (``queued``) when a

@@ -361,8 +361,8 @@ class Worker:
                 self.queue.ack(entry_id)
             return
         held = self.config.bridge == "engine" and dialstring.can_hold(request)
-        call = Call(request, entry_id, cost=self._cost(request), held=held,
-                    first_cost=self._cost(request, request.dial_first))
+        first, second = self._cost(request, request.dial_first), self._cost(request, request.second)
+        call = Call(request, entry_id, cost=first + second, held=held, first_cost=first)
         self.calls[job_id] = call  # before any I/O: one follower per job
         try:
             record = self.queue.record_for_job(request)
@@ -420,15 +420,12 @@ class Worker:
             call.node = None
             self._capacity.set()
 
-    def _cost(self, request: CallRequest, only: str | None = None) -> int:
-        """Sessions the call (or only party ``only``) may hold at once: every
-        destination of a party rung all at once, the dearest one of a party
-        rung in turn."""
-        total = 0
-        for party in (request.a, request.b) if only is None else (request.party(only),):
-            costs = [session_cost(dialstring.endpoint(d, self.config)) for d in party.destinations]
-            total += sum(costs) if party.mode == "simultaneous" else max(costs)
-        return total
+    def _cost(self, request: CallRequest, name: str) -> int:
+        """Sessions party ``name``'s legs may hold at once: every destination
+        rung all at once, the dearest one rung in turn."""
+        party = request.party(name)
+        costs = [session_cost(dialstring.endpoint(d, self.config)) for d in party.destinations]
+        return sum(costs) if party.mode == "simultaneous" else max(costs)
 
     def _candidates(self, request: CallRequest) -> list[NodeState] | None:
         """The nodes this job may run on, or None when its target call is on
@@ -498,10 +495,8 @@ class Worker:
         self.queue.transition(job_id, "dialing", fields, keep_fields=True, worker=self.consumer)
         if request.callback_url:
             self.webhooks.notify(request, "dialing")
-        if call.held:
-            node = self._acquire_node(call.first_cost, candidates, sessions=call.cost)
-        else:
-            node = self._acquire_node(call.cost, candidates)
+        # A held call starts only its first leg now, but holds both legs' sessions.
+        node = self._acquire_node(call.first_cost if call.held else call.cost, candidates, sessions=call.cost)
         if node is None:
             log.info("job %s: worker stopping before dialing; left for the next worker", job_id)
             return
@@ -585,38 +580,49 @@ class Worker:
             self._store(call, call.state.on_originate_failed(_cause(result.text)), ack=True)
         self._ack(call)
 
-    def _start_connect(self, call: Call, *, when_parked: bool = False) -> None:
-        """Connect the held call's second party, once. ``when_parked``: the
-        originate's result was not seen, so first wait until the switch shows
-        the first leg parked (the originate has handed it to ``park``)."""
+    def _start_connect(self, call: Call, dump: dict[str, Any] | None = None) -> None:
+        """Connect the held call's second party, once. With ``dump`` (the
+        first leg as ``uuid_dump`` showed it) the originate's result was not
+        seen: connect only once the switch shows the leg parked (the
+        originate has handed it to ``park``)."""
         if call.connecting or not call.held:
             return
         call.connecting = True
-        gevent.spawn(self._await_park if when_parked else self._connect_held, call)
+        if dump is None:
+            gevent.spawn(self._connect_held, call)
+        else:
+            gevent.spawn(self._await_park, call, dump)
 
-    def _await_park(self, call: Call) -> None:
+    def _dump(self, call: Call) -> dict[str, Any] | None:
+        """The first leg's channel as ``uuid_dump`` shows it, or None."""
+        target = call.state.a_uuid or call.request.id
+        try:
+            dump = json.loads(call.node.link.api("uuid_dump %s json" % target))  # type: ignore[union-attr]
+        except (EslError, ValueError) as exc:
+            log.warning("job %s: could not read the channel: %s", call.request.id, exc)
+            return None
+        return dump if isinstance(dump, dict) else None
+
+    def _await_park(self, call: Call, dump: dict[str, Any] | None) -> None:
+        """``_connect_held`` once ``uuid_dump`` shows the first leg parked."""
         # The first party may still be ringing: up to its ring timeout.
         deadline = time.monotonic() + dialstring.ring_timeout(call.request.party(call.request.dial_first)) + 10
-        while time.monotonic() < deadline:
-            if call.state.final or call.node is None:
-                return
-            try:
-                dump = json.loads(call.node.link.api("uuid_dump %s json" % (call.state.a_uuid or call.request.id)))
-            except (EslError, ValueError):
-                dump = None
-            if isinstance(dump, dict) and dump.get("variable_current_application") == "park":
+        while time.monotonic() < deadline and not call.state.final and call.node is not None:
+            application = (dump or {}).get("variable_current_application")
+            if application == "park":
                 self._connect_held(call)
                 return
-            if isinstance(dump, dict) and dump.get("variable_current_application") not in (None, "", "park"):
+            if application:
                 return  # already past the park: connected by someone else
             gevent.sleep(0.5)
-        log.warning("job %s: the first party never showed up parked; not connecting", call.request.id)
+            dump = self._dump(call)
+        if not call.state.final:
+            log.warning("job %s: the first party never showed up parked; not connecting", call.request.id)
 
     def _connect_held(self, call: Call) -> None:
         """The first party answered and waits parked: in its turn on the
         node's pacer (before any new originate there), start the second
         party's leg by sending the channel to the connect extension."""
-        call.connecting = True
         node = call.node
         if node is None:
             return
@@ -679,12 +685,8 @@ class Worker:
         """What happened while nobody followed the call: read the first
         party's channel off the switch (answered? bridged?)."""
         target = call.state.a_uuid or call.request.id
-        try:
-            dump = json.loads(call.node.link.api("uuid_dump %s json" % target))  # type: ignore[union-attr]
-        except (EslError, ValueError) as exc:
-            log.warning("job %s: could not read the channel: %s", call.request.id, exc)
-            return
-        if not isinstance(dump, dict):
+        dump = self._dump(call)
+        if dump is None:
             return
         events = []
         if dump.get("Answer-State") == "answered" or dump.get("Caller-Channel-Answered-Time", "0") not in ("0", ""):
@@ -696,8 +698,8 @@ class Worker:
             self._store(call, call.state.on_event("a", name, target))
         if call.held and not bridged:
             # Answered (or about to be) and parked while nobody followed.
-            call.state.a_uuid = call.state.a_uuid or target
-            self._start_connect(call, when_parked=True)
+            call.state.a_uuid = target
+            self._start_connect(call, dump)
 
     def _lost_channel(self, call: Call) -> None:
         """No switch has the call's channel. If the switch had the originate,

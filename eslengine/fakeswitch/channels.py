@@ -996,10 +996,8 @@ class Switchboard:
         seconds, _, cause = ch.variables.get("park_timeout", "").partition(":")
         if not seconds.strip().isdigit() or int(seconds) <= 0:
             return
-        parked_since = ch.variables.get("current_application")
-
         def expire() -> None:
-            if ch.alive and ch.app == "park" and ch.variables.get("current_application") == parked_since:
+            if ch.alive and ch.app == "park":
                 self.hangup(ch, hangup_cause(cause.strip() or None))
 
         self.later(self.scaled(int(seconds)), expire)

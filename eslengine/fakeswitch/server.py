@@ -807,7 +807,7 @@ class FakeSwitch:
             return USAGE_TRANSFER
         if words[1].startswith("-"):
             return "-ERR the simulator transfers the named channel only\n"
-        ch = self.channels.get(words[0])
+        ch = self._channel(arg)
         if ch is None or not ch.alive:
             return "-ERR No such channel!\n"
         exten = words[1]
