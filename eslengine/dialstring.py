@@ -69,6 +69,11 @@ VAR_ROUNDS = ("=", ",")
 
 def check_value(field: str, value: str) -> None:
     """Refuse a value that no escaping can carry safely (ValidationError)."""
+    if value.isascii() and value.isprintable() and _FORBIDDEN.isdisjoint(value):
+        # Printable ASCII holds no control or invisible character.
+        if "${" in value:
+            raise ValidationError(field, "may not contain '${'")
+        return
     for ch in value:
         if ch in _FORBIDDEN:
             raise ValidationError(field, "may not contain %r" % ch)
@@ -82,16 +87,16 @@ def check_value(field: str, value: str) -> None:
 def _escape_round(value: str, delim: str) -> str:
     """Escape for one clean-up round. The blank split (``delim == ""``) needs
     every space as ``\\s``; the later rounds only trim spaces at the ends."""
-    out = []
-    last = len(value) - 1
-    for i, ch in enumerate(value):
-        if ch == "\\" or ch == "'" or ch == '"' or (delim and ch == delim):
-            out.append("\\" + ch)
-        elif ch == " " and (not delim or i == 0 or i == last):
-            out.append("\\s")
-        else:
-            out.append(ch)
-    return "".join(out)
+    out = value.replace("\\", "\\\\").replace("'", "\\'").replace('"', '\\"')
+    if delim:
+        out = out.replace(delim, "\\" + delim)
+        # Spaces inside survive a trimming round; one at either end would not.
+        if value[:1] == " ":
+            out = "\\s" + out[1:]
+        if value[-1:] == " " and len(value) > 1:
+            out = out[:-1] + "\\s"
+        return out
+    return out.replace(" ", "\\s")
 
 
 def encode_value(value: str, rounds: Iterable[str] = ARG_ROUNDS) -> str:

@@ -222,6 +222,7 @@ def test_every_printable_value_round_trips(value: str) -> None:
         ("c42", "c42"),
         ("Click To Call", "Click\\sTo\\sCall"),
         ("a,b", "a\\\\,b"),
+        (" a b ", "\\\\\\\\sa\\sb\\\\\\\\s"),
         ("it's", "it\\\\\\\\\\\\\\'s"),
     ],
 )
@@ -230,7 +231,7 @@ def test_encoding_table(value: str, encoded: str) -> None:
 
 
 @pytest.mark.parametrize("value", ["a{b", "a}b", "a[b", "a]b", "a<b", "a>b", "a(b", "a)b", "a|b", "a\nb", "a\rb",
-                                   "${x}", "a\x00b", "a\u2028b", "a\u200bb"])
+                                   "${x}", "a\x00b", "a\x7fb", "a\u2028b", "a\u200bb", "caf\u00e9 ${x}"])
 def test_values_no_escape_can_carry_are_refused(value: str) -> None:
     with pytest.raises(ValidationError):
         dialstring.check_value("f", value)
