@@ -176,7 +176,10 @@ def parse_json_event(text: str) -> Event:
     if not isinstance(data, dict):
         raise ProtocolError("event-json body is not an object")
     body = data.pop("_body", "")
-    return Event({str(k): str(v) for k, v in data.items()}, str(body))
+    for key, value in data.items():  # keys are str already; values nearly always
+        if value.__class__ is not str:
+            data[key] = str(value)
+    return Event(data, body if body.__class__ is str else str(body))
 
 
 def url_encode(value: str) -> str:
@@ -209,7 +212,10 @@ def format_json_event(headers: Iterable[tuple[str, str]], body: str = "") -> str
     if body:
         data["Content-Length"] = str(len(body.encode("utf-8")))
         data["_body"] = body
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return orjson.dumps(data).decode("utf-8")
+    except orjson.JSONEncodeError:  # a lone surrogate: no UTF-8 for it
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def encode_frame(headers: Iterable[tuple[str, str]], body: str = "", *, length_first: bool = False) -> bytes:

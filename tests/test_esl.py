@@ -19,6 +19,8 @@ import gevent
 import gevent.event
 import gevent.socket
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from gevent.server import StreamServer
 
 from eslengine import protocol
@@ -807,3 +809,21 @@ def test_against_fakeswitch_originate_stall_and_reconnect() -> None:
     finally:
         link.stop()
         fs.stop()
+
+
+# -- event-json encoding -----------------------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.text(), st.text()), max_size=6), st.text())
+def test_json_event_text_is_the_compact_stdlib_form(headers: list[tuple[str, str]], body: str) -> None:
+    """The simulator's fast encoder writes what ``json.dumps`` would, lone
+    surrogates included, and the parser reads it back."""
+    data = dict(headers)
+    if body:
+        data["Content-Length"] = str(len(body.encode("utf-8", "surrogatepass")))
+        data["_body"] = body
+    text = protocol.format_json_event(headers, body)
+    assert text == json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    event = protocol.parse_json_event(text)
+    assert event.body == body
+    assert event.headers == {k: v for k, v in data.items() if k != "_body"}
