@@ -51,7 +51,6 @@ class Recorder:
 
     def snapshot(self) -> dict[str, Any]:
         board = self.switch.board
-        originates = [(r.time, r.variables.get("eslengine_job_id", "")) for r in board.originates]
         return {
             "now": time.time(),
             "session_starts": self.starts,
@@ -59,7 +58,7 @@ class Recorder:
             "refused_over_limit": board.stats.refused_over_limit,
             "peak_sessions": board.stats.peak_sessions,
             "live_sessions": len(board.channels),
-            "originates": originates,
+            "originates": board.stats.originate_log,
         }
 
 

@@ -73,6 +73,7 @@ import logging
 import re
 import time
 import uuid as uuidlib
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,7 +145,6 @@ class OriginateRecord:
     time: float
     job_uuid: str | None
     args: str
-    parsed: Any = None
     result: str | None = None
     uuid: str | None = None
     variables: dict[str, str] = field(default_factory=dict)
@@ -156,7 +156,8 @@ class SwitchStats:
 
     ``originates_per_second`` and ``sessions_per_second`` are keyed by
     ``int(time.time())``; ``refused_over_limit`` counts sessions refused by
-    the sps throttle or max_sessions.
+    the sps throttle or max_sessions; ``originate_log`` has the receive time
+    and ``eslengine_job_id`` of every originate, parsable or not.
     """
 
     sessions_since_startup: int = 0
@@ -165,6 +166,7 @@ class SwitchStats:
     refused_over_limit: int = 0
     originates_per_second: dict[int, int] = field(default_factory=dict)
     sessions_per_second: dict[int, int] = field(default_factory=dict)
+    originate_log: list[tuple[float, str]] = field(default_factory=list)
 
 
 class Channel:
@@ -432,7 +434,7 @@ class Switchboard:
 
     def __init__(self, fire: FireFn, *, hostname: str, sps: int, max_sessions: int,
                  ring_time: float, talk_time: float | None, scenario: Scenario,
-                 time_scale: float = 1.0, playback_time: float = 0.0) -> None:
+                 time_scale: float = 1.0, playback_time: float = 0.0, originates_kept: int = 10_000) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
         self.fire_cb = fire
@@ -445,7 +447,7 @@ class Switchboard:
         self.talk_time = talk_time
         self.scenario = scenario
         self.channels: dict[str, Channel] = {}
-        self.originates: list[OriginateRecord] = []
+        self.originates: deque[OriginateRecord] = deque(maxlen=originates_kept)
         self.stats = SwitchStats()
         self.core_uuid = _CORE_UUID
         self.started = time.time()
