@@ -76,7 +76,8 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     scenario = Scenario.from_file(args.scenario) if args.scenario else None
     switch = FakeSwitch(args.bind, args.password, sps=args.sps, max_sessions=args.max_sessions,
-                        ring_time=args.ring_time, talk_time=args.talk_time, scenario=scenario)
+                        ring_time=args.ring_time, talk_time=args.talk_time, scenario=scenario,
+                        events_kept=0, originates_kept=0)
     recorder = Recorder(switch)
 
     def serve_stats(sock: socket.socket, _addr: Any) -> None:

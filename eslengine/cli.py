@@ -25,6 +25,12 @@ def _patch() -> None:
 def _logging(level: str) -> None:
     import logging
 
+    # The format uses none of these; skipping them saves a frame walk and,
+    # under gevent, a dummy Thread object per greenlet that logs.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
