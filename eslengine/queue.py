@@ -285,8 +285,9 @@ class JobQueue:
         """Store the call record (``queued``) and add the job, atomically.
         Raises ``JobExists`` when the id was already accepted."""
         now = now_iso()
-        args: list[str] = [str(self.record_ttl), request.dumps(), now]
-        for key, value in _initial_record(request, now).items():
+        document = request.dumps()
+        args: list[str] = [str(self.record_ttl), document, now]
+        for key, value in _initial_record(request, now, document).items():
             args += [key, value]
         keys = [self.keys.call(request.id), self.keys.history(request.id), self.keys.jobs]
         with redis_errors("enqueue"):
@@ -553,13 +554,13 @@ class JobQueue:
             )
 
 
-def _initial_record(request: CallRequest, now: str) -> dict[str, str]:
+def _initial_record(request: CallRequest, now: str, document: str | None = None) -> dict[str, str]:
     return {
         "id": request.id,
         "status": "queued",
         "a": ",".join(str(d) for d in request.a.destinations),
         "b": ",".join(str(d) for d in request.b.destinations),
-        "request": request.dumps(),
+        "request": document if document is not None else request.dumps(),
         "created_at": now,
         "queued_at": now,
         "updated_at": now,

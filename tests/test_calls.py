@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from eslengine.calls import (
     parse_request,
 )
 from eslengine.config import Config
+from eslengine import destinations
 from eslengine.destinations import Destination
 from eslengine.errors import ValidationError
 
@@ -117,6 +119,43 @@ def test_blocked_prefixes_and_allow_list() -> None:
     with pytest.raises(ValidationError, match="allowed") as info:
         parse_request({"a": "+15551230001", "b": "+442071234567"}, config)
     assert info.value.field == "b"
+
+
+def test_premium_rate_numbers_are_refused_by_default() -> None:
+    for number in ("+19005550199", "+448712345678", "+33892123456"):
+        with pytest.raises(ValidationError, match="premium-rate") as info:
+            parse_request({"a": number, "b": "+12125550100"}, CONFIG)
+        assert info.value.field == "a"
+
+
+_NUMBERS = st.builds(
+    lambda cc, rest: "+%s%s" % (cc, rest),
+    st.sampled_from(["1", "1900", "1800", "1876", "44", "4487", "4490", "4470", "33", "3389", "49", "49900",
+                     "39", "3989", "61", "61190", "7", "81", "8170", "86", "91", "800", "870", "979", "882"]),
+    st.text(alphabet="0123456789", min_size=4, max_size=10),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_NUMBERS, st.sets(st.sampled_from(sorted(destinations.NUMBER_TYPES)), max_size=3))
+def test_the_quick_type_check_never_clears_a_refused_number(number: str, names: set[str]) -> None:
+    """``surely_not`` may only say yes when libphonenumber's full
+    classification agrees, so the fast path refuses exactly what it did."""
+    kinds = frozenset(destinations.NUMBER_TYPES[name] for name in names)
+    if destinations.surely_not(number, kinds):
+        classified = destinations.classify(number)
+        assert classified is not None and classified[0] not in kinds
+    config = Config(refused_number_types=tuple(sorted(names)))
+    slow = Config(refused_number_types=tuple(sorted(names)), countries=tuple(sorted(phonenumbers.SUPPORTED_REGIONS)))
+    outcomes = []
+    for cfg in (config, slow):
+        try:
+            destinations.check_number_allowed("a", number, cfg)
+            outcomes.append("ok")
+        except ValidationError as exc:
+            outcomes.append(exc.reason if "not served" not in exc.reason else "ok")
+    if destinations.classify(number) is not None:
+        assert outcomes[0] == outcomes[1]
 
 
 def test_can_move_only_forward_and_never_out_of_final() -> None:
