@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import redis
 
 from eslengine import enqueue
 from eslengine.calls import parse_request
 from eslengine.config import Config
 from eslengine.errors import QueueUnavailable, ValidationError
-from eslengine.queue import GROUP, JobQueue, Keys, connect
+from eslengine.queue import GROUP, JobQueue, Keys, connect, now_iso
 from eslengine.redisbatch import CommandBatcher
 from tests.conftest import free_port
 
@@ -180,3 +183,12 @@ def test_enqueue_refuses_an_id_already_taken(queue: JobQueue) -> None:
     # Nothing was added or reset by the refused attempt.
     assert queue.redis.xlen(queue.keys.jobs) == 1
     assert queue.get(req.id)["status"] == "dialing"  # type: ignore[index]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.floats(min_value=0, max_value=4e9, allow_nan=False), st.floats(min_value=0, max_value=0.002))
+def test_now_iso_is_datetimes_millisecond_text(ts: float, later: float) -> None:
+    """The kept text of the last millisecond never leaks into another one."""
+    for moment in (ts, ts + later, ts):
+        expected = datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="milliseconds")
+        assert now_iso(moment) == expected.replace("+00:00", "Z")
