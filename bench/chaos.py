@@ -485,7 +485,7 @@ class Report:
             unobserved=unobserved,
             overlapping=overlapping,
             same_attempt=same_attempt,
-            placed_more=sum(1 for j, es in received.items() if len(es) > 1 and j in set(accepted)),
+            placed_more=sum(1 for j, es in received.items() if len(es) > 1 and j in accepted_set),
             strangers={j for j in received if j not in accepted_set},
             attempts_seen=any(e.get("attempt") is not None for es in received.values() for e in es),
             switch=switch,

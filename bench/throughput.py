@@ -51,11 +51,11 @@ def _drain(stack: BenchStack, depth: int, k: int, start: Any, label: str, timeou
 
     def top_up() -> None:
         nonlocal added
-        feeder = stack.client()
+        producer = stack.client()
         while not stop.is_set():
-            missing = depth - feeder.xlen(STREAM)
+            missing = depth - producer.xlen(STREAM)
             if missing > 0:
-                added += fill_stream(feeder, (job() for _ in range(min(missing, TOP_UP_BATCH))))
+                added += fill_stream(producer, (job() for _ in range(min(missing, TOP_UP_BATCH))))
             stop.wait(0.02)
 
     mark = time.time()

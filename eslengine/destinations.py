@@ -192,6 +192,11 @@ def _type_patterns(country_code: int, kinds: frozenset[int]) -> re.Pattern[str] 
     return re.compile("|".join("(?:%s)" % p for p in sorted(patterns)))
 
 
+@functools.lru_cache(maxsize=64)
+def _kinds(names: tuple[str, ...]) -> frozenset[int]:
+    return frozenset(NUMBER_TYPES[name] for name in names if name in NUMBER_TYPES)
+
+
 @functools.lru_cache(maxsize=65536)
 def surely_not(number: str, kinds: frozenset[int]) -> bool:
     """True when ``number`` is certainly none of ``kinds``: no region of its
@@ -213,8 +218,7 @@ def check_number_allowed(field: str, number: str, config: Config) -> None:
     for prefix in config.blocked_prefixes:
         if number.startswith(prefix):
             raise ValidationError(field, "destination %s... is blocked" % prefix)
-    if not config.countries and config.refused_number_types and surely_not(
-            number, frozenset(NUMBER_TYPES[name] for name in config.refused_number_types if name in NUMBER_TYPES)):
+    if not config.countries and surely_not(number, _kinds(config.refused_number_types)):
         return _check_allow_list(field, number, config)
     if config.refused_number_types or config.countries:
         classified = classify(number)

@@ -668,8 +668,9 @@ class FakeSwitch:
                 log.info("originate: Parse Error! %s", exc)
                 rec.result = "-ERR %s\n" % (exc.cause or "DESTINATION_OUT_OF_ORDER")
             found = _JOB_ID.search(arg)
-            self.board.stats.originate_log.append((rec.time, found.group(1) if found else ""))
-            done = self._journaled(found.group(1) if found else None, None, job, done)
+            job_id = found.group(1) if found else None
+            self.board.stats.originate_log.append((rec.time, job_id or ""))
+            done = self._journaled(job_id, None, job, done)
             done(rec.result)
             return
         rec.variables = originate_variables(parsed)
