@@ -144,6 +144,10 @@ _RANKS = ",".join(
 _TRANSITION = """
 local ranks = {%s}
 local final = %d
+if ARGV[8] ~= '' then
+  redis.call('XACK', KEYS[4], ARGV[9], ARGV[8])
+  redis.call('XDEL', KEYS[4], ARGV[8])
+end
 local cur = redis.call('HGET', KEYS[1], 'status')
 local new = ARGV[1]
 local now = ARGV[2]
@@ -158,13 +162,13 @@ if new ~= '' then
     new = ''
   end
 end
-for i = 7, #ARGV, 2 do
+for i = 10, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 if new ~= '' then
   redis.call('HSET', KEYS[1], 'status', new, new .. '_at', now, 'updated_at', now)
   if ranks[new] == final then redis.call('HSET', KEYS[1], 'ended_at', now) end
-  if #KEYS >= 3 then
+  if ARGV[7] == '1' then
     if ranks[new] == final then redis.call('SREM', KEYS[3], ARGV[6]) else redis.call('SADD', KEYS[3], ARGV[6]) end
   end
   redis.call('RPUSH', KEYS[2], new .. ' ' .. now)
@@ -233,17 +237,40 @@ return 1
 """
 
 # A job's record, created as "queued" if a producer added the job with a
-# bare XADD (then with created=1 in the reply, not stored).
+# bare XADD (then with created=1 in the reply, not stored). With dialing
+# fields a job that is queued and was never originated also moves to
+# "dialing" in the same step — unless a cancel was asked for, or the toll-
+# fraud policy refused the job (ARGV[3]) and no intake checked it — and the
+# reply carries claimed=<attempt>, the record itself as it was before.
 _RECORD = """
 local record = redis.call('HGETALL', KEYS[1])
-if #record > 0 then return record end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-redis.call('RPUSH', KEYS[2], 'queued ' .. ARGV[2])
+local created = #record == 0
+local n = tonumber(ARGV[4])
+if created then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 6, 5 + n))
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  redis.call('RPUSH', KEYS[2], 'queued ' .. ARGV[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
+  record = redis.call('HGETALL', KEYS[1])
+  table.insert(record, 'created')
+  table.insert(record, '1')
+end
+if #ARGV == 5 + n then return record end
+local h = {}
+for i = 1, #record, 2 do h[record[i]] = record[i + 1] end
+if h['status'] ~= 'queued' or h['originated'] == '1' or h['cancel_requested'] == '1'
+   or (h['checked'] ~= '1' and ARGV[3] ~= '1') then
+  return record
+end
+local attempt = tostring((tonumber(h['attempts']) or 0) + 1)
+redis.call('HSET', KEYS[1], 'attempts', attempt, unpack(ARGV, 6 + n))
+redis.call('HSET', KEYS[1], 'status', 'dialing', 'dialing_at', ARGV[2], 'updated_at', ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[5])
+redis.call('RPUSH', KEYS[2], 'dialing ' .. ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
-record = redis.call('HGETALL', KEYS[1])
-table.insert(record, 'created')
-table.insert(record, '1')
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+table.insert(record, 'claimed')
+table.insert(record, attempt)
 return record
 """
 
@@ -300,7 +327,8 @@ class JobQueue:
         Raises ``JobExists`` when the id was already accepted."""
         now = now_iso()
         document = request.dumps()
-        args: list[str] = [str(self.record_ttl), document, now]
+        # The request passed the toll-fraud policy (parse_request) on the way in.
+        args: list[str] = [str(self.record_ttl), document, now, "checked", "1"]
         for key, value in _initial_record(request, now, document).items():
             args += [key, value]
         keys = [self.keys.call(request.id), self.keys.history(request.id), self.keys.jobs]
@@ -486,22 +514,12 @@ class JobQueue:
         With ``worker``, the call joins that worker's live set on a live
         status and leaves it on a final one. With ``ack``, that stream entry
         is acknowledged in the same round trip."""
-        keys, args = self._transition_call(job_id, status, fields, keep_fields, worker)
+        keys, args = self._transition_call(job_id, status, fields, keep_fields, worker, ack)
         with redis_errors("update call"):
             if self.batcher is not None:
-                waiters = [self.batcher.submit("EVALSHA", self._transition.sha, len(keys), *keys, *args)]
-                if ack:
-                    waiters.append(self.batcher.submit("XACK", self.keys.jobs, GROUP, ack))
-                    waiters.append(self.batcher.submit("XDEL", self.keys.jobs, ack))
-                results = [self.batcher.wait(w) for w in waiters]
-                return int(results[0]) > 0
-            if not ack:
-                return int(self._transition(keys=keys, args=args)) > 0
-            pipe = self.redis.pipeline(transaction=False)
-            self._transition(keys=keys, args=args, client=pipe)
-            pipe.xack(self.keys.jobs, GROUP, ack)
-            pipe.xdel(self.keys.jobs, ack)
-            result = pipe.execute()[0]
+                result = self.batcher.call("EVALSHA", self._transition.sha, len(keys), *keys, *args)
+            else:
+                result = self._transition(keys=keys, args=args)
         return int(result) > 0
 
     def annotate(self, job_id: str, fields: Mapping[str, str]) -> None:
@@ -517,27 +535,45 @@ class JobQueue:
         waiter.rawlink(_log_failure)
 
     def _transition_call(self, job_id: str, status: str, fields: Mapping[str, str] | None,
-                         keep_fields: bool = False, worker: str = "") -> tuple[list[str], list[str]]:
-        """The keys and arguments of the transition script."""
+                         keep_fields: bool = False, worker: str = "", ack: str = "") -> tuple[list[str], list[str]]:
+        """The keys and arguments of the transition script: the record, its
+        history, the worker's live set (touched only with ``worker``) and the
+        job stream (an ``ack`` entry is acknowledged and deleted there)."""
         if status and status not in calls.STATUSES:
             raise ValueError("unknown status %r" % status)
-        args: list[str] = [status, now_iso(), str(self.record_ttl), "0", "1" if keep_fields else "0", job_id]
+        live = "1" if worker and status else "0"
+        args: list[str] = [status, now_iso(), str(self.record_ttl), "0", "1" if keep_fields else "0", job_id, live,
+                           ack, GROUP]
         for key, value in (fields or {}).items():
             args += [key, value]
-        keys = [self.keys.call(job_id), self.keys.history(job_id)]
-        if worker and status:
-            keys.append(self.keys.live(worker))
+        keys = [self.keys.call(job_id), self.keys.history(job_id), self.keys.live(worker), self.keys.jobs]
         return keys, args
 
     def record_for_job(self, request: CallRequest) -> dict[str, str]:
         """The record of a job read off the stream, created (``queued``) when a
         producer added the job with a bare XADD; then its ``created`` is "1".
         One round trip either way."""
+        return self.claim(request)
+
+    def claim(self, request: CallRequest, dialing: Mapping[str, str] | None = None, *, worker: str = "",
+              policy_ok: bool = True) -> dict[str, str]:
+        """``record_for_job``, and with ``dialing`` fields, in the same step:
+        a job still queued and never originated moves to ``dialing`` with
+        those fields, ``attempts`` one up, in ``worker``'s live set; the reply
+        then has ``claimed`` (the attempt number) beside the record as it was.
+        Not claimed: a job whose cancel was asked for, and one no intake
+        checked (its record has no ``checked``: a bare XADD) when
+        ``policy_ok`` is false; the caller refuses it. A record created here
+        is ``checked`` when ``policy_ok``."""
         now = now_iso()
-        args: list[str] = [str(self.record_ttl), now]
+        initial: list[str] = ["checked", "1" if policy_ok else "0"]
         for key, value in _initial_record(request, now).items():
+            initial += [key, value]
+        args: list[str] = [str(self.record_ttl), now, "1" if policy_ok else "0", str(len(initial)), request.id,
+                           *initial]
+        for key, value in (dialing or {}).items():
             args += [key, value]
-        keys = [self.keys.call(request.id), self.keys.history(request.id)]
+        keys = [self.keys.call(request.id), self.keys.history(request.id), self.keys.live(worker)]
         with redis_errors("read call"):
             if self.batcher is not None:
                 flat = self.batcher.call("EVALSHA", self._record.sha, len(keys), *keys, *args)

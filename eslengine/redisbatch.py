@@ -12,11 +12,17 @@ The writer owns one connection of its own, outside the client's pool: a
 pooled pipeline pays for a poll() of the socket, the pool's lock and the
 retry wrapper on every send, which at a few thousand pipelines a second is
 a visible share of a worker's CPU.
+
+Every caller's wait is bounded without a timer of its own: a command still
+queued ``timeout`` seconds after it was submitted fails unsent, and a sent
+pipeline is bounded by the client's socket timeout (``queue.connect`` sets
+one), after which its callers get ``QueueUnavailable``.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import gevent
@@ -52,17 +58,18 @@ class CommandBatcher:
         if self._conn is not None:
             self._conn.disconnect()
             self._conn = None
+        self._fail_queued(QueueUnavailable("redis batcher stopped"))
 
     def add_script(self, sha: str, source: str) -> None:
         self._scripts[sha] = source
 
     def submit(self, *command: Any) -> gevent.event.AsyncResult:
-        """Queue ``command`` for the next pipeline; its reply will be in the
-        returned AsyncResult."""
+        """Queue ``command`` for the next pipeline; its reply (or the error
+        that stopped it) will be in the returned AsyncResult."""
         if self._greenlet is None:
             raise RuntimeError("CommandBatcher not started")
         waiter = gevent.event.AsyncResult()
-        self._queue.put((command, waiter))
+        self._queue.put((command, waiter, time.monotonic() + self.timeout))
         return waiter
 
     def call(self, *command: Any) -> Any:
@@ -71,30 +78,54 @@ class CommandBatcher:
         return self.wait(self.submit(*command))
 
     def wait(self, waiter: gevent.event.AsyncResult) -> Any:
-        try:
-            return waiter.get(timeout=self.timeout)
-        except gevent.Timeout as exc:
-            raise QueueUnavailable("no reply from Redis within %ss" % self.timeout) from exc
+        # No timer here: the writer settles every waiter (see the module doc).
+        return waiter.get()
 
     def _run(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except gevent.queue.Empty:
-                    break
-            try:
-                self._send(batch)
-            except Exception as exc:  # top of the writer greenlet: fail this batch, keep going
-                log.exception("redis batch of %d failed", len(batch))
-                for _, waiter in batch:
-                    if not waiter.ready():
-                        waiter.set_exception(QueueUnavailable("redis batch failed: %s" % exc))
-
-    def _send(self, batch: list[tuple[tuple[Any, ...], gevent.event.AsyncResult]]) -> None:
+        batch: list[tuple[tuple[Any, ...], gevent.event.AsyncResult, float]] = []
         try:
-            replies = self._pipeline([c for c, _ in batch])
+            while True:
+                batch = [self._queue.get()]
+                while len(batch) < self.max_batch:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except gevent.queue.Empty:
+                        break
+                now = time.monotonic()
+                if batch[0][2] < now:  # the queue is FIFO: the oldest is first
+                    late = QueueUnavailable("no reply from Redis within %ss" % self.timeout)
+                    for _, waiter, deadline in batch:
+                        if deadline < now:
+                            waiter.set_exception(late)
+                    batch = [item for item in batch if item[2] >= now]
+                try:
+                    self._send(batch)
+                except Exception as exc:  # top of the writer greenlet: fail this batch, keep going
+                    log.exception("redis batch of %d failed", len(batch))
+                    for _, waiter, _ in batch:
+                        if not waiter.ready():
+                            waiter.set_exception(QueueUnavailable("redis batch failed: %s" % exc))
+                batch = []
+        finally:
+            # Killed (stop): nobody may be left waiting.
+            for _, waiter, _ in batch:
+                if not waiter.ready():
+                    waiter.set_exception(QueueUnavailable("redis batcher stopped"))
+            self._fail_queued(QueueUnavailable("redis batcher stopped"))
+
+    def _fail_queued(self, error: Exception) -> None:
+        while True:
+            try:
+                _, waiter, _ = self._queue.get_nowait()
+            except gevent.queue.Empty:
+                return
+            waiter.set_exception(error)
+
+    def _send(self, batch: list[tuple[tuple[Any, ...], gevent.event.AsyncResult, float]]) -> None:
+        if not batch:
+            return
+        try:
+            replies = self._pipeline([c for c, _, _ in batch])
             retry = [i for i, r in enumerate(replies) if isinstance(r, redis.exceptions.NoScriptError)]
             if retry:
                 for sha, source in self._scripts.items():
@@ -104,10 +135,10 @@ class CommandBatcher:
                     replies[i] = reply
         except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
             error = QueueUnavailable("redis: %s" % exc)
-            for _, waiter in batch:
+            for _, waiter, _ in batch:
                 waiter.set_exception(error)
             return
-        for (_, waiter), reply in zip(batch, replies):
+        for (_, waiter, _), reply in zip(batch, replies):
             if isinstance(reply, Exception):
                 waiter.set_exception(reply)
             else:
@@ -124,12 +155,17 @@ class CommandBatcher:
             conn = self._conn
             try:
                 conn.send_packed_command(conn.pack_commands(commands))
+                # What the client's parse_response does, minus its per-call options.
+                callbacks = self.client.response_callbacks
                 replies: list[Any] = []
                 for command in commands:
                     try:
-                        replies.append(self.client.parse_response(conn, command[0]))
+                        reply = conn.read_response()
                     except redis.ResponseError as exc:
                         replies.append(exc)
+                        continue
+                    callback = callbacks.get(command[0])
+                    replies.append(reply if callback is None else callback(reply))
                 return replies
             except (redis.ConnectionError, redis.TimeoutError):
                 conn.disconnect()

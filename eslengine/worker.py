@@ -365,18 +365,25 @@ class Worker:
         call = Call(request, entry_id, cost=first + second, held=held, first_cost=first)
         self.calls[job_id] = call  # before any I/O: one follower per job
         try:
-            record = self.queue.record_for_job(request)
-            if record.get("created") == "1":
-                try:
-                    check_policy(request, self.config)
-                except ValidationError as exc:
-                    log.warning("job %s: refused: %s", job_id, exc)
-                    self.queue.transition(job_id, "failed", {"hangup_cause": "CALL_REJECTED",
-                                                             "error": "%s: %s" % (exc.field, exc.reason)})
-                    if entry_id:
-                        self.queue.dead_letter(entry_id, {JOB_FIELD: request.dumps()},
-                                               "invalid job: %s: %s" % (exc.field, exc.reason), job_id)
-                    return
+            # A job still queued moves to "dialing" as its record is read (one
+            # round trip), unless its target call must be found first. The
+            # policy verdict only counts for a job no intake checked (a bare
+            # XADD: its record is not "checked"); such a job is refused.
+            refusal: ValidationError | None = None
+            try:
+                check_policy(request, self.config)
+            except ValidationError as exc:
+                refusal = exc
+            bg_uuid = str(uuid.uuid4())
+            dialing = self._dialing_fields(call, bg_uuid) if request.target_call_id is None else None
+            record = self.queue.claim(request, dialing, worker=self.consumer, policy_ok=refusal is None)
+            if record.get("checked") != "1" and refusal is not None:
+                why = "%s: %s" % (refusal.field, refusal.reason)
+                log.warning("job %s: refused: %s", job_id, why)
+                self.queue.transition(job_id, "failed", {"hangup_cause": "CALL_REJECTED", "error": why})
+                if entry_id:
+                    self.queue.dead_letter(entry_id, {JOB_FIELD: request.dumps()}, "invalid job: " + why, job_id)
+                return
             if record.get("status") in FINAL:
                 log.info("job %s: already %s; acknowledged", job_id, record.get("status"))
                 if entry_id:
@@ -384,7 +391,9 @@ class Worker:
                 self.queue.unfollow(self.consumer, job_id)
                 return
             call.state.cancel_requested = record.get("cancel_requested") == "1"
-            if record.get("originated") == "1":
+            if "claimed" in record:
+                self._originate(call, int(record["claimed"]), claimed=bg_uuid)
+            elif record.get("originated") == "1":
                 self._resume(call, record)
             else:
                 self._originate(call, int(record.get("attempts", "0")) + 1)
@@ -464,7 +473,23 @@ class Worker:
                 self._capacity.wait(timeout=wait)
             return None
 
-    def _originate(self, call: Call, attempt: int) -> None:
+    def _dialing_fields(self, call: Call, bg_uuid: str) -> dict[str, str]:
+        """What the record says of an attempt about to be placed ("pending":
+        see ``_originate``), its number aside."""
+        request = call.request
+        fields = {"originated": "1", "attempt_state": "pending", "bgapi_job_uuid": bg_uuid,
+                  "worker": self.consumer}
+        recording = dialstring.recording_path(request, self.config)
+        if recording:
+            fields["recording"] = recording
+        # The first leg's uuid is the job id (origination_uuid) unless the
+        # switch replaces it; the events say so when it does.
+        fields[_party_field(request, "a_uuid")] = request.id
+        return fields
+
+    def _originate(self, call: Call, attempt: int, claimed: str = "") -> None:
+        """Place attempt number ``attempt``. ``claimed``: the record already
+        moved to dialing for it (``JobQueue.claim``), with this bgapi uuid."""
         request = call.request
         job_id = request.id
         call.attempt = attempt
@@ -476,23 +501,19 @@ class Worker:
                                                      "error": "target_call_id is not up on any node"})
             self._ack(call)
             return
-        bg_uuid = str(uuid.uuid4())
         # The attempt is recorded before the command leaves ("pending") and
         # again once the switch has it ("sent", with the node): whoever picks
         # the job up after a crash knows whether a call may exist, and checks
         # first. It is recorded before the pacer's turn is taken, so that the
         # command leaves at the moment the pacer chose, not a Redis round
         # trip later (which would bunch originates up at the switch).
-        fields = {"attempts": str(attempt), "originated": "1", "attempt_state": "pending",
-                  "bgapi_job_uuid": bg_uuid, "worker": self.consumer}
-        recording = dialstring.recording_path(request, self.config)
-        if recording:
-            fields["recording"] = recording
-        # The first leg's uuid is the job id (origination_uuid) unless the
-        # switch replaces it; the events say so when it does.
         call.state.a_uuid = job_id
-        fields[_party_field(request, "a_uuid")] = job_id
-        self.queue.transition(job_id, "dialing", fields, keep_fields=True, worker=self.consumer)
+        if claimed:
+            bg_uuid = claimed
+        else:
+            bg_uuid = str(uuid.uuid4())
+            fields = {"attempts": str(attempt), **self._dialing_fields(call, bg_uuid)}
+            self.queue.transition(job_id, "dialing", fields, keep_fields=True, worker=self.consumer)
         if request.callback_url:
             self.webhooks.notify(request, "dialing")
         # A held call starts only its first leg now, but holds both legs' sessions.

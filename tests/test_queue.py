@@ -145,6 +145,82 @@ def test_record_for_job_pushed_with_bare_xadd(queue: JobQueue) -> None:
     assert queue.record_for_job(req)["status"] == "dialing"
 
 
+def test_claim_creates_and_moves_a_bare_xadd_job_to_dialing_in_one_step(queue: JobQueue) -> None:
+    req = _request()
+    queue.redis.xadd(queue.keys.jobs, {"job": req.dumps()})
+    record = queue.claim(req, {"originated": "1", "attempt_state": "pending"}, worker="w1")
+    assert record["created"] == "1" and record["claimed"] == "1" and record["status"] == "queued"
+    assert record["checked"] == "1"
+    stored = queue.redis.hgetall(queue.keys.call(req.id))
+    assert stored["status"] == "dialing" and stored["attempts"] == "1" and stored["attempt_state"] == "pending"
+    assert stored["dialing_at"] == stored["queued_at"]
+    assert queue.redis.sismember(queue.keys.live("w1"), req.id)
+    doc = queue.get(req.id)
+    assert doc is not None and [h["status"] for h in doc["history"]] == ["queued", "dialing"]
+    # The job is now originated: a second claim (a redelivered entry) only reads it.
+    again = queue.claim(req, {"originated": "1", "attempt_state": "pending"}, worker="w2")
+    assert "claimed" not in again and "created" not in again and again["status"] == "dialing"
+    assert not queue.redis.sismember(queue.keys.live("w2"), req.id)
+
+
+def test_claim_counts_attempts_and_keeps_an_accepted_record(queue: JobQueue) -> None:
+    req = _request()
+    queue.enqueue(req)
+    queue.redis.hset(queue.keys.call(req.id), "attempts", "2")  # placed twice before, back in the queue
+    record = queue.claim(req, {"originated": "1"}, worker="w1", policy_ok=False)  # the intake checked it
+    assert record["claimed"] == "3" and "created" not in record
+    assert queue.redis.hget(queue.keys.call(req.id), "attempts") == "3"
+
+
+@pytest.mark.parametrize("case", ["refused", "cancel", "final", "no_fields"])
+def test_claim_leaves_what_it_must_not_dial(queue: JobQueue, case: str) -> None:
+    req = _request()
+    if case == "refused":
+        record = queue.claim(req, {"originated": "1"}, worker="w1", policy_ok=False)  # bare XADD, refused
+        assert record["created"] == "1"
+    else:
+        queue.enqueue(req)
+        if case == "cancel":
+            queue.redis.hset(queue.keys.call(req.id), "cancel_requested", "1")
+        elif case == "final":
+            queue.transition(req.id, "failed")
+        record = queue.claim(req, None if case == "no_fields" else {"originated": "1"}, worker="w1")
+    assert "claimed" not in record
+    if case == "refused":
+        # Refused and left queued (the worker then fails it): a redelivered
+        # entry finds it unchecked and the policy decides again.
+        assert record["checked"] == "0"
+        assert "claimed" not in queue.claim(req, {"originated": "1"}, worker="w1", policy_ok=False)
+    stored = queue.redis.hgetall(queue.keys.call(req.id))
+    assert stored["status"] == ("failed" if case == "final" else "queued") and "originated" not in stored
+    assert not queue.redis.sismember(queue.keys.live("w1"), req.id)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_transition_acknowledges_its_entry_atomically(queue: JobQueue, batched: bool) -> None:
+    batcher = CommandBatcher(queue.redis) if batched else None
+    if batcher is not None:
+        batcher.start()
+        queue.use_batcher(batcher)
+    try:
+        req, gone = _request(), _request()
+        queue.enqueue(req)
+        queue.ensure_group()
+        (entry_id, _), = queue.read("c1", 10, 10)
+        assert queue.transition(req.id, "failed", {"hangup_cause": "USER_BUSY"}, worker="c1", ack=entry_id)
+        assert queue.redis.xlen(queue.keys.jobs) == 0
+        assert queue.redis.xpending(queue.keys.jobs, "workers")["pending"] == 0
+        # The entry goes even when the record does not move (already final, or missing).
+        queue.redis.xadd(queue.keys.jobs, {"job": gone.dumps()})
+        (entry_id, _), = queue.read("c1", 10, 10)
+        assert not queue.transition(gone.id, "failed", ack=entry_id)
+        assert queue.redis.xlen(queue.keys.jobs) == 0
+        assert queue.redis.xpending(queue.keys.jobs, "workers")["pending"] == 0
+    finally:
+        if batcher is not None:
+            batcher.stop()
+
+
 def test_dead_letter_keeps_reason_and_acks(queue: JobQueue) -> None:
     queue.redis.xadd(queue.keys.jobs, {"job": "{broken"})
     queue.ensure_group()

@@ -80,3 +80,38 @@ def test_a_killed_connection_is_made_again(batcher: CommandBatcher, redis_client
     assert killed >= 1
     assert batcher.call("INCR", key_prefix + ":k") == 2  # sent again on a new connection, once
     assert int(redis_client.get(key_prefix + ":k")) == 2
+
+
+def test_a_command_queued_past_its_deadline_fails_unsent(redis_server: RedisServer, redis_client: redis.Redis,
+                                                         key_prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    b = CommandBatcher(connect(redis_server.url), timeout=0.3)
+    real = b._pipeline
+    key = key_prefix + ":late"
+
+    def slow(commands: list[tuple[object, ...]]) -> list[object]:
+        gevent.sleep(0.6)  # the writer is busy with this batch while the next command waits
+        return real(commands)
+
+    monkeypatch.setattr(b, "_pipeline", slow)
+    b.start()
+    try:
+        first = gevent.spawn(b.call, "INCR", key)
+        gevent.sleep(0.05)  # the first batch is in flight
+        second = gevent.spawn(b.call, "INCRBY", key, 10)
+        gevent.joinall([first, second], timeout=5)
+        assert first.value == 1
+        assert isinstance(second.exception, QueueUnavailable)
+        assert int(redis_client.get(key)) == 1  # the late command never reached Redis
+    finally:
+        b.stop()
+
+
+def test_stopping_fails_every_waiting_caller(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    b = CommandBatcher(connect(redis_server.url), timeout=30)
+    monkeypatch.setattr(b, "_pipeline", lambda commands: gevent.sleep(60))
+    b.start()
+    callers = [gevent.spawn(b.call, "PING") for _ in range(3)]
+    gevent.sleep(0.1)  # one in the writer's hands, the others queued
+    b.stop()
+    gevent.joinall(callers, timeout=5)
+    assert all(isinstance(c.exception, QueueUnavailable) for c in callers)
