@@ -104,6 +104,13 @@ class BackgroundJob:
     def ready(self) -> bool:
         return bool(self._result.ready())
 
+    def add_done_callback(self, callback: Callable[[BackgroundJob], None]) -> None:
+        """Call ``callback(job)`` once the job has its result (or failed);
+        ``result(None)`` then answers at once. The callback runs in the
+        hub: it must not block (a ``Queue.put`` is fine). The connection
+        keeps pending jobs only weakly: whoever waits must hold the job."""
+        self._result.rawlink(lambda _: callback(self))
+
     def _resolve(self, event: Event) -> None:
         self.event = event
         self._result.set(event.body)
@@ -297,8 +304,15 @@ class EslConnection(greenswitch.esl.InboundESL):
             waiter = gevent.event.AsyncResult()
             self._commands_sent.append((what, waiter))
             try:
-                with gevent.Timeout(max(deadline - time.monotonic(), 0.0)):
-                    self.sock.sendall(raw)  # type: ignore[union-attr]
+                # Nearly always the whole command fits the socket buffer: one
+                # send() without the timer (and the getsockopt) of sendall.
+                try:
+                    sent = self.sock.send(raw, 0, 0.0)  # type: ignore[union-attr]
+                except BlockingIOError:
+                    sent = 0
+                if sent < len(raw):
+                    with gevent.Timeout(max(deadline - time.monotonic(), 0.0)):
+                        self.sock.sendall(raw[sent:])  # type: ignore[union-attr]
             except gevent.Timeout as exc:
                 error = EslTimeout("%s: %s: write blocked for %ss" % (self.label, what, timeout))
                 self._shut(EslConnectionError("%s: stalled writing %s" % (self.label, what)), cause=error)

@@ -33,7 +33,8 @@ import gevent.queue
 from . import dialstring
 from .calls import FINAL, CallRequest, CallState, check_policy, loads_request
 from .config import Config, Node
-from .errors import EslCommandError, EslConnectionError, EslError, EslNotSent, QueueUnavailable, ValidationError
+from .errors import (EslCommandError, EslConnectionError, EslError, EslNotSent, EslTimeout, QueueUnavailable,
+                     ValidationError)
 from .esl import NodeLink
 from .pacing import Pacer, session_cost
 from .protocol import Event, job_result
@@ -113,6 +114,11 @@ class Call:
     cancel_seen: bool = False
     # The bgapi Job-UUIDs of its originates (keys of Worker._bg).
     bg_uuids: list[str] = field(default_factory=list)
+    # time.monotonic() of the last inbox item (Worker._silence_loop), and
+    # when the sent originate's result is overdue (0: not waiting for one).
+    heard: float = field(default_factory=time.monotonic)
+    result_due: float = 0.0
+    job: Any = None  # the sent originate's BackgroundJob
 
 
 @dataclass(frozen=True)
@@ -184,6 +190,7 @@ class Worker:
             gevent.spawn(self._cancel_listener),
             gevent.spawn(self._sweep_loop),
             gevent.spawn(self._retry_loop),
+            gevent.spawn(self._silence_loop),
         ]
         log.info("worker %s: started, %d node(s), pool %d", self.consumer, len(self.nodes), self.config.concurrency)
 
@@ -567,16 +574,12 @@ class Worker:
             return
         self.queue.annotate(job_id, {"attempt_state": "sent", "node": node.node.label})
         call.sent = True
-        gevent.spawn(self._await_result, call, job)
-
-    def _await_result(self, call: Call, job: Any) -> None:
-        """Wait for the BACKGROUND_JOB off the call's own greenlet, so channel
-        events (ringing, early hangups) are applied while the switch rings."""
-        try:
-            ok, text = job.result(timeout=call.request.timeout * 6 + 30)
-            call.inbox.put(OriginateResult(ok, text))
-        except EslError as exc:
-            call.inbox.put(OriginateResult(False, "", exc))
+        # The BACKGROUND_JOB comes to the inbox like the channel events (which
+        # are applied while the switch rings); the silence loop gives up on
+        # it after this long.
+        call.result_due = time.monotonic() + _result_wait(request)
+        call.job = job  # the link keeps pending jobs only while someone holds them
+        job.add_done_callback(lambda done, call=call: call.inbox.put(_outcome(done)))
 
     def _settle(self, call: Call, result: OriginateResult) -> None:
         job_id = call.request.id
@@ -758,6 +761,12 @@ class Worker:
         it as UNKNOWN (never place the attempt again)."""
         if call.settled:
             return
+        if call.state.final:
+            # Its channel events followed the call to its end: the switch
+            # ran the originate, and the record has the outcome.
+            log.info("job %s: result lost, call seen to its end", call.request.id)
+            self._ack(call)
+            return
         node = self._find_channel(call.state.a_uuid or call.request.id)
         if node is not None:
             log.info("job %s: channel found on %s after losing the result", call.request.id, node.node.label)
@@ -772,13 +781,27 @@ class Worker:
             return
         self._lost_channel(call)
 
+    def _silence_loop(self) -> None:
+        """One timer for every call followed: a call that heard nothing for
+        SILENCE_CHECK seconds is checked on its switch; one whose originate
+        result is overdue stops waiting for it (and reconciles)."""
+        while self._running:
+            gevent.sleep(SILENCE_CHECK / 4)
+            now = time.monotonic()
+            for call in list(self.calls.values()):
+                if call.result_due and now > call.result_due and not call.settled:
+                    call.result_due = 0.0
+                    call.inbox.put(OriginateResult(False, "", EslTimeout(
+                        "job %s: no BACKGROUND_JOB in time" % call.request.id)))
+                if now - call.heard >= SILENCE_CHECK:
+                    call.heard = now
+                    call.inbox.put(_RECHECK)
+
     def _follow(self, call: Call) -> None:
         job_id = call.request.id
         while not (call.state.final and call.settled):
-            try:
-                item = call.inbox.get(timeout=SILENCE_CHECK)
-            except gevent.queue.Empty:
-                item = _RECHECK
+            item = call.inbox.get()
+            call.heard = time.monotonic()
             if isinstance(item, OriginateResult):
                 self._settle(call, item)
             elif item == _RECONCILE:
@@ -877,7 +900,7 @@ class Worker:
         log.warning("job %s: still up after repeated hangup requests", job_id)
 
     def _recheck(self, call: Call) -> None:
-        if call.node is None:
+        if call.node is None or call.state.final:
             return
         target = call.state.a_uuid or call.request.id
         try:
@@ -916,6 +939,21 @@ class Worker:
         for call in list(self.calls.values()):
             if call.node is state:
                 call.inbox.put(_RECHECK)
+
+
+def _result_wait(request: CallRequest) -> float:
+    """How long a sent originate's BACKGROUND_JOB may take: the switch rings
+    every destination (failover, retries) before it answers."""
+    return request.timeout * 6 + 30.0
+
+
+def _outcome(job: Any) -> OriginateResult:
+    """A resolved BackgroundJob's result."""
+    try:
+        ok, text = job.result(None)
+    except EslError as exc:
+        return OriginateResult(False, "", exc)
+    return OriginateResult(ok, text)
 
 
 def _party_field(request: CallRequest, key: str) -> str:

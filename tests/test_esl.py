@@ -459,6 +459,51 @@ def test_background_job_before_reply_still_resolves(
     assert wait_for(lambda: [e.name for e in rec.events] == ["BACKGROUND_JOB"])
 
 
+@pytest.mark.parametrize("order", ["reply_first", "event_first"])
+def test_done_callback_gets_the_result_either_way_round(
+    switch: Callable[..., ScriptedSwitch], conns: list[EslConnection], order: str
+) -> None:
+    frames = (lambda f: f) if order == "reply_first" else (lambda f: [f[5], f[0]])
+    script, _, command = _bgapi_script("04a_originate_plain_jobuuid.json", frames)
+    sw = switch(script)
+    conn = EslConnection(sw.node(), timeout=2)
+    conns.append(conn)
+    conn.connect()
+    job = conn.bgapi(command, job_uuid=JOB_PLAIN)
+    seen: list[tuple[bool, str]] = []
+    job.add_done_callback(lambda done: seen.append(done.result(None)))
+    assert wait_for(lambda: seen == [(True, A_UUID_PLAIN)])
+
+
+def test_done_callback_hears_of_a_closed_connection(
+    switch: Callable[..., ScriptedSwitch], conns: list[EslConnection]
+) -> None:
+    bgapi_reply = server_frames("04a_originate_plain_jobuuid.json")[5]
+
+    def script(peer: Peer) -> None:
+        peer.prelude()
+        peer.read_command()
+        peer.send(bgapi_reply)
+        peer.hold()
+
+    sw = switch(script)
+    conn = EslConnection(sw.node(), timeout=2)
+    conns.append(conn)
+    conn.connect()
+    job = conn.bgapi("originate loopback/1000/default &park()", job_uuid=JOB_PLAIN)
+    errors: list[BaseException] = []
+
+    def done(j: object) -> None:
+        try:
+            j.result(None)  # type: ignore[attr-defined]
+        except EslConnectionError as exc:
+            errors.append(exc)
+
+    job.add_done_callback(done)
+    conn.close()
+    assert wait_for(lambda: len(errors) == 1)
+
+
 def test_bgapi_sends_generated_job_uuid(switch: Callable[..., ScriptedSwitch], conns: list[EslConnection]) -> None:
     def script(peer: Peer) -> None:
         peer.prelude()

@@ -21,6 +21,8 @@ from eslengine.calls import parse_request
 from eslengine.config import Config, Node
 from eslengine.fakeswitch import FakeSwitch
 from eslengine.queue import GROUP, JobQueue, Keys
+from eslengine import worker as worker_module
+from eslengine.esl import BackgroundJob
 from eslengine.worker import Worker
 from tests.conftest import RedisServer
 from tests.test_worker import Rig, wait_for
@@ -302,6 +304,22 @@ def test_stalled_switch_result_lost_is_reconciled_not_redialed(redis_server: Red
         assert attempts_seen(rig.switch, job) == ["1"]
     finally:
         rig.close()
+
+
+def test_a_result_that_never_comes_is_given_up_and_the_call_found(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The switch runs the originate but its BACKGROUND_JOB never reaches the
+    # worker: after the result's deadline the worker looks for the call on
+    # the switch, follows it to its end and never dials it again.
+    monkeypatch.setattr(worker_module, "SILENCE_CHECK", 0.4)
+    monkeypatch.setattr(worker_module, "_result_wait", lambda request: 0.5)
+    monkeypatch.setattr(BackgroundJob, "add_done_callback", lambda self, callback: None)
+    rig.start_worker()
+    job = rig.submit(a="+15551230001", b="+15551230002")
+    doc = rig.final(job, timeout=15)
+    assert doc["status"] == "completed" and doc["attempts"] == 1, json.dumps(doc)
+    # Only an outcome (here: the call seen on the switch) acknowledges the entry.
+    wait_for(lambda: rig.queue.redis.xpending(rig.queue.keys.jobs, GROUP)["pending"] == 0, timeout=10)
+    assert attempts_seen(rig.switch, job) == ["1"]
 
 
 def test_connection_dropped_mid_call_catches_up(redis_server: RedisServer, key_prefix: str) -> None:
