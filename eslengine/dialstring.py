@@ -247,6 +247,16 @@ def can_hold(request: CallRequest) -> bool:
     return request.media == "process"
 
 
+def bridge_setvar_command(channel_uuid: str, request: CallRequest, config: Config, attempt: int = 1) -> str:
+    """The API command that gives a held first leg the second party's dial
+    string (``eslengine_bridge``, bridged by the connect extension), sent
+    just before ``transfer_command``. ``uuid_setvar`` splits its arguments
+    like the originate's (``switch_separate_string`` at blanks, at most
+    three: the value is the rest of the line) and cleans the value once."""
+    value = dial_string(request, request.second, config, VAR_ROUNDS, attempt=attempt)
+    return "uuid_setvar %s %s %s" % (uuid.UUID(channel_uuid), BRIDGE_VAR, encode_value(value, ("",)))
+
+
 def transfer_command(channel_uuid: str) -> str:
     """The API command that sends a held first leg on to the connect
     extension. Only a canonical UUID reaches it."""
@@ -256,15 +266,17 @@ def transfer_command(channel_uuid: str) -> str:
 def originate_args(request: CallRequest, config: Config, attempt: int = 1, *, hold: bool = False) -> str:
     """The arguments of ``originate``: ring the first party; when it answers,
     connect the second. With ``hold`` (see ``can_hold``) the first leg parks
-    when it answers, carrying everything the connect extension needs, until
-    the engine sends ``transfer_command``."""
+    when it answers, carrying what the connect extension plays, until the
+    engine sends ``bridge_setvar_command`` and ``transfer_command``: the
+    second party's dial string is sent only for a call that answered (most
+    campaign calls do not), and the first leg's events do not carry it."""
     first, second = request.dial_first, request.second
     if hold and not can_hold(request):
         raise ValueError("a call with media %s cannot be held" % request.media)
     if not uses_dialplan(request) and not hold:
         return "%s &bridge(%s)" % (dial_string(request, first, config, ARG_ROUNDS, attempt=attempt),
                                    dial_string(request, second, config, ARG_ROUNDS, attempt=attempt))
-    extra = [(BRIDGE_VAR, dial_string(request, second, config, VAR_ROUNDS, attempt=attempt))]
+    extra = [] if hold else [(BRIDGE_VAR, dial_string(request, second, config, VAR_ROUNDS, attempt=attempt))]
     media = request.announcement
     if media is not None and media.kind == "say":
         extra += [("eslengine_say", media.value), ("eslengine_tts_engine", config.tts_engine),

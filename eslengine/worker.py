@@ -665,10 +665,16 @@ class Worker:
         finally:
             node.connecting -= 1
             self._capacity.set()
+        # The second party's dial string first (api: it must be set before
+        # the transfer runs; bgapi commands run in threads of their own).
+        setvar = dialstring.bridge_setvar_command(call.state.a_uuid, call.request, self.config, call.attempt)
         command = dialstring.transfer_command(call.state.a_uuid)
         for tries in range(1, 6):
             try:
                 with node.sending:
+                    reply = node.link.api(setvar)
+                    if not reply.startswith("+OK"):
+                        raise EslCommandError("uuid_setvar", reply.strip())
                     node.link.bgapi(command)
                 return
             except EslNotSent as exc:  # nothing left: the connection is being made again

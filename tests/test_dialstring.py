@@ -21,7 +21,7 @@ from eslengine import dialstring
 from eslengine.calls import CallRequest, parse_request
 from eslengine.config import Config
 from eslengine.errors import ValidationError
-from eslengine.fakeswitch.dialparse import parse_dial_string, parse_originate
+from eslengine.fakeswitch.dialparse import parse_dial_string, parse_originate, separate_string
 from eslengine.protocol import encode_command
 
 CONFIGS = [
@@ -96,9 +96,18 @@ def _assert_exact(request: CallRequest, config: Config, hold: bool) -> None:
             assert (orig.app, orig.app_args, orig.exten) == ("park", "", None)
         else:
             assert (orig.app, orig.exten, orig.dialplan, orig.context) == (None, "eslengine_connect", "XML", "eslengine")
-        bridge_text = orig.dial.global_variables[dialstring.BRIDGE_VAR]
         extra = tuple((k, v) for k, v in orig.dial.global_variables.items() if k in _EXTRA_VARS)
-        expected_extra = {dialstring.BRIDGE_VAR}
+        if hold:
+            # The second dial string comes at connect time, as uuid_setvar reads it.
+            setvar = dialstring.bridge_setvar_command(request.id, request, config)
+            encode_command("api " + setvar)
+            assert setvar.startswith("uuid_setvar ")
+            assert separate_string(setvar[len("uuid_setvar "):], " ", 3)[:2] == [request.id, dialstring.BRIDGE_VAR]
+            bridge_text = separate_string(setvar[len("uuid_setvar "):], " ", 3)[2]
+            expected_extra = set()
+        else:
+            bridge_text = orig.dial.global_variables[dialstring.BRIDGE_VAR]
+            expected_extra = {dialstring.BRIDGE_VAR}
         if request.announcement is not None:
             expected_extra |= ({"eslengine_say", "eslengine_tts_engine", "eslengine_tts_voice"}
                                if request.announcement.kind == "say" else {"eslengine_announce"})
@@ -117,7 +126,7 @@ def _assert_exact(request: CallRequest, config: Config, hold: bool) -> None:
 def test_held_form_and_transfer_command() -> None:
     request = parse_request({"a": "+15551230001", "b": "user/1000"}, CONFIGS[0])
     command = dialstring.originate_command(request, CONFIGS[0], hold=True)
-    assert command.endswith(" &park()") and "eslengine_bridge=" in command
+    assert command.endswith(" &park()") and "eslengine_bridge" not in command
     _assert_exact(request, CONFIGS[0], True)
     upper = request.id.upper()
     assert dialstring.transfer_command(upper) == "uuid_transfer %s eslengine_connect XML eslengine" % request.id

@@ -289,6 +289,43 @@ def test_held_leg_waits_in_park_until_transferred_to_the_connect_extension(switc
     assert (evs[-1].get("Bridge-A-Unique-ID"), evs[-1].get("Bridge-B-Unique-ID")) == (A, B)
 
 
+def test_uuid_setvar_reads_its_value_as_freeswitch_does(switch: FakeSwitch) -> None:
+    c = listen(switch, "BACKGROUND_JOB")
+    bgapi(c, "{origination_uuid=%s}sofia/gateway/gw/15551230001 &park()" % A)
+    c.events_until(job_done)
+    channel = switch.channels[A]
+    # The value is the rest of the line, cleaned once: quotes go, escapes are read, ends are trimmed.
+    assert switch.api("uuid_setvar", "%s v1 'a b'  c\\s\\,d " % A, None) == "+OK\n"
+    assert channel.variables["v1"] == "a b  c \\,d"  # \\s is a space; \\, is kept (no delimiter)
+    assert switch.api("uuid_setvar", "%s v2 x\\sy" % A, None) == "+OK\n"
+    assert channel.variables["v2"] == "x y"
+    assert switch.api("uuid_setvar", "%s v3 ${danger}" % A, None) == "+OK\n"  # refused, but +OK
+    assert "v3" not in channel.variables
+    assert switch.api("uuid_setvar", "%s v2" % A, None) == "+OK\n" and "v2" not in channel.variables
+    assert switch.api("uuid_setvar", "%s v1 x" % B, None) == "-ERR No such channel!\n"
+    assert switch.api("uuid_setvar", A, None).startswith("-USAGE:")
+
+
+def test_engine_connects_a_held_leg_with_setvar_then_transfer(switch: FakeSwitch) -> None:
+    from eslengine import dialstring
+    from eslengine.calls import parse_request
+    from eslengine.config import Config
+
+    config = Config(gateway="gw")
+    request = parse_request({"id": A, "a": "+15551230001", "b": "+15551230002",
+                             "variables": {"note": "a, b = c 'd' \\e"}}, config)
+    c = listen(switch, "BACKGROUND_JOB CHANNEL_CREATE CHANNEL_BRIDGE")
+    bgapi(c, dialstring.originate_command(request, config, hold=True)[len("originate "):])
+    assert c.events_until(job_done)[-1].body == "+OK %s\n" % A
+    verb, _, arg = dialstring.bridge_setvar_command(A, request, config).partition(" ")
+    assert switch.api(verb, arg, None) == "+OK\n"
+    verb, _, arg = dialstring.transfer_command(A).partition(" ")
+    assert switch.api(verb, arg, None) == "+OK\n"
+    evs = c.events_until(lambda e: e.name == "CHANNEL_BRIDGE")
+    (b_create,) = [e for e in evs if e.name == "CHANNEL_CREATE"]
+    assert b_create.variable("eslengine_leg") == "b" and b_create.variable("eslengine_var_note") == "a, b = c 'd' \\e"
+
+
 def test_park_timeout_hangs_up_a_leg_nobody_transfers(switch: FakeSwitch) -> None:
     c = listen(switch, "BACKGROUND_JOB CHANNEL_HANGUP_COMPLETE")
     bgapi(c, "{origination_uuid=%s,park_timeout=2:RECOVERY_ON_TIMER_EXPIRE}sofia/gateway/gw/15551230001 &park()"

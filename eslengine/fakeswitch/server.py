@@ -833,12 +833,27 @@ class FakeSwitch:
         return ch.variables.get(words[1], "_undef_")
 
     def _api_uuid_setvar(self, arg: str) -> str:
-        words = arg.split(" ", 2)
-        ch = self._channel(arg)
-        if ch is None or len(words) < 2:
+        """``uuid_setvar <uuid> <var> [value]`` as mod_commands reads it:
+        ``switch_separate_string`` at blanks into at most three arguments
+        (the value is the cleaned rest of the line). No value unsets the
+        variable; a value with ``${`` is refused (switch_channel_set_variable
+        logs it) and the answer is still ``+OK``."""
+        from .dialparse import DialStringError, separate_string, string_var_check
+
+        try:
+            words = separate_string(arg, " ", 3)
+        except DialStringError:
+            words = []
+        if len(words) not in (2, 3) or not words[0]:
+            return "-USAGE: <uuid> <var> [value]\n"
+        ch = self._channel(words[0])
+        if ch is None:
             return "-ERR No such channel!\n"
-        if len(words) > 2:
-            ch.variables[words[1]] = words[2]
+        if not words[1]:
+            return "-ERR No variable specified\n"
+        if len(words) == 3 and words[2]:
+            if not string_var_check(words[2]):
+                ch.variables[words[1]] = words[2]
         else:
             ch.variables.pop(words[1], None)
         return "+OK\n"
