@@ -368,9 +368,14 @@ def _party(name: str, value: object, top: Mapping[str, Any], config: Config,
         if isinstance(item, str):
             item = apply_number_filter(item_field, item, number_filter)
         destinations.append(parse_destination(item_field, item, config, check_policy=check_policy))
+    default_timeout = _int("timeout", top.get("timeout"), MIN_RING_TIMEOUT, config.max_ring_timeout,
+                           config.default_ring_timeout)
+    if not spec:
+        # The short form ("a": "+15551230001", or a list): every option of
+        # the party is its default.
+        return Party(destinations=tuple(destinations), timeout=default_timeout or config.default_ring_timeout)
     timeout = _int("%s.timeout" % name, spec.get("timeout"), MIN_RING_TIMEOUT, config.max_ring_timeout,
-                   _int("timeout", top.get("timeout"), MIN_RING_TIMEOUT, config.max_ring_timeout,
-                        config.default_ring_timeout))
+                   default_timeout)
     anonymous = _bool("%s.anonymous" % name, spec.get("anonymous"), False)
     cid_number = _text("%s.caller_id_number" % name, spec.get("caller_id_number"), 21, _CID_NUMBER,
                        "must be digits, optionally with a leading +")
@@ -510,7 +515,7 @@ def parse_request(data: object, config: Config, *, job_id: str | None = None,
     """
     if not isinstance(data, Mapping):
         raise ValidationError("body", "must be a JSON object")
-    unknown = sorted(str(k) for k in data if k not in KNOWN_FIELDS)
+    unknown = [] if KNOWN_FIELDS.issuperset(data) else sorted(str(k) for k in data if k not in KNOWN_FIELDS)
     if unknown:
         if not unknown[0]:
             raise ValidationError("body", "a field with an empty name")

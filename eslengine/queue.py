@@ -162,12 +162,13 @@ if new ~= '' then
     new = ''
   end
 end
-for i = 10, #ARGV, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-end
+if #ARGV >= 11 then redis.call('HSET', KEYS[1], unpack(ARGV, 10)) end
 if new ~= '' then
-  redis.call('HSET', KEYS[1], 'status', new, new .. '_at', now, 'updated_at', now)
-  if ranks[new] == final then redis.call('HSET', KEYS[1], 'ended_at', now) end
+  if ranks[new] == final then
+    redis.call('HSET', KEYS[1], 'status', new, new .. '_at', now, 'updated_at', now, 'ended_at', now)
+  else
+    redis.call('HSET', KEYS[1], 'status', new, new .. '_at', now, 'updated_at', now)
+  end
   if ARGV[7] == '1' then
     if ranks[new] == final then redis.call('SREM', KEYS[3], ARGV[6]) else redis.call('SADD', KEYS[3], ARGV[6]) end
   end
@@ -247,11 +248,11 @@ local record = redis.call('HGETALL', KEYS[1])
 local created = #record == 0
 local n = tonumber(ARGV[4])
 if created then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 6, 5 + n))
+  record = {unpack(ARGV, 6, 5 + n)}
+  redis.call('HSET', KEYS[1], unpack(record))
   redis.call('EXPIRE', KEYS[1], ARGV[1])
   redis.call('RPUSH', KEYS[2], 'queued ' .. ARGV[2])
   redis.call('EXPIRE', KEYS[2], ARGV[1])
-  record = redis.call('HGETALL', KEYS[1])
   table.insert(record, 'created')
   table.insert(record, '1')
 end

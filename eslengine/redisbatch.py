@@ -32,7 +32,21 @@ import redis
 
 from .errors import QueueUnavailable
 
+try:
+    from hiredis import pack_command as _pack_command
+except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
+    _pack_command = None
+
 log = logging.getLogger(__name__)
+
+
+def _pack(conn: Any, commands: list[tuple[Any, ...]]) -> Any:
+    """The commands in the Redis protocol. Our commands are one-word names
+    with str/bytes/int arguments, which hiredis packs as they are; the
+    client's own packer first re-checks every argument in Python."""
+    if _pack_command is None:
+        return conn.pack_commands(commands)
+    return [b"".join([_pack_command(command) for command in commands])]
 
 
 class CommandBatcher:
@@ -154,7 +168,7 @@ class CommandBatcher:
                 self._conn = self.client.connection_pool.make_connection()
             conn = self._conn
             try:
-                conn.send_packed_command(conn.pack_commands(commands))
+                conn.send_packed_command(_pack(conn, commands))
                 # What the client's parse_response does, minus its per-call options.
                 callbacks = self.client.response_callbacks
                 replies: list[Any] = []
