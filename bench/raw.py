@@ -3,12 +3,13 @@ turn stream entries into originates.
 
 ``python -m bench.raw --redis URL --switch PASSWORD@HOST:PORT --count K``
 reads ``eslengine:jobs`` through the consumer group, builds each originate
-with the engine's own pure functions (so the switch receives the same
-bytes), sends it as ``bgapi`` over a plain ``greenswitch.esl.InboundESL``
-from a pool of greenlets, and acknowledges each batch in one pipeline. It
-subscribes to the worker's events and drops them, so the switch does the
-same work for both. No records, no pacing, no following calls. Exits after
-K replies or ``--deadline`` seconds.
+with the engine's own pure functions, in the form the worker sends by
+default (so the switch receives the same bytes), sends it as ``bgapi`` over
+a plain ``greenswitch.esl.InboundESL`` from a pool of greenlets, and
+acknowledges each batch in one pipeline. It subscribes to the worker's
+events (in the plain format: greenswitch reads no other) and drops them, so
+the switch does the same work for both. No records, no pacing, no following
+calls. Exits after K replies or ``--deadline`` seconds.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import redis  # noqa: E402
 from eslengine import dialstring  # noqa: E402
 from eslengine.calls import loads_request  # noqa: E402
 from eslengine.config import Config  # noqa: E402
-from eslengine.esl import DEFAULT_EVENTS  # noqa: E402
+from eslengine.worker import WORKER_EVENTS  # noqa: E402
 
 
 def main() -> int:
@@ -53,7 +54,8 @@ def main() -> int:
     conn = greenswitch.esl.InboundESL(host, int(port), password, timeout=10)
     with gevent.Timeout(10):
         conn.connect()
-    conn.send("event plain " + " ".join(DEFAULT_EVENTS))
+    # The worker's events (greenswitch reads only the plain format).
+    conn.send("event plain " + " ".join(WORKER_EVENTS))
     pool = gevent.pool.Pool(args.concurrency)
     sent = 0
     deadline = time.monotonic() + args.deadline
@@ -61,7 +63,9 @@ def main() -> int:
     def originate(raw: str) -> None:
         nonlocal sent
         request = loads_request(raw, config)
-        command = dialstring.originate_command(request, config)
+        # The form the worker sends with the default ESLENGINE_BRIDGE=engine.
+        hold = config.bridge == "engine" and dialstring.can_hold(request)
+        command = dialstring.originate_command(request, config, hold=hold)
         conn.send("bgapi %s\nJob-UUID: %s" % (command, uuid.uuid4()))
         sent += 1
 

@@ -59,6 +59,7 @@ class Recorder:
             "peak_sessions": board.stats.peak_sessions,
             "live_sessions": len(board.channels),
             "originates": board.stats.originate_log,
+            "results": board.stats.result_log,
         }
 
 

@@ -297,6 +297,9 @@ def test_newline_in_command_runs_a_second_command(switch: FakeSwitch) -> None:
     assert c.reply().body == "INJECTED/default &park()"
     ev = c.events_until(lambda e: e.name == "BACKGROUND_JOB")[-1]
     assert ev.body == "+OK %s\n" % A and ev.get("Job-UUID") != "client-job"
+    # One originate received, one finished (the api command is neither).
+    assert len(switch.board.stats.originate_log) == 1 and len(switch.board.stats.result_log) == 1
+    assert switch.board.stats.result_log[0] >= switch.board.stats.originate_log[0][0]
 
 
 # -- calls -----------------------------------------------------------------------

@@ -157,7 +157,9 @@ class SwitchStats:
     ``originates_per_second`` and ``sessions_per_second`` are keyed by
     ``int(time.time())``; ``refused_over_limit`` counts sessions refused by
     the sps throttle or max_sessions; ``originate_log`` has the receive time
-    and ``eslengine_job_id`` of every originate, parsable or not.
+    and ``eslengine_job_id`` of every originate, parsable or not;
+    ``result_log`` the time each bgapi originate's result (its
+    BACKGROUND_JOB) was fired: the switch is done with that command.
     """
 
     sessions_since_startup: int = 0
@@ -167,6 +169,7 @@ class SwitchStats:
     originates_per_second: dict[int, int] = field(default_factory=dict)
     sessions_per_second: dict[int, int] = field(default_factory=dict)
     originate_log: list[tuple[float, str]] = field(default_factory=list)
+    result_log: list[float] = field(default_factory=list)
 
 
 class Channel:

@@ -643,6 +643,8 @@ class FakeSwitch:
     def bgapi(self, cmd: str, arg: str, job: str) -> None:
         self.bg_pending -= 1
         def finish(result: str) -> None:
+            if cmd == "originate":
+                self.board.stats.result_log.append(time.time())
             h = self.board.base_headers("BACKGROUND_JOB")
             h.append(("Job-UUID", job))
             h.append(("Job-Command", cmd))
