@@ -644,11 +644,25 @@ class Worker:
             log.warning("job %s: the first party never showed up parked; not connecting", call.request.id)
 
     def _connect_held(self, call: Call) -> None:
-        """The first party answered and waits parked: in its turn on the
-        node's pacer (before any new originate there), start the second
-        party's leg by sending the channel to the connect extension."""
+        """The first party answered and waits parked: give its leg the
+        second party's dial string, then, in its turn on the node's pacer
+        (before any new originate there), start the second party's leg by
+        sending the channel to the connect extension."""
         node = call.node
         if node is None:
+            return
+        # The dial string first, before the pacer's turn (it starts no
+        # session), so that the transfer leaves the moment the turn comes.
+        # api, not bgapi: it must be set before the transfer runs, and bgapi
+        # commands run in threads of their own.
+        setvar = dialstring.bridge_setvar_command(call.state.a_uuid, call.request, self.config, call.attempt)
+
+        def set_bridge() -> None:
+            reply = node.link.api(setvar)  # type: ignore[union-attr]
+            if not reply.startswith("+OK"):
+                raise EslCommandError("uuid_setvar", reply.strip())
+
+        if not self._send_held(call, node, set_bridge):
             return
         second = max(0, call.cost - call.first_cost)
         node.connecting += 1
@@ -665,18 +679,17 @@ class Worker:
         finally:
             node.connecting -= 1
             self._capacity.set()
-        # The second party's dial string first (api: it must be set before
-        # the transfer runs; bgapi commands run in threads of their own).
-        setvar = dialstring.bridge_setvar_command(call.state.a_uuid, call.request, self.config, call.attempt)
         command = dialstring.transfer_command(call.state.a_uuid)
+        self._send_held(call, node, lambda: node.link.bgapi(command))  # type: ignore[union-attr]
+
+    def _send_held(self, call: Call, node: NodeState, send: Callable[[], Any]) -> bool:
+        """One command of ``_connect_held``, sent again while the connection
+        is being made again; False (logged) when it could not be sent."""
         for tries in range(1, 6):
             try:
                 with node.sending:
-                    reply = node.link.api(setvar)
-                    if not reply.startswith("+OK"):
-                        raise EslCommandError("uuid_setvar", reply.strip())
-                    node.link.bgapi(command)
-                return
+                    send()
+                return True
             except EslNotSent as exc:  # nothing left: the connection is being made again
                 if tries == 5 or call.state.final:
                     error: Exception = exc
@@ -688,6 +701,7 @@ class Worker:
         # The first leg stays parked until its park_timeout; the events of
         # its hangup end the call.
         log.warning("job %s: could not connect the second party: %s", call.request.id, error)
+        return False
 
     def _resume(self, call: Call, record: dict[str, str]) -> None:
         """A previous worker placed this job and died (or stopped): follow the
