@@ -16,6 +16,7 @@ command's result there).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote
@@ -35,6 +36,9 @@ SHUTDOWN_NOTICE = "The system is being shut down.\n"
 
 # switch_url_encode() leaves everything printable alone except these.
 _URL_UNSAFE = frozenset("\r\n \"#%&+:;<=>?@[\\]^`{|}")
+# Runs of what it encodes: the above, control characters and non-ASCII.
+_URL_ENCODED_RUN = re.compile(
+    "[^%s]+" % re.escape("".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in _URL_UNSAFE)))
 
 
 class ProtocolError(ValueError):
@@ -184,15 +188,11 @@ def parse_json_event(text: str) -> Event:
 
 def url_encode(value: str) -> str:
     """Percent-encode a header value the way ``switch_url_encode`` does."""
-    if not any(c in _URL_UNSAFE or ord(c) < 0x20 or ord(c) > 0x7E for c in value):
-        return value
-    out = []
-    for ch in value:
-        if ch in _URL_UNSAFE or ord(ch) < 0x20 or ord(ch) > 0x7E:
-            out.extend("%%%02X" % b for b in ch.encode("utf-8"))
-        else:
-            out.append(ch)
-    return "".join(out)
+    return _URL_ENCODED_RUN.sub(_percent_encode, value)
+
+
+def _percent_encode(run: re.Match[str]) -> str:
+    return "".join(["%%%02X" % b for b in run.group().encode("utf-8")])
 
 
 def format_plain_event(headers: Iterable[tuple[str, str]], body: str = "") -> str:

@@ -872,3 +872,16 @@ def test_json_event_text_is_the_compact_stdlib_form(headers: list[tuple[str, str
     event = protocol.parse_json_event(text)
     assert event.body == body
     assert event.headers == {k: v for k, v in data.items() if k != "_body"}
+
+
+_PRINTABLE_KEPT = frozenset(chr(c) for c in range(0x20, 0x7F)) - frozenset("\r\n \"#%&+:;<=>?@[\\]^`{|}")
+
+
+@given(st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=40))
+@settings(max_examples=500)
+def test_url_encode_is_switch_url_encode(value: str) -> None:
+    # switch_url_encode: every byte of a character outside the kept printable
+    # set becomes %XX (upper case); everything else stays.
+    expected = "".join(c if c in _PRINTABLE_KEPT else "".join("%%%02X" % b for b in c.encode("utf-8"))
+                       for c in value)
+    assert protocol.url_encode(value) == expected
