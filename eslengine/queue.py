@@ -514,7 +514,8 @@ class JobQueue:
 
         With ``worker``, the call joins that worker's live set on a live
         status and leaves it on a final one. With ``ack``, that stream entry
-        is acknowledged in the same round trip."""
+        is acknowledged (and deleted) by the same script, whatever else it
+        writes."""
         keys, args = self._transition_call(job_id, status, fields, keep_fields, worker, ack)
         with redis_errors("update call"):
             if self.batcher is not None:

@@ -384,7 +384,8 @@ class Worker:
             bg_uuid = str(uuid.uuid4())
             dialing = self._dialing_fields(call, bg_uuid) if request.target_call_id is None else None
             record = self.queue.claim(request, dialing, worker=self.consumer, policy_ok=refusal is None)
-            if record.get("checked") != "1" and refusal is not None:
+            if (refusal is not None and record.get("checked") != "1" and record.get("originated") != "1"
+                    and record.get("status") not in FINAL):
                 why = "%s: %s" % (refusal.field, refusal.reason)
                 log.warning("job %s: refused: %s", job_id, why)
                 self.queue.transition(job_id, "failed", {"hangup_cause": "CALL_REJECTED", "error": why})
@@ -587,6 +588,7 @@ class Worker:
             return  # a second copy of the result (after a reconnect), or too late
         if result.lost is not None:
             call.lost = True
+            call.result_due = 0.0  # reconciling from here on
             log.warning("job %s: originate result lost (%s); reconciling", job_id, result.lost)
             # The BACKGROUND_JOB may still come on the new connection, or the
             # switch may not have run the originate yet: look again shortly.
