@@ -111,7 +111,12 @@ def run(quick: bool) -> list[Result]:
         raw_cmd = [sys.executable, "-m", "bench.raw", "--redis", stack.redis_url,
                    "--switch", "%s@127.0.0.1:%d" % (stack.switch_password, stack.switch_port),
                    "--count", str(min(k, ref_depth))]
-        raw = _drain(stack, ref_depth, min(k, ref_depth), lambda: stack.spawn("worker_raw", raw_cmd), "raw baseline", 300)
+        # Twice, keeping the faster: the raw loop's rate moves most from run
+        # to run (with how far it gets ahead of the switch), and the ratio
+        # must hold against its best.
+        raws = [_drain(stack, ref_depth, min(k, ref_depth), lambda: stack.spawn("worker_raw", raw_cmd),
+                       "raw baseline", 300) for _ in range(2)]
+        raw = max(raws, key=lambda r: r["rate"])
         ok = True
     finally:
         stack.stop()
@@ -129,7 +134,8 @@ def run(quick: bool) -> list[Result]:
         Result("engine originates/s (1 worker)", round(rate), "originates/s", ">= %d" % TARGET_RATE,
                rate >= TARGET_RATE, note),
         Result("raw baseline originates/s", round(raw["rate"]), "originates/s", "(reference)", None,
-               "greenswitch InboundESL loop, depth %d; CPU %s" % (ref_depth, raw["cpu"])),
+               "greenswitch InboundESL loop, depth %d, the faster of %s/s; CPU %s" % (
+                   ref_depth, " and ".join("%.0f" % r["rate"] for r in raws), raw["cpu"])),
         Result("engine / raw baseline", round(rate / raw["rate"], 3), "ratio", ">= %.1f" % TARGET_RATIO,
                rate / raw["rate"] >= TARGET_RATIO),
     ]
