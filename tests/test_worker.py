@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -157,6 +158,27 @@ def test_jobs_pushed_before_any_worker_and_bare_xadd(rig: Rig) -> None:
     assert rig.final(early)["status"] == "completed"
     doc = rig.final(bare)
     assert doc["status"] == "completed" and doc["a"] == "user/1000"
+
+
+def test_bare_xadd_job_to_a_refused_number_is_never_dialed(rig: Rig) -> None:
+    premium, crashed = str(uuid.uuid4()), str(uuid.uuid4())
+    rig.client.xadd(rig.queue.keys.jobs, {"job": json.dumps({"id": premium, "a": "+19005550123", "b": "user/1000"})})
+    # A worker that died between creating this job's record (unchecked, policy
+    # refused) and failing it: the entry is delivered again to the next one.
+    doc = {"id": crashed, "a": "user/1000", "b": "+19005550199"}
+    rig.client.xadd(rig.queue.keys.jobs, {"job": json.dumps(doc)})
+    request = parse_request(doc, rig.config, check_policy=False)
+    assert "claimed" not in rig.queue.claim(request, {"originated": "1"}, worker="dead", policy_ok=False)
+    good = rig.submit(a="+15551230001", b="+15551230002")
+    rig.start_worker()
+    assert rig.final(good)["status"] == "completed"
+    for job_id in (premium, crashed):
+        final = rig.final(job_id)
+        assert (final["status"], final["hangup_cause"]) == ("failed", "CALL_REJECTED"), final
+        assert "premium-rate numbers are not allowed" in final["error"]
+    assert rig.switch.originates_with("eslengine_job_id", premium) == []
+    assert rig.switch.originates_with("eslengine_job_id", crashed) == []
+    assert len(wait_for(lambda: len(rig.queue.dead_letters()) == 2 and rig.queue.dead_letters())) == 2
 
 
 def test_malformed_entries_are_dead_lettered_and_the_worker_goes_on(rig: Rig) -> None:
