@@ -459,6 +459,14 @@ def test_background_job_before_reply_still_resolves(
     assert wait_for(lambda: [e.name for e in rec.events] == ["BACKGROUND_JOB"])
 
 
+def _accept_bgapi_then_hold(peer: Peer) -> None:
+    """A switch that accepts one bgapi (its +OK reply) and then says nothing."""
+    peer.prelude()
+    peer.read_command()
+    peer.send(server_frames("04a_originate_plain_jobuuid.json")[5])
+    peer.hold()
+
+
 @pytest.mark.parametrize("order", ["reply_first", "event_first"])
 def test_done_callback_gets_the_result_either_way_round(
     switch: Callable[..., ScriptedSwitch], conns: list[EslConnection], order: str
@@ -478,15 +486,7 @@ def test_done_callback_gets_the_result_either_way_round(
 def test_done_callback_hears_of_a_closed_connection(
     switch: Callable[..., ScriptedSwitch], conns: list[EslConnection]
 ) -> None:
-    bgapi_reply = server_frames("04a_originate_plain_jobuuid.json")[5]
-
-    def script(peer: Peer) -> None:
-        peer.prelude()
-        peer.read_command()
-        peer.send(bgapi_reply)
-        peer.hold()
-
-    sw = switch(script)
+    sw = switch(_accept_bgapi_then_hold)
     conn = EslConnection(sw.node(), timeout=2)
     conns.append(conn)
     conn.connect()
@@ -728,15 +728,7 @@ def test_shutdown_notice_fails_pending_after_delivering_events(
 def test_close_fails_pending_job_and_reports_clean_close(
     switch: Callable[..., ScriptedSwitch], conns: list[EslConnection]
 ) -> None:
-    bgapi_reply = server_frames("04a_originate_plain_jobuuid.json")[5]
-
-    def script(peer: Peer) -> None:
-        peer.prelude()
-        peer.read_command()
-        peer.send(bgapi_reply)
-        peer.hold()
-
-    sw = switch(script)
+    sw = switch(_accept_bgapi_then_hold)
     rec = Recorder()
     conn = EslConnection(sw.node(), timeout=2, on_close=rec.on_close)
     conns.append(conn)

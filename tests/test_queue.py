@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import pytest
@@ -92,13 +94,23 @@ def test_transition_of_missing_record_writes_nothing(queue: JobQueue) -> None:
     assert queue.get("0b6c3f2e-1111-4222-8333-944455556666") is None
 
 
-@pytest.mark.parametrize("batched", [False, True])
-def test_annotate_stores_fields_in_order_with_later_transitions(queue: JobQueue, batched: bool) -> None:
+@contextlib.contextmanager
+def _maybe_batched(queue: JobQueue, batched: bool) -> Iterator[None]:
+    """``queue`` sending through a CommandBatcher (as the worker's does) when ``batched``."""
     batcher = CommandBatcher(queue.redis) if batched else None
     if batcher is not None:
         batcher.start()
         queue.use_batcher(batcher)
     try:
+        yield
+    finally:
+        if batcher is not None:
+            batcher.stop()
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_annotate_stores_fields_in_order_with_later_transitions(queue: JobQueue, batched: bool) -> None:
+    with _maybe_batched(queue, batched):
         req = _request()
         queue.enqueue(req)
         queue.annotate(req.id, {"attempt_state": "sent"})
@@ -108,9 +120,6 @@ def test_annotate_stores_fields_in_order_with_later_transitions(queue: JobQueue,
         queue.annotate("0b6c3f2e-1111-4222-8333-944455556666", {"attempt_state": "sent"})
         queue.transition(req.id, fields={"x": "1"})  # waits: the annotation before it is done too
         assert not queue.redis.exists(queue.keys.call("0b6c3f2e-1111-4222-8333-944455556666"))
-    finally:
-        if batcher is not None:
-            batcher.stop()
 
 
 def test_cancel_queued_live_final_missing(queue: JobQueue) -> None:
@@ -198,11 +207,7 @@ def test_claim_leaves_what_it_must_not_dial(queue: JobQueue, case: str) -> None:
 
 @pytest.mark.parametrize("batched", [False, True])
 def test_transition_acknowledges_its_entry_atomically(queue: JobQueue, batched: bool) -> None:
-    batcher = CommandBatcher(queue.redis) if batched else None
-    if batcher is not None:
-        batcher.start()
-        queue.use_batcher(batcher)
-    try:
+    with _maybe_batched(queue, batched):
         req, gone = _request(), _request()
         queue.enqueue(req)
         queue.ensure_group()
@@ -216,9 +221,6 @@ def test_transition_acknowledges_its_entry_atomically(queue: JobQueue, batched: 
         assert not queue.transition(gone.id, "failed", ack=entry_id)
         assert queue.redis.xlen(queue.keys.jobs) == 0
         assert queue.redis.xpending(queue.keys.jobs, "workers")["pending"] == 0
-    finally:
-        if batcher is not None:
-            batcher.stop()
 
 
 def test_dead_letter_keeps_reason_and_acks(queue: JobQueue) -> None:
