@@ -73,10 +73,14 @@ class BenchStack(LocalStack):
             env["ESLENGINE_FREESWITCH"] += "?" + self.node_query
         return env
 
-    def switch_stats(self, timeout: float = 30.0) -> dict[str, Any]:
+    def switch_stats(self, timeout: float = 30.0, *, counts: bool = False) -> dict[str, Any]:
+        """The bench switch's snapshot (``bench.switch``), or with ``counts``
+        only how many originates it received and finished: cheap enough to
+        poll while a benchmark measures the switch's CPU."""
         chunks = []
         with socket.create_connection(("127.0.0.1", self.stats_port), timeout=timeout) as sock:
             sock.settimeout(timeout)
+            sock.sendall(b"counts\n" if counts else b"all\n")
             while True:
                 data = sock.recv(1 << 20)
                 if not data:

@@ -8,8 +8,8 @@ BACKGROUND_JOB, the failed status, ack) without live calls piling up. The
 rate is taken from the times the switch finished (fired the BACKGROUND_JOB
 of) the first ``k`` originates, skipping the first tenth (process start-up
 and pool ramp-up): a consumer that does not wait for results (the raw loop)
-is otherwise measured by how fast the switch accepts commands while the
-originates themselves pile up behind.
+is otherwise measured by how fast the switch starts on its commands while
+the rest of their work (channels, events, results) piles up behind.
 While it runs, the stream is kept topped up to its depth, for the engine and
 the raw loop alike.
 """
@@ -39,15 +39,12 @@ def _rate(times: list[float], k: int) -> float:
     return (len(times) - 1 - first) / span if span > 0 else float("nan")
 
 
-def _results_since(stack: BenchStack, mark: float) -> int:
-    return sum(1 for t in stack.switch_stats()["results"] if t >= mark)
-
-
 def _drain(stack: BenchStack, depth: int, k: int, start: Any, label: str, timeout: float) -> dict[str, Any]:
     """Fill ``depth`` jobs, start the consumer, keep the stream topped up to
     ``depth`` while it works (so every figure is the rate *at* that depth,
     not the burst of a queue running dry), wait until ``k`` were taken off
-    the stream, stop it; the switch's originate times give the rate."""
+    the stream and the switch has finished ``k``, stop it; the times the
+    switch finished them give the rate."""
     client = stack.client()
     client.flushall()
     t0 = time.monotonic()
@@ -66,6 +63,7 @@ def _drain(stack: BenchStack, depth: int, k: int, start: Any, label: str, timeou
             stop.wait(0.02)
 
     mark = time.time()
+    finished_before = stack.switch_stats(counts=True)["results"]
     process = start()
     pids = {"consumer": process.proc.pid, "switch": stack.processes["fakeswitch"].proc.pid,
             "redis": stack.processes["redis"].proc.pid}
@@ -78,7 +76,7 @@ def _drain(stack: BenchStack, depth: int, k: int, start: Any, label: str, timeou
                    "%s: %d jobs not done within %ss" % (label, k, timeout), process, interval=0.1)
         # Until the switch has finished k of them: a consumer that does not
         # wait for results can be far ahead of what the switch has done.
-        wait_until(lambda: _results_since(stack, mark) >= k, timeout,
+        wait_until(lambda: stack.switch_stats(counts=True)["results"] - finished_before >= k, timeout,
                    "%s: the switch finished fewer than %d originates within %ss" % (label, k, timeout), interval=0.5)
     finally:
         stop.set()

@@ -144,33 +144,31 @@ _RANKS = ",".join(
 _TRANSITION = """
 local ranks = {%s}
 local final = %d
-if ARGV[8] ~= '' then
-  redis.call('XACK', KEYS[4], ARGV[9], ARGV[8])
-  redis.call('XDEL', KEYS[4], ARGV[8])
+if ARGV[7] ~= '' then
+  redis.call('XACK', KEYS[4], ARGV[8], ARGV[7])
+  redis.call('XDEL', KEYS[4], ARGV[7])
 end
 local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return -1 end
 local new = ARGV[1]
 local now = ARGV[2]
 local ttl = tonumber(ARGV[3])
-local create = ARGV[4] == '1'
-local keep = ARGV[5] == '1'
-if not cur and not create then return -1 end
 if new ~= '' then
-  if cur and ranks[cur] == final then return 0 end
-  if cur and ranks[new] ~= final and ranks[new] <= ranks[cur] then
-    if not keep then return 0 end
+  if ranks[cur] == final then return 0 end
+  if ranks[new] ~= final and ranks[new] <= ranks[cur] then
+    if ARGV[4] ~= '1' then return 0 end
     new = ''
   end
 end
-if #ARGV >= 11 then redis.call('HSET', KEYS[1], unpack(ARGV, 10)) end
+if #ARGV >= 10 then redis.call('HSET', KEYS[1], unpack(ARGV, 9)) end
 if new ~= '' then
   if ranks[new] == final then
     redis.call('HSET', KEYS[1], 'status', new, new .. '_at', now, 'updated_at', now, 'ended_at', now)
   else
     redis.call('HSET', KEYS[1], 'status', new, new .. '_at', now, 'updated_at', now)
   end
-  if ARGV[7] == '1' then
-    if ranks[new] == final then redis.call('SREM', KEYS[3], ARGV[6]) else redis.call('SADD', KEYS[3], ARGV[6]) end
+  if ARGV[6] == '1' then
+    if ranks[new] == final then redis.call('SREM', KEYS[3], ARGV[5]) else redis.call('SADD', KEYS[3], ARGV[5]) end
   end
   redis.call('RPUSH', KEYS[2], new .. ' ' .. now)
   redis.call('EXPIRE', KEYS[2], ttl)
@@ -538,29 +536,27 @@ class JobQueue:
 
     def _transition_call(self, job_id: str, status: str, fields: Mapping[str, str] | None,
                          keep_fields: bool = False, worker: str = "", ack: str = "") -> tuple[list[str], list[str]]:
-        """The keys and arguments of the transition script: the record, its
-        history, the worker's live set (touched only with ``worker``) and the
-        job stream (an ``ack`` entry is acknowledged and deleted there)."""
+        """The keys and arguments of the transition script. Keys: the record,
+        its history, the worker's live set (touched only with ``worker``) and
+        the job stream (an ``ack`` entry is acknowledged and deleted there).
+        Arguments: status, now, ttl, keep_fields, the job id (the live set's
+        member), live set used, ack entry, group, then field/value pairs."""
         if status and status not in calls.STATUSES:
             raise ValueError("unknown status %r" % status)
         live = "1" if worker and status else "0"
-        args: list[str] = [status, now_iso(), str(self.record_ttl), "0", "1" if keep_fields else "0", job_id, live,
+        args: list[str] = [status, now_iso(), str(self.record_ttl), "1" if keep_fields else "0", job_id, live,
                            ack, GROUP]
         for key, value in (fields or {}).items():
             args += [key, value]
         keys = [self.keys.call(job_id), self.keys.history(job_id), self.keys.live(worker), self.keys.jobs]
         return keys, args
 
-    def record_for_job(self, request: CallRequest) -> dict[str, str]:
-        """The record of a job read off the stream, created (``queued``) when a
-        producer added the job with a bare XADD; then its ``created`` is "1".
-        One round trip either way."""
-        return self.claim(request)
-
     def claim(self, request: CallRequest, dialing: Mapping[str, str] | None = None, *, worker: str = "",
               policy_ok: bool = True) -> dict[str, str]:
-        """``record_for_job``, and with ``dialing`` fields, in the same step:
-        a job still queued and never originated moves to ``dialing`` with
+        """The record of a job read off the stream, created (``queued``) when
+        a producer added the job with a bare XADD (then its ``created`` is
+        "1"); one round trip either way. With ``dialing`` fields, in the same
+        step, a job still queued and never originated moves to ``dialing`` with
         those fields, ``attempts`` one up, in ``worker``'s live set; the reply
         then has ``claimed`` (the attempt number) beside the record as it was.
         Not claimed: a job whose cancel was asked for, and one no intake

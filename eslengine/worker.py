@@ -35,7 +35,7 @@ from .calls import FINAL, CallRequest, CallState, check_policy, loads_request
 from .config import Config, Node
 from .errors import (EslCommandError, EslConnectionError, EslError, EslNotSent, EslTimeout, QueueUnavailable,
                      ValidationError)
-from .esl import NodeLink
+from .esl import BackgroundJob, NodeLink
 from .pacing import Pacer, session_cost
 from .protocol import Event, job_result
 from .queue import JOB_FIELD, JobQueue
@@ -118,7 +118,7 @@ class Call:
     # when the sent originate's result is overdue (0: not waiting for one).
     heard: float = field(default_factory=time.monotonic)
     result_due: float = 0.0
-    job: Any = None  # the sent originate's BackgroundJob
+    job: BackgroundJob | None = None  # the sent originate's, held while awaited
 
 
 @dataclass(frozen=True)
@@ -969,7 +969,7 @@ def _result_wait(request: CallRequest) -> float:
     return request.timeout * 6 + 30.0
 
 
-def _outcome(job: Any) -> OriginateResult:
+def _outcome(job: BackgroundJob) -> OriginateResult:
     """A resolved BackgroundJob's result."""
     try:
         ok, text = job.result(None)

@@ -144,14 +144,14 @@ def test_cancel_queued_live_final_missing(queue: JobQueue) -> None:
     pubsub.close()
 
 
-def test_record_for_job_pushed_with_bare_xadd(queue: JobQueue) -> None:
+def test_claim_reads_or_creates_the_record_of_a_bare_xadd_job(queue: JobQueue) -> None:
     req = _request()
     queue.redis.xadd(queue.keys.jobs, {"job": req.dumps()})
-    record = queue.record_for_job(req)
+    record = queue.claim(req)
     assert record["status"] == "queued" and record["id"] == req.id
     # Existing records are returned, not reset.
     queue.transition(req.id, "dialing")
-    assert queue.record_for_job(req)["status"] == "dialing"
+    assert queue.claim(req)["status"] == "dialing"
 
 
 def test_claim_creates_and_moves_a_bare_xadd_job_to_dialing_in_one_step(queue: JobQueue) -> None:

@@ -156,8 +156,9 @@ class SwitchStats:
 
     ``originates_per_second`` and ``sessions_per_second`` are keyed by
     ``int(time.time())``; ``refused_over_limit`` counts sessions refused by
-    the sps throttle or max_sessions; ``originate_log`` has the receive time
-    and ``eslengine_job_id`` of every originate, parsable or not;
+    the sps throttle or max_sessions; ``originate_log`` has the time the
+    switch started on each originate (parsing it; for a bgapi, once its
+    background job runs) and its ``eslengine_job_id``, parsable or not;
     ``result_log`` the time each bgapi originate's result (its
     BACKGROUND_JOB) was fired: the switch is done with that command.
     """

@@ -25,7 +25,8 @@ simulator settings and are not scaled. ``playback_time``
 ``FakeSwitch.events`` keeps the last ``events_kept`` events fired, whether or
 not a client subscribed, as (name, headers dict) with the body under
 ``_body``; ``FakeSwitch.originates`` the last ``originates_kept`` originates
-received. ``stats.originate_log`` has (time, job id) of every originate, so a
+received. ``stats.originate_log`` has (start time, job id) of every
+originate and ``stats.result_log`` the time each bgapi originate finished, so a
 long benchmark run keeps its figures without the switch growing by a whole
 record per call.
 """
