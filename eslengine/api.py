@@ -759,6 +759,7 @@ class _GunicornServer(BaseApplication):  # type: ignore[misc]
         # worker has its own Redis connections. Under gevent the enqueues of
         # concurrent requests share pipelines (group commit); each request
         # still answers 202 only once its job is in Redis.
+        from .cli import tune_gc
         from .redisbatch import CommandBatcher
 
         app = create_app(self.config, allow_no_auth=self.allow_no_auth)
@@ -766,4 +767,5 @@ class _GunicornServer(BaseApplication):  # type: ignore[misc]
         batcher = CommandBatcher(queue.redis)
         batcher.start()
         queue.use_batcher(batcher)
+        tune_gc()
         return app

@@ -38,6 +38,26 @@ def _logging(level: str) -> None:
     )
 
 
+# The cyclic collector's young-generation threshold. A worker or API process
+# allocates and frees many small containers per call (an event is a dict of
+# ~150 strings, a request a dozen objects), nearly all of them freed by
+# reference counting; at the default (700) the collector rescans them about
+# every 700 allocations, some 8 % of a busy worker's CPU. Cyclic garbage
+# still goes within a few milliseconds at these rates.
+GC_THRESHOLD = (20_000, 50, 50)
+
+
+def tune_gc() -> None:
+    """Set the collector for a long-running process, once it has loaded
+    what it keeps for its lifetime: that goes to the permanent generation
+    (``gc.freeze``), so full collections no longer walk it."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -96,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             from .queue import JobQueue
             from .worker import run
 
+            tune_gc()
             run(config, JobQueue.from_config(config), stop_signals=(signal.SIGTERM, signal.SIGINT))
             return 0
         if args.command == "api":

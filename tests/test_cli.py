@@ -88,3 +88,14 @@ def test_bad_config_values(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
         Config.from_env(env)
 
+
+
+def test_tune_gc_freezes_what_is_loaded_and_raises_the_young_threshold() -> None:
+    # In a child process: freezing is for the whole interpreter's lifetime.
+    code = ("import gc; from eslengine.cli import GC_THRESHOLD, tune_gc; kept = [object() for _ in range(10)]; "
+            "before = gc.get_freeze_count(); tune_gc(); "
+            "assert gc.get_threshold() == GC_THRESHOLD, gc.get_threshold(); "
+            "assert gc.get_freeze_count() > before; print('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
