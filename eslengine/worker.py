@@ -66,6 +66,13 @@ MAX_UNANSWERED = 64
 
 PACING_WINDOW = 1.005
 
+# Jobs the claim loop takes off the stream and has not yet originated are at
+# most what the nodes' pacers can start in this many seconds (plus one read).
+# Claimed is "dialing": a job claimed long before its turn would sit there,
+# out of reach of another worker whose nodes have room, and would have to be
+# checked on the switch if this worker died.
+CLAIM_AHEAD = 1.0
+
 
 @dataclass
 class NodeState:
@@ -119,6 +126,9 @@ class Call:
     heard: float = field(default_factory=time.monotonic)
     result_due: float = 0.0
     job: BackgroundJob | None = None  # the sent originate's, held while awaited
+    # Gives back the claim loop's slot (see Worker._claim_room) once the
+    # originate was written or the job ended; idempotent.
+    release_claim: Callable[[], None] = field(default=lambda: None)
 
 
 @dataclass(frozen=True)
@@ -159,6 +169,9 @@ class Worker:
         self._running = False
         self._greenlets: list[gevent.Greenlet] = []
         self._capacity = gevent.event.Event()
+        # Jobs claimed by the claim loop whose originate is not written yet.
+        self._unsent = 0
+        self._claim_room = gevent.event.Event()
         # One greenlet at a time waits for the pacers' next turn; the others
         # queue on this lock instead of all waking at every turn.
         self._admission = gevent.lock.Semaphore()
@@ -238,8 +251,13 @@ class Worker:
                 if free <= 0:
                     self.pool.wait_available(timeout=1)
                     continue
-                for entry_id, fields in self.queue.read(self.consumer, min(free, 200), 1000):
-                    self.pool.spawn(self._run_entry, entry_id, fields)
+                room = min(free, self._claim_ahead() - self._unsent)
+                if room <= 0:
+                    self._claim_room.clear()
+                    self._claim_room.wait(timeout=1)
+                    continue
+                for entry_id, fields in self.queue.read(self.consumer, min(room, 200), 1000):
+                    self.pool.spawn(self._run_entry, entry_id, fields, self._claim_slot())
                 backoff = 0.1
             except QueueUnavailable as exc:
                 log.warning("worker %s: Redis unavailable (%s); retrying in %.1fs", self.consumer, exc, backoff)
@@ -251,6 +269,28 @@ class Worker:
             except Exception:
                 log.exception("worker %s: claim loop error", self.consumer)
                 gevent.sleep(1)
+
+    def _claim_ahead(self) -> int:
+        """Session starts the nodes that are up may make in CLAIM_AHEAD
+        seconds: an upper bound of the calls they may start (a call costs
+        one session or more)."""
+        return sum(int(s.pacer.rate * CLAIM_AHEAD / s.pacer.window) + 1
+                   for s in self.nodes if s.up)
+
+    def _claim_slot(self) -> Callable[[], None]:
+        """Count one more claimed job not yet originated; the returned
+        function gives the slot back (once, however often it is called)."""
+        self._unsent += 1
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self._unsent -= 1
+                self._claim_room.set()
+
+        return release
 
     def _reclaim_loop(self) -> None:
         interval = max(1.0, min(30.0, self.config.claim_idle_ms / 4000))
@@ -338,7 +378,8 @@ class Worker:
 
     # ------------------------------------------------------------ one job
 
-    def _run_entry(self, entry_id: str, fields: dict[str, str]) -> None:
+    def _run_entry(self, entry_id: str, fields: dict[str, str],
+                   release_claim: Callable[[], None] = lambda: None) -> None:
         job_id = ""
         try:
             try:
@@ -352,13 +393,15 @@ class Worker:
                 self.queue.dead_letter(entry_id, fields, "invalid job: %s: %s" % (exc.field, exc.reason))
                 return
             job_id = request.id
-            self._dial(request, entry_id)
+            self._dial(request, entry_id, release_claim)
         except QueueUnavailable as exc:
             log.warning("job %s: Redis unavailable (%s); left for another attempt", job_id or entry_id, exc)
         except Exception:
             log.exception("job %s: unexpected error", job_id or entry_id)
+        finally:
+            release_claim()
 
-    def _dial(self, request: CallRequest, entry_id: str) -> None:
+    def _dial(self, request: CallRequest, entry_id: str, release_claim: Callable[[], None] = lambda: None) -> None:
         """Place (or go on following) one job until its call ends."""
         job_id = request.id
         if job_id in self.calls:
@@ -369,7 +412,7 @@ class Worker:
             return
         held = self.config.bridge == "engine" and dialstring.can_hold(request)
         first, second = self._cost(request, request.dial_first), self._cost(request, request.second)
-        call = Call(request, entry_id, cost=first + second, held=held, first_cost=first)
+        call = Call(request, entry_id, cost=first + second, held=held, first_cost=first, release_claim=release_claim)
         self.calls[job_id] = call  # before any I/O: one follower per job
         try:
             # A job still queued moves to "dialing" as its record is read (one
@@ -570,11 +613,13 @@ class Worker:
             # Written, but the reply was lost: the switch may have it. From
             # here on the attempt is never placed again.
             call.sent = True
+            call.release_claim()
             self.queue.transition(job_id, fields={"attempt_state": "sent", "node": node.node.label})
             call.inbox.put(OriginateResult(False, "", exc))
             return
         self.queue.annotate(job_id, {"attempt_state": "sent", "node": node.node.label})
         call.sent = True
+        call.release_claim()
         # The BACKGROUND_JOB comes to the inbox like the channel events (which
         # are applied while the switch rings); the silence loop gives up on
         # it after this long.

@@ -240,6 +240,25 @@ def test_pacing_keeps_the_switch_from_refusing(redis_server: RedisServer, key_pr
         rig.close()
 
 
+def test_a_worker_claims_no_more_than_its_nodes_can_start_soon(redis_server: RedisServer, key_prefix: str) -> None:
+    # 300 jobs, a node that starts 5 sessions a second: the worker takes about
+    # a second's worth off the stream; the rest stay queued, free for any
+    # other worker, instead of waiting in "dialing" for this one's pacer.
+    rig = Rig(redis_server, key_prefix, sps=5, talk_time=0.2)
+    try:
+        ids = [rig.submit(a="+1555123%04d" % i, b="+1555124%04d" % i) for i in range(300)]
+        rig.start_worker(concurrency=2000)
+        wait_for(lambda: len(rig.switch.stats.originate_log) >= 3, timeout=10)
+        gevent.sleep(1.5)
+        records = [rig.client.hget(rig.queue.keys.call(i), "status") for i in ids]
+        dialing = records.count("dialing")
+        assert 1 <= dialing <= 8, dialing  # CLAIM_AHEAD s of 4 starts a second, and a little
+        assert records.count("queued") >= 250
+        assert rig.client.xlen(rig.queue.keys.jobs) >= 250
+    finally:
+        rig.close()
+
+
 def test_held_first_leg_is_connected_by_the_worker(rig: Rig) -> None:
     rig.start_worker()
     job_id = rig.submit(a="+15551230001", b="+15551230002", caller_id_number="+15557770000")
