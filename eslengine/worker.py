@@ -67,11 +67,15 @@ MAX_UNANSWERED = 64
 PACING_WINDOW = 1.005
 
 # Jobs the claim loop takes off the stream and has not yet originated are at
-# most what the nodes' pacers can start in this many seconds (plus one read).
+# most what the nodes' pacers can start in this many seconds (one more a node).
 # Claimed is "dialing": a job claimed long before its turn would sit there,
 # out of reach of another worker whose nodes have room, and would have to be
 # checked on the switch if this worker died.
 CLAIM_AHEAD = 1.0
+
+
+def _no_slot() -> None:
+    """``release_claim`` of a job the claim loop did not count."""
 
 
 @dataclass
@@ -126,9 +130,9 @@ class Call:
     heard: float = field(default_factory=time.monotonic)
     result_due: float = 0.0
     job: BackgroundJob | None = None  # the sent originate's, held while awaited
-    # Gives back the claim loop's slot (see Worker._claim_room) once the
+    # Gives back the claim loop's slot (see Worker._claim_slot) once the
     # originate was written or the job ended; idempotent.
-    release_claim: Callable[[], None] = field(default=lambda: None)
+    release_claim: Callable[[], None] = _no_slot
 
 
 @dataclass(frozen=True)
@@ -379,7 +383,7 @@ class Worker:
     # ------------------------------------------------------------ one job
 
     def _run_entry(self, entry_id: str, fields: dict[str, str],
-                   release_claim: Callable[[], None] = lambda: None) -> None:
+                   release_claim: Callable[[], None] = _no_slot) -> None:
         job_id = ""
         try:
             try:
@@ -401,7 +405,7 @@ class Worker:
         finally:
             release_claim()
 
-    def _dial(self, request: CallRequest, entry_id: str, release_claim: Callable[[], None] = lambda: None) -> None:
+    def _dial(self, request: CallRequest, entry_id: str, release_claim: Callable[[], None] = _no_slot) -> None:
         """Place (or go on following) one job until its call ends."""
         job_id = request.id
         if job_id in self.calls:
@@ -1003,6 +1007,7 @@ class Worker:
     def _on_node_up(self, state: NodeState) -> None:
         log.info("node %s: up", state.node.label)
         self._capacity.set()
+        self._claim_room.set()
         for call in list(self.calls.values()):
             if call.node is state:
                 call.inbox.put(_RECHECK)
