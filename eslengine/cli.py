@@ -42,8 +42,9 @@ def _logging(level: str) -> None:
 # allocates and frees many small containers per call (an event is a dict of
 # ~150 strings, a request a dozen objects), nearly all of them freed by
 # reference counting; at the default (700) the collector rescans them about
-# every 700 allocations, some 8 % of a busy worker's CPU. Cyclic garbage
-# still goes within a few milliseconds at these rates.
+# every 700 allocations: about a tenth of a busy worker's CPU, measured
+# with the freeze below. Cyclic garbage still goes within a few milliseconds
+# at these rates.
 GC_THRESHOLD = (20_000, 50, 50)
 
 
