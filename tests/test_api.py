@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import logging
 import os
@@ -49,9 +50,11 @@ def queue(config: Config) -> Iterator[JobQueue]:
     client.close()
 
 
-@pytest.fixture
-def app(config: Config, queue: JobQueue) -> Flask:
-    return create_app(config, queue)
+@pytest.fixture(params=[False, True], ids=["flask", "fast-intake"])
+def app(request: pytest.FixtureRequest, config: Config, queue: JobQueue) -> Flask:
+    """Every test of the app runs twice: Flask alone, and with the fast
+    path for POST /v1/calls that ``serve`` puts in front of it."""
+    return create_app(config, queue, fast_intake=request.param)
 
 
 @pytest.fixture
@@ -439,13 +442,104 @@ def test_an_unexpected_exception_is_500_json_and_logged(app: Flask, caplog: pyte
     assert [r.exc_info is not None for r in caplog.records if r.name == "eslengine.api"] == [True]
 
 
-# ------------------------------------------------------------------ Redis down
+# ------------------------------------------------------------------ fast intake
 
 
 @pytest.fixture
-def down_client() -> Iterator[FlaskClient]:
+def fast(config: Config, queue: JobQueue) -> tuple[Flask, list[str]]:
+    """An app with the fast path, and the list of requests that reached Flask."""
+    app = create_app(config, queue, fast_intake=True)
+    flask_app, reached = app.wsgi_app.app, []  # type: ignore[attr-defined]
+
+    def flask_side(environ: dict[str, Any], start_response: Any) -> Any:
+        reached.append("%s %s" % (environ["REQUEST_METHOD"], environ["PATH_INFO"]))
+        return flask_app(environ, start_response)
+
+    app.wsgi_app.app = flask_side  # type: ignore[attr-defined]
+    return app, reached
+
+
+def test_fast_intake_queues_a_call_without_flask(fast: tuple[Flask, list[str]], queue: JobQueue) -> None:
+    app, reached = fast
+    resp = app.test_client().post("/v1/calls", data=json.dumps({**VALID, "variables": {"crm_id": "42"}}),
+                                  headers={**AUTH, "Content-Type": "application/json; charset=utf-8"})
+    assert resp.status_code == 202 and reached == []
+    job_id = resp.get_json()["id"]
+    assert resp.get_json() == {"id": job_id, "status": "queued"}
+    assert resp.headers["Location"] == "/v1/calls/%s" % job_id
+    assert resp.headers["Content-Type"] == "application/json"
+    record = queue.get(job_id)
+    assert record is not None and record["status"] == "queued" and record["request"]["variables"] == {"crm_id": "42"}
+
+
+@pytest.mark.parametrize("headers,body,status", [
+    ({}, VALID, 401),
+    ({"Authorization": "Bearer wrong"}, VALID, 401),
+    ({**AUTH, "Content-Type": "text/plain"}, VALID, 400),
+    ({**AUTH, "Content-Type": "application/merge-patch+json"}, VALID, 202),
+    (AUTH, {"a": "+15551230001"}, 422),
+    (AUTH, ["not", "an", "object"], 400),
+    (AUTH, b"{not json", 400),
+    (AUTH, b"\xff\xfe", 400),
+    (AUTH, b"", 400),
+], ids=["no-auth", "bad-key", "not-json-type", "json-suffix-type", "invalid", "array", "bad-json", "not-utf8",
+        "empty"])
+def test_what_the_fast_path_does_not_take_flask_answers(fast: tuple[Flask, list[str]], headers: dict[str, str],
+                                                        body: object, status: int) -> None:
+    app, reached = fast
+    data = body if isinstance(body, bytes) else json.dumps(body)
+    resp = app.test_client().post("/v1/calls", data=data, headers={"Content-Type": "application/json", **headers})
+    assert resp.status_code == status, resp.get_json()
+    assert reached == ["POST /v1/calls"]
+    if status == 422:
+        # Flask read the body the fast path had already read.
+        doc = resp.get_json()
+        assert (doc["error"], doc["field"]) == ("invalid", "b") and doc["reason"].startswith("required")
+
+
+def test_the_fast_path_leaves_other_routes_and_oversize_bodies_to_flask(fast: tuple[Flask, list[str]]) -> None:
+    app, reached = fast
+    client = app.test_client()
+    job_id = client.post("/v1/calls", json=VALID, headers=AUTH).get_json()["id"]
+    assert client.get("/v1/calls/%s" % job_id, headers=AUTH).status_code == 200
+    assert client.post("/v1/calls/", json=VALID, headers=AUTH).status_code == 404
+    big = json.dumps({**VALID, "pad": "x" * MAX_BODY})
+    assert client.post("/v1/calls", data=big, headers={**AUTH, "Content-Type": "application/json"}).status_code == 413
+    assert reached == ["GET /v1/calls/%s" % job_id, "POST /v1/calls/", "POST /v1/calls"]
+
+
+def test_a_fast_path_body_cut_short_goes_to_flask(fast: tuple[Flask, list[str]]) -> None:
+    app, reached = fast
+    body = json.dumps(VALID).encode()
+    resp = app.test_client().post("/v1/calls", input_stream=io.BytesIO(body[:-3]),
+                                  headers={**AUTH, "Content-Type": "application/json",
+                                           "Content-Length": str(len(body))})
+    assert resp.status_code == 400 and reached == ["POST /v1/calls"]
+
+
+def test_a_fast_path_bug_is_500_json_and_logged(fast: tuple[Flask, list[str]], queue: JobQueue,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    app, reached = fast
+
+    def broken(call: object) -> str:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(queue, "enqueue", broken)
+    with caplog.at_level(logging.ERROR, logger="eslengine.api"):
+        resp = app.test_client().post("/v1/calls", json=VALID, headers=AUTH)
+    assert resp.status_code == 500 and reached == []
+    assert resp.get_json() == {"error": "internal", "reason": "internal error"}
+    assert [r.exc_info is not None for r in caplog.records if r.name == "eslengine.api"] == [True]
+
+
+# ------------------------------------------------------------------ Redis down
+
+
+@pytest.fixture(params=[False, True], ids=["flask", "fast-intake"])
+def down_client(request: pytest.FixtureRequest) -> Iterator[FlaskClient]:
     config = Config(redis_url="redis://127.0.0.1:%d/0" % closed_port(), api_keys=frozenset({KEY}))
-    app = create_app(config)
+    app = create_app(config, fast_intake=request.param)
     yield app.test_client()
     app.extensions["eslengine"].redis.close()
 
