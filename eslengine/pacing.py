@@ -17,11 +17,21 @@ switch starts the second legs itself (``&bridge``) they come in bursts as
 well; the sessions the engine starts itself arrive as sent. Because a
 start late by less than ``EARLY`` keeps the schedule, timer lateness does
 not pile up into a lower rate.
+
+Several workers may pace one node. Each then keeps to its share
+(``Pacer.set_share``): the floor of an even split of the node's starts per
+window, and of its live sessions less what the others hold beyond their own
+shares (``node_share``). Floors never add up to more than the limit, and a
+worker's share only grows when another leaves, so the workers need not
+change their shares at the same moment; a worker that joins waits until
+every other has seen it before it starts anything (see ``worker``).
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 # How far ahead of its place on the even schedule a start may go. Absorbs
@@ -46,11 +56,31 @@ class Pacer:
     _starts: deque[tuple[float, int]] = field(default_factory=deque)
     _in_window: int = 0
     _due: float = float("-inf")  # the next start's place on the even schedule
+    # This worker's share when other workers pace the same node (None: the
+    # whole node), and until when it holds (``set_share``).
+    rate_share: int | None = None
+    session_share: int | None = None
+    share_until: float = math.inf
+
+    @property
+    def node_rate(self) -> int:
+        """Session starts the node allows per sliding window."""
+        return max(1, self.sps - 1)
 
     @property
     def rate(self) -> int:
-        """Session starts allowed per sliding window."""
-        return max(1, self.sps - 1)
+        """Session starts this worker may make per sliding window."""
+        return self.node_rate if self.rate_share is None else min(self.node_rate, self.rate_share)
+
+    @property
+    def ceiling(self) -> int:
+        """Live sessions this worker may hold."""
+        return self.max_sessions if self.session_share is None else min(self.max_sessions, self.session_share)
+
+    def set_share(self, rate: int | None, sessions: int | None, until: float = math.inf) -> None:
+        """Keep to ``rate`` starts per window and ``sessions`` live sessions
+        (None: the node's own limit) until ``until``; nothing after it."""
+        self.rate_share, self.session_share, self.share_until = rate, sessions, until
 
     def _expire(self, now: float) -> None:
         horizon = now - self.window
@@ -61,8 +91,11 @@ class Pacer:
     def delay(self, now: float, cost: int, sessions: int | None = None) -> float | None:
         """Seconds to wait before ``cost`` sessions may start (0: now), or
         None while the live-session ceiling leaves no room for ``sessions``
-        more (default ``cost``; wait for a release)."""
-        if self.live + (cost if sessions is None else sessions) > self.max_sessions:
+        more (default ``cost``; wait for a release), or while this worker has
+        no share of the node."""
+        if self.live + (cost if sessions is None else sessions) > self.ceiling:
+            return None
+        if self.rate <= 0 or now >= self.share_until:
             return None
         self._expire(now)
         early = self._due - now
@@ -88,7 +121,9 @@ class Pacer:
         self._starts.append((now, cost))
         self._in_window += cost
         self.live += cost if sessions is None else sessions
-        self._due = max(self._due, now) + cost * self.window / self.rate
+        # A start with no share: a call taken over from another worker,
+        # whose sessions this pacer now counts.
+        self._due = max(self._due, now) + cost * self.window / max(1, self.rate)
 
     def release(self, cost: int) -> None:
         """``cost`` sessions ended."""
@@ -98,6 +133,24 @@ class Pacer:
         """A score for choosing between nodes: the smaller of the free share
         of the window's starts and of the live-session ceiling."""
         self._expire(now)
+        if self.rate <= 0 or self.ceiling <= 0:
+            return -1.0
         free_rate = (self.rate - self._in_window) / self.rate
-        free_sessions = (self.max_sessions - self.live) / self.max_sessions
+        free_sessions = (self.ceiling - self.live) / self.ceiling
         return min(free_rate, free_sessions)
+
+
+def node_share(sps: int, max_sessions: int, workers: int, others: Iterable[tuple[int, int]]) -> tuple[int, int]:
+    """One of ``workers`` workers' share of a node: session starts per
+    window, and live sessions. ``others``: (sessions held, session share)
+    as each other worker last said.
+
+    Starts: the floor of an even split of the node's ``sps - 1``. Sessions:
+    the floor of an even split of ``max_sessions``, less what the others
+    hold beyond their own shares (calls they started under a larger share
+    before this worker came, or adopted from a worker that died), so that
+    all live sessions stay within ``max_sessions`` while those calls last.
+    """
+    workers = max(1, workers)
+    beyond = sum(max(0, held - share) for held, share in others)
+    return max(1, sps - 1) // workers, max(0, max_sessions // workers - beyond)

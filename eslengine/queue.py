@@ -76,6 +76,14 @@ class Keys:
     def call(self, job_id: str) -> str:
         return "%s:call:%s" % (self.prefix, job_id)
 
+    def node_workers(self, node: str) -> str:
+        """ZSET: the workers pacing ``node``, scored by when each lapses."""
+        return "%s:node:%s:workers" % (self.prefix, node)
+
+    def node_held(self, node: str) -> str:
+        """HASH: worker -> "<sessions held> <session share>" on ``node``."""
+        return "%s:node:%s:held" % (self.prefix, node)
+
     def history(self, job_id: str) -> str:
         return "%s:call:%s:history" % (self.prefix, job_id)
 
@@ -289,6 +297,25 @@ return 'cancelling:' .. cur
 """
 
 
+# Keep one worker's place among those pacing a node (KEYS: node_workers,
+# node_held; ARGV: worker, ttl, "held share"). Lapsed workers go first; the
+# clock is Redis's, one for every worker. Returns {added, {worker, "held
+# share", ...}}: added is 1 when this worker was not (or no longer) there.
+_SHARE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+for _, gone in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
+  redis.call('ZREM', KEYS[1], gone)
+  redis.call('HDEL', KEYS[2], gone)
+end
+local added = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])) + 1)
+redis.call('EXPIRE', KEYS[2], math.ceil(tonumber(ARGV[2])) + 1)
+return {added, redis.call('HGETALL', KEYS[2])}
+"""
+
+
 class JobQueue:
     """The Redis side of eslengine for one key prefix. Thread- and
     greenlet-safe as far as the redis client is."""
@@ -308,6 +335,7 @@ class JobQueue:
         self._retry = client.register_script(_RETRY)
         self._due = client.register_script(_DUE)
         self._requeue = client.register_script(_REQUEUE)
+        self._share = client.register_script(_SHARE)
 
     def use_batcher(self, batcher: Any) -> None:
         """Send the hot-path commands through ``batcher`` from now on."""
@@ -448,6 +476,30 @@ class JobQueue:
             pipe = self.redis.pipeline(transaction=False)
             pipe.set(self.keys.heartbeat(worker), "1", ex=ttl)
             pipe.sadd(self.keys.workers, worker)
+            pipe.execute()
+
+    def pace_node(self, node: str, worker: str, ttl: float, held: int,
+                  share: int) -> tuple[bool, dict[str, tuple[int, int]]]:
+        """Keep ``worker`` among the workers pacing ``node`` for ``ttl`` more
+        seconds, saying it holds ``held`` sessions there under a session
+        share of ``share``. Returns whether it was not there before (new, or
+        lapsed), and every worker there, itself included, with what each
+        said: (held, share)."""
+        keys = [self.keys.node_workers(node), self.keys.node_held(node)]
+        with redis_errors("pace node"):
+            added, flat = self._share(keys=keys, args=[worker, repr(ttl), "%d %d" % (held, share)])
+        said: dict[str, tuple[int, int]] = {}
+        for name, value in zip(flat[::2], flat[1::2]):
+            held_text, _, share_text = value.partition(" ")
+            said[name] = (int(held_text), int(share_text))
+        return bool(added), said
+
+    def leave_node(self, node: str, worker: str) -> None:
+        """``worker`` no longer paces ``node``: the others' shares grow."""
+        with redis_errors("leave node"):
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.zrem(self.keys.node_workers(node), worker)
+            pipe.hdel(self.keys.node_held(node), worker)
             pipe.execute()
 
     def forget_worker(self, worker: str) -> None:

@@ -36,7 +36,7 @@ from .config import Config, Node
 from .errors import (EslCommandError, EslConnectionError, EslError, EslNotSent, EslTimeout, QueueUnavailable,
                      ValidationError)
 from .esl import BackgroundJob, NodeLink
-from .pacing import Pacer, session_cost
+from .pacing import Pacer, node_share, session_cost
 from .protocol import Event, job_result
 from .queue import JOB_FIELD, JobQueue
 from .redisbatch import CommandBatcher
@@ -73,6 +73,20 @@ PACING_WINDOW = 1.005
 # checked on the switch if this worker died.
 CLAIM_AHEAD = 1.0
 
+# Workers that pace the same node (the same ``Node.label``) share its limits
+# (``pacing.node_share``). Each renews its place every SHARE_BEAT seconds; its
+# share holds for SHARE_LEASE seconds after it asked, so a worker that cannot
+# renew stops starting sessions there. A worker's place lapses SHARE_TTL
+# seconds after its last renewal: later than its heartbeat, so that the calls
+# of a dead worker are adopted (and counted by their adopter) before the
+# others' shares grow. A worker that joins starts nothing on the node for
+# JOIN_WAIT seconds: by then every other has its new share, or none, and
+# starts made under the old shares have left the pacing window.
+SHARE_BEAT = 1.0
+SHARE_LEASE = 3.0
+SHARE_TTL = 2.0 * HEARTBEAT_TTL
+JOIN_WAIT = SHARE_LEASE + PACING_WINDOW + 0.25
+
 
 def _no_slot() -> None:
     """``release_claim`` of a job the claim loop did not count."""
@@ -87,6 +101,10 @@ class NodeState:
     # Held first legs waiting for their turn to start the second leg: they
     # go before new originates on this node.
     connecting: int = 0
+    # Other workers pacing this node when this one last renewed its place,
+    # and until when this worker, having joined them, starts nothing there.
+    sharers: int = 0
+    join_until: float = 0.0
 
     @property
     def up(self) -> bool:
@@ -164,7 +182,10 @@ class Worker:
         self.pool = gevent.pool.Pool(config.concurrency)
         # The pacers' second is 5 ms longer than the switch's: what the engine
         # sends evenly can reach the switch a few milliseconds closer together.
-        self.nodes = [NodeState(n, Pacer(n.sps, n.max_sessions, window=PACING_WINDOW)) for n in config.nodes]
+        # No share of any node until this worker has its place among the
+        # workers pacing it (``_share_loop``).
+        self.nodes = [NodeState(n, Pacer(n.sps, n.max_sessions, window=PACING_WINDOW, rate_share=0, session_share=0))
+                      for n in config.nodes]
         self.calls: dict[str, Call] = {}
         # bgapi Job-UUID -> call, so a BACKGROUND_JOB that arrives on another
         # connection (after a reconnect) still reaches its call.
@@ -179,6 +200,7 @@ class Worker:
         # One greenlet at a time waits for the pacers' next turn; the others
         # queue on this lock instead of all waking at every turn.
         self._admission = gevent.lock.Semaphore()
+        self._share_wake = gevent.event.Event()
         self.stopped = gevent.event.Event()
         self.webhooks = Webhooks(queue, config)
 
@@ -208,6 +230,7 @@ class Worker:
             gevent.spawn(self._sweep_loop),
             gevent.spawn(self._retry_loop),
             gevent.spawn(self._silence_loop),
+            gevent.spawn(self._share_loop),
         ]
         log.info("worker %s: started, %d node(s), pool %d", self.consumer, len(self.nodes), self.config.concurrency)
 
@@ -228,6 +251,7 @@ class Worker:
         for state in self.nodes:
             if state.link is not None:
                 state.link.stop()
+        self._leave_nodes()
         try:
             # Calls still up stay in this worker's live set; with the
             # heartbeat gone another worker adopts them at once.
@@ -295,6 +319,57 @@ class Worker:
                 self._claim_room.set()
 
         return release
+
+    def _share_loop(self) -> None:
+        """Keep this worker's place among the workers pacing each node that
+        is up, and each pacer to this worker's share."""
+        while self._running:
+            self._share_wake.clear()
+            for state in self.nodes:
+                if state.up:
+                    try:
+                        self._renew_share(state)
+                    except QueueUnavailable as exc:
+                        log.warning("node %s: share not renewed: %s", state.node.label, exc)
+                    except Exception:
+                        log.exception("node %s: share loop error", state.node.label)
+            self._share_wake.wait(timeout=SHARE_BEAT)
+
+    def _renew_share(self, state: NodeState) -> None:
+        pacer, node = state.pacer, state.node
+        asked = time.monotonic()
+        added, said = self.queue.pace_node(node.label, self.consumer, SHARE_TTL, pacer.live, pacer.ceiling)
+        now = time.monotonic()
+        others = [value for name, value in said.items() if name != self.consumer]
+        # Joining others, or coming back after this worker's place lapsed
+        # while it shared the node (Redis lost the place, or could not be
+        # reached): the others may still be on larger shares.
+        if added and (others or state.sharers):
+            state.join_until = now + JOIN_WAIT
+            log.info("node %s: %d other worker(s) pace it; starting calls there in %.1fs",
+                     node.label, len(others), JOIN_WAIT)
+        if len(others) != state.sharers:
+            log.info("node %s: paced by %d worker(s)", node.label, len(others) + 1)
+        state.sharers = len(others)
+        if now < state.join_until:
+            pacer.set_share(0, 0, until=asked + SHARE_LEASE)
+            return
+        rate, sessions = node_share(node.sps, node.max_sessions, len(others) + 1, others)
+        if rate == 0:
+            log.warning("node %s: %d workers share %d sessions/s; this one has no share of it",
+                        node.label, len(others) + 1, node.sps)
+        pacer.set_share(rate, sessions, until=asked + SHARE_LEASE)
+        self._capacity.set()
+        self._claim_room.set()
+
+    def _leave_nodes(self) -> None:
+        """Give up this worker's place on the nodes where it holds nothing."""
+        for state in self.nodes:
+            if state.pacer.live == 0:
+                try:
+                    self.queue.leave_node(state.node.label, self.consumer)
+                except QueueUnavailable as exc:
+                    log.warning("node %s: place not given up: %s", state.node.label, exc)
 
     def _reclaim_loop(self) -> None:
         interval = max(1.0, min(30.0, self.config.claim_idle_ms / 4000))
@@ -1006,6 +1081,7 @@ class Worker:
 
     def _on_node_up(self, state: NodeState) -> None:
         log.info("node %s: up", state.node.label)
+        self._share_wake.set()
         self._capacity.set()
         self._claim_room.set()
         for call in list(self.calls.values()):

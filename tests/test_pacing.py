@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from eslengine.pacing import EARLY, Pacer, session_cost
+from eslengine.pacing import EARLY, Pacer, node_share, session_cost
 
 
 def test_session_cost() -> None:
@@ -95,3 +95,94 @@ def test_a_call_can_hold_all_its_sessions_and_start_them_in_two_steps() -> None:
     p.start(0.1, 1, sessions=0)
     assert p.live == 2 and p._in_window == 2
     assert p.delay(0.1, 1, sessions=3) is None  # 2 live + 3 > 4
+
+
+# ------------------------------------------------------------ shares
+
+
+def test_node_share_splits_evenly_and_never_adds_up_to_more_than_the_node() -> None:
+    assert node_share(101, 1000, 1, []) == (100, 1000)
+    assert node_share(101, 1000, 2, [(0, 500)]) == (50, 500)
+    assert node_share(30, 1000, 4, [(0, 250)] * 3) == (7, 250)  # 4 x 7 = 28 of 29: floors
+    assert node_share(30, 1000, 40, [(0, 25)] * 39) == (0, 25)  # more workers than starts a second
+    for sps in range(1, 60):
+        for workers in range(1, 12):
+            rate, sessions = node_share(sps, 97, workers, [(0, 97 // workers)] * (workers - 1))
+            assert rate * workers <= max(1, sps - 1) and sessions * workers <= 97
+
+
+def test_node_share_leaves_room_for_what_others_hold_beyond_their_share() -> None:
+    # A worker that joined a node whose other worker held 800 of 1000
+    # sessions under its old (whole) share: 500 each, less the other's 300
+    # beyond its new share, so the node stays within 1000.
+    assert node_share(30, 1000, 2, [(800, 500)]) == (14, 200)
+    assert node_share(30, 1000, 2, [(1000, 500)]) == (14, 0)
+    assert node_share(30, 1000, 3, [(600, 333), (100, 333)]) == (9, 333 - 267)
+
+
+def test_a_share_caps_starts_and_sessions() -> None:
+    p = Pacer(sps=101, max_sessions=1000)
+    p.set_share(10, 3)
+    assert (p.rate, p.ceiling) == (10, 3)
+    for i in range(3):
+        assert p.delay(10.0 + i * 0.1, 1) == 0
+        p.start(10.0 + i * 0.1, 1)
+    assert p.delay(10.5, 1) is None  # 3 live: the session share is full
+    p.release(1)
+    assert p.delay(10.5, 1) == 0
+    p.set_share(None, None)  # the whole node again
+    assert (p.rate, p.ceiling) == (100, 1000)
+
+
+def test_no_share_or_a_lapsed_share_starts_nothing() -> None:
+    p = Pacer(sps=30, max_sessions=100, rate_share=0, session_share=0)
+    assert p.delay(0.0, 1, sessions=0) is None
+    assert p.headroom(0.0) < 0
+    p.set_share(29, 100, until=5.0)
+    assert p.delay(4.9, 1) == 0
+    assert p.delay(5.0, 1) is None  # not renewed in time
+
+
+@pytest.mark.parametrize("sps,workers", [(30, 2), (101, 3), (11, 4)])
+def test_workers_on_their_shares_never_exceed_the_node_together(sps: int, workers: int) -> None:
+    # Greedy workers on one node, each starting whenever its own pacer lets
+    # it; a third of the way in another worker joins, and the others take
+    # their new share at different moments within a lease, the newcomer
+    # only after the join wait (worker.JOIN_WAIT: lease + window + margin).
+    rng = random.Random(sps * workers)
+    lease, window, wait = 3.0, 1.005, 3.0 + 1.005 + 0.25
+    pacers = [Pacer(sps=sps, max_sessions=10**9, window=window) for _ in range(workers)]
+    for p in pacers:
+        p.set_share(*node_share(sps, 10**9, workers - 1, []))
+    pacers[-1].set_share(0, 0)
+    join = 7.0
+    switch_at = [join + rng.random() * lease for _ in range(workers - 1)] + [join + wait]
+    starts: list[float] = []
+    clocks = [rng.random() * 0.01 for _ in range(workers)]
+    while min(clocks) < 20:
+        i = clocks.index(min(clocks))
+        now, p = clocks[i], pacers[i]
+        if now >= switch_at[i] and p.rate_share != node_share(sps, 10**9, workers, [])[0]:
+            p.set_share(*node_share(sps, 10**9, workers, [(0, 0)] * (workers - 1)))
+        d = p.delay(now, 1)
+        if d is None or d > 0:
+            clocks[i] = now + (d if d else 0.01)
+            continue
+        p.start(now, 1)
+        starts.append(now)
+        clocks[i] = now + rng.random() * 0.002
+    starts.sort()
+    lo = 0
+    for hi, t in enumerate(starts):
+        while starts[lo] <= t - 1.0:
+            lo += 1
+        assert hi - lo + 1 <= sps - 1, "%d starts in the second before %.3f" % (hi - lo + 1, t)
+    assert len(starts) >= (sps - 1) * 20 * 0.75  # and the node is kept busy
+
+
+def test_a_pacer_with_no_share_still_counts_calls_taken_over() -> None:
+    p = Pacer(sps=30, max_sessions=100, rate_share=0, session_share=0)
+    p.start(1.0, 2)  # an adopted call: its sessions are live on the node
+    assert p.live == 2
+    p.set_share(29, 100)
+    assert p.delay(3.0, 1) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
@@ -270,3 +271,19 @@ def test_now_iso_is_datetimes_millisecond_text(ts: float, later: float) -> None:
     for moment in (ts, ts + later, ts):
         expected = datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="milliseconds")
         assert now_iso(moment) == expected.replace("+00:00", "Z")
+
+
+def test_workers_keep_their_places_on_a_node_until_they_lapse_or_leave(queue: JobQueue,
+                                                                      redis_client: redis.Redis) -> None:
+    assert queue.pace_node("fs1", "w1", 5.0, 0, 1000) == (True, {"w1": (0, 1000)})
+    assert queue.pace_node("fs1", "w1", 5.0, 12, 1000) == (False, {"w1": (12, 1000)})
+    assert queue.pace_node("fs1", "w2", 0.3, 0, 0) == (True, {"w1": (12, 1000), "w2": (0, 0)})
+    assert queue.pace_node("fs2", "w2", 5.0, 1, 30) == (True, {"w2": (1, 30)})  # nodes apart
+    time.sleep(0.4)
+    # w2's place on fs1 lapsed: gone, with what it said.
+    assert queue.pace_node("fs1", "w1", 5.0, 12, 500) == (False, {"w1": (12, 500)})
+    assert queue.pace_node("fs1", "w2", 5.0, 0, 0)[0] is True  # back: new again
+    queue.leave_node("fs1", "w2")
+    assert queue.pace_node("fs1", "w1", 5.0, 12, 1000) == (False, {"w1": (12, 1000)})
+    assert 0 < redis_client.ttl(queue.keys.node_workers("fs1")) <= 6
+    assert 0 < redis_client.ttl(queue.keys.node_held("fs1")) <= 6

@@ -259,6 +259,27 @@ def test_a_worker_claims_no_more_than_its_nodes_can_start_soon(redis_server: Red
         rig.close()
 
 
+def test_workers_on_one_node_share_its_limits(redis_server: RedisServer, key_prefix: str) -> None:
+    # Two workers, each configured with the node's whole limit (11 sessions
+    # a second: 10 starts in any second). Together they keep to it: the
+    # switch refuses nothing, and both place calls.
+    rig = Rig(redis_server, key_prefix, sps=11, max_sessions=12, talk_time=0.3)
+    try:
+        ids = [rig.submit(a="+1555123%04d" % i, b="+1555124%04d" % i) for i in range(40)]
+        first = rig.start_worker()
+        wait_for(lambda: rig.switch.stats.originate_log, timeout=5)
+        second = rig.start_worker()
+        docs = [rig.final(i, timeout=30) for i in ids]
+        assert [d["status"] for d in docs] == ["completed"] * len(ids), [d.get("error") for d in docs]
+        assert rig.switch.stats.refused_over_limit == 0
+        placed_by = {rig.client.hget(rig.queue.keys.call(i), "worker") for i in ids}
+        assert placed_by == {first.consumer, second.consumer}
+        shares = [(w.nodes[0].pacer.rate, w.nodes[0].pacer.ceiling) for w in (first, second)]
+        assert shares == [(5, 6), (5, 6)]
+    finally:
+        rig.close()
+
+
 def test_held_first_leg_is_connected_by_the_worker(rig: Rig) -> None:
     rig.start_worker()
     job_id = rig.submit(a="+15551230001", b="+15551230002", caller_id_number="+15557770000")
