@@ -7,7 +7,8 @@ to the connect extension (ESLENGINE_BRIDGE=engine, the default), in its own
 turn on the pacer. Observed: session starts per second over the
 measured window (against N and N - 1), the most starts in any sliding and
 any clock-aligned one-second window, the peak of live channels, and the
-sessions the switch refused for being over a limit.
+sessions the switch refused for being over a limit. Then the same node
+with two workers, each given the node's whole limits, sharing them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def _max_in_window(times: list[float], width: float = 1.0) -> int:
     return best
 
 
-def _observe(sps: int, max_sessions: int, talk: float, seconds: float, switch_limit: int) -> dict[str, Any]:
+def _observe(sps: int, max_sessions: int, talk: float, seconds: float, switch_limit: int,
+             workers: int = 1) -> dict[str, Any]:
     stack = BenchStack(switch_args=["--sps", str(sps), "--max-sessions", str(switch_limit), "--ring-time",
                                     str(RING), "--talk-time", str(talk)],
                        node_query="sps=%d&max_sessions=%d" % (sps, max_sessions),
@@ -42,8 +44,12 @@ def _observe(sps: int, max_sessions: int, talk: float, seconds: float, switch_li
             int(sps * (seconds + 10)))))
         worker = stack.start_worker()
         wait_until(lambda: bool(stack.switch_stats()["session_starts"]), 30, "no session started", worker, 0.2)
+        for k in range(2, workers + 1):
+            stack.start_worker("worker%d" % k)
         first = stack.switch_stats()["session_starts"][0]
-        start, end = first + 2.0, first + 2.0 + seconds
+        # A worker that joins starts after about 4 s (worker.JOIN_WAIT).
+        warmup = 2.0 if workers == 1 else 7.0
+        start, end = first + warmup, first + warmup + seconds
         wait_until(lambda: time.time() > end + 0.5, seconds + 30, "pacing run", worker, 0.2)
         stats = stack.switch_stats()
     finally:
@@ -70,6 +76,9 @@ def run(quick: bool) -> list[Result]:
     ceiling = _observe(n, m2, 2.0, seconds / 2, m2)
     print("  N=%d M=%d: %.2f sessions/s, peak %d live, %d refused" % (
         n, m2, ceiling["rate"], ceiling["peak"], ceiling["refused"]), file=sys.stderr)
+    shared = _observe(n, m, 1.0, seconds / 2, m, workers=2)
+    print("  N=%d M=%d, 2 workers: %.2f sessions/s, max %d in a sliding 1 s window, %d refused" % (
+        n, m, shared["rate"], shared["sliding"], shared["refused"]), file=sys.stderr)
     dev_n = rate["rate"] / n - 1
     dev_n1 = rate["rate"] / (n - 1) - 1
     b_leg = ("B legs start when the worker transfers the answered A leg (ring %.1fs), paced like the "
@@ -89,4 +98,10 @@ def run(quick: bool) -> list[Result]:
                "talk 2 s so M binds; switch max-sessions also %d; %.1f sessions/s" % (m2, ceiling["rate"])),
         Result("pacing: sessions refused by the switch", rate["refused"] + ceiling["refused"], "sessions", "== 0",
                rate["refused"] + ceiling["refused"] == 0),
+        Result("pacing, 2 workers sharing the node: observed sessions/s", round(shared["rate"], 2), "sessions/s",
+               "(reported)", None, "each worker given N=%d; shares of N-1: 2 x %d" % (n, (n - 1) // 2)),
+        Result("pacing, 2 workers: most session starts in any sliding 1 s window", shared["sliding"], "sessions",
+               "<= N=%d" % n, shared["sliding"] <= n),
+        Result("pacing, 2 workers: sessions refused by the switch", shared["refused"], "sessions", "== 0",
+               shared["refused"] == 0),
     ]
