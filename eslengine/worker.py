@@ -105,6 +105,7 @@ class NodeState:
     # and until when this worker, having joined them, starts nothing there.
     sharers: int = 0
     join_until: float = 0.0
+    no_share: bool = False  # too many workers for the node's sps (logged once)
 
     @property
     def up(self) -> bool:
@@ -348,16 +349,17 @@ class Worker:
             state.join_until = now + JOIN_WAIT
             log.info("node %s: %d other worker(s) pace it; starting calls there in %.1fs",
                      node.label, len(others), JOIN_WAIT)
-        if len(others) != state.sharers:
+        if added or len(others) != state.sharers:
             log.info("node %s: paced by %d worker(s)", node.label, len(others) + 1)
         state.sharers = len(others)
         if now < state.join_until:
             pacer.set_share(0, 0, until=asked + SHARE_LEASE)
             return
         rate, sessions = node_share(node.sps, node.max_sessions, len(others) + 1, others)
-        if rate == 0:
+        if rate == 0 and not state.no_share:
             log.warning("node %s: %d workers share %d sessions/s; this one has no share of it",
                         node.label, len(others) + 1, node.sps)
+        state.no_share = rate == 0
         pacer.set_share(rate, sessions, until=asked + SHARE_LEASE)
         self._capacity.set()
         self._claim_room.set()
