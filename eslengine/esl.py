@@ -163,7 +163,9 @@ class EslConnection(greenswitch.esl.InboundESL):
         self._reader = protocol.FrameReader()
         self._write_lock = gevent.lock.Semaphore()
         # Commands written and not yet answered, oldest first (greenswitch's name).
-        self._commands_sent: deque[tuple[str, gevent.event.AsyncResult]] = deque()
+        # Commands written and not answered yet, oldest first: (what, waiter,
+        # when it was written, time.monotonic()).
+        self._commands_sent: deque[tuple[str, gevent.event.AsyncResult, float]] = deque()
         self._jobs: weakref.WeakValueDictionary[str, BackgroundJob] = weakref.WeakValueDictionary()
         self._established = False
         self._closed = False
@@ -302,7 +304,7 @@ class EslConnection(greenswitch.esl.InboundESL):
             if not self.connected:
                 raise EslNotSent("%s: not connected (%s)" % (self.label, what))
             waiter = gevent.event.AsyncResult()
-            self._commands_sent.append((what, waiter))
+            self._commands_sent.append((what, waiter, time.monotonic()))
             try:
                 # Nearly always the whole command fits the socket buffer: one
                 # send() without the timer (and the getsockopt) of sendall.
@@ -335,6 +337,12 @@ class EslConnection(greenswitch.esl.InboundESL):
         except EslConnectionError as exc:
             raise EslConnectionError("%s: %s: %s" % (self.label, what, exc)) from exc
         return frame
+
+    def unanswered_for(self, now: float) -> float:
+        """How long the oldest command written on this connection has gone
+        without its reply (0 when none is waiting)."""
+        sent = self._commands_sent
+        return now - sent[0][2] if sent else 0.0
 
     def close(self) -> None:
         """Close the socket and fail everything pending; idempotent."""
@@ -396,7 +404,7 @@ class EslConnection(greenswitch.esl.InboundESL):
             if not self._commands_sent:
                 log.warning("%s: %s with no command waiting, dropped", self.label, kind)
                 return
-            _, waiter = self._commands_sent.popleft()
+            waiter = self._commands_sent.popleft()[1]
             waiter.set(frame)
         elif kind == protocol.AUTH_REQUEST:
             self._auth_request_event.set()
@@ -450,7 +458,7 @@ class EslConnection(greenswitch.esl.InboundESL):
             log.warning("%s: event socket lost: %s", self.label, reason)
         failure = reason if reason is not None else EslConnectionError("%s: connection closed" % self.label)
         pending, self._commands_sent = self._commands_sent, deque()
-        for _, waiter in pending:
+        for _, waiter, _ in pending:
             waiter.set_exception(failure)
         jobs = list(self._jobs.values())
         self._jobs.clear()
@@ -535,6 +543,11 @@ class NodeLink:
 
     def wait_up(self, timeout: float) -> bool:
         return bool(self._up.wait(timeout=timeout)) and self.up
+
+    def unanswered_for(self, now: float) -> float:
+        """``EslConnection.unanswered_for`` of the connection up now (0 without one)."""
+        conn = self._conn
+        return conn.unanswered_for(now) if conn is not None else 0.0
 
     def api(self, command: str, timeout: float | None = None) -> str:
         return self._live().api(command, timeout=timeout)

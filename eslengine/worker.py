@@ -66,6 +66,11 @@ MAX_UNANSWERED = 64
 
 PACING_WINDOW = 1.005
 
+# A node that has left a command unanswered this long gets no new originate
+# until it answers: every originate written to a switch that has stopped
+# answering may or may not run, and would never be placed again.
+STALL_HOLD = 0.5
+
 # Jobs the claim loop takes off the stream and has not yet originated are at
 # most what the nodes' pacers can start in this many seconds (one more a node).
 # Claimed is "dialing": a job claimed long before its turn would sit there,
@@ -589,6 +594,9 @@ class Worker:
                 wait = 1.0
                 for state in nodes if nodes is not None else self.nodes:
                     if not state.up or state.connecting:
+                        continue
+                    if state.link.unanswered_for(now) > STALL_HOLD:
+                        wait = min(wait, 0.05)
                         continue
                     delay = state.pacer.delay(now, cost, sessions)
                     if delay is None:

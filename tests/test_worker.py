@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import replace
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -276,6 +277,36 @@ def test_workers_on_one_node_share_its_limits(redis_server: RedisServer, key_pre
         assert placed_by == {first.consumer, second.consumer}
         shares = [(w.nodes[0].pacer.rate, w.nodes[0].pacer.ceiling) for w in (first, second)]
         assert shares == [(5, 6), (5, 6)]
+    finally:
+        rig.close()
+
+
+def test_a_switch_that_stops_answering_gets_no_more_originates(redis_server: RedisServer, key_prefix: str) -> None:
+    # The switch answers no command for 1.5 s. Each originate written meanwhile
+    # may or may not run, and is never placed again if the connection dies:
+    # the worker stops writing half a second into the silence.
+    # The switch takes up to 200 sessions a second: what it queued during
+    # the silence runs at once when it answers again, within its limit.
+    rig = Rig(redis_server, key_prefix, sps=200, talk_time=0.2)
+    try:
+        # The switch bridges (the engine's own transfer would also wait out the
+        # silence, past these short calls).
+        worker = rig.start_worker(nodes=(replace(rig.config.nodes[0], sps=31),), bridge="switch")
+        first = rig.submit(a="+15551230001", b="+15551240001")
+        assert rig.final(first)["status"] == "completed"
+        link = worker.nodes[0].link
+        rig.switch.stall(1.5)
+        ids = [rig.submit(a="+1555123%04d" % i, b="+1555124%04d" % i) for i in range(40)]
+        most = 0
+        deadline = time.monotonic() + 1.4
+        while time.monotonic() < deadline:
+            most = max(most, len(link.connection._commands_sent))
+            gevent.sleep(0.02)
+        # 30 session starts a second (two a call) for 0.5 s, and a few in
+        # flight; without the hold it is 20 and more.
+        assert 3 <= most <= 12, most
+        docs = [rig.final(i, timeout=20) for i in ids]
+        assert [d["status"] for d in docs] == ["completed"] * len(ids)
     finally:
         rig.close()
 
