@@ -162,9 +162,8 @@ class EslConnection(greenswitch.esl.InboundESL):
         self._on_close = on_close
         self._reader = protocol.FrameReader()
         self._write_lock = gevent.lock.Semaphore()
-        # Commands written and not yet answered, oldest first (greenswitch's name).
-        # Commands written and not answered yet, oldest first: (what, waiter,
-        # when it was written, time.monotonic()).
+        # Commands written and not yet answered, oldest first (greenswitch's
+        # name): (what, waiter, when it was written by time.monotonic()).
         self._commands_sent: deque[tuple[str, gevent.event.AsyncResult, float]] = deque()
         self._jobs: weakref.WeakValueDictionary[str, BackgroundJob] = weakref.WeakValueDictionary()
         self._established = False
