@@ -4,6 +4,7 @@
     eslengine api --bind 127.0.0.1:8080   the HTTP front-end (gunicorn + gevent)
     eslengine fakeswitch --bind ...       the FreeSWITCH event-socket simulator
     eslengine demo                        everything above on one machine, a few calls
+    eslengine nodes                       the workers sharing each node, and their shares
 
 gevent's monkey-patching happens here, first, and nowhere else; settings come
 from ``ESLENGINE_*`` environment variables (see config.py). A bad setting or
@@ -13,6 +14,10 @@ argument is one line on stderr and exit status 2.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import Config
 
 
 def _patch() -> None:
@@ -77,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     requeue = dead_sub.add_parser("requeue", help="queue dead-lettered jobs again")
     requeue.add_argument("entries", nargs="*", help="entry ids from 'dead list'")
     requeue.add_argument("--all", action="store_true", help="every dead letter")
+    sub.add_parser("nodes", help="the workers pacing each node in ESLENGINE_FREESWITCH, and their shares")
     demo = sub.add_parser("demo", help="run the whole system locally and place a few calls")
     demo.add_argument("--keep-going", action="store_true", help=argparse.SUPPRESS)
 
@@ -127,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "dead":
             return _dead(config, args)
+        if args.command == "nodes":
+            return _nodes(config)
         if args.command == "demo":
             from .demo import run as run_demo
 
@@ -144,6 +152,22 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     parser.error("unknown command")
     return 2
+
+
+def _nodes(config: Config) -> int:
+    """One line per node of this config, then one per worker pacing it."""
+    from .pacing import node_share
+    from .queue import JobQueue
+
+    queue = JobQueue.from_config(config)
+    for node in config.nodes:
+        pacers = queue.node_pacers(node.label)
+        starts = node_share(node.sps, node.max_sessions, len(pacers), [])[0]
+        print("%s\tsps %d\tmax_sessions %d\t%d worker(s), %d session starts a second each" % (
+            node.label, node.sps, node.max_sessions, len(pacers), starts))
+        for worker, (held, share, lapses) in sorted(pacers.items()):
+            print("  %s\tholds %d of its %d sessions\tplace lapses in %.1fs" % (worker, held, share, lapses))
+    return 0
 
 
 def _dead(config: object, args: object) -> int:

@@ -494,6 +494,23 @@ class JobQueue:
             said[name] = (int(held_text), int(share_text))
         return bool(added), said
 
+    def node_pacers(self, node: str) -> dict[str, tuple[int, int, float]]:
+        """The workers pacing ``node`` as they last said: (sessions held,
+        session share, seconds until the place lapses), lapsed ones left out."""
+        with redis_errors("read node"):
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.time()
+            pipe.zrange(self.keys.node_workers(node), 0, -1, withscores=True)
+            pipe.hgetall(self.keys.node_held(node))
+            (secs, micros), places, said = pipe.execute()
+        now = secs + micros / 1e6
+        pacers: dict[str, tuple[int, int, float]] = {}
+        for worker, lapses in places:
+            if lapses > now:
+                held, _, share = said.get(worker, "0 0").partition(" ")
+                pacers[worker] = (int(held), int(share), lapses - now)
+        return pacers
+
     def leave_node(self, node: str, worker: str) -> None:
         """``worker`` no longer paces ``node``: the others' shares grow."""
         with redis_errors("leave node"):

@@ -287,6 +287,25 @@ def test_dead_letter_cli(redis_server: RedisServer, key_prefix: str) -> None:
     assert missing.returncode == 1 and "no dead letter" in missing.stderr
 
 
+def test_nodes_cli_shows_the_workers_sharing_each_node(redis_server: RedisServer, key_prefix: str) -> None:
+    queue = JobQueue(redis.Redis.from_url(redis_server.url, decode_responses=True), Keys(key_prefix))
+    queue.pace_node("fs1", "w-a", 12.0, 7, 500)
+    queue.pace_node("fs1", "w-b", 12.0, 0, 500)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ESLENGINE_")},
+           "ESLENGINE_REDIS_URL": redis_server.url, "ESLENGINE_KEY_PREFIX": key_prefix,
+           "ESLENGINE_FREESWITCH": "esl://:pw@127.0.0.1:8021?name=fs1&sps=31&max_sessions=1000,"
+                                   "esl://:pw@127.0.0.1:8022?name=fs2"}
+    shown = subprocess.run([sys.executable, "-m", "eslengine", "nodes"], capture_output=True, text=True, env=env,
+                           timeout=30)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "fs1\tsps 31\tmax_sessions 1000\t2 worker(s), 15 session starts a second each"
+    assert lines[1].startswith("  w-a\tholds 7 of its 500 sessions\tplace lapses in 1")
+    assert lines[2].startswith("  w-b\tholds 0 of its 500 sessions\t")
+    assert lines[3].startswith("fs2\tsps 30\tmax_sessions 1000\t0 worker(s)")
+    assert len(lines) == 4
+
+
 @pytest.mark.parametrize("bridge,talk", [("switch", 1.5), ("engine", 8.0)])
 def test_stalled_switch_result_lost_is_reconciled_not_redialed(redis_server: RedisServer, key_prefix: str,
                                                                bridge: str, talk: float) -> None:
