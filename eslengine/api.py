@@ -322,7 +322,8 @@ class FastIntake:
         keys = self.config.api_keys
         if keys and not authorized(environ.get("HTTP_AUTHORIZATION"), keys):
             return 0
-        return int(length) if int(length) <= MAX_BODY else 0
+        size = int(length)
+        return size if size <= MAX_BODY else 0
 
     def _parse(self, raw: bytes) -> calls.CallRequest | None:
         """The call in ``raw``, or None for anything the Flask route answers

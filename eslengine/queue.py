@@ -316,6 +316,12 @@ return {added, redis.call('HGETALL', KEYS[2])}
 """
 
 
+def _held_share(text: str) -> tuple[int, int]:
+    """A worker's "<sessions held> <session share>" on a node (``_SHARE``)."""
+    held, _, share = text.partition(" ")
+    return int(held), int(share)
+
+
 class JobQueue:
     """The Redis side of eslengine for one key prefix. Thread- and
     greenlet-safe as far as the redis client is."""
@@ -488,11 +494,7 @@ class JobQueue:
         keys = [self.keys.node_workers(node), self.keys.node_held(node)]
         with redis_errors("pace node"):
             added, flat = self._share(keys=keys, args=[worker, repr(ttl), "%d %d" % (held, share)])
-        said: dict[str, tuple[int, int]] = {}
-        for name, value in zip(flat[::2], flat[1::2]):
-            held_text, _, share_text = value.partition(" ")
-            said[name] = (int(held_text), int(share_text))
-        return bool(added), said
+        return bool(added), {name: _held_share(value) for name, value in zip(flat[::2], flat[1::2])}
 
     def node_pacers(self, node: str) -> dict[str, tuple[int, int, float]]:
         """The workers pacing ``node`` as they last said: (sessions held,
@@ -507,8 +509,7 @@ class JobQueue:
         pacers: dict[str, tuple[int, int, float]] = {}
         for worker, lapses in places:
             if lapses > now:
-                held, _, share = said.get(worker, "0 0").partition(" ")
-                pacers[worker] = (int(held), int(share), lapses - now)
+                pacers[worker] = (*_held_share(said.get(worker, "0 0")), lapses - now)
         return pacers
 
     def leave_node(self, node: str, worker: str) -> None:
