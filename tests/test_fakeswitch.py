@@ -11,6 +11,7 @@ import pytest
 from gevent import socket
 
 from eslengine.fakeswitch import FakeSwitch, Scenario
+from eslengine.fakeswitch.server import EventFilter, filter_passes, header_lookup
 from eslengine.protocol import (
     API_RESPONSE,
     COMMAND_REPLY,
@@ -28,6 +29,7 @@ from eslengine.protocol import (
 
 A = "aaaaaaaa-0000-4000-8000-000000000001"
 B = "bbbbbbbb-0000-4000-8000-000000000002"
+C = "cccccccc-0000-4000-8000-000000000003"
 
 
 _open: list[Client] = []
@@ -233,6 +235,9 @@ def test_command_replies(client: Client) -> None:
         ("filter delete Unique-ID", "+OK filter deleted. [Unique-ID][]"),
         ("filter delete all", "+OK filter deleted. [all][]"),
         ("filter", "-ERR command not found"),
+        ("filter Unique-ID", "-ERR invalid syntax"),
+        ("filter add Job-UUID /^ab-/", "+OK filter added. [Job-UUID]=[/^ab-/]"),
+        ("filter delete Job-UUID /^ab-/", "+OK filter deleted. [Job-UUID][/^ab-/]"),
         ("divert_events on", "-ERR not controlling a session."),
         ("linger", "-ERR not controlling a session"),
         ("log info", "+OK log level info [6]"),
@@ -553,6 +558,55 @@ def test_filter_and_myevents(switch: FakeSwitch, client: Client) -> None:
     assert {e.get("Unique-ID") for e in evs} == {A}
     last = m.wait_eof()[-1]
     assert last.headers.get("Controlled-Session-UUID") == A and last.body == GOODBYE
+
+
+@pytest.mark.parametrize("filters, headers, passes", [
+    ([], {"unique-id": "x"}, False),
+    ([("Unique-ID", "x")], {"unique-id": "x"}, True),
+    ([("unique-id", "X")], {"Unique-ID": "x"}, True),  # names and values in any case
+    ([("Unique-ID", "y")], {"unique-id": "x"}, False),
+    ([("Caller-Context", "x")], {"unique-id": "x"}, False),  # a header the event lacks
+    ([("Unique-ID", "y"), ("variable_w", "w1")], {"unique-id": "x", "variable_w": "w1"}, True),
+    ([("variable_w", "w1"), ("Unique-ID", "-x")], {"unique-id": "x", "variable_w": "w1"}, False),
+    ([("Unique-ID", "-x")], {"unique-id": "y"}, False),  # no positive match
+    ([("Unique-ID", "+ x")], {"unique-id": "x"}, True),
+    ([("Job-UUID", "/^ab12-/")], {"job-uuid": "ab12-0000"}, True),
+    ([("Job-UUID", "/^ab12-/")], {"job-uuid": "cd34-ab12-"}, False),
+    ([("Job-UUID", "/AB12/i")], {"job-uuid": "x-ab12"}, True),
+    ([("Job-UUID", "/AB12/")], {"job-uuid": "x-ab12"}, False),
+    ([("Job-UUID", "/^ab12-")], {"job-uuid": "ab12-0000"}, False),  # no closing slash
+    ([("Job-UUID", "/(/")], {"job-uuid": "("}, False),  # does not compile
+])
+def test_filter_semantics(filters: list[tuple[str, str]], headers: dict[str, str], passes: bool) -> None:
+    parsed = [EventFilter(name, value) for name, value in filters]
+    assert filter_passes(parsed, header_lookup(list(headers.items()))) is passes
+
+
+def test_filters_select_a_workers_events_and_jobs(switch: FakeSwitch) -> None:
+    """A variable filter passes the channels that carry it; a regex on
+    Job-UUID passes only the BACKGROUND_JOBs of this client's bgapi."""
+    c = events_client(switch, names="CHANNEL_CREATE BACKGROUND_JOB")
+    for command in ("filter variable_owner w1", "filter Job-UUID /^w1-/"):
+        c.send(command)
+        assert c.reply().headers["Reply-Text"].startswith("+OK filter added.")
+    other = Client(switch.address)
+    other.auth()
+    c.send("bgapi originate {origination_uuid=%s,owner=w1}loopback/1000/default &park()" % A, Job_UUID="w1-1")
+    assert c.reply().headers["Reply-Text"] == "+OK Job-UUID: w1-1"
+    other.send("bgapi originate {origination_uuid=%s,owner=w2}loopback/1000/default &park()" % B, Job_UUID="w2-1")
+    assert other.reply().headers["Reply-Text"] == "+OK Job-UUID: w2-1"
+    gevent.sleep(0.3)
+    evs = c.events_until(lambda e: e.name == "BACKGROUND_JOB")
+    # The loopback pair's -b leg carries the -a leg's variables.
+    assert [e.name for e in evs] == ["CHANNEL_CREATE", "CHANNEL_CREATE", "BACKGROUND_JOB"]
+    assert evs[0].get("Unique-ID") == A and {e.get("variable_owner") for e in evs[:2]} == {"w1"}
+    assert evs[-1].get("Job-UUID") == "w1-1"
+    c.send("filter delete variable_owner w1")
+    assert c.reply().headers["Reply-Text"] == "+OK filter deleted. [variable_owner][w1]"
+    c.send("bgapi originate {origination_uuid=%s,owner=w1}loopback/1000/default &park()" % C, Job_UUID="w1-2")
+    c.reply()
+    evs = c.events_until(lambda e: e.name == "BACKGROUND_JOB")
+    assert [e.name for e in evs] == ["BACKGROUND_JOB"]
 
 
 def test_event_format_applies_to_whole_connection(switch: FakeSwitch, client: Client) -> None:

@@ -153,6 +153,80 @@ _FRAME_END = re.compile(rb"\n\r?\n")
 _JOB_ID = re.compile(JOB_VAR + r"=([^,}\s]+)")
 
 
+class EventFilter:
+    """One ``filter <header> <value>`` of a connection, parsed once: the
+    value may start with ``+`` (the default: a match passes the event) or
+    ``-`` (a match drops it, whatever matched before); it is compared
+    ignoring case, or, when it starts with ``/``, is a ``/regex/flags``
+    searched for in the header (switch_regex_perform: flags i and s; one
+    without its closing ``/``, or that does not compile, matches nothing)."""
+
+    __slots__ = ("header", "value", "positive", "wanted", "regex")
+
+    def __init__(self, header: str, value: str) -> None:
+        self.header = header
+        self.value = value
+        self.positive = True
+        start = 0
+        while start < len(value) and value[start] in "+- ":
+            if value[start] != " ":
+                self.positive = value[start] == "+"
+            start += 1
+        self.wanted = value[start:].lower()
+        self.regex: re.Pattern[str] | None = None
+        if value.startswith("/"):
+            body = value[1:]
+            end = body.rfind("/")
+            flags = 0
+            if end >= 0:
+                flags = (re.IGNORECASE if "i" in body[end + 1:] else 0) | (re.DOTALL if "s" in body[end + 1:] else 0)
+            try:
+                self.regex = re.compile(body[:end] if end >= 0 else "(?!)", flags)
+            except re.error:
+                self.regex = re.compile("(?!)")
+
+    def matches(self, found: str) -> bool:
+        if self.regex is not None:
+            return self.regex.search(found) is not None
+        return found.lower() == self.wanted
+
+
+def header_lookup(headers: Headers, exact: dict[str, str] | None = None) -> Callable[[str], str | None]:
+    """An event's header by name in any case, the first of a repeated name
+    (switch_event_get_header). ``exact``: ``dict(headers)`` if already made
+    (it is only used when no name repeats)."""
+    if exact is None or len(exact) != len(headers):
+        exact = dict(reversed(headers))
+
+    def get(name: str) -> str | None:
+        found = exact.get(name)
+        if found is None:
+            wanted = name.lower()
+            found = next((v for k, v in headers if k.lower() == wanted), None)
+        return found
+
+    return get
+
+
+def filter_passes(filters: list[EventFilter], get: Callable[[str], str | None]) -> bool:
+    """Whether an event passes a connection's filters, as mod_event_socket's
+    event_handler decides, in order: a filter whose header the event lacks
+    is skipped; a positive match passes the event, a negative one drops it
+    at once. (Once the event passes, further positive filters cannot change
+    that and are not looked at.)"""
+    send = False
+    for item in filters:
+        if send and item.positive:
+            continue
+        found = get(item.header)
+        if found is None or not item.matches(found):
+            continue
+        if not item.positive:
+            return False
+        send = True
+    return send
+
+
 class Listener:
     """One client connection and its subscriptions."""
 
@@ -165,7 +239,7 @@ class Listener:
         self.events = False
         self.fmt = "plain"
         self.subscribed: set[str] = set()
-        self.filters: list[tuple[str, str]] = []
+        self.filters: list[EventFilter] = []
         self.my_uuid: str | None = None
         self.logging = False
         self.allowed_api: frozenset[str] | None = None
@@ -208,7 +282,7 @@ class Listener:
         self.send(frame)
         self.abort()
 
-    def wants(self, name: str, headers: Headers, ch: Channel | None) -> bool:
+    def wants(self, name: str, get: Callable[[str], str | None], ch: Channel | None) -> bool:
         if not self.events or self.closed:
             return False
         if self.my_uuid is not None:
@@ -218,8 +292,7 @@ class Listener:
         if self.allowed_events is not None and name not in self.allowed_events:
             return False
         if self.filters:
-            values = dict(headers)
-            return any(values.get(k) == v for k, v in self.filters)
+            return filter_passes(self.filters, get)
         return True
 
     # -- input -----------------------------------------------------------------
@@ -415,24 +488,28 @@ class Listener:
         self.send(_reply("+OK event listener enabled %s" % fmt))
 
     def _filter(self, rest: str) -> None:
-        words = rest.split(" ", 2)
+        # mod_event_socket: "filter [add] <header> <value>" (the value is the
+        # rest of the line) and "filter delete <header>|all [<value>]".
         if not rest.strip():
             self.send(_reply("-ERR command not found"))
             return
-        if words[0].lower() == "delete":
-            key = words[1] if len(words) > 1 else ""
-            value = words[2] if len(words) > 2 else ""
+        name, _, value = rest.lstrip(" ").partition(" ")
+        if name.lower() == "delete" and value:
+            key, _, value = value.partition(" ")
             if key.lower() == "all":
                 self.filters.clear()
             else:
-                self.filters = [(k, v) for k, v in self.filters
-                                if not (k == key and (not value or v == value))]
+                self.filters = [f for f in self.filters
+                                if not (f.header.lower() == key.lower() and (not value or f.value == value))]
             self.send(_reply("+OK filter deleted. [%s][%s]" % (key, value)))
             return
-        key = words[0]
-        value = " ".join(words[1:])
-        self.filters.append((key, value))
-        self.send(_reply("+OK filter added. [%s]=[%s]" % (key, value)))
+        if not value:
+            self.send(_reply("-ERR invalid syntax"))
+            return
+        if name.lower() == "add":
+            name, _, value = value.partition(" ")
+        self.filters.append(EventFilter(name, value))
+        self.send(_reply("+OK filter added. [%s]=[%s]" % (name, value)))
 
     def _myevents(self, rest: str) -> None:
         if self.my_uuid is not None:
@@ -607,6 +684,7 @@ class FakeSwitch:
 
     def _fire(self, name: str, headers: Headers, body: str, ch: Channel | None) -> None:
         kept = dict(headers)
+        get = header_lookup(headers, kept)
         if body:
             kept["_body"] = body
         self.events.append((name, kept))
@@ -618,7 +696,7 @@ class FakeSwitch:
         frames: dict[str, bytes] = {}
         closing: list[Listener] = []
         for listener in list(self._listeners):
-            if not listener.wants(name, headers, ch):
+            if not listener.wants(name, get, ch):
                 continue
             fmt = "json" if listener.fmt == "json" else "plain"
             frame = frames.get(fmt)
