@@ -6,9 +6,10 @@ reads ``eslengine:jobs`` through the consumer group, builds each originate
 with the engine's own pure functions, in the form the worker sends by
 default (so the switch receives the same bytes), sends it as ``bgapi`` over
 a plain ``greenswitch.esl.InboundESL`` from a pool of greenlets, and
-acknowledges each batch in one pipeline. It subscribes to the worker's
-events (in the plain format: greenswitch reads no other) and drops them, so
-the switch does the same work for both. No records, no pacing, no following
+acknowledges each batch in one pipeline. It sets the worker's kind of event
+filters (its own name on the channels, a tag on its Job-UUIDs) and
+subscribes to the worker's events (in the plain format: greenswitch reads no
+other) and drops them, so the switch does the same work for both. No records, no pacing, no following
 calls. Exits after K replies or ``--deadline`` seconds.
 """
 
@@ -54,7 +55,10 @@ def main() -> int:
     conn = greenswitch.esl.InboundESL(host, int(port), password, timeout=10)
     with gevent.Timeout(10):
         conn.connect()
-    # The worker's events (greenswitch reads only the plain format).
+    # The worker's filters and events (greenswitch reads only the plain format).
+    name, tag = "raw-%s" % uuid.uuid4().hex[:6], uuid.uuid4().hex[:8]
+    conn.send("filter variable_%s %s" % (dialstring.WORKER_VAR, name))
+    conn.send("filter Job-UUID /^%s-/" % tag)
     conn.send("event plain " + " ".join(WORKER_EVENTS))
     pool = gevent.pool.Pool(args.concurrency)
     sent = 0
@@ -65,8 +69,8 @@ def main() -> int:
         request = loads_request(raw, config)
         # The form the worker sends with the default ESLENGINE_BRIDGE=engine.
         hold = config.bridge == "engine" and dialstring.can_hold(request)
-        command = dialstring.originate_command(request, config, hold=hold)
-        conn.send("bgapi %s\nJob-UUID: %s" % (command, uuid.uuid4()))
+        command = dialstring.originate_command(request, config, hold=hold, worker=name)
+        conn.send("bgapi %s\nJob-UUID: %s%s" % (command, tag, str(uuid.uuid4())[8:]))
         sent += 1
 
     while sent < args.count and time.monotonic() < deadline:

@@ -40,6 +40,9 @@ JOB_VAR = "eslengine_job_id"
 LEG_VAR = "eslengine_leg"  # the party: a | b
 ROLE_VAR = "eslengine_role"  # first (rung first) | second (connected when first answers)
 ATTEMPT_VAR = "eslengine_attempt"  # 1 for the first placement of a job, 2 for its first retry, ...
+# The worker that placed the call: its event socket passes only the events
+# of channels carrying its own name (see Worker.start).
+WORKER_VAR = "eslengine_worker"
 BRIDGE_VAR = "eslengine_bridge"
 # The dialplan extension (freeswitch-conf/dialplan/eslengine.xml) that plays
 # the announcement to the first party and then bridges ${eslengine_bridge}.
@@ -162,8 +165,10 @@ def ring_timeout(party: Party) -> int:
     return party.timeout + 5
 
 
-def party_variables(request: CallRequest, name: str, config: Config, attempt: int = 1) -> list[tuple[str, str]]:
-    """The channel variables every leg of party ``name`` carries."""
+def party_variables(request: CallRequest, name: str, config: Config, attempt: int = 1,
+                    worker: str = "") -> list[tuple[str, str]]:
+    """The channel variables every leg of party ``name`` carries (placed by
+    ``worker``, when given)."""
     party = request.party(name)
     role = "first" if name == request.dial_first else "second"
     other = request.party("b" if name == "a" else "a")
@@ -171,6 +176,8 @@ def party_variables(request: CallRequest, name: str, config: Config, attempt: in
     if role == "first":
         out.append(("origination_uuid", request.id))
     out += [(JOB_VAR, request.id), (LEG_VAR, name), (ROLE_VAR, role), (ATTEMPT_VAR, str(attempt))]
+    if worker:
+        out.append((WORKER_VAR, worker))
     if party.anonymous:
         out += [("origination_caller_id_name", "Anonymous"), ("origination_caller_id_number", "anonymous"),
                 ("origination_privacy", "hide_name:hide_number")]
@@ -221,11 +228,11 @@ def party_variables(request: CallRequest, name: str, config: Config, attempt: in
 
 
 def dial_string(request: CallRequest, name: str, config: Config, rounds: Iterable[str],
-                extra: Iterable[tuple[str, str]] = (), attempt: int = 1) -> str:
+                extra: Iterable[tuple[str, str]] = (), attempt: int = 1, worker: str = "") -> str:
     """``{party variables}[leg_timeout=..]<endpoint>|...`` for party ``name``."""
     rounds = tuple(rounds)
     party = request.party(name)
-    block = variable_block([*party_variables(request, name, config, attempt), *extra], rounds)
+    block = variable_block([*party_variables(request, name, config, attempt, worker), *extra], rounds)
     separator = "|" if party.mode == "sequential" else ","
     if len(party.destinations) == 1:
         return block + endpoint(party.first, config)
@@ -247,13 +254,14 @@ def can_hold(request: CallRequest) -> bool:
     return request.media == "process"
 
 
-def bridge_setvar_command(channel_uuid: str, request: CallRequest, config: Config, attempt: int = 1) -> str:
+def bridge_setvar_command(channel_uuid: str, request: CallRequest, config: Config, attempt: int = 1,
+                          worker: str = "") -> str:
     """The API command that gives a held first leg the second party's dial
     string (``eslengine_bridge``, bridged by the connect extension), sent
     just before ``transfer_command``. ``uuid_setvar`` splits its arguments
     like the originate's (``switch_separate_string`` at blanks, at most
     three: the value is the rest of the line) and cleans the value once."""
-    value = dial_string(request, request.second, config, VAR_ROUNDS, attempt=attempt)
+    value = dial_string(request, request.second, config, VAR_ROUNDS, attempt=attempt, worker=worker)
     return "uuid_setvar %s %s %s" % (uuid.UUID(channel_uuid), BRIDGE_VAR, encode_value(value, ("",)))
 
 
@@ -263,7 +271,8 @@ def transfer_command(channel_uuid: str) -> str:
     return "uuid_transfer %s %s" % (uuid.UUID(channel_uuid), CONNECT_EXTENSION)
 
 
-def originate_args(request: CallRequest, config: Config, attempt: int = 1, *, hold: bool = False) -> str:
+def originate_args(request: CallRequest, config: Config, attempt: int = 1, *, hold: bool = False,
+                   worker: str = "") -> str:
     """The arguments of ``originate``: ring the first party; when it answers,
     connect the second. With ``hold`` (see ``can_hold``) the first leg parks
     when it answers, carrying what the connect extension plays, until the
@@ -274,9 +283,10 @@ def originate_args(request: CallRequest, config: Config, attempt: int = 1, *, ho
     if hold and not can_hold(request):
         raise ValueError("a call with media %s cannot be held" % request.media)
     if not uses_dialplan(request) and not hold:
-        return "%s &bridge(%s)" % (dial_string(request, first, config, ARG_ROUNDS, attempt=attempt),
-                                   dial_string(request, second, config, ARG_ROUNDS, attempt=attempt))
-    extra = [] if hold else [(BRIDGE_VAR, dial_string(request, second, config, VAR_ROUNDS, attempt=attempt))]
+        return "%s &bridge(%s)" % (dial_string(request, first, config, ARG_ROUNDS, attempt=attempt, worker=worker),
+                                   dial_string(request, second, config, ARG_ROUNDS, attempt=attempt, worker=worker))
+    extra = [] if hold else [(BRIDGE_VAR, dial_string(request, second, config, VAR_ROUNDS, attempt=attempt,
+                                                      worker=worker))]
     media = request.announcement
     if media is not None and media.kind == "say":
         extra += [("eslengine_say", media.value), ("eslengine_tts_engine", config.tts_engine),
@@ -285,14 +295,15 @@ def originate_args(request: CallRequest, config: Config, attempt: int = 1, *, ho
         extra.append(("eslengine_announce", playable(media)))
     if hold:
         extra.append(("park_timeout", str(PARK_TIMEOUT)))
-        return "%s &park()" % dial_string(request, first, config, ARG_ROUNDS, extra, attempt)
-    return "%s %s" % (dial_string(request, first, config, ARG_ROUNDS, extra, attempt), CONNECT_EXTENSION)
+        return "%s &park()" % dial_string(request, first, config, ARG_ROUNDS, extra, attempt, worker)
+    return "%s %s" % (dial_string(request, first, config, ARG_ROUNDS, extra, attempt, worker), CONNECT_EXTENSION)
 
 
-def originate_command(request: CallRequest, config: Config, attempt: int = 1, *, hold: bool = False) -> str:
+def originate_command(request: CallRequest, config: Config, attempt: int = 1, *, hold: bool = False,
+                      worker: str = "") -> str:
     """The full ``originate ...`` text (send it with ``bgapi``) for placement
-    number ``attempt`` of the job."""
-    command = "originate " + originate_args(request, config, attempt, hold=hold)
+    number ``attempt`` of the job by ``worker`` (its name goes on every leg)."""
+    command = "originate " + originate_args(request, config, attempt, hold=hold, worker=worker)
     if "\n" in command or "\r" in command:  # check_value makes this unreachable
         raise ValueError("line break in originate command")
     return command

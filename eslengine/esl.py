@@ -57,6 +57,7 @@ READ_SIZE = 256 * 1024
 _CLOSED = object()
 
 EventHandler = Callable[[Event], None]
+Filter = tuple[str, str]  # (header, value) of an ESL event filter
 CloseHandler = Callable[["EslConnection", "BaseException | None"], None]
 
 
@@ -66,6 +67,22 @@ def _describe(command: str) -> str:
     if verb in ("auth", "userauth"):
         return verb
     return command if len(command) <= 120 else command[:117] + "..."
+
+
+def check_filter(header: str, value: str) -> None:
+    """Refuse a filter that would not be one ``filter`` line: a header with
+    blanks, or either part empty or holding a line break."""
+    if not header or any(c in header for c in " \t\r\n") or not value or "\r" in value or "\n" in value:
+        raise ValueError("not an event filter: %r %r" % (header, value))
+
+
+def filter_command(header: str, value: str, *, delete: bool = False) -> str:
+    """The ``filter`` command for (header, value). Once a connection has a
+    filter, FreeSWITCH sends it only the events that pass one: a header the
+    event has, equal to the value in any case, or, for a value written
+    ``/regex/``, matching it (mod_event_socket's event_handler)."""
+    check_filter(header, value)
+    return "filter %s%s %s" % ("delete " if delete else "", header, value)
 
 
 class BackgroundJob:
@@ -148,7 +165,10 @@ class EslConnection(greenswitch.esl.InboundESL):
         event_format: str = "plain",
         on_event: EventHandler | None = None,
         on_close: CloseHandler | None = None,
+        filters: Sequence[Filter] = (),
     ) -> None:
+        for header, value in filters:
+            check_filter(header, value)
         if event_format not in EVENT_FORMATS:
             raise ValueError("event_format must be one of %s, got %r" % (", ".join(EVENT_FORMATS), event_format))
         if timeout <= 0:
@@ -158,6 +178,9 @@ class EslConnection(greenswitch.esl.InboundESL):
         self.node = node
         self.events = tuple(events)
         self.event_format = event_format
+        self.filters = tuple(filters)
+        # The filters the switch has acknowledged on this connection.
+        self.filters_set: set[Filter] = set()
         self._on_event = on_event
         self._on_close = on_close
         self._reader = protocol.FrameReader()
@@ -186,8 +209,9 @@ class EslConnection(greenswitch.esl.InboundESL):
 
     def connect(self) -> None:
         """TCP connect, wait for ``auth/request``, ``auth`` (or ``userauth``
-        when ``node.user`` is set), then subscribe to ``events``; each step
-        within ``timeout``.
+        when ``node.user`` is set), set ``filters``, then subscribe to
+        ``events``; each step within ``timeout``. With filters, the switch
+        sends only the events that pass one of them (``filter_command``).
 
         Raises ``EslConnectionError`` (cannot connect, or closed by the switch),
         ``EslAuthError`` (password refused), ``EslTimeout`` (a step got no
@@ -211,6 +235,8 @@ class EslConnection(greenswitch.esl.InboundESL):
             if self._closed:
                 raise EslConnectionError("%s: closed before auth: %s" % (self.label, self._close_reason))
             self.authenticate()
+            for header, value in self.filters:
+                self.set_filter(header, value)
             if self.events:
                 self.command("event %s %s" % (self.event_format, " ".join(self.events)))
             if self._closed:
@@ -243,6 +269,16 @@ class EslConnection(greenswitch.esl.InboundESL):
         if reply.startswith("-ERR"):
             raise EslCommandError(_describe(command), reply)
         return reply
+
+    def set_filter(self, header: str, value: str) -> None:
+        """Pass the events whose ``header`` is ``value`` as well (see
+        ``filter_command``)."""
+        self.command(filter_command(header, value))
+        self.filters_set.add((header, value))
+
+    def unset_filter(self, header: str, value: str) -> None:
+        self.command(filter_command(header, value, delete=True))
+        self.filters_set.discard((header, value))
 
     def api(self, command: str, timeout: float | None = None) -> str:
         """``api <command>`` and its response body, ``-ERR ...`` bodies included."""
@@ -492,7 +528,10 @@ class NodeLink:
         events: Sequence[str] = DEFAULT_EVENTS,
         event_format: str = "plain",
         min_delay: float = 0.5,
+        filters: Sequence[Filter] = (),
     ) -> None:
+        for header, value in filters:
+            check_filter(header, value)
         if not 0 < min_delay <= max_delay:
             raise ValueError("need 0 < min_delay <= max_delay, got %r, %r" % (min_delay, max_delay))
         self.node = node
@@ -501,6 +540,8 @@ class NodeLink:
         self.event_format = event_format
         self.max_delay = max_delay
         self.min_delay = min_delay
+        # Every connection gets these, in this order (an ordered set).
+        self._filters: dict[Filter, None] = dict.fromkeys(filters)
         self._on_event = on_event
         self._on_up = on_up
         self._on_down = on_down
@@ -551,6 +592,44 @@ class NodeLink:
     def api(self, command: str, timeout: float | None = None) -> str:
         return self._live().api(command, timeout=timeout)
 
+    @property
+    def filters(self) -> list[Filter]:
+        return list(self._filters)
+
+    def add_filter(self, header: str, value: str) -> None:
+        """Pass the events whose ``header`` is ``value`` too, from now on and
+        on every later connection. Set at once when the link is up; if that
+        fails, the connection is failing and the next one sets it."""
+        check_filter(header, value)
+        if (header, value) in self._filters:
+            return
+        self._filters[(header, value)] = None
+        conn = self._conn
+        if conn is not None and conn.connected:
+            self._set_filter(conn, (header, value))
+
+    def remove_filter(self, header: str, value: str) -> None:
+        """Undo ``add_filter`` (a failure only means the filter lasts as
+        long as this connection)."""
+        if (header, value) not in self._filters:
+            return
+        del self._filters[(header, value)]
+        conn = self._conn
+        if conn is not None and conn.connected and (header, value) in conn.filters_set:
+            self._unset_filter(conn, (header, value))
+
+    def _unset_filter(self, conn: EslConnection, item: Filter) -> None:
+        try:
+            conn.unset_filter(*item)
+        except EslError as exc:
+            log.debug("%s: filter delete %s %s: %s", self.label, item[0], item[1], exc)
+
+    def _set_filter(self, conn: EslConnection, item: Filter) -> None:
+        try:
+            conn.set_filter(*item)
+        except EslError as exc:
+            log.warning("%s: filter %s %s not set: %s", self.label, item[0], item[1], exc)
+
     def bgapi(self, command: str, job_uuid: str | None = None, timeout: float | None = None) -> BackgroundJob:
         return self._live().bgapi(command, job_uuid=job_uuid, timeout=timeout)
 
@@ -581,6 +660,7 @@ class NodeLink:
                 event_format=self.event_format,
                 on_event=self._on_event,
                 on_close=on_close,
+                filters=self.filters,
             )
             try:
                 conn.connect()
@@ -602,6 +682,11 @@ class NodeLink:
         backoff should start over."""
         started = time.monotonic()
         self._conn = conn
+        # Filters added or removed while the connection was being made.
+        for item in [f for f in self._filters if f not in conn.filters_set]:
+            self._set_filter(conn, item)
+        for item in [f for f in conn.filters_set if f not in self._filters]:
+            self._unset_filter(conn, item)
         self._up.set()
         if self._stopping.is_set():
             conn.close()

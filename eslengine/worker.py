@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import time
 import uuid
@@ -65,6 +66,11 @@ HEARTBEAT_TTL = 6
 MAX_UNANSWERED = 64
 
 PACING_WINDOW = 1.005
+
+# A worker's name goes on every channel it places (dialstring.WORKER_VAR).
+_CONSUMER = re.compile(r"[A-Za-z0-9._:@+-]{1,100}\Z")
+_WORKER_HEADER = "variable_" + dialstring.WORKER_VAR
+_JOB_HEADER = "variable_" + dialstring.JOB_VAR
 
 # A node that has left a command unanswered this long gets no new originate
 # until it answers: every originate written to a switch that has stopped
@@ -157,6 +163,8 @@ class Call:
     # Gives back the claim loop's slot (see Worker._claim_slot) once the
     # originate was written or the job ended; idempotent.
     release_claim: Callable[[], None] = _no_slot
+    # Placed by another worker: the event sockets pass its events by job id.
+    foreign: bool = False
 
 
 @dataclass(frozen=True)
@@ -185,6 +193,10 @@ class Worker:
         self.config = config
         self.queue = queue
         self.consumer = consumer or "%s-%d-%s" % (socket.gethostname(), os.getpid(), uuid.uuid4().hex[:6])
+        if not _CONSUMER.match(self.consumer):
+            raise ValueError("worker name %r: use 1-100 letters, digits and . _ : @ + -" % self.consumer)
+        # Every bgapi Job-UUID this worker sends starts with this tag.
+        self._job_tag = uuid.uuid4().hex[:8]
         self.pool = gevent.pool.Pool(config.concurrency)
         # The pacers' second is 5 ms longer than the switch's: what the engine
         # sends evenly can reach the switch a few milliseconds closer together.
@@ -221,6 +233,7 @@ class Worker:
             state.link = self._link_factory(
                 state.node,
                 events=WORKER_EVENTS,
+                filters=self._event_filters(),
                 # JSON events parse in C: half the cost of the plain format.
                 event_format="json",
                 timeout=self.config.esl_timeout,
@@ -510,7 +523,7 @@ class Worker:
                 check_policy(request, self.config)
             except ValidationError as exc:
                 refusal = exc
-            bg_uuid = str(uuid.uuid4())
+            bg_uuid = self._job_uuid()
             dialing = self._dialing_fields(call, bg_uuid) if request.target_call_id is None else None
             record = self.queue.claim(request, dialing, worker=self.consumer, policy_ok=refusal is None)
             if (refusal is not None and record.get("checked") != "1" and record.get("originated") != "1"
@@ -544,6 +557,9 @@ class Worker:
             for bg_uuid in call.bg_uuids:
                 self._bg.pop(bg_uuid, None)
             self._release(call)
+            if call.foreign:
+                for state in self.nodes:
+                    state.link.remove_filter(_JOB_HEADER, job_id)
 
     def _ack(self, call: Call) -> None:
         """The originate's outcome is known: the job's entry may go."""
@@ -613,6 +629,17 @@ class Worker:
                 self._capacity.wait(timeout=wait)
             return None
 
+    def _event_filters(self) -> list[tuple[str, str]]:
+        """What this worker's event sockets pass: the channels it placed
+        (they carry its name), the BACKGROUND_JOBs of its own bgapi
+        commands, and (added while they last) the calls it took over.
+        Other workers' calls and the switch's other traffic never reach it."""
+        return [(_WORKER_HEADER, self.consumer), ("Job-UUID", "/^%s-/" % self._job_tag)]
+
+    def _job_uuid(self) -> str:
+        """A new bgapi Job-UUID: a uuid4 whose first group is this worker's tag."""
+        return self._job_tag + str(uuid.uuid4())[8:]
+
     def _dialing_fields(self, call: Call, bg_uuid: str) -> dict[str, str]:
         """What the record says of an attempt about to be placed ("pending":
         see ``_originate``), its number aside."""
@@ -633,7 +660,7 @@ class Worker:
         request = call.request
         job_id = request.id
         call.attempt = attempt
-        command = dialstring.originate_command(request, self.config, attempt, hold=call.held)
+        command = dialstring.originate_command(request, self.config, attempt, hold=call.held, worker=self.consumer)
         candidates = self._candidates(request)
         if candidates is None:
             log.info("job %s: target call %s is on no node", job_id, request.target_call_id)
@@ -651,7 +678,7 @@ class Worker:
         if claimed:
             bg_uuid = claimed
         else:
-            bg_uuid = str(uuid.uuid4())
+            bg_uuid = self._job_uuid()
             fields = {"attempts": str(attempt), **self._dialing_fields(call, bg_uuid)}
             self.queue.transition(job_id, "dialing", fields, keep_fields=True, worker=self.consumer)
         if request.callback_url:
@@ -791,7 +818,8 @@ class Worker:
         # session), so that the transfer leaves the moment the turn comes.
         # api, not bgapi: it must be set before the transfer runs, and bgapi
         # commands run in threads of their own.
-        setvar = dialstring.bridge_setvar_command(call.state.a_uuid, call.request, self.config, call.attempt)
+        setvar = dialstring.bridge_setvar_command(call.state.a_uuid, call.request, self.config, call.attempt,
+                                                  worker=self.consumer)
 
         def set_bridge() -> None:
             reply = node.link.api(setvar)  # type: ignore[union-attr]
@@ -816,7 +844,7 @@ class Worker:
             node.connecting -= 1
             self._capacity.set()
         command = dialstring.transfer_command(call.state.a_uuid)
-        self._send_held(call, node, lambda: node.link.bgapi(command))  # type: ignore[union-attr]
+        self._send_held(call, node, lambda: node.link.bgapi(command, job_uuid=self._job_uuid()))  # type: ignore[union-attr]
 
     def _send_held(self, call: Call, node: NodeState, send: Callable[[], Any]) -> bool:
         """One command of ``_connect_held``, sent again while the connection
@@ -850,6 +878,11 @@ class Worker:
         call.state.bridged = "bridged_at" in record
         call.state.originate_ok = True
         call.sent = record.get("attempt_state") == "sent"
+        # Its legs carry another worker's name: pass their events by job id,
+        # before looking for them, so that none is missed from then on.
+        call.foreign = True
+        for state in self.nodes:
+            state.link.add_filter(_JOB_HEADER, job_id)
         node = self._find_channel(call.state.a_uuid or job_id)
         if node is not None:
             log.info("job %s: taken over; channel alive on %s, following", job_id, node.node.label)

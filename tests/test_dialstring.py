@@ -58,7 +58,7 @@ def expected_groups(request: CallRequest, name: str, config: Config,
     """What a party's dial string must parse to: failover groups of
     simultaneous legs, each (endpoint, variables)."""
     party = request.party(name)
-    base = dict(dialstring.party_variables(request, name, config))
+    base = dict(dialstring.party_variables(request, name, config, worker=WORKER))
     base.update(extra)
     legs = []
     for dest in party.destinations:
@@ -80,12 +80,15 @@ def assert_exact(request: CallRequest, config: Config) -> None:
         _assert_exact(request, config, hold)
 
 
+# Every character a worker's name may have (worker._CONSUMER).
+WORKER = "host-1.example_9:w@x+y"
+
 _EXTRA_VARS = (dialstring.BRIDGE_VAR, "eslengine_announce", "eslengine_say", "eslengine_tts_engine",
                "eslengine_tts_voice", "park_timeout")
 
 
 def _assert_exact(request: CallRequest, config: Config, hold: bool) -> None:
-    command = dialstring.originate_command(request, config, hold=hold)
+    command = dialstring.originate_command(request, config, hold=hold, worker=WORKER)
     assert command.startswith("originate ")
     encode_command("bgapi " + command)  # no CR/LF: one ESL frame
     orig = parse_originate(command[len("originate "):])
@@ -99,7 +102,7 @@ def _assert_exact(request: CallRequest, config: Config, hold: bool) -> None:
         extra = tuple((k, v) for k, v in orig.dial.global_variables.items() if k in _EXTRA_VARS)
         if hold:
             # The second dial string comes at connect time, as uuid_setvar reads it.
-            setvar = dialstring.bridge_setvar_command(request.id, request, config)
+            setvar = dialstring.bridge_setvar_command(request.id, request, config, worker=WORKER)
             encode_command("api " + setvar)
             assert setvar.startswith("uuid_setvar ")
             assert separate_string(setvar[len("uuid_setvar "):], " ", 3)[:2] == [request.id, dialstring.BRIDGE_VAR]
@@ -121,6 +124,7 @@ def _assert_exact(request: CallRequest, config: Config, hold: bool) -> None:
     assert groups_of(orig.dial) == expected_groups(request, first, config, extra)
     assert groups_of(parse_dial_string(bridge_text)) == expected_groups(request, second, config)
     assert orig.dial.groups[0][0].variables["origination_uuid"] == request.id
+    assert orig.dial.groups[0][0].variables[dialstring.WORKER_VAR] == WORKER
 
 
 def test_held_form_and_transfer_command() -> None:

@@ -848,6 +848,62 @@ def test_against_fakeswitch_originate_stall_and_reconnect() -> None:
         fs.stop()
 
 
+A = "aaaaaaaa-0000-4000-8000-000000000001"
+B = "bbbbbbbb-0000-4000-8000-000000000002"
+C = "cccccccc-0000-4000-8000-000000000003"
+D = "dddddddd-0000-4000-8000-000000000004"
+E = "eeeeeeee-0000-4000-8000-000000000005"
+F = "ffffffff-0000-4000-8000-000000000006"
+
+
+def test_node_link_filters_hold_across_reconnects() -> None:
+    """A link's filters are set before it subscribes, one added while it is
+    up takes effect at once, and every later connection has them all."""
+    fs = FakeSwitch(ring_time=0.02, talk_time=0.02)
+    fs.start()
+    events: list[Event] = []
+    ups: list[NodeLink] = []
+    node = Node(fs.address[0], fs.address[1], "ClueCon", name="fake")
+    link = NodeLink(node, timeout=0.5, on_event=events.append, on_up=ups.append, min_delay=0.02, max_delay=0.1,
+                    filters=[("variable_owner", "w1"), ("Job-UUID", "/^w1-/")])
+    link.start()
+
+    def place(owner: str, uuid: str) -> None:
+        job = link.bgapi("originate {origination_uuid=%s,owner=%s}loopback/1000/default &park()" % (uuid, owner),
+                         job_uuid="%s-%s" % (owner, uuid))
+        if owner == "w1":
+            assert job.result(timeout=3) == (True, uuid)
+        link.api("uuid_kill " + uuid)
+
+    def seen(uuid: str) -> bool:
+        return any(e.name == "CHANNEL_HANGUP_COMPLETE" and e.get("Unique-ID") == uuid for e in events)
+
+    try:
+        assert link.wait_up(timeout=3)
+        place("w2", A)
+        place("w1", B)
+        assert wait_for(lambda: seen(B))
+        assert not seen(A) and all(e.variable("owner") in ("w1", None) for e in events)
+        link.add_filter("variable_owner", "w2")
+        place("w2", C)
+        assert wait_for(lambda: seen(C))
+        fs.drop_connections()
+        assert wait_for(lambda: len(ups) == 2 and link.up)
+        place("w2", D)
+        assert wait_for(lambda: seen(D))
+        link.remove_filter("variable_owner", "w2")
+        place("w2", E)
+        place("w1", F)
+        assert wait_for(lambda: seen(F))
+        assert not seen(E)
+        assert link.filters == [("variable_owner", "w1"), ("Job-UUID", "/^w1-/")]
+        with pytest.raises(ValueError):
+            link.add_filter("variable_owner", "w1\napi hupall")
+    finally:
+        link.stop()
+        fs.stop()
+
+
 # -- event-json encoding -----------------------------------------------------
 
 @settings(max_examples=300, deadline=None)

@@ -281,6 +281,39 @@ def test_workers_on_one_node_share_its_limits(redis_server: RedisServer, key_pre
         rig.close()
 
 
+def test_each_worker_hears_only_of_its_own_calls(redis_server: RedisServer, key_prefix: str) -> None:
+    # Two workers on one switch, each with a queue of its own (two
+    # applications sharing a switch): each one's event socket carries the
+    # channels it placed and the results of its own bgapi commands, none of
+    # the other's.
+    rig = Rig(redis_server, key_prefix, sps=100, talk_time=0.1)
+    try:
+        other = JobQueue(rig.client, Keys(key_prefix + "-other"), record_ttl=600)
+        first, second = rig.start_worker(), rig.start_worker(key_prefix=key_prefix + "-other")
+        heard: dict[str, set[str]] = {first.consumer: set(), second.consumer: set()}
+        for worker in (first, second):
+            def spy(state: Any, event: Any, worker: Worker = worker, handler: Any = worker._on_event) -> None:
+                headers = event.headers
+                heard[worker.consumer].add(headers.get("variable_eslengine_job_id") or "bgapi " + headers["Job-UUID"])
+                handler(state, event)
+            worker._on_event = spy  # type: ignore[method-assign]
+        mine = [rig.submit(a="+1555123%04d" % i, b="+1555124%04d" % i) for i in range(8)]
+        theirs = [other.enqueue(parse_request({"a": "+1555125%04d" % i, "b": "+1555126%04d" % i}, rig.config))
+                  for i in range(8)]
+        assert [rig.final(i)["status"] for i in mine] == ["completed"] * 8
+        assert [wait_for(lambda i=i: (d := other.get(i)) and d["status"] == "completed" and d)["status"]
+                for i in theirs] == ["completed"] * 8
+        for worker, jobs in ((first, mine), (second, theirs)):
+            calls = {h for h in heard[worker.consumer] if not h.startswith("bgapi ")}
+            jobs_heard = {h[6:] for h in heard[worker.consumer] if h.startswith("bgapi ")}
+            assert calls == set(jobs)
+            assert len(jobs_heard) >= 8 and all(j.startswith(worker._job_tag + "-") for j in jobs_heard)
+        placed = [o for o in rig.switch.board.originates if "eslengine_worker=%s" % first.consumer in o.args]
+        assert len(placed) == 8
+    finally:
+        rig.close()
+
+
 def test_a_switch_that_stops_answering_gets_no_more_originates(redis_server: RedisServer, key_prefix: str) -> None:
     # The switch answers no command for 1.5 s. Each originate written meanwhile
     # may or may not run, and is never placed again if the connection dies:
