@@ -73,6 +73,9 @@ class Keys:
     def live(self, worker: str) -> str:
         return "%s:live:%s" % (self.prefix, worker)
 
+    def adopter(self, dead: str) -> str:
+        return "%s:adopter:%s" % (self.prefix, dead)
+
     def call(self, job_id: str) -> str:
         return "%s:call:%s" % (self.prefix, job_id)
 
@@ -89,6 +92,10 @@ class Keys:
 
 
 _last_iso: tuple[int, str] = (-1, "")
+
+
+# How long the worker that adopts a dead one keeps it to itself.
+ADOPT_HOLD = 60
 
 
 def now_iso(ts: float | None = None) -> str:
@@ -546,11 +553,17 @@ class JobQueue:
         with redis_errors("unfollow"):
             self.redis.srem(self.keys.live(worker), job_id)
 
-    def adopt(self, dead: str, me: str, count: int = 1000) -> tuple[list[str], list[tuple[str, dict[str, str]]]]:
+    def adopt(self, dead: str, me: str,
+              count: int = 1000) -> tuple[list[str], list[tuple[str, dict[str, str]]]] | None:
         """Take over a dead worker: the ids of the calls it followed, and the
-        stream entries it held unacknowledged. Only one adopter gets each."""
+        stream entries it held unacknowledged. One worker adopts it: the
+        first to ask holds it for ADOPT_HOLD seconds (and may ask again);
+        any other gets None."""
         adopting = "%s:adopting:%s" % (self.keys.live(dead), me)
         with redis_errors("adopt"):
+            lock = self.keys.adopter(dead)
+            if not self.redis.set(lock, me, nx=True, ex=ADOPT_HOLD) and self.redis.get(lock) != me:
+                return None
             try:
                 self.redis.rename(self.keys.live(dead), adopting)
                 calls_ = sorted(self.redis.smembers(adopting))

@@ -219,6 +219,10 @@ class Worker:
         # queue on this lock instead of all waking at every turn.
         self._admission = gevent.lock.Semaphore()
         self._share_wake = gevent.event.Event()
+        # Calls adopted from dead workers and not yet held on a node here;
+        # dead workers whose node places this worker takes care of.
+        self._adopting: set[str] = set()
+        self._places_dropped: set[str] = set()
         self.stopped = gevent.event.Event()
         self.webhooks = Webhooks(queue, config)
 
@@ -416,12 +420,19 @@ class Worker:
                 self.queue.beat(self.consumer, HEARTBEAT_TTL)
                 if any(s.up for s in self.nodes):
                     for dead in self.queue.dead_workers(self.consumer):
-                        calls_, entries = self.queue.adopt(dead, self.consumer)
+                        adopted = self.queue.adopt(dead, self.consumer)
+                        if adopted is None:
+                            continue  # another worker adopts it
+                        calls_, entries = adopted
                         if calls_ or entries:
                             log.warning("worker %s: adopting %d call(s) and %d job(s) of dead worker %s",
                                         self.consumer, len(calls_), len(entries), dead)
+                        self._adopting.update(calls_)
                         for job_id in calls_:
                             self.pool.spawn(self._adopt, job_id)
+                        if dead not in self._places_dropped:
+                            self._places_dropped.add(dead)
+                            gevent.spawn(self._drop_places, dead, calls_)
                         for entry_id, fields in entries:
                             self.pool.spawn(self._run_entry, entry_id, fields)
             except QueueUnavailable as exc:
@@ -442,6 +453,30 @@ class Worker:
                 log.exception("worker %s: retry loop error", self.consumer)
             gevent.sleep(0.5)
 
+    def _drop_places(self, dead: str, adopted: Sequence[str]) -> None:
+        """Take a dead worker's places off the nodes this worker adopted it
+        on, so that the shares grow now rather than when its places lapse
+        (SHARE_TTL). Its sessions are counted first: once every call adopted
+        from it is held here (or has ended), this worker says what it holds
+        on each node; only then does the dead one's place go. A node that is
+        not up here keeps the place until it lapses."""
+        deadline = time.monotonic() + SHARE_TTL
+        while self._running and any(job_id in self._adopting for job_id in adopted):
+            if time.monotonic() > deadline:
+                return
+            gevent.sleep(0.05)
+        for state in self.nodes:
+            if not (self._running and state.up):
+                continue
+            try:
+                self._renew_share(state)
+                self.queue.leave_node(state.node.label, dead)
+            except QueueUnavailable as exc:
+                log.warning("node %s: dead worker %s's place left to lapse: %s", state.node.label, dead, exc)
+                continue
+            log.info("node %s: dead worker %s's place given up (%d session(s) held here)",
+                     state.node.label, dead, state.pacer.live)
+
     def _adopt(self, job_id: str) -> None:
         try:
             record = self.queue.record(job_id)
@@ -453,6 +488,8 @@ class Worker:
             log.warning("job %s: could not adopt: %s", job_id, exc)
         except Exception:
             log.exception("job %s: adopt failed", job_id)
+        finally:
+            self._adopting.discard(job_id)
 
     def _cancel_listener(self) -> None:
         while self._running:
@@ -575,6 +612,7 @@ class Worker:
             self._release(call)
             node.pacer.start(time.monotonic(), call.cost)
             call.node = node
+        self._adopting.discard(call.request.id)
 
     def _release(self, call: Call) -> None:
         if call.node is not None:
@@ -689,6 +727,7 @@ class Worker:
             log.info("job %s: worker stopping before dialing; left for the next worker", job_id)
             return
         call.node = node
+        self._adopting.discard(job_id)
         if call.state.cancel_requested or call.cancel_seen:
             # Cancelled before it was dialed (while waiting for the pacer).
             call.state.cancel_requested = True

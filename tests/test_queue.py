@@ -287,3 +287,13 @@ def test_workers_keep_their_places_on_a_node_until_they_lapse_or_leave(queue: Jo
     assert queue.pace_node("fs1", "w1", 5.0, 12, 1000) == (False, {"w1": (12, 1000)})
     assert 0 < redis_client.ttl(queue.keys.node_workers("fs1")) <= 6
     assert 0 < redis_client.ttl(queue.keys.node_held("fs1")) <= 6
+
+
+def test_one_worker_adopts_a_dead_one(queue: JobQueue, redis_client: redis.Redis) -> None:
+    queue.ensure_group()
+    redis_client.sadd(queue.keys.workers, "dead")
+    redis_client.sadd(queue.keys.live("dead"), "job-1", "job-2")
+    assert queue.adopt("dead", "w1") == (["job-1", "job-2"], [])
+    assert queue.adopt("dead", "w2") is None  # w1 holds it
+    assert queue.adopt("dead", "w1") == ([], [])  # asking again: nothing left
+    assert 0 < redis_client.ttl(queue.keys.adopter("dead")) <= 60

@@ -18,7 +18,7 @@ from eslengine.calls import parse_request
 from eslengine.config import Config, Node
 from eslengine.fakeswitch import FakeSwitch, Scenario
 from eslengine.queue import GROUP, JobQueue, Keys
-from eslengine.worker import Worker
+from eslengine.worker import SHARE_TTL, Worker
 from tests.conftest import RedisServer
 
 
@@ -263,15 +263,18 @@ def test_a_worker_claims_no_more_than_its_nodes_can_start_soon(redis_server: Red
 def test_workers_on_one_node_share_its_limits(redis_server: RedisServer, key_prefix: str) -> None:
     # Two workers, each configured with the node's whole limit (11 sessions
     # a second: 10 starts in any second). Together they keep to it: the
-    # switch refuses nothing, and both place calls.
-    rig = Rig(redis_server, key_prefix, sps=11, max_sessions=12, talk_time=0.3)
+    # switch refuses nothing, and both place calls. (A first party that
+    # answered waits up to a second in park for the second party's start,
+    # the pacer's turn: longer when a worker's share has just shrunk.)
+    rig = Rig(redis_server, key_prefix, sps=11, max_sessions=12, talk_time=1.0)
     try:
         ids = [rig.submit(a="+1555123%04d" % i, b="+1555124%04d" % i) for i in range(40)]
         first = rig.start_worker()
         wait_for(lambda: rig.switch.stats.originate_log, timeout=5)
         second = rig.start_worker()
         docs = [rig.final(i, timeout=30) for i in ids]
-        assert [d["status"] for d in docs] == ["completed"] * len(ids), [d.get("error") for d in docs]
+        assert [d["status"] for d in docs] == ["completed"] * len(ids), [
+            (d.get("error"), d.get("hangup_cause"), d["history"]) for d in docs if d["status"] != "completed"]
         assert rig.switch.stats.refused_over_limit == 0
         placed_by = {rig.client.hget(rig.queue.keys.call(i), "worker") for i in ids}
         assert placed_by == {first.consumer, second.consumer}
@@ -286,7 +289,7 @@ def test_each_worker_hears_only_of_its_own_calls(redis_server: RedisServer, key_
     # applications sharing a switch): each one's event socket carries the
     # channels it placed and the results of its own bgapi commands, none of
     # the other's.
-    rig = Rig(redis_server, key_prefix, sps=100, talk_time=0.1)
+    rig = Rig(redis_server, key_prefix, sps=100, talk_time=1.0)
     try:
         other = JobQueue(rig.client, Keys(key_prefix + "-other"), record_ttl=600)
         first, second = rig.start_worker(), rig.start_worker(key_prefix=key_prefix + "-other")
@@ -310,6 +313,44 @@ def test_each_worker_hears_only_of_its_own_calls(redis_server: RedisServer, key_
             assert len(jobs_heard) >= 8 and all(j.startswith(worker._job_tag + "-") for j in jobs_heard)
         placed = [o for o in rig.switch.board.originates if "eslengine_worker=%s" % first.consumer in o.args]
         assert len(placed) == 8
+    finally:
+        rig.close()
+
+
+def test_a_dead_workers_node_place_goes_once_its_calls_are_adopted(redis_server: RedisServer,
+                                                                    key_prefix: str) -> None:
+    # Two workers share a node (11 sessions/s: 5 starts a second each). The
+    # first dies with calls up. The second adopts them, says it holds their
+    # sessions, then takes the dead worker's place off the node: its share
+    # grows to the whole node within seconds, not when the place lapses
+    # (SHARE_TTL after the dead worker's last renewal).
+    rig = Rig(redis_server, key_prefix, sps=11, max_sessions=40)
+    try:
+        rig.switch.board.talk_time = None  # calls stay up
+        first = rig.start_worker()
+        ids = [rig.submit(a="+1555123%04d" % i, b="+1555124%04d" % i) for i in range(3)]
+        wait_for(lambda: all(rig.client.hget(rig.queue.keys.call(i), "status") == "bridged" for i in ids))
+        second = rig.start_worker()
+        label = first.nodes[0].node.label
+        wait_for(lambda: second.nodes[0].pacer.rate == 5 and first.nodes[0].pacer.rate == 5)
+        # The first worker dies: no more renewals, heartbeat gone.
+        first._running = False
+        first.pool.kill(block=True)
+        gevent.killall(first._greenlets)
+        for state in first.nodes:
+            state.link.stop()
+        rig.workers.remove(first)
+        died = time.monotonic()
+        rig.queue.forget_worker(first.consumer)
+        wait_for(lambda: first.consumer not in rig.queue.node_pacers(label), timeout=15)
+        assert time.monotonic() - died < SHARE_TTL - 2  # given up, not lapsed
+        assert set(ids) <= set(second.calls)
+        held, _, _ = rig.queue.node_pacers(label)[second.consumer]
+        assert held == sum(second.calls[i].cost for i in ids) > 0
+        wait_for(lambda: second.nodes[0].pacer.rate == 10, timeout=3)
+        rig.switch.api("hupall", "NORMAL_CLEARING", None)
+        assert [rig.final(i)["status"] for i in ids] == ["completed"] * 3
+        assert [len(rig.switch.originates_with("eslengine_job_id", i)) for i in ids] == [1, 1, 1]
     finally:
         rig.close()
 
