@@ -192,7 +192,8 @@ class Worker:
     ) -> None:
         self.config = config
         self.queue = queue
-        self.consumer = consumer or "%s-%d-%s" % (socket.gethostname(), os.getpid(), uuid.uuid4().hex[:6])
+        host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:60] or "worker"
+        self.consumer = consumer or "%s-%d-%s" % (host, os.getpid(), uuid.uuid4().hex[:6])
         if not _CONSUMER.match(self.consumer):
             raise ValueError("worker name %r: use 1-100 letters, digits and . _ : @ + -" % self.consumer)
         # Every bgapi Job-UUID this worker sends starts with this tag.

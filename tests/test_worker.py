@@ -404,3 +404,16 @@ def test_worker_reconnects_after_the_switch_drops_connections(rig: Rig) -> None:
     wait_for(lambda: not worker.nodes[0].up, timeout=5)
     wait_for(lambda: worker.nodes[0].up, timeout=10)
     assert rig.final(rig.submit(a="+15551230003", b="+15551230004"))["status"] == "completed"
+
+
+def test_worker_names_are_checked_and_the_default_is_always_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A worker's name goes into every originate and into an ESL filter line.
+    config = Config(redis_url="redis://127.0.0.1:1/0", nodes=(Node("127.0.0.1", 1, "x"),))
+    queue = JobQueue(redis.Redis(), Keys("t"))
+    for bad in ("two words", "line\nbreak", "x" * 101, "a,b"):
+        with pytest.raises(ValueError):
+            Worker(config, queue, consumer=bad)
+    assert Worker(config, queue, consumer="host-1.example_9:w@x+y").consumer == "host-1.example_9:w@x+y"
+    monkeypatch.setattr("socket.gethostname", lambda: "Büro PC #1 " + "x" * 80)
+    name = Worker(config, queue).consumer
+    assert name.startswith("B-ro-PC--1-xxx") and len(name) < 100
