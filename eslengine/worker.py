@@ -613,7 +613,8 @@ class Worker:
             self._release(call)
             node.pacer.start(time.monotonic(), call.cost)
             call.node = node
-        self._adopting.discard(call.request.id)
+        if call.foreign:
+            self._adopting.discard(call.request.id)
 
     def _release(self, call: Call) -> None:
         if call.node is not None:
@@ -728,7 +729,8 @@ class Worker:
             log.info("job %s: worker stopping before dialing; left for the next worker", job_id)
             return
         call.node = node
-        self._adopting.discard(job_id)
+        if call.foreign:
+            self._adopting.discard(job_id)
         if call.state.cancel_requested or call.cancel_seen:
             # Cancelled before it was dialed (while waiting for the pacer).
             call.state.cancel_requested = True

@@ -57,6 +57,16 @@ class Rig:
         self.workers.append(worker)
         return worker
 
+    def crash(self, worker: Worker) -> None:
+        """Stop ``worker`` dead: it acknowledges, records and renews nothing
+        more, and its event sockets close."""
+        worker._running = False
+        worker.pool.kill(block=True)
+        gevent.killall(worker._greenlets)
+        for state in worker.nodes:
+            state.link.stop()
+        self.workers.remove(worker)
+
     def submit(self, **body: Any) -> str:
         return self.queue.enqueue(parse_request(body, self.config))
 
@@ -206,12 +216,7 @@ def test_taken_over_job_with_live_channel_is_followed_not_redialed(rig: Rig) -> 
     wait_for(lambda: rig.queue.get(job_id)["status"] == "bridged")  # type: ignore[index]
     # Simulate the crash: forget the worker without letting it ack or finish,
     # and put the entry back as pending for a dead consumer.
-    first._running = False
-    first.pool.kill(block=True)
-    gevent.killall(first._greenlets)
-    for state in first.nodes:
-        state.link.stop()
-    rig.workers.remove(first)
+    rig.crash(first)
     rig.client.xadd(rig.queue.keys.jobs, {"job": parse_request({"id": job_id, "a": "+15551230001", "b": "+15551230002"},
                                                                 rig.config).dumps()})
     rig.queue.read("dead-worker", 10, 10)
@@ -334,12 +339,7 @@ def test_a_dead_workers_node_place_goes_once_its_calls_are_adopted(redis_server:
         label = first.nodes[0].node.label
         wait_for(lambda: second.nodes[0].pacer.rate == 5 and first.nodes[0].pacer.rate == 5)
         # The first worker dies: no more renewals, heartbeat gone.
-        first._running = False
-        first.pool.kill(block=True)
-        gevent.killall(first._greenlets)
-        for state in first.nodes:
-            state.link.stop()
-        rig.workers.remove(first)
+        rig.crash(first)
         died = time.monotonic()
         rig.queue.forget_worker(first.consumer)
         wait_for(lambda: first.consumer not in rig.queue.node_pacers(label), timeout=15)
