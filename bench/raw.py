@@ -9,8 +9,9 @@ a plain ``greenswitch.esl.InboundESL`` from a pool of greenlets, and
 acknowledges each batch in one pipeline. It sets the worker's kind of event
 filters (its own name on the channels, a tag on its Job-UUIDs) and
 subscribes to the worker's events (in the plain format: greenswitch reads no
-other) and drops them, so the switch does the same work for both. No records, no pacing, no following
-calls. Exits after K replies or ``--deadline`` seconds.
+other) and drops them, so the switch does the same work for both. No
+records, no pacing, no following calls. Exits after K replies or
+``--deadline`` seconds.
 """
 
 from __future__ import annotations

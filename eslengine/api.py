@@ -128,7 +128,16 @@ def place_call() -> Response:
     except JobExists:
         return _exists(call.id)
     log.debug("job %s: queued", job_id)
-    return _json({"id": job_id, "status": "queued"}, 202, Location="/v1/calls/%s" % job_id)
+    return _json(_queued(job_id), 202, Location=_call_path(job_id))
+
+
+def _queued(job_id: str) -> dict[str, str]:
+    """The 202 document of a call just queued (the route's and FastIntake's)."""
+    return {"id": job_id, "status": "queued"}
+
+
+def _call_path(job_id: str) -> str:
+    return "/v1/calls/%s" % job_id
 
 
 def _exists(job_id: str) -> Response:
@@ -307,9 +316,9 @@ class FastIntake:
             log.exception("unhandled error on POST %s", self.PATH)
             return _error(500, "internal", "internal error")(environ, start_response)
         log.debug("job %s: queued", job_id)
-        body = orjson.dumps({"id": job_id, "status": "queued"})
+        body = orjson.dumps(_queued(job_id))
         start_response("202 ACCEPTED", [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                                        ("Location", "%s/%s" % (self.PATH, job_id))])
+                                        ("Location", _call_path(job_id))])
         return [body]
 
     def _length(self, environ: dict[str, Any]) -> int:

@@ -167,8 +167,6 @@ class EslConnection(greenswitch.esl.InboundESL):
         on_close: CloseHandler | None = None,
         filters: Sequence[Filter] = (),
     ) -> None:
-        for header, value in filters:
-            check_filter(header, value)
         if event_format not in EVENT_FORMATS:
             raise ValueError("event_format must be one of %s, got %r" % (", ".join(EVENT_FORMATS), event_format))
         if timeout <= 0:

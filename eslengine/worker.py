@@ -103,6 +103,12 @@ def _no_slot() -> None:
     """``release_claim`` of a job the claim loop did not count."""
 
 
+def _default_name() -> str:
+    """host-pid-random, the host cleaned to what a worker name may hold."""
+    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:60] or "worker"
+    return "%s-%d-%s" % (host, os.getpid(), uuid.uuid4().hex[:6])
+
+
 @dataclass
 class NodeState:
     node: Node
@@ -192,8 +198,7 @@ class Worker:
     ) -> None:
         self.config = config
         self.queue = queue
-        host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:60] or "worker"
-        self.consumer = consumer or "%s-%d-%s" % (host, os.getpid(), uuid.uuid4().hex[:6])
+        self.consumer = consumer or _default_name()
         if not _CONSUMER.match(self.consumer):
             raise ValueError("worker name %r: use 1-100 letters, digits and . _ : @ + -" % self.consumer)
         # Every bgapi Job-UUID this worker sends starts with this tag.
