@@ -52,8 +52,9 @@ def main() -> int:
         json.dump([r.as_dict() for r in results], fh, indent=1)
     print(table(results))
     missed = [r.name for r in results if r.ok is False]
-    print("\n%s run, %.0fs, 2 cores shared by every process; %d target(s) missed; written %s" % (
-        "quick" if args.quick else "full", time.monotonic() - started, len(missed), RESULTS))
+    print("\n%s run, %.0fs on %d CPUs; %d target(s) missed; written %s" % (
+        "quick" if args.quick else "full", time.monotonic() - started, len(os.sched_getaffinity(0)), len(missed),
+        RESULTS))
     return 1 if missed else 0
 
 

@@ -98,6 +98,32 @@ class BenchStack(LocalStack):
                    "%s never connected; log:\n%s" % (name, process.log()[-2000:]), process)
 
 
+def core_split() -> tuple[set[int], set[int]] | None:
+    """The CPUs this process may use, split in two: the last one for the
+    switch, the rest for everything else; None with fewer than two.
+
+    A simulated switch on the bench machine takes its CPU from the same
+    cores as the engine it is measured against, which no FreeSWITCH node
+    does: it runs on a machine of its own. A consumer that uses more CPU
+    then slows the switch too, and the comparison measures both at once.
+    Pinning the switch to a core of its own keeps the switch's capacity
+    the same for every consumer."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return None
+    if len(cpus) < 2:
+        return None
+    return {cpus[-1]}, set(cpus[:-1])
+
+
+def pin(pid: int, cpus: set[int] | None) -> None:
+    """Restrict a process to ``cpus``; None: to every CPU this one may use
+    (nothing at all where the platform has no CPU affinity)."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(pid, cpus if cpus is not None else os.sched_getaffinity(0))
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
                process: Process | None = None, interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
