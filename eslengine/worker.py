@@ -765,8 +765,9 @@ class Worker:
             call.refusals += 1
             log.warning("job %s: switch refused the originate (%s)", job_id, exc.reply)
             if call.refusals >= 3 or not self._running:
-                self._store(call, call.state.on_originate_failed("DESTINATION_OUT_OF_ORDER"))
-                self.queue.transition(job_id, fields={"error": "the switch refused the originate: %s" % exc.reply})
+                # The error goes with the failure, in one write: nobody sees "failed" without it.
+                self._store(call, {**call.state.on_originate_failed("DESTINATION_OUT_OF_ORDER"),
+                                   "error": "the switch refused the originate: %s" % exc.reply})
                 self._ack(call)
                 return
             gevent.sleep(0.5 * call.refusals)
@@ -970,8 +971,8 @@ class Worker:
         if call.sent or call.redials >= 3:
             log.info("job %s: no channel on any node; outcome not observed", job_id)
             call.state.originate_ok = False
-            self._store(call, call.state.on_originate_failed("UNKNOWN"))
-            self.queue.transition(job_id, fields={"error": "the call ended while no worker was following it"})
+            self._store(call, {**call.state.on_originate_failed("UNKNOWN"),
+                               "error": "the call ended while no worker was following it"})
             self._ack(call)
             return
         log.info("job %s: attempt %d never reached a switch; placing it again", job_id, call.attempt)
@@ -1148,8 +1149,8 @@ class Worker:
             return
         log.warning("job %s: channel gone without a hangup event", call.request.id)
         call.state.a_cause = "UNKNOWN"
-        self._store(call, call.state.on_originate_failed("UNKNOWN"))
-        self.queue.transition(call.request.id, fields={"error": "the call ended while its events were not seen"})
+        self._store(call, {**call.state.on_originate_failed("UNKNOWN"),
+                           "error": "the call ended while its events were not seen"})
 
     # ------------------------------------------------------------ events
 

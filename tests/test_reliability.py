@@ -364,10 +364,21 @@ def test_refused_originate_is_placed_again_and_gives_up_after_three(rig: Rig) ->
     doc = rig.final(job)
     assert doc["status"] == "completed", doc
     assert attempts_seen(rig.switch, job) == ["1"]
+    writes: list[tuple[str, str, dict[str, str]]] = []
+    transition = worker.queue.transition
+
+    def spy(job_id: str, status: str = "", fields: Any = None, **kw: Any) -> bool:
+        writes.append((job_id, status, dict(fields or {})))
+        return transition(job_id, status, fields, **kw)
+
+    worker.queue.transition = spy  # type: ignore[method-assign]
     rig.switch.refuse_bgapi(3, "-ERR permission denied")
     job = rig.submit(a="+15551230003", b="+15551230004")
     doc = rig.final(job)
     assert (doc["status"], doc["hangup_cause"]) == ("failed", "DESTINATION_OUT_OF_ORDER"), doc
+    # The reason is written with the failure itself: no reader sees "failed" without it.
+    (failed,) = [fields for job_id, status, fields in writes if job_id == job and status == "failed"]
+    assert "permission denied" in failed["error"], writes
     assert "permission denied" in doc["error"] and attempts_seen(rig.switch, job) == [], doc
 
 
