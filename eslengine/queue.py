@@ -31,7 +31,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -401,12 +401,30 @@ class JobQueue:
             reply = self.redis.xreadgroup(GROUP, consumer, {self.keys.jobs: ">"}, count=count, block=block_ms)
         return [(entry_id, fields or {}) for _, entries in reply or [] for entry_id, fields in entries]
 
-    def claim_stale(self, consumer: str, min_idle_ms: int, count: int = 100) -> list[tuple[str, dict[str, str]]]:
-        """Entries another consumer read but did not acknowledge within
-        ``min_idle_ms``: that worker is taken to be dead."""
+    def claim_stale(self, consumer: str, min_idle_ms: int, count: int = 100,
+                    in_hand: Collection[str] = ()) -> list[tuple[str, dict[str, str]]]:
+        """Entries read but not acknowledged within ``min_idle_ms`` that
+        nobody is working on, now ``consumer``'s: those of a consumer with no
+        live heartbeat (a dead worker, or a reader that is no worker), and
+        ``consumer``'s own that are not ``in_hand`` (a job it gave up on when
+        Redis failed). A live worker's entries stay its own however long they
+        wait: its pacer may hold a job for a while (a node down, a share just
+        cut), and it will still place it. Taking such an entry over would
+        place the call twice."""
         with redis_errors("claim stale jobs"):
-            reply = self.redis.xautoclaim(self.keys.jobs, GROUP, consumer, min_idle_ms, "0-0", count=count)
-        entries = reply[1] if reply else []
+            pending = self.redis.xpending_range(self.keys.jobs, GROUP, "-", "+", count, idle=min_idle_ms)
+            others = sorted({p["consumer"] for p in pending} - {consumer})
+            alive: dict[str, bool] = {}
+            if others:
+                pipe = self.redis.pipeline(transaction=False)
+                for name in others:
+                    pipe.exists(self.keys.heartbeat(name))
+                alive = {name: bool(up) for name, up in zip(others, pipe.execute())}
+            ids = [p["message_id"] for p in pending
+                   if (p["message_id"] not in in_hand if p["consumer"] == consumer else not alive[p["consumer"]])]
+            # XCLAIM checks the idle time again: an entry acknowledged or
+            # taken by someone else meanwhile is not taken.
+            entries = self.redis.xclaim(self.keys.jobs, GROUP, consumer, min_idle_ms, ids) if ids else []
         return [(entry_id, fields) for entry_id, fields in entries if fields]
 
     def ack(self, entry_id: str) -> None:

@@ -229,6 +229,8 @@ class Worker:
         # dead workers whose node places this worker takes care of.
         self._adopting: set[str] = set()
         self._places_dropped: set[str] = set()
+        # Stream entries this worker is working on: never its stale ones.
+        self._entries: set[str] = set()
         self.stopped = gevent.event.Event()
         self.webhooks = Webhooks(queue, config)
 
@@ -330,9 +332,12 @@ class Worker:
     def _claim_ahead(self) -> int:
         """Session starts the nodes that are up may make in CLAIM_AHEAD
         seconds: an upper bound of the calls they may start (a call costs
-        one session or more)."""
+        one session or more). A node this worker has no share of yet (or is
+        waiting to join others on) starts none: jobs claimed for it would
+        only wait in this worker's hands."""
+        now = time.monotonic()
         return sum(int(s.pacer.rate * CLAIM_AHEAD / s.pacer.window) + 1
-                   for s in self.nodes if s.up)
+                   for s in self.nodes if s.up and s.pacer.rate > 0 and now >= s.join_until)
 
     def _claim_slot(self) -> Callable[[], None]:
         """Count one more claimed job not yet originated; the returned
@@ -408,7 +413,8 @@ class Worker:
             try:
                 if not any(s.up for s in self.nodes) or self.pool.free_count() <= 0:
                     continue
-                for entry_id, fields in self.queue.claim_stale(self.consumer, self.config.claim_idle_ms):
+                for entry_id, fields in self.queue.claim_stale(self.consumer, self.config.claim_idle_ms,
+                                                               in_hand=self._entries):
                     if not self._running:
                         break
                     log.info("worker %s: took over stale entry %s", self.consumer, entry_id)
@@ -523,6 +529,7 @@ class Worker:
     def _run_entry(self, entry_id: str, fields: dict[str, str],
                    release_claim: Callable[[], None] = _no_slot) -> None:
         job_id = ""
+        self._entries.add(entry_id)
         try:
             try:
                 raw = fields.get(JOB_FIELD)
@@ -541,6 +548,7 @@ class Worker:
         except Exception:
             log.exception("job %s: unexpected error", job_id or entry_id)
         finally:
+            self._entries.discard(entry_id)
             release_claim()
 
     def _dial(self, request: CallRequest, entry_id: str, release_claim: Callable[[], None] = _no_slot) -> None:

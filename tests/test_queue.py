@@ -69,6 +69,30 @@ def test_stale_entries_are_claimed_by_another_consumer(queue: JobQueue) -> None:
     assert [e for e, _ in claimed] == [entry_id]
 
 
+def test_a_live_workers_stale_entries_stay_its_own(queue: JobQueue) -> None:
+    # A worker whose heartbeat is alive may hold a job a long time (its
+    # pacer waits for a node): taking the entry over would dial twice.
+    queue.ensure_group()
+    queue.enqueue(_request())
+    (slow, _), = queue.read("slow-worker", 10, 10)
+    queue.beat("slow-worker", 60)
+    assert queue.claim_stale("other-worker", min_idle_ms=0) == []
+    assert queue.redis.xpending_range(queue.keys.jobs, GROUP, "-", "+", 10)[0]["consumer"] == "slow-worker"
+    # Its heartbeat gone, it is dead: the entry is taken.
+    queue.forget_worker("slow-worker")
+    assert [e for e, _ in queue.claim_stale("other-worker", min_idle_ms=0)] == [slow]
+
+
+def test_a_worker_takes_back_only_its_own_stale_entries_not_in_hand(queue: JobQueue) -> None:
+    queue.ensure_group()
+    queue.enqueue(_request())
+    queue.enqueue(_request())
+    queue.beat("me", 60)
+    (working, _), (dropped, _) = queue.read("me", 10, 10)
+    claimed = queue.claim_stale("me", min_idle_ms=0, in_hand={working})
+    assert [e for e, _ in claimed] == [dropped]
+
+
 def test_transition_moves_forward_only_and_final_is_sticky(queue: JobQueue) -> None:
     req = _request()
     queue.enqueue(req)

@@ -231,6 +231,44 @@ def test_taken_over_job_with_live_channel_is_followed_not_redialed(rig: Rig) -> 
     assert rig.client.xpending(rig.queue.keys.jobs, GROUP)["pending"] == 0
 
 
+def test_a_job_held_by_a_live_worker_is_not_taken_over(rig: Rig) -> None:
+    # A live worker may hold a job long before its pacer lets it originate
+    # (a node down, a share just cut). Another worker's reclaim, however
+    # short its idle limit, leaves the entry alone: taking it over would
+    # place the call a second time when the first worker gets its turn.
+    job_id = rig.submit(a="+15551230001", b="+15551230002")
+    rig.queue.ensure_group()
+    (entry_id, _), = rig.queue.read("slow-worker", 10, 10)
+    rig.queue.beat("slow-worker", 60)
+    rig.start_worker(claim_idle_ms=1)
+    gevent.sleep(2.5)  # two reclaim rounds
+    assert rig.switch.originates_with("eslengine_job_id", job_id) == []
+    assert rig.client.xpending_range(rig.queue.keys.jobs, GROUP, "-", "+", 10)[0]["consumer"] == "slow-worker"
+    # The slow worker dies (its heartbeat is gone): its job is placed, once.
+    rig.queue.forget_worker("slow-worker")
+    assert rig.final(job_id, timeout=15)["status"] == "completed"
+    assert len(rig.switch.originates_with("eslengine_job_id", job_id)) == 1
+
+
+def test_a_worker_waiting_to_join_a_node_claims_no_jobs(redis_server: RedisServer, key_prefix: str) -> None:
+    # A worker that joins others on a node starts nothing there for a few
+    # seconds (their shares must shrink first). Jobs it took off the stream
+    # meanwhile would only wait in its hands: it takes none.
+    rig = Rig(redis_server, key_prefix, sps=20, talk_time=0.2)
+    try:
+        first = rig.start_worker()
+        wait_for(lambda: first.nodes[0].pacer.rate > 0, timeout=5)
+        second = rig.start_worker()
+        wait_for(lambda: second.nodes[0].join_until > 0, timeout=5)
+        ids = [rig.submit(a="+1555123%04d" % i, b="+1555124%04d" % i) for i in range(6)]
+        docs = [rig.final(i, timeout=10) for i in ids]
+        assert time.monotonic() < second.nodes[0].join_until, "the jobs outlasted the join wait"
+        assert [d["status"] for d in docs] == ["completed"] * len(ids)
+        assert {rig.client.hget(rig.queue.keys.call(i), "worker") for i in ids} == {first.consumer}
+    finally:
+        rig.close()
+
+
 @pytest.mark.parametrize("bridge", ["engine", "switch"])
 def test_pacing_keeps_the_switch_from_refusing(redis_server: RedisServer, key_prefix: str, bridge: str) -> None:
     rig = Rig(redis_server, key_prefix, sps=6, talk_time=1.0)
