@@ -323,6 +323,10 @@ return {added, redis.call('HGETALL', KEYS[2])}
 """
 
 
+# claim_stale reads at most this many pages of idle pending entries a round.
+STALE_PAGES = 10
+
+
 def _held_share(text: str) -> tuple[int, int]:
     """A worker's "<sessions held> <session share>" on a node (``_SHARE``)."""
     held, _, share = text.partition(" ")
@@ -412,16 +416,24 @@ class JobQueue:
         cut), and it will still place it. Taking such an entry over would
         place the call twice."""
         with redis_errors("claim stale jobs"):
-            pending = self.redis.xpending_range(self.keys.jobs, GROUP, "-", "+", count, idle=min_idle_ms)
-            others = sorted({p["consumer"] for p in pending} - {consumer})
+            ids: list[str] = []
             alive: dict[str, bool] = {}
-            if others:
-                pipe = self.redis.pipeline(transaction=False)
-                for name in others:
-                    pipe.exists(self.keys.heartbeat(name))
-                alive = {name: bool(up) for name, up in zip(others, pipe.execute())}
-            ids = [p["message_id"] for p in pending
-                   if (p["message_id"] not in in_hand if p["consumer"] == consumer else not alive[p["consumer"]])]
+            start = "-"
+            # Page on past a live worker's entries, a few pages at most.
+            for _ in range(STALE_PAGES):
+                pending = self.redis.xpending_range(self.keys.jobs, GROUP, start, "+", count, idle=min_idle_ms)
+                others = sorted({p["consumer"] for p in pending} - {consumer} - alive.keys())
+                if others:
+                    pipe = self.redis.pipeline(transaction=False)
+                    for name in others:
+                        pipe.exists(self.keys.heartbeat(name))
+                    alive.update((name, bool(up)) for name, up in zip(others, pipe.execute()))
+                ids += [p["message_id"] for p in pending
+                        if (p["message_id"] not in in_hand if p["consumer"] == consumer else not alive[p["consumer"]])]
+                if len(pending) < count or len(ids) >= count:
+                    break
+                start = "(" + pending[-1]["message_id"]
+            ids = ids[:count]
             # XCLAIM checks the idle time again: an entry acknowledged or
             # taken by someone else meanwhile is not taken.
             entries = self.redis.xclaim(self.keys.jobs, GROUP, consumer, min_idle_ms, ids) if ids else []

@@ -83,6 +83,16 @@ def test_a_live_workers_stale_entries_stay_its_own(queue: JobQueue) -> None:
     assert [e for e, _ in queue.claim_stale("other-worker", min_idle_ms=0)] == [slow]
 
 
+def test_stale_entries_behind_a_live_workers_are_reached(queue: JobQueue) -> None:
+    queue.ensure_group()
+    for _ in range(5):
+        queue.enqueue(_request())
+    queue.beat("slow-worker", 60)
+    queue.read("slow-worker", 4, 10)
+    (dead, _), = queue.read("gone-reader", 10, 10)
+    assert [e for e, _ in queue.claim_stale("other-worker", min_idle_ms=0, count=2)] == [dead]
+
+
 def test_a_worker_takes_back_only_its_own_stale_entries_not_in_hand(queue: JobQueue) -> None:
     queue.ensure_group()
     queue.enqueue(_request())
