@@ -118,10 +118,9 @@ def core_split() -> tuple[set[int], set[int]] | None:
 
 
 def pin(pid: int, cpus: set[int] | None) -> None:
-    """Restrict a process to ``cpus``; None: to every CPU this one may use
-    (nothing at all where the platform has no CPU affinity)."""
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(pid, cpus if cpus is not None else os.sched_getaffinity(0))
+    """Restrict a process to ``cpus`` (None: leave it as it is)."""
+    if cpus is not None:
+        os.sched_setaffinity(pid, cpus)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str,

@@ -111,7 +111,7 @@ def run(quick: bool) -> list[Result]:
         node_query="sps=%d&max_sessions=%d" % (NO_LIMIT_SPS, NO_LIMIT_SESSIONS),
         start_api=False, workers=0, env={"ESLENGINE_CONCURRENCY": "2000"},
     )
-    all_cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    all_cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None  # None: no CPU affinity here
     stack.start()
     ok = False
     try:
@@ -136,9 +136,8 @@ def run(quick: bool) -> list[Result]:
                                "raw baseline", 300, engine_cpus))
         shared: dict[str, dict[str, Any]] = {}
         if split is not None:
-            pin(os.getpid(), all_cpus)
-            pin(stack.processes["fakeswitch"].proc.pid, None)
-            pin(stack.processes["redis"].proc.pid, None)
+            for pid in (os.getpid(), stack.processes["fakeswitch"].proc.pid, stack.processes["redis"].proc.pid):
+                pin(pid, all_cpus)
             shared["engine"] = _drain(stack, ref_depth, k, stack.start_worker, "engine, cores shared", 300, None)
             shared["raw"] = _drain(stack, ref_depth, min(k, ref_depth), lambda: stack.spawn("worker_raw", raw_cmd),
                                    "raw baseline, cores shared", 300, None)
@@ -146,8 +145,7 @@ def run(quick: bool) -> list[Result]:
         raw = max(raws, key=lambda r: r["rate"])
         ok = True
     finally:
-        if all_cpus is not None:
-            pin(os.getpid(), all_cpus)
+        pin(os.getpid(), all_cpus)
         stack.stop()
         if ok:
             stack.cleanup()

@@ -422,12 +422,7 @@ class JobQueue:
             # Page on past a live worker's entries, a few pages at most.
             for _ in range(STALE_PAGES):
                 pending = self.redis.xpending_range(self.keys.jobs, GROUP, start, "+", count, idle=min_idle_ms)
-                others = sorted({p["consumer"] for p in pending} - {consumer} - alive.keys())
-                if others:
-                    pipe = self.redis.pipeline(transaction=False)
-                    for name in others:
-                        pipe.exists(self.keys.heartbeat(name))
-                    alive.update((name, bool(up)) for name, up in zip(others, pipe.execute()))
+                alive.update(self._alive({p["consumer"] for p in pending} - {consumer} - alive.keys()))
                 ids += [p["message_id"] for p in pending
                         if (p["message_id"] not in in_hand if p["consumer"] == consumer else not alive[p["consumer"]])]
                 if len(pending) < count or len(ids) >= count:
@@ -564,13 +559,18 @@ class JobQueue:
     def dead_workers(self, me: str) -> list[str]:
         with redis_errors("list workers"):
             names = sorted(self.redis.smembers(self.keys.workers) - {me})
-            if not names:
-                return []
-            pipe = self.redis.pipeline(transaction=False)
-            for name in names:
-                pipe.exists(self.keys.heartbeat(name))
-            alive = pipe.execute()
-        return [n for n, up in zip(names, alive) if not up]
+            alive = self._alive(names)
+        return [n for n in names if not alive[n]]
+
+    def _alive(self, names: Collection[str]) -> dict[str, bool]:
+        """Whether each of ``names`` has a live heartbeat (one round trip)."""
+        names = list(names)
+        if not names:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.exists(self.keys.heartbeat(name))
+        return {name: bool(up) for name, up in zip(names, pipe.execute())}
 
     def follow(self, worker: str, job_id: str) -> None:
         with redis_errors("follow"):

@@ -332,12 +332,11 @@ class Worker:
     def _claim_ahead(self) -> int:
         """Session starts the nodes that are up may make in CLAIM_AHEAD
         seconds: an upper bound of the calls they may start (a call costs
-        one session or more). A node this worker has no share of yet (or is
-        waiting to join others on) starts none: jobs claimed for it would
-        only wait in this worker's hands."""
-        now = time.monotonic()
+        one session or more). A node this worker has no share of (none yet,
+        or none while it waits to join others there: ``_renew_share``)
+        starts none: jobs claimed for it would only wait in its hands."""
         return sum(int(s.pacer.rate * CLAIM_AHEAD / s.pacer.window) + 1
-                   for s in self.nodes if s.up and s.pacer.rate > 0 and now >= s.join_until)
+                   for s in self.nodes if s.up and s.pacer.rate > 0)
 
     def _claim_slot(self) -> Callable[[], None]:
         """Count one more claimed job not yet originated; the returned
