@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -10,6 +11,8 @@ import pytest
 
 from eslengine.config import Config, Node
 from eslengine.errors import ConfigError
+from eslengine.stack import free_port, wait_for_port
+from tests.conftest import RedisServer
 
 
 def run(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -48,6 +51,26 @@ def test_fakeswitch_port_in_use_is_one_line() -> None:
 def test_unknown_command_is_usage_error() -> None:
     proc = run("frobnicate")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_the_api_logs_gunicorns_lines_without_logging_errors(redis_server: RedisServer) -> None:
+    """gunicorn's error log format has %(process)d: each of its lines is
+    written, none is a "--- Logging error ---" traceback."""
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ESLENGINE_")}
+    env = {**clean, "ESLENGINE_REDIS_URL": redis_server.url, "ESLENGINE_API_KEYS": "k",
+           "ESLENGINE_KEY_PREFIX": "cli-%d" % port}
+    proc = subprocess.Popen([sys.executable, "-m", "eslengine", "api", "--bind", "127.0.0.1:%d" % port],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            stdin=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, 30, proc)  # type: ignore[arg-type]
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert "Logging error" not in out + err, (out + err)[-3000:]
+    assert "[%d] [INFO] Listening at: http://127.0.0.1:%d" % (proc.pid, port) in err, err[-3000:]
 
 
 def test_config_from_env_reads_every_setting() -> None:
