@@ -56,8 +56,23 @@ SILENCE_CHECK = 60.0
 # parsing on the hot path.
 WORKER_EVENTS = ("BACKGROUND_JOB", "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA", "CHANNEL_ANSWER", "CHANNEL_BRIDGE",
                  "CHANNEL_UNBRIDGE", "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE")
+# The event format the worker subscribes with: JSON events parse in C, half
+# the cost of the plain format.
+WORKER_EVENT_FORMAT = "json"
 # A worker whose heartbeat is this old is dead; its calls are adopted.
 HEARTBEAT_TTL = 6
+# Every API command the worker sends (``api`` or ``bgapi``), and no other.
+# A directory user's esl-allowed-api (freeswitch-conf/directory/default/
+# eslengine.xml) must list exactly these: mod_event_socket's
+# auth_api_command refuses anything else with "-ERR permission denied".
+ESL_API_COMMANDS = (
+    "originate",      # every call (bgapi)
+    "uuid_setvar",    # a held first leg's second party (_connect_held)
+    "uuid_transfer",  # then to the connect extension (bgapi)
+    "uuid_exists",    # is a call's leg still up (_find_channel, _recheck)
+    "uuid_dump",      # what a live leg did while unseen (_catch_up, _await_park)
+    "hupall",         # cancel: every leg of one job (_hangup_until_gone)
+)
 
 
 # Originates a worker may have written to one node and not yet had the
@@ -246,8 +261,7 @@ class Worker:
                 state.node,
                 events=WORKER_EVENTS,
                 filters=self._event_filters(),
-                # JSON events parse in C: half the cost of the plain format.
-                event_format="json",
+                event_format=WORKER_EVENT_FORMAT,
                 timeout=self.config.esl_timeout,
                 on_event=lambda event, s=state: self._on_event(s, event),
                 on_up=lambda link, s=state: self._on_node_up(s),

@@ -18,7 +18,7 @@ from eslengine.calls import parse_request
 from eslengine.config import Config, Node
 from eslengine.fakeswitch import FakeSwitch, Scenario
 from eslengine.queue import GROUP, JobQueue, Keys
-from eslengine.worker import SHARE_TTL, Worker
+from eslengine.worker import ESL_API_COMMANDS, SHARE_TTL, Worker
 from tests.conftest import RedisServer
 
 
@@ -450,3 +450,68 @@ def test_worker_names_are_checked_and_the_default_is_always_valid(monkeypatch: p
     monkeypatch.setattr("socket.gethostname", lambda: "Büro PC #1 " + "x" * 80)
     name = Worker(config, queue).consumer
     assert name.startswith("B-ro-PC--1-xxx") and len(name) < 100
+
+
+def test_the_worker_sends_the_api_commands_it_lists_and_no_others(redis_server: RedisServer,
+                                                                   key_prefix: str) -> None:
+    # ESL_API_COMMANDS is what the ESL user's esl-allowed-api must allow
+    # (tests/test_freeswitch_conf.py): each path that sends a command is
+    # run here, and the switch notes every api and bgapi command it gets.
+    rig = Rig(redis_server, key_prefix, talk_time=0.3, scenario=Scenario.from_dict(
+        {"rules": [{"match": "0777$", "outcome": "answer", "talk": 60}]}))
+    sent: set[str] = set()
+    switch = rig.switch
+    api, bgapi = switch.api, switch.bgapi
+
+    def api_spy(cmd: str, arg: str, listener: Any) -> str:
+        if listener is not None:  # not the api a bgapi runs
+            sent.add(cmd)
+        return api(cmd, arg, listener)
+
+    def bgapi_spy(cmd: str, arg: str, job: str) -> None:
+        sent.add(cmd)
+        bgapi(cmd, arg, job)
+
+    switch.api, switch.bgapi = api_spy, bgapi_spy  # type: ignore[method-assign]
+    try:
+        worker = rig.start_worker()
+        # A call the worker connects (its first leg held in park).
+        assert rig.final(rig.submit(a="+15551230001", b="+15551230002"))["status"] == "completed"
+        # A cancel.
+        ringing = rig.submit(a="+15551230408", b="+15551230002", timeout=30)
+        wait_for(lambda: rig.queue.get(ringing)["status"] == "ringing")  # type: ignore[index]
+        rig.queue.request_cancel(ringing)
+        assert rig.final(ringing)["status"] == "cancelled"
+        # A live call the worker checks on after its connection comes back.
+        live = rig.submit(a="+15551230777", b="+15551240777")
+        wait_for(lambda: rig.queue.get(live)["status"] == "bridged")  # type: ignore[index]
+        switch.drop_connections()
+        wait_for(lambda: not worker.nodes[0].up, timeout=5)
+        wait_for(lambda: {"uuid_exists", "uuid_dump"} <= sent, timeout=10)
+        switch.board.hupall("NORMAL_CLEARING")
+        assert rig.final(live)["status"] == "completed"
+        assert sent == set(ESL_API_COMMANDS)
+    finally:
+        rig.close()
+
+
+def test_a_worker_logged_in_as_the_shipped_esl_user_places_connects_and_cancels(redis_server: RedisServer,
+                                                                                 key_prefix: str) -> None:
+    # The simulator's user has the esl-allowed-api and esl-allowed-events of
+    # freeswitch-conf/directory/default/eslengine.xml.
+    from tests.test_freeswitch_conf import user_params
+
+    params = user_params()
+    users = {"eslengine@sim": ("pw", frozenset(params["esl-allowed-api"].split(",")),
+                               frozenset(params["esl-allowed-events"].split(",")))}
+    rig = Rig(redis_server, key_prefix, talk_time=0.3, users=users)
+    try:
+        rig.start_worker(nodes=(replace(rig.config.nodes[0], user="eslengine@sim", password="pw"),))
+        doc = rig.final(rig.submit(a="+15551230001", b="+15551230002"))
+        assert (doc["status"], doc["hangup_cause"]) == ("completed", "NORMAL_CLEARING"), doc
+        ringing = rig.submit(a="+15551230408", b="+15551230002", timeout=30)
+        wait_for(lambda: rig.queue.get(ringing)["status"] == "ringing")  # type: ignore[index]
+        rig.queue.request_cancel(ringing)
+        assert rig.final(ringing)["status"] == "cancelled"
+    finally:
+        rig.close()
