@@ -353,13 +353,17 @@ _DESTINATION_PATTERN = (
 _CALLER_ID_NUMBER_PATTERN = r"^\+?[0-9]{1,20}$"
 _VARIABLE_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,31}$"
 # What dialstring.check_value refuses, as far as a regex can say it: the
-# delimiters, C0/C1 controls, line/paragraph separators and '${'. Other
-# invisible characters (Unicode Cf, Cn, Co, Cs) are refused too.
-_TEXT_PATTERN = r"^(?!.*\$\{)[^{}\[\]<>()|\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+# delimiters, C0/C1 controls, line/paragraph separators and the runs '${',
+# '$$', ':_:' and '^^'. Other invisible characters (Unicode Cf, Cn, Co, Cs)
+# are refused too.
+_TEXT_PATTERN = r"^(?!.*(?:\$\{|\$\$|:_:|\^\^))[^{}\[\]<>()|\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
 _TEXT_RULE = (
     "No control or invisible characters (Unicode Cc, Cf, Cn, Co, Cs, Zl, Zp), "
-    "none of { } [ ] < > ( ) |, and no '${'."
+    "none of { } [ ] < > ( ) |, and none of '${', '$$', ':_:', '^^'."
 )
+# A caller ID name is also a SIP display name: no '"' or backslash either.
+_NAME_PATTERN = r'^(?!.*(?:\$\{|\$\$|:_:|\^\^))[^{}\[\]<>()|"\\\x00-\x1f\x7f-\x9f\u2028\u2029]*$'
+_NAME_RULE = _TEXT_RULE[:-1] + ", and no '\"' or backslash."
 
 
 def openapi_document(config: Config) -> dict[str, Any]:
@@ -537,7 +541,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                                 "description": "Ask SIP phones to answer by themselves."},
                                 "caller_id_number": {"type": "string", "maxLength": 21,
                                                      "pattern": _CALLER_ID_NUMBER_PATTERN},
-                                "caller_id_name": dict(text, maxLength=calls.MAX_NAME),
+                                "caller_id_name": dict(text, maxLength=calls.MAX_NAME, pattern=_NAME_PATTERN),
                                 "anonymous": {"type": "boolean", "default": False},
                                 "show_other_number": {"type": "boolean", "default": False,
                                                       "description": "Show this party the other party's number."},
@@ -643,7 +647,8 @@ def openapi_document(config: Config) -> dict[str, Any]:
                             text,
                             nullable=True,
                             maxLength=calls.MAX_NAME,
-                            description="Caller id name shown to both legs. " + _TEXT_RULE,
+                            pattern=_NAME_PATTERN,
+                            description="Caller id name shown to both legs. " + _NAME_RULE,
                         ),
                         "timeout": {
                             "type": "integer",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -285,7 +285,7 @@ def _choice(name: str, value: object, choices: tuple[str, ...], default: str) ->
 
 
 def _text(name: str, value: object, limit: int, pattern: re.Pattern[str] | None = None,
-          what: str = "") -> str | None:
+          what: str = "", check: Callable[[str, str], None] = dialstring.check_value) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -294,7 +294,7 @@ def _text(name: str, value: object, limit: int, pattern: re.Pattern[str] | None 
         raise ValidationError(name, "must be 1 to %d characters" % limit)
     if pattern is not None and not pattern.fullmatch(value):
         raise ValidationError(name, what or "has characters that are not allowed")
-    dialstring.check_value(name, value)
+    check(name, value)
     return value
 
 
@@ -379,7 +379,8 @@ def _party(name: str, value: object, top: Mapping[str, Any], config: Config,
     anonymous = _bool("%s.anonymous" % name, spec.get("anonymous"), False)
     cid_number = _text("%s.caller_id_number" % name, spec.get("caller_id_number"), 21, _CID_NUMBER,
                        "must be digits, optionally with a leading +")
-    cid_name = _text("%s.caller_id_name" % name, spec.get("caller_id_name"), MAX_NAME)
+    cid_name = _text("%s.caller_id_name" % name, spec.get("caller_id_name"), MAX_NAME,
+                     check=dialstring.check_display_name)
     show_other = _bool("%s.show_other_number" % name, spec.get("show_other_number"), False)
     if anonymous and (cid_number or cid_name or show_other):
         raise ValidationError("%s.anonymous" % name, "cannot be combined with a caller ID for the same party")
@@ -570,7 +571,8 @@ def parse_request(data: object, config: Config, *, job_id: str | None = None,
         dial_first=_choice("dial_first", data.get("dial_first"), PARTY_NAMES, "a"),
         caller_id_number=_text("caller_id_number", data.get("caller_id_number"), 21, _CID_NUMBER,
                                "must be digits, optionally with a leading +"),
-        caller_id_name=_text("caller_id_name", data.get("caller_id_name"), MAX_NAME),
+        caller_id_name=_text("caller_id_name", data.get("caller_id_name"), MAX_NAME,
+                             check=dialstring.check_display_name),
         timeout=timeout or config.default_ring_timeout,
         variables=_variables(data.get("variables"), config),
         ringback=ringback,

@@ -4,20 +4,38 @@ FreeSWITCH dial-string syntax is written.
 This module is the security boundary: everything a client sends can end up in
 the command, and nothing it sends may change the command's structure.
 
-How FreeSWITCH reads a channel-variable value in ``originate {name=value,...}``
-(switch_utils.c, switch_event.c): the originate arguments are split at blanks
-(a backslash protects the next byte, ``'`` toggles quoting) and each argument
-is cleaned (quotes removed; ``\\\\ \\' \\"`` and ``\\n \\r \\t \\s`` unescaped);
-the ``{...}`` block is then split at ``,`` and cleaned again (``\\,`` too),
-and each ``name=value`` is split at the first ``=`` and cleaned once more.
-A value therefore passes three clean-up rounds. ``encode_value`` escapes it
-once per round, innermost first, so it arrives byte for byte; spaces travel
-as ``\\s`` so no round can split or trim them.
+Every value reaches the switch by one of two routes, and this module escapes
+it once for each stage of its route, innermost first, so that it arrives byte
+for byte (``encode_value``; fakeswitch/dialparse.py models each stage from the
+C source, and the property tests parse every command back through it):
 
-What no escape can make safe is refused by ``check_value``: control
-characters (a line break ends the ESL frame and starts a second command),
-the block and argument delimiters ``{ } [ ] < > ( ) |`` whose matching
-ignores escapes, and ``${`` which FreeSWITCH refuses to set.
+* **A variable of the originate itself** (the first party's ``{...}``): the
+  originate's arguments are split at blanks (a backslash protects the next
+  byte, every ``'`` toggles quoting) and each is cleaned (quotes removed;
+  ``\\\\ \\' \\"`` and ``\\n \\r \\t \\s`` unescaped); the ``{...}`` block is split
+  at ``,`` and cleaned (``\\,`` too); each ``name=value`` is split at the first
+  ``=`` and cleaned once more: ``ARG_ROUNDS``.
+* **A variable of the second party's dial string**, which the switch keeps in
+  the first leg's ``eslengine_bridge`` and dials with ``bridge
+  ${eslengine_bridge}``: ``,`` and ``=`` rounds inside that dial string
+  (``VAR_ROUNDS``); then the whole dial string passes variable expansion
+  (``switch_channel_expand_variables`` re-reads an inserted value: ``\\\\`` is
+  one backslash, ``\\'`` vanishes, ``$$`` is ``$``), escaped here by doubling
+  every backslash (``EXPANDED``); then either ``uuid_setvar``'s clean-up of its
+  last argument or, in the originate's own block, ``ARG_ROUNDS``.
+
+Other variables the switch reads through ``${...}`` (what the connect
+extension plays, ``execute_on_answer_N``) take the expansion round too.
+
+What no escape can carry is refused by ``check_value``: control characters (a
+line break ends the ESL frame and starts a second command), the block and
+argument delimiters ``{ } [ ] < > ( ) |`` whose matching ignores escapes,
+``${`` (expansion, and FreeSWITCH refuses to set such a value), ``$$`` (which
+expansion reads as one ``$`` only when something else in the text triggers
+it), ``:_:`` (anywhere in a dial string it splits it into an enterprise
+originate before any escape is read) and ``^^`` (at the start of a split
+buffer it chooses a new delimiter: the escapes keep a value from ever
+starting one, and refusing it keeps that true if they ever fail).
 """
 
 from __future__ import annotations
@@ -43,7 +61,6 @@ ATTEMPT_VAR = "eslengine_attempt"  # 1 for the first placement of a job, 2 for i
 # The worker that placed the call: its event socket passes only the events
 # of channels carrying its own name (see Worker.start).
 WORKER_VAR = "eslengine_worker"
-BRIDGE_VAR = "eslengine_bridge"
 # The dialplan extension (freeswitch-conf/dialplan/eslengine.xml) that plays
 # the announcement to the first party and then bridges ${eslengine_bridge}.
 CONNECT_EXTENSION = "eslengine_connect XML eslengine"
@@ -61,30 +78,51 @@ TONES = {
 }
 
 _FORBIDDEN = frozenset("{}[]<>()|")
+# Sequences refused anywhere (see the module's docstring), with the reason.
+_FORBIDDEN_RUNS = (("${", "may not contain '${'"), ("$$", "may not contain '$$'"),
+                   (":_:", "may not contain ':_:'"), ("^^", "may not contain '^^'"))
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _SAFE_TOKEN = re.compile(r"[A-Za-z0-9_.@+-]+")
-# The clean-up rounds a value passes, innermost first: the name=value split,
-# the variable block's comma split, and (only for text on the originate
-# command line itself) the blank split of the originate arguments.
+# The rounds a value passes, innermost first: the name=value split, the
+# variable block's comma split, and (only for text on the originate command
+# line itself, or uuid_setvar's value) the blank split's clean-up. EXPANDED is
+# variable expansion (switch_channel_expand_variables).
 ARG_ROUNDS = ("=", ",", "")
 VAR_ROUNDS = ("=", ",")
+EXPANDED = "$"
+# Variables the switch reads through ${...} (the connect extension's actions,
+# bridge ${eslengine_bridge}) or runs as application data: their values pass
+# the expansion round before the block's own rounds.
+BRIDGE_VAR = "eslengine_bridge"
+EXPANDED_VARS = frozenset({BRIDGE_VAR, "eslengine_announce", "eslengine_say", "eslengine_tts_engine",
+                           "eslengine_tts_voice"})
+EXPANDED_PREFIXES = ("execute_on_",)
 
 
 def check_value(field: str, value: str) -> None:
     """Refuse a value that no escaping can carry safely (ValidationError)."""
-    if value.isascii() and value.isprintable() and _FORBIDDEN.isdisjoint(value):
+    if not (value.isascii() and value.isprintable() and _FORBIDDEN.isdisjoint(value)):
         # Printable ASCII holds no control or invisible character.
-        if "${" in value:
-            raise ValidationError(field, "may not contain '${'")
-        return
-    for ch in value:
-        if ch in _FORBIDDEN:
+        for ch in value:
+            if ch in _FORBIDDEN:
+                raise ValidationError(field, "may not contain %r" % ch)
+            cat = unicodedata.category(ch)
+            if cat in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
+                raise ValidationError(field, "may not contain control or invisible characters (U+%04X)" % ord(ch))
+    if "$" in value or ":" in value or "^" in value:
+        for run, reason in _FORBIDDEN_RUNS:
+            if run in value:
+                raise ValidationError(field, reason)
+
+
+def check_display_name(field: str, value: str) -> None:
+    """A caller ID name also travels as a SIP display name (a quoted string,
+    ``"name" <sip:...>``), where ``"`` and ``\\`` would need SIP's own
+    escaping: refused, with everything ``check_value`` refuses."""
+    check_value(field, value)
+    for ch in '"\\':
+        if ch in value:
             raise ValidationError(field, "may not contain %r" % ch)
-        cat = unicodedata.category(ch)
-        if cat in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
-            raise ValidationError(field, "may not contain control or invisible characters (U+%04X)" % ord(ch))
-    if "${" in value:
-        raise ValidationError(field, "may not contain '${'")
 
 
 def _escape_round(value: str, delim: str) -> str:
@@ -103,13 +141,25 @@ def _escape_round(value: str, delim: str) -> str:
 
 
 def encode_value(value: str, rounds: Iterable[str] = ARG_ROUNDS) -> str:
-    """A channel-variable value written so FreeSWITCH reads back ``value``
-    after ``rounds``."""
+    """A value written so FreeSWITCH reads back ``value`` after ``rounds``
+    (innermost first; ``EXPANDED`` is variable expansion: every backslash
+    doubled, which expansion halves again whether or not anything else in
+    the text makes it run, because ``check_value`` leaves no ``${`` or ``$$``)."""
     if _SAFE_TOKEN.fullmatch(value):
         return value
     for delim in rounds:
-        value = _escape_round(value, delim)
+        if delim == EXPANDED:
+            value = value.replace("\\", "\\\\")
+        else:
+            value = _escape_round(value, delim)
     return value
+
+
+def value_rounds(name: str, rounds: tuple[str, ...]) -> tuple[str, ...]:
+    """The rounds for variable ``name`` in a block read with ``rounds``."""
+    if name in EXPANDED_VARS or name.lower().startswith(EXPANDED_PREFIXES):
+        return (EXPANDED, *rounds)
+    return rounds
 
 
 def variable_block(variables: Iterable[tuple[str, str]], rounds: Iterable[str] = ARG_ROUNDS,
@@ -120,7 +170,7 @@ def variable_block(variables: Iterable[tuple[str, str]], rounds: Iterable[str] =
     for name, value in variables:
         if not _NAME.fullmatch(name):
             raise ValueError("unsafe channel variable name %r" % name)
-        parts.append("%s=%s" % (name, encode_value(value, rounds)))
+        parts.append("%s=%s" % (name, encode_value(value, value_rounds(name, rounds))))
     return brackets[0] + ",".join(parts) + brackets[1]
 
 
@@ -229,14 +279,29 @@ def party_variables(request: CallRequest, name: str, config: Config, attempt: in
 
 def dial_string(request: CallRequest, name: str, config: Config, rounds: Iterable[str],
                 extra: Iterable[tuple[str, str]] = (), attempt: int = 1, worker: str = "") -> str:
-    """``{party variables}[leg_timeout=..]<endpoint>|...`` for party ``name``."""
+    """``{party variables}[leg_timeout=..]<endpoint>|...`` for party ``name``.
+
+    Every leg of a ``,`` group gets the ``{}`` block, and two channels cannot
+    share a uuid (a second sofia leg fails "Duplicate UUID!"): a first party
+    rung at several destinations at once carries ``origination_uuid`` on its
+    first leg alone, in that leg's ``[]`` block; the engine follows whichever
+    leg answers (its uuid comes back in the originate's result)."""
     rounds = tuple(rounds)
     party = request.party(name)
-    block = variable_block([*party_variables(request, name, config, attempt, worker), *extra], rounds)
-    separator = "|" if party.mode == "sequential" else ","
-    if len(party.destinations) == 1:
+    variables = [*party_variables(request, name, config, attempt, worker), *extra]
+    several = len(party.destinations) > 1
+    own_uuid: list[tuple[str, str]] = []
+    if several and party.mode == "simultaneous":
+        own_uuid = [(n, v) for n, v in variables if n == "origination_uuid"]
+        variables = [(n, v) for n, v in variables if n != "origination_uuid"]
+    block = variable_block(variables, rounds)
+    if not several:
         return block + endpoint(party.first, config)
-    legs = ["[leg_timeout=%d]%s" % (party.timeout, endpoint(d, config)) for d in party.destinations]
+    separator = "|" if party.mode == "sequential" else ","
+    legs = []
+    for i, dest in enumerate(party.destinations):
+        leg_vars = [*(own_uuid if i == 0 else ()), ("leg_timeout", str(party.timeout))]
+        legs.append(variable_block(leg_vars, rounds, "[]") + endpoint(dest, config))
     return block + separator.join(legs)
 
 
@@ -260,9 +325,10 @@ def bridge_setvar_command(channel_uuid: str, request: CallRequest, config: Confi
     string (``eslengine_bridge``, bridged by the connect extension), sent
     just before ``transfer_command``. ``uuid_setvar`` splits its arguments
     like the originate's (``switch_separate_string`` at blanks, at most
-    three: the value is the rest of the line) and cleans the value once."""
+    three: the value is the rest of the line) and cleans the value once; the
+    connect extension's ``bridge ${eslengine_bridge}`` expands it."""
     value = dial_string(request, request.second, config, VAR_ROUNDS, attempt=attempt, worker=worker)
-    return "uuid_setvar %s %s %s" % (uuid.UUID(channel_uuid), BRIDGE_VAR, encode_value(value, ("",)))
+    return "uuid_setvar %s %s %s" % (uuid.UUID(channel_uuid), BRIDGE_VAR, encode_value(value, (EXPANDED, "")))
 
 
 def transfer_command(channel_uuid: str) -> str:
@@ -278,15 +344,17 @@ def originate_args(request: CallRequest, config: Config, attempt: int = 1, *, ho
     when it answers, carrying what the connect extension plays, until the
     engine sends ``bridge_setvar_command`` and ``transfer_command``: the
     second party's dial string is sent only for a call that answered (most
-    campaign calls do not), and the first leg's events do not carry it."""
-    first, second = request.dial_first, request.second
+    campaign calls do not), and the first leg's events do not carry it.
+    Otherwise the first leg carries it in ``eslengine_bridge`` and bridges
+    ``${eslengine_bridge}``: through the connect extension when something is
+    played, else with ``&bridge(${eslengine_bridge})``. The second party's
+    text never goes into application data, which the switch refuses when it
+    holds ``\\'`` and expands before ``bridge`` reads it."""
+    first = request.dial_first
     if hold and not can_hold(request):
         raise ValueError("a call with media %s cannot be held" % request.media)
-    if not uses_dialplan(request) and not hold:
-        return "%s &bridge(%s)" % (dial_string(request, first, config, ARG_ROUNDS, attempt=attempt, worker=worker),
-                                   dial_string(request, second, config, ARG_ROUNDS, attempt=attempt, worker=worker))
-    extra = [] if hold else [(BRIDGE_VAR, dial_string(request, second, config, VAR_ROUNDS, attempt=attempt,
-                                                      worker=worker))]
+    extra = [] if hold else [(BRIDGE_VAR, dial_string(request, request.second, config, VAR_ROUNDS,
+                                                      attempt=attempt, worker=worker))]
     media = request.announcement
     if media is not None and media.kind == "say":
         extra += [("eslengine_say", media.value), ("eslengine_tts_engine", config.tts_engine),
@@ -295,8 +363,12 @@ def originate_args(request: CallRequest, config: Config, attempt: int = 1, *, ho
         extra.append(("eslengine_announce", playable(media)))
     if hold:
         extra.append(("park_timeout", str(PARK_TIMEOUT)))
-        return "%s &park()" % dial_string(request, first, config, ARG_ROUNDS, extra, attempt, worker)
-    return "%s %s" % (dial_string(request, first, config, ARG_ROUNDS, extra, attempt, worker), CONNECT_EXTENSION)
+        target = "&park()"
+    elif uses_dialplan(request):
+        target = CONNECT_EXTENSION
+    else:
+        target = "&bridge(${%s})" % BRIDGE_VAR
+    return "%s %s" % (dial_string(request, first, config, ARG_ROUNDS, extra, attempt, worker), target)
 
 
 def originate_command(request: CallRequest, config: Config, attempt: int = 1, *, hold: bool = False,

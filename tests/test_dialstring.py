@@ -1,9 +1,12 @@
 """The originate string is the security boundary.
 
 Hostile values go through the real validation and the real builder, and the
-result is parsed back the way FreeSWITCH parses it (fakeswitch.dialparse, a
-step-for-step re-implementation of switch_separate_string,
-switch_event_create_brackets, originate_function and switch_ivr_originate).
+result is parsed back the way FreeSWITCH parses it, stage by stage, on every
+path the engine uses (fakeswitch.dialparse, a step-for-step re-implementation
+of switch_separate_string, switch_event_create_brackets, originate_function,
+switch_ivr_originate with its enterprise ``:_:`` split, uuid_setvar's
+argument split, switch_channel_expand_variables and the application-data
+check of switch_caller_extension_add_application).
 Either validation refuses the value, or the command holds exactly the
 intended endpoints, application or extension, and variables, byte for byte —
 for every option a job can carry, in both forms the builder emits.
@@ -21,7 +24,7 @@ from eslengine import dialstring
 from eslengine.calls import CallRequest, parse_request
 from eslengine.config import Config
 from eslengine.errors import ValidationError
-from eslengine.fakeswitch.dialparse import parse_dial_string, parse_originate, separate_string
+from eslengine.fakeswitch.dialparse import expand_variables, parse_enterprise, parse_originate, separate_string
 from eslengine.protocol import encode_command
 
 CONFIGS = [
@@ -56,21 +59,34 @@ text = mostly(printable)
 def expected_groups(request: CallRequest, name: str, config: Config,
                     extra: tuple[tuple[str, str], ...] = ()) -> list[list[tuple[str, dict[str, str]]]]:
     """What a party's dial string must parse to: failover groups of
-    simultaneous legs, each (endpoint, variables)."""
+    simultaneous legs, each (endpoint, variables). Legs rung at once share
+    no uuid: only the first carries origination_uuid."""
     party = request.party(name)
     base = dict(dialstring.party_variables(request, name, config, worker=WORKER))
     base.update(extra)
+    several = len(party.destinations) > 1
+    own_uuid = base.pop("origination_uuid", None) if several and party.mode == "simultaneous" else None
     legs = []
-    for dest in party.destinations:
+    for i, dest in enumerate(party.destinations):
         variables = dict(base)
-        if len(party.destinations) > 1:
+        if several:
             variables["leg_timeout"] = str(party.timeout)
+        if own_uuid is not None and i == 0:
+            variables["origination_uuid"] = own_uuid
         legs.append((dialstring.endpoint(dest, config), variables))
     return [[leg] for leg in legs] if party.mode == "sequential" else [legs]
 
 
 def groups_of(dial: Any) -> list[list[tuple[str, dict[str, str]]]]:
     return [[(leg.endpoint, dict(leg.variables)) for leg in group] for group in dial.groups]
+
+
+def one_dial_string(text: str) -> Any:
+    """``text`` as switch_ivr_originate reads it: exactly one part (no
+    enterprise ``:_:`` split)."""
+    parts = parse_enterprise(text)
+    assert len(parts) == 1, "the dial string splits into %d enterprise parts" % len(parts)
+    return parts[0]
 
 
 def assert_exact(request: CallRequest, config: Config) -> None:
@@ -85,6 +101,17 @@ WORKER = "host-1.example_9:w@x+y"
 
 _EXTRA_VARS = (dialstring.BRIDGE_VAR, "eslengine_announce", "eslengine_say", "eslengine_tts_engine",
                "eslengine_tts_voice", "park_timeout")
+# The connect extension's actions (freeswitch-conf/dialplan/eslengine.xml)
+# and what the engine puts in &bridge(...): read through ${...}.
+BRIDGE_DATA = "${%s}" % dialstring.BRIDGE_VAR
+
+
+def _assert_runs(variables: dict[str, str]) -> None:
+    """The execute_on_* hooks of a leg run as their builder wrote them (the
+    switch expands an application's data before it runs)."""
+    for name, value in variables.items():
+        if name.startswith("execute_on_"):
+            assert expand_variables(value, variables.get) == value
 
 
 def _assert_exact(request: CallRequest, config: Config, hold: bool) -> None:
@@ -92,37 +119,42 @@ def _assert_exact(request: CallRequest, config: Config, hold: bool) -> None:
     assert command.startswith("originate ")
     encode_command("bgapi " + command)  # no CR/LF: one ESL frame
     orig = parse_originate(command[len("originate "):])
+    assert len(orig.parts) == 1 and not orig.app_refused
     first, second = request.dial_first, request.second
     assert orig.cid_name is None and orig.cid_num is None
-    if hold or dialstring.uses_dialplan(request):
-        if hold:
-            assert (orig.app, orig.app_args, orig.exten) == ("park", "", None)
-        else:
-            assert (orig.app, orig.exten, orig.dialplan, orig.context) == (None, "eslengine_connect", "XML", "eslengine")
-        extra = tuple((k, v) for k, v in orig.dial.global_variables.items() if k in _EXTRA_VARS)
-        if hold:
-            # The second dial string comes at connect time, as uuid_setvar reads it.
-            setvar = dialstring.bridge_setvar_command(request.id, request, config, worker=WORKER)
-            encode_command("api " + setvar)
-            assert setvar.startswith("uuid_setvar ")
-            assert separate_string(setvar[len("uuid_setvar "):], " ", 3)[:2] == [request.id, dialstring.BRIDGE_VAR]
-            bridge_text = separate_string(setvar[len("uuid_setvar "):], " ", 3)[2]
-            expected_extra = set()
-        else:
-            bridge_text = orig.dial.global_variables[dialstring.BRIDGE_VAR]
-            expected_extra = {dialstring.BRIDGE_VAR}
-        if request.announcement is not None:
-            expected_extra |= ({"eslengine_say", "eslengine_tts_engine", "eslengine_tts_voice"}
-                               if request.announcement.kind == "say" else {"eslengine_announce"})
-        if hold:
-            expected_extra.add("park_timeout")
-            assert dict(extra)["park_timeout"] == str(dialstring.PARK_TIMEOUT)
-        assert {k for k, _ in extra} == expected_extra
+    if hold:
+        assert (orig.app, orig.app_args, orig.exten) == ("park", "", None)
+    elif dialstring.uses_dialplan(request):
+        assert (orig.app, orig.exten, orig.dialplan, orig.context) == (None, "eslengine_connect", "XML", "eslengine")
     else:
-        assert orig.app == "bridge" and orig.exten is None and orig.app_args is not None
-        bridge_text, extra = orig.app_args, ()
+        assert (orig.app, orig.app_args, orig.exten) == ("bridge", BRIDGE_DATA, None)
+    extra = tuple((k, v) for k, v in orig.dial.global_variables.items() if k in _EXTRA_VARS)
+    # The first leg's channel, as the connect extension or &bridge reads it.
+    channel = dict(orig.dial.groups[0][0].variables)
+    expected_extra = {dialstring.BRIDGE_VAR} if not hold else set()
+    media = request.announcement
+    if media is not None and media.kind == "say":
+        expected_extra |= {"eslengine_say", "eslengine_tts_engine", "eslengine_tts_voice"}
+        assert expand_variables("${eslengine_say}", channel.get) == media.value
+    elif media is not None:
+        expected_extra.add("eslengine_announce")
+        assert expand_variables("${eslengine_announce}", channel.get) == dialstring.playable(media)
+    if hold:
+        expected_extra.add("park_timeout")
+        assert dict(extra)["park_timeout"] == str(dialstring.PARK_TIMEOUT)
+        # The second dial string comes at connect time, as uuid_setvar reads it.
+        setvar = dialstring.bridge_setvar_command(request.id, request, config, worker=WORKER)
+        encode_command("api " + setvar)
+        assert setvar.startswith("uuid_setvar ")
+        words = separate_string(setvar[len("uuid_setvar "):], " ", 3)
+        assert words[:2] == [request.id, dialstring.BRIDGE_VAR] and len(words) == 3
+        channel[dialstring.BRIDGE_VAR] = words[2]
+    assert {k for k, _ in extra} == expected_extra
     assert groups_of(orig.dial) == expected_groups(request, first, config, extra)
-    assert groups_of(parse_dial_string(bridge_text)) == expected_groups(request, second, config)
+    bridge = one_dial_string(expand_variables(BRIDGE_DATA, channel.get))
+    assert groups_of(bridge) == expected_groups(request, second, config)
+    for leg in (*orig.dial.legs, *bridge.legs):
+        _assert_runs(dict(leg.variables))
     assert orig.dial.groups[0][0].variables["origination_uuid"] == request.id
     assert orig.dial.groups[0][0].variables[dialstring.WORKER_VAR] == WORKER
 
@@ -219,14 +251,35 @@ def test_hostile_text_in_both_forms(name: str, value: str, header: str) -> None:
         assert_exact(request, CONFIGS[0])
 
 
-@settings(max_examples=200, deadline=None)
-@given(value=st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"),
-                                            exclude_characters="{}[]<>()|"), max_size=40).filter(lambda v: "${" not in v))
-def test_every_printable_value_round_trips(value: str) -> None:
-    """Nothing printable outside the refused delimiters is refused or altered."""
-    request = parse_request({"a": "+15551230001", "b": "+15551230002", "caller_id_name": value or None,
-                             "variables": {"v": value}, "announcement": {"say": value or "x"}}, CONFIGS[0])
-    assert_exact(request, CONFIGS[0])
+REFUSED_RUNS = ("${", "$$", ":_:", "^^")
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.text(alphabet=st.one_of(
+    st.characters(codec="utf-8", exclude_categories=("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"),
+                  exclude_characters="{}[]<>()|"),
+    st.sampled_from(list("\\'\",:;=$^~!@ &%*_"))), max_size=40).filter(
+        lambda v: not any(run in v for run in REFUSED_RUNS)),
+    dial_first=st.sampled_from(["a", "b"]), mode=st.sampled_from(["sequential", "simultaneous"]))
+@example(value="O'Brien", dial_first="a", mode="sequential")
+@example(value="back\\slash", dial_first="a", mode="sequential")
+@example(value="',^^~execute_on_answer~log CRIT marker".replace("^^", "^"), dial_first="b", mode="simultaneous")
+def test_every_printable_value_round_trips(value: str, dial_first: str, mode: str) -> None:
+    """Nothing printable outside the refused delimiters and runs is refused or
+    altered, on either party, on every path (a caller ID name also may not
+    hold a double quote or a backslash)."""
+    name = value if value and '"' not in value and "\\" not in value else None
+    for party in ("a", "b"):
+        doc: dict[str, Any] = {
+            "a": "+15551230001", "b": "+15551230002", "dial_first": dial_first,
+            "caller_id_name": name, "variables": {"v": value},
+            party: {"to": ["+15551230003", "+15551230004"], "mode": mode, "caller_id_name": name,
+                    "sip_headers": {"X-V": value} if value else None},
+        }
+        for extra in ({}, {"announcement": {"say": value or "x"}}, {"media": "bypass"},
+                      {"max_duration": 60, "warnings": [{"after": 5}], "record": True}):
+            request = parse_request({**doc, **extra}, CONFIGS[0])
+            assert_exact(request, CONFIGS[0])
 
 
 @pytest.mark.parametrize(
@@ -244,7 +297,8 @@ def test_encoding_table(value: str, encoded: str) -> None:
 
 
 @pytest.mark.parametrize("value", ["a{b", "a}b", "a[b", "a]b", "a<b", "a>b", "a(b", "a)b", "a|b", "a\nb", "a\rb",
-                                   "${x}", "a\x00b", "a\x7fb", "a\u2028b", "a\u200bb", "caf\u00e9 ${x}"])
+                                   "${x}", "a\x00b", "a\x7fb", "a\u2028b", "a\u200bb", "caf\u00e9 ${x}",
+                                   "US$$5", ":_:sofia/gateway/gw/+19005550000", "a:_:b", "^^~x", "',^^~log"])
 def test_values_no_escape_can_carry_are_refused(value: str) -> None:
     with pytest.raises(ValidationError):
         dialstring.check_value("f", value)
