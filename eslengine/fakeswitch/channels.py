@@ -37,8 +37,16 @@ switch_ivr_async.c; revisions held by the code index, not necessarily 1.11):
   answers ``-ERR ALLOTTED_TIMEOUT``; the originate timeout wins a tie.
 * ``origination_uuid`` stays in the ``{}`` variables after use (only the
   per-leg copy loses it), so a later failover or retry leg takes it again
-  once the earlier channel is gone; a simultaneous second leg gets a random
-  one (``Duplicate UUID``).
+  once the earlier channel is gone. A simultaneous second leg with the same
+  uuid: a sofia (or ``user/``) leg fails ``DESTINATION_OUT_OF_ORDER``
+  ("Duplicate UUID!", ``switch_core_session_request_uuid``), a loopback leg
+  quietly gets a random one (``switch_core_session_set_uuid`` fails).
+* The application data of ``&app(args)``, of the connect extension's actions
+  and of ``execute_on_*`` hooks is expanded (``${var}``, with expansion's
+  own backslash rules) before the application runs; ``&app(args)`` whose
+  args hold ``\\'`` is not added at all, and the answered leg, with nothing
+  to run, hangs up NORMAL_CLEARING. ``:_:`` anywhere makes an enterprise
+  originate: every part is dialled at once.
 * ``origination_caller_id_*`` and ``origination_privacy`` are read per leg
   (``{}`` merged with ``[]``); privacy resets the caller profile flags and
   sets ``screen`` / ``hide_name`` / ``hide_number`` for each word present.
@@ -737,13 +745,45 @@ class Switchboard:
         return _Leg(endpoint, kind, dest, context, variables, self.scenario.outcome(dest))
 
     def _originate(self, rec: OriginateRecord, parsed: Any) -> tuple[str, _Leg | None]:
-        dial = parsed.dial
         rec.variables = originate_variables(parsed)
         positional = getattr(parsed, "timeout", None)
-        winner, cause = self._dial(dial, parsed, None, _timeout(str(positional)) if positional else 60.0)
+        parts = getattr(parsed, "parts", None) or (parsed.dial,)
+        winner, cause = self._dial_parts(parts, parsed, None, _timeout(str(positional)) if positional else 60.0)
         if winner is not None and winner.a is not None:
             return "+OK %s\n" % winner.a.uuid, winner
         return "-ERR %s\n" % cause, None
+
+    def _dial_parts(self, parts: Any, parsed: Any, originator: Channel | None,
+                    timelimit: float) -> tuple[_Leg | None, str]:
+        """``switch_ivr_enterprise_originate`` for several ``:_:`` parts: each
+        part is dialled at once as an originate of its own; the first to
+        answer wins and the others' winners hang up LOSE_RACE. (A losing part
+        rings on until it ends by itself; the real switch cancels it.)"""
+        if len(parts) == 1:
+            return self._dial(parts[0], parsed, originator, timelimit)
+        log.info("enterprise originate: %d parts", len(parts))
+        results: gevent.queue.Queue[tuple[_Leg | None, str]] = gevent.queue.Queue()
+        for part in parts:
+            self.spawn(lambda part=part: results.put(self._dial(part, parsed, originator, timelimit)))
+        pending = len(parts)
+        winner: _Leg | None = None
+        cause = "NO_ANSWER"
+        while pending and winner is None:
+            leg, why = results.get()
+            pending -= 1
+            if leg is not None and leg.a is not None:
+                winner = leg
+            else:
+                cause = why or cause
+        if pending:
+            self.spawn(self._drain_losers, results, pending)
+        return winner, "" if winner is not None else cause
+
+    def _drain_losers(self, results: Any, left: int) -> None:
+        for _ in range(left):
+            leg, _why = results.get()
+            if leg is not None and leg.a is not None and leg.a.alive:
+                self.hangup(leg.a, "LOSE_RACE")
 
     def _dial(self, dial: Any, parsed: Any, originator: Channel | None,
               timelimit: float) -> tuple[_Leg | None, str]:
@@ -763,7 +803,6 @@ class Switchboard:
                            timelimit)
         retries = _int_in(global_vars.get("originate_retries"), 1, 100, 1)
         sleep_ms = _int_in(global_vars.get("originate_retry_sleep_ms"), 500, 60000, 1000)
-        origination_uuid = global_vars.get("origination_uuid") or first_vars.get("origination_uuid")
         cause = "NO_ANSWER"
         for attempt in range(retries):
             for group in dial.groups:
@@ -774,16 +813,15 @@ class Switchboard:
                     gevent.sleep(self.scaled(sleep_ms / 1000.0))
                 if originator is not None and not originator.alive:
                     return None, "ORIGINATOR_CANCEL"
-                winner, cause, timed_out = self._dial_group(legs, origination_uuid, self.scaled(timeout),
-                                                            parsed, originator)
+                winner, cause, timed_out = self._dial_group(legs, self.scaled(timeout), parsed, originator)
                 if winner is not None and winner.a is not None:
                     return winner, ""
                 if timed_out or (originator is not None and not originator.alive):
                     return None, cause
         return None, cause
 
-    def _dial_group(self, legs: list[_Leg], first_uuid: str | None, timeout: float,
-                    parsed: Any, originator: Channel | None) -> tuple[_Leg | None, str, bool]:
+    def _dial_group(self, legs: list[_Leg], timeout: float, parsed: Any,
+                    originator: Channel | None) -> tuple[_Leg | None, str, bool]:
         """Dial one group of simultaneous legs; ``timeout`` (simulator
         seconds) is the originate timeout. Returns (winner, cause, timed_out).
         A leg with ``leg_timeout`` that has not answered by then hangs up
@@ -798,20 +836,27 @@ class Switchboard:
         ringing: list[_Leg] = []
         first_cause: str | None = None
         for index, leg in enumerate(legs):
+            v = leg.variables
+            uuid = v.get("origination_uuid")  # the {} block's, or this leg's own [] one
             if leg.kind == "error":
                 leg.fail_cause = hangup_cause(leg.endpoint.split("/", 1)[1] if "/" in leg.endpoint else "",
                                               "DESTINATION_OUT_OF_ORDER")
             elif leg.kind not in ("loopback", "sofia", "user"):
                 leg.fail_cause = _ENDPOINT_CAUSE.get(leg.kind, "CHAN_NOT_IMPLEMENTED")
+            elif uuid and uuid in self.channels and leg.kind != "loopback":
+                # sofia asks the core for a session with that uuid
+                # (switch_core_session_request_uuid): "Duplicate UUID!", no
+                # session. loopback takes one and the uuid change fails
+                # quietly (_new_channel).
+                log.info("Duplicate UUID! %s: %s fails", uuid, leg.endpoint)
+                leg.fail_cause = "DESTINATION_OUT_OF_ORDER"
             elif not self._take_session():
                 leg.fail_cause = "DESTINATION_OUT_OF_ORDER"
             if leg.fail_cause:
                 first_cause = first_cause or leg.fail_cause
                 continue
-            v = leg.variables
             cid_name = v.get("origination_caller_id_name", cid_default_name)
             cid_num = v.get("origination_caller_id_number", cid_default_num)
-            uuid = v.get("origination_uuid") if index else (first_uuid or v.get("origination_uuid"))
             if leg.kind == "loopback":
                 name = "loopback/%s-a" % leg.dest
             else:
@@ -963,6 +1008,26 @@ class Switchboard:
         ch.flipped = True
         ch.hit_dialplan = True
 
+    def expand(self, ch: Channel, text: str) -> str:
+        """``switch_channel_expand_variables`` on ``ch`` (names without case).
+        An ``${api ...}`` (the engine never sends one) is left as it was."""
+        from .dialparse import DialStringError, expand_variables
+
+        variables = ch.variables
+
+        def lookup(name: str) -> str | None:
+            value = variables.get(name)
+            if value is None:
+                lowered = name.lower()
+                value = next((v for k, v in variables.items() if k.lower() == lowered), None)
+            return value
+
+        try:
+            return expand_variables(text, lookup)
+        except DialStringError as exc:
+            log.warning("%s: expansion of %r not modelled: %s", ch.uuid, text, exc)
+            return text
+
     def _run_app(self, winner: _Leg, parsed: Any) -> None:
         a = winner.a
         assert a is not None
@@ -970,10 +1035,14 @@ class Switchboard:
             winner.b.variables["endpoint_disposition"] = "ANSWER"
         self._flip(a)
         app = (getattr(parsed, "app", None) or "").lower()
-        app_args = getattr(parsed, "app_args", None) or ""
         if not app and _is_connect(parsed):
             self._connect(a)
             return
+        if getattr(parsed, "app_refused", False):
+            log.warning("App not added, Invalid character sequence in data string [%s]", parsed.app_args)
+            self.hangup(a, "NORMAL_CLEARING")
+            return
+        app_args = self.expand(a, getattr(parsed, "app_args", None) or "")
         if not app:
             app = "park"   # `<exten> [XML] [context]`: simulated as answer + park
         a.app = app
@@ -1031,14 +1100,15 @@ class Switchboard:
         a.context = CONNECT_CONTEXT
         a.dest = CONNECT_EXTEN
         self.execute(a, "answer", None)
-        announce = v.get("eslengine_announce")
+        # Each condition's field and action's data is expanded as the
+        # dialplan reads it (field="${...}" expression="^.+$").
+        announce = self.expand(a, "${eslengine_announce}")
         if announce and a.alive:
             self.execute(a, "playback", announce, "FILE PLAYED", self.playback_time)
-        say = v.get("eslengine_say")
-        if say and a.alive:
-            data = "%s|%s|%s" % (v.get("eslengine_tts_engine", ""), v.get("eslengine_tts_voice", ""), say)
+        if self.expand(a, "${eslengine_say}") and a.alive:
+            data = self.expand(a, "${eslengine_tts_engine}|${eslengine_tts_voice}|${eslengine_say}")
             self.execute(a, "speak", data, "_none_", self.playback_time)
-        bridge = v.get("eslengine_bridge")
+        bridge = self.expand(a, "${eslengine_bridge}")
         if not a.alive:
             return
         if not bridge:
@@ -1050,16 +1120,17 @@ class Switchboard:
         self._bridge(a, bridge)
 
     def _bridge(self, a: Channel, data: str) -> None:
-        from .dialparse import DialStringError, parse_dial_string
+        """``bridge`` with already expanded ``data``."""
+        from .dialparse import DialStringError, parse_enterprise
 
         try:
-            dial = parse_dial_string(data)
+            parts = parse_enterprise(data)
         except DialStringError as exc:
             log.info("bridge %s: bad dial string %r: %s", a.uuid, data, exc)
             self._bridge_failed(a, exc.cause or "DESTINATION_OUT_OF_ORDER")
             return
         timelimit = _timeout(a.variables.get("call_timeout"))
-        winner, cause = self._dial(dial, None, a, timelimit)
+        winner, cause = self._dial_parts(parts, None, a, timelimit)
         if not a.alive:
             if winner is not None and winner.a is not None and winner.a.alive:
                 self.hangup(winner.a, "ORIGINATOR_CANCEL")
@@ -1170,6 +1241,8 @@ class Switchboard:
 
     def _hook_app(self, ch: Channel, app: str, arg: str | None) -> None:
         name = app.strip().lower()
+        if arg is not None:
+            arg = self.expand(ch, arg)
         argv = (arg or "").split()
         if name == "sched_hangup":
             self.execute(ch, app, arg)

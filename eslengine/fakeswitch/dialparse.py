@@ -14,7 +14,13 @@ Mirrors, from FreeSWITCH 1.10/1.11:
 * ``switch_ivr_originate.c``: the dial-string half of ``switch_ivr_originate``
   (``<>`` and ``{}`` blocks, ``|`` failover groups, ``,`` simultaneous legs, per-leg
   ``[]`` blocks, ``local_var_clobber``);
-* ``switch_channel.c``: ``switch_channel_set_variable_var_check`` (refuses ``${``).
+* ``switch_channel.c``: ``switch_channel_set_variable_var_check`` (refuses ``${``) and
+  ``switch_channel_expand_variables_check`` (``${var}`` expansion, with its own
+  backslash rules, applied again to every variable's value it inserts);
+* ``switch_caller.c``: ``switch_caller_extension_add_application`` (refuses
+  application data containing ``\\'``);
+* ``switch_ivr_originate.c``: the enterprise split of ``switch_ivr_enterprise_originate``
+  (``:_:`` anywhere in the dial string, before any escape is read).
 
 The C code edits one NUL-terminated buffer in place, and some of its behaviour only
 follows from that (a backslash just before a block's closing bracket makes the
@@ -115,7 +121,10 @@ class Originate:
     channel defaults. ``timeout`` is ``atoi`` of the seventh argument, None when
     absent (FreeSWITCH then uses ORIGINATE_DEFAULT_TIMEOUT, and also for 0).
     ``app_args`` is the text between the first ``(`` and the first ``)``, before the
-    channel-variable expansion FreeSWITCH applies when the application runs.
+    channel-variable expansion FreeSWITCH applies when the application runs;
+    ``app_refused``: FreeSWITCH does not add the application (its data holds
+    ``\\'``), so the answered channel has nothing to run. ``parts`` are the
+    enterprise parts (one for an ordinary dial string); ``dial`` is the first.
     """
 
     dial: DialString
@@ -127,6 +136,8 @@ class Originate:
     cid_name: str | None
     cid_num: str | None
     timeout: int | None
+    parts: tuple[DialString, ...] = ()
+    app_refused: bool = False
 
 
 def _past_end(action: str) -> DialStringError:
@@ -730,7 +741,7 @@ def parse_originate(args: str) -> Originate:
     argv += [None] * (7 - len(argv))
     aleg, exten, dialplan, context, cid_name, cid_num, timeout_arg = argv
 
-    dial = parse_dial_string(aleg if aleg is not None else "")
+    parts = parse_enterprise(aleg if aleg is not None else "")
     if exten is None:
         raise DialStringError("FreeSWITCH aborts on switch_assert(exten): the extension is 'undef'", cause=None)
     app: str | None = None
@@ -741,7 +752,7 @@ def parse_originate(args: str) -> Originate:
         app_args = rest if paren else None
         exten = None
     return Originate(
-        dial=dial,
+        dial=parts[0],
         app=app,
         app_args=app_args,
         exten=exten,
@@ -750,4 +761,189 @@ def parse_originate(args: str) -> Originate:
         cid_name=cid_name,
         cid_num=cid_num,
         timeout=atoi(timeout_arg) if timeout_arg is not None else None,
+        parts=parts,
+        app_refused=app is not None and app_data_refused(app_args),
     )
+
+
+# --- later stages: variable expansion, application data, the enterprise split ------------------
+
+
+def has_escaped_data(text: str) -> bool:
+    """``switch_string_has_escaped_data``: a backslash before ``\\\\ n s t '``."""
+    i = text.find(_ESCAPE_META)
+    while i != -1:
+        if text[i + 1 : i + 2] in ("\\", "n", "s", "t", "'") and i + 1 < len(text):
+            return True
+        i = text.find(_ESCAPE_META, i + 1)
+    return False
+
+
+class ApiExpansion(DialStringError):
+    """``${api args}`` in text being expanded: FreeSWITCH would run the API
+    command ``api`` (with ``args``) and insert what it prints."""
+
+    def __init__(self, api: str, args: str) -> None:
+        super().__init__(f"expansion runs the API {api!r} with {args!r}", cause=None)
+        self.api = api
+        self.args = args
+
+
+Lookup = Callable[[str], "str | None"]
+MAX_EXPAND_DEPTH = 100
+
+
+def expand_variables(text: str, lookup: Lookup, global_lookup: Lookup | None = None, recur: int = 0) -> str:
+    """``switch_channel_expand_variables_check`` for a channel whose variables
+    ``lookup`` returns (None: unset); ``global_lookup`` serves ``$${name}``.
+
+    Nothing happens unless the text holds ``${`` (``string_var_check``) or an
+    escape of ``has_escaped_data``. Then, left to right: ``\\\\$`` is a literal
+    ``$`` (``\\\\$$`` too); ``\\\\'`` is dropped, both characters; ``\\\\\\\\`` is one
+    backslash; any other backslash stays. ``$$`` not followed by ``{`` is one
+    ``$``. ``${name}`` is the variable's value, itself expanded again (so its
+    own backslashes are read by these rules once more); ``${name:off:len}`` and
+    ``${name[i]}`` are not modelled for arrays; ``${api args}`` raises
+    :class:`ApiExpansion`."""
+    if recur > MAX_EXPAND_DEPTH or not text:
+        return text
+    text = text.split(_NUL, 1)[0]
+    if not (string_var_check(text) or has_escaped_data(text)):
+        return text
+    out: list[str] = []
+    n = len(text)
+    p = 0
+    nv = False
+
+    def at(i: int) -> str:
+        return text[i] if i < n else _NUL
+
+    while p < n:
+        is_global = False
+        vtype = 0
+        if text[p] == _ESCAPE_META:
+            nxt = at(p + 1)
+            if nxt == "$":
+                nv = True
+                p += 1
+                if at(p + 1) == "$":
+                    p += 1
+            elif nxt == "'":
+                p += 2
+                continue
+            elif nxt == _ESCAPE_META:
+                out.append(_ESCAPE_META)
+                p += 2
+                continue
+        if text[p] == "$" and not nv:
+            if at(p + 1) == "$":
+                p += 1
+                is_global = True
+            if at(p + 1) != _NUL:
+                if at(p + 1) == "{":
+                    vtype = 3 if is_global else 1
+                else:
+                    nv = True
+            else:
+                nv = True
+        if nv:
+            out.append(text[p])
+            nv = False
+            p += 1
+            continue
+        if vtype:
+            s = p + 1
+            br = 0
+            if at(s) == "{":
+                br = 1
+                s += 1
+            e = s
+            name_end = None
+            while e < n:
+                if br == 1 and text[e] == "}":
+                    br = 0
+                    name_end = e
+                    e += 1
+                    break
+                if br > 0:
+                    if e != s and text[e] == "{":
+                        br += 1
+                    elif br > 1 and text[e] == "}":
+                        br -= 1
+                e += 1
+            vname = text[s:name_end if name_end is not None else e]
+            p = e
+            api_args: str | None = None
+            for j, ch in enumerate(vname):
+                if ch == " " or ch == "(":
+                    depth = 1 if ch == "(" else 0
+                    head, rest = vname[:j].rstrip(" "), vname[j + 1 :]
+                    k = 0
+                    while k < len(rest):
+                        if rest[k] == "(":
+                            depth += 1
+                        elif depth > 1 and rest[k] == ")":
+                            depth -= 1
+                        elif depth == 1 and rest[k] == ")":
+                            rest = rest[:k]
+                            break
+                        k += 1
+                    vname, api_args = head, rest
+                    break
+            if api_args is not None:
+                raise ApiExpansion(expand_variables(vname, lookup, global_lookup, recur + 1),
+                                   expand_variables(api_args, lookup, global_lookup, recur + 1))
+            vname = expand_variables(vname, lookup, global_lookup, recur + 1)
+            if ":" in vname or "[" in vname:
+                raise DialStringError(f"expansion of ${{{vname}}} (offsets, arrays) is not modelled", cause=None)
+            if vtype == 3:
+                value = global_lookup(vname) if global_lookup is not None else None
+            else:
+                value = lookup(vname)
+            if value:
+                out.append(expand_variables(value, lookup, global_lookup, recur + 1))
+            if p >= n:
+                break
+            if text[p] == "$":
+                continue  # p-- and the loop's p++: read this "$" again
+            out.append(text[p])
+            p += 1
+            continue
+        out.append(text[p])
+        p += 1
+    return "".join(out)
+
+
+def app_data_refused(data: str | None) -> bool:
+    """``switch_caller_extension_add_application``: data containing ``\\\\'``
+    is refused ("Invalid character sequence in data string") and the
+    application is not added."""
+    return data is not None and "\\'" in data
+
+
+def parse_enterprise(text: str) -> tuple[DialString, ...]:
+    """The dial string as ``switch_ivr_originate`` reads it, enterprise form
+    included: if ``:_:`` occurs anywhere (``strstr`` on the raw text, before any
+    quote or escape is read), leading ``<...>`` blocks apply to every part, the
+    rest is cut at each ``:_:`` and every part is originated at once as a dial
+    string of its own (with ``ignore_early_media=true``). One part otherwise."""
+    raw = text.split(_NUL, 1)[0]
+    if ENTERPRISE_DELIM not in raw:
+        return (parse_dial_string(raw),)
+    buf = _buffer(raw)
+    data = _skip_spaces(buf, 0)
+    headers: list[tuple[str, str]] = []
+    while buf[data] == "<":
+        data = _create_brackets(buf, data, "<", ">", ",", headers)
+    data = _skip_spaces(buf, data)
+    headers.append(("ignore_early_media", "true"))
+    shared = _channel_view(headers, check_vars=False)
+    parts: list[DialString] = []
+    for piece in separate_string_string(_cstr(buf, data), ENTERPRISE_DELIM, MAX_PEERS):
+        dial = parse_dial_string(piece) if piece.strip(" ") else DialString({}, ())
+        groups = tuple(
+            tuple(Leg(leg.endpoint, {**shared, **leg.variables}, leg.leg_variables) for leg in group)
+            for group in dial.groups
+        )
+        parts.append(DialString({**shared, **dial.global_variables}, groups))
+    return tuple(parts)
