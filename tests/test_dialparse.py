@@ -32,6 +32,11 @@ from eslengine.fakeswitch.dialparse import (
     string_var_check,
     switch_true,
     unescape_char,
+    ApiExpansion,
+    app_data_refused,
+    expand_variables,
+    has_escaped_data,
+    parse_enterprise,
 )
 
 TRANSCRIPTS = Path(__file__).resolve().parent / "data" / "transcripts"
@@ -637,3 +642,62 @@ def test_leg_variables_names_without_case_in_order() -> None:
     assert list(leg.variables.items()) == [("A", "2")]
     (leg,) = parse_dial_string("{local_var_clobber=TRUE,a=1,A=2}[a=3]x/1").legs
     assert list(leg.variables.items()) == [("local_var_clobber", "TRUE"), ("a", "3")]
+
+
+# -- switch_channel_expand_variables ------------------------------------------
+
+_CHANNEL = {"a": "1", "bs": "x\\\\y", "q": "it\\'s", "nested": "<${a}>", "plain": "a\\,b"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expanded"),
+    [
+        ("no escapes, no variables", "no escapes, no variables"),
+        ("a\\,b", "a\\,b"),                      # nothing triggers expansion: text unchanged
+        ("\\$ alone", "\\$ alone"),              # \$ is not "escaped data" by itself
+        ("\\\\ and \\$", "\\ and $"),            # ... but is read once something else triggers
+        ("it\\'s", "its"),                      # \' vanishes, both characters
+        ("it\\\\'s", "it\\'s"),
+        ("US$$5 \\\\", "US$5 \\"),              # $$ is one $
+        ("${a}${missing}-${a}", "1-1"),
+        ("[${bs}]", "[x\\y]"),                  # an inserted value is read again
+        ("[${q}]", "[its]"),
+        ("[${nested}]", "[<1>]"),
+        ("[${plain}]", "[a\\,b]"),              # a value with no escaped data stays
+        ("$${a}", ""),                          # a global variable: none set here
+        ("x$", "x$"),
+        ("a\\sb ${a}", "a\\sb 1"),              # \s is not one of expansion's escapes
+    ],
+)
+def test_expand_variables(text: str, expanded: str) -> None:
+    assert expand_variables(text, _CHANNEL.get) == expanded
+
+
+def test_expand_variables_api_calls_are_reported() -> None:
+    with pytest.raises(ApiExpansion) as info:
+        expand_variables("${system rm -rf /}", _CHANNEL.get)
+    assert (info.value.api, info.value.api_args) == ("system", "rm -rf /")
+
+
+def test_has_escaped_data() -> None:
+    assert [has_escaped_data(t) for t in ("a\\\\b", "a\\sb", "a\\'b", "a\\nb", "a\\tb", "a\\,b", "a\\$b", "a\\")] == [
+        True, True, True, True, True, False, False, False]
+
+
+def test_app_data_with_an_escaped_quote_is_refused() -> None:
+    assert app_data_refused("x\\'y") and not app_data_refused("x'y") and not app_data_refused(None)
+    orig = parse_originate("{a=1}loopback/1000 &bridge(loopback/x\\\\'y)")
+    assert orig.app == "bridge" and orig.app_refused
+
+
+# -- the enterprise split ---------------------------------------------------------
+
+def test_enterprise_split_happens_before_any_escape_is_read() -> None:
+    parts = parse_enterprise("<g=1>{x=a\\:_:b,y=2}sofia/gateway/gw/1:_:{z=3}loopback/2")
+    assert len(parts) == 3
+    assert parts[0].error == "DESTINATION_OUT_OF_ORDER"   # "{x=a\" never closes
+    assert [leg.endpoint for leg in parts[1].legs] == ["b", "y=2}sofia/gateway/gw/1"]
+    assert parts[2].legs[0].endpoint == "loopback/2"
+    assert parts[2].legs[0].variables == {"g": "1", "ignore_early_media": "true", "z": "3"}
+    assert len(parse_enterprise("{x=a}loopback/1")) == 1
+    assert len(parse_originate("{x=a:_:b}loopback/1 &park()").parts) == 2

@@ -373,3 +373,70 @@ def test_time_scale_cli_flag_is_validated() -> None:
         main(["--time-scale", "0"])
     with pytest.raises(ValueError):
         FakeSwitch(time_scale=0)
+
+
+# -- stages the real switch applies: duplicate uuids, enterprise, expansion ------
+
+def test_a_shared_origination_uuid_fails_the_second_sofia_leg_of_a_group(switch: FakeSwitch) -> None:
+    """Every leg of a , group gets the {} block: a second sofia leg cannot
+    take the uuid the first holds ("Duplicate UUID!"), so only the first
+    rings."""
+    c = listen(switch, "BACKGROUND_JOB CHANNEL_CREATE")
+    bgapi(c, "{origination_uuid=%s,originate_timeout=2}sofia/gateway/gw/15551230408,"
+             "sofia/gateway/gw/15551230001 &park()" % A)
+    evs = c.events_until(job_done)
+    assert evs[-1].body == "-ERR NO_ANSWER\n"
+    assert [e.get("Channel-Name") for e in evs if e.name == "CHANNEL_CREATE"] == ["sofia/gateway/gw/15551230408"]
+
+
+def test_a_uuid_in_the_first_legs_own_block_lets_every_leg_ring(switch: FakeSwitch) -> None:
+    c = listen(switch, "BACKGROUND_JOB CHANNEL_CREATE")
+    bgapi(c, "{originate_timeout=4}[origination_uuid=%s,leg_timeout=3]sofia/gateway/gw/15551230408,"
+             "[leg_timeout=3]sofia/gateway/gw/15551230001 &park()" % A)
+    evs = c.events_until(job_done)
+    creates = {e.get("Channel-Name"): e.get("Unique-ID") for e in evs if e.name == "CHANNEL_CREATE"}
+    assert creates["sofia/gateway/gw/15551230408"] == A
+    winner = evs[-1].body.split()[1]
+    assert creates["sofia/gateway/gw/15551230001"] == winner != A
+
+
+def test_enterprise_parts_are_dialled_at_once(switch: FakeSwitch) -> None:
+    """:_: anywhere splits the dial string before any escape is read."""
+    c = listen(switch, "BACKGROUND_JOB CHANNEL_CREATE")
+    bgapi(c, "{origination_uuid=%s,note=\\:_:sofia/gateway/gw/19005550000,x=1}sofia/gateway/gw/15551230408 &park()"
+          % A)
+    evs = c.events_until(job_done)
+    names = [e.get("Channel-Name") for e in evs if e.name == "CHANNEL_CREATE"]
+    assert "sofia/gateway/gw/19005550000" in names
+    assert "sofia/gateway/gw/15551230408" not in names  # inside the second part, after "x=1}"
+
+
+def test_application_data_is_expanded_and_refused_with_an_escaped_quote(switch: FakeSwitch) -> None:
+    c = listen(switch, "BACKGROUND_JOB CHANNEL_CREATE CHANNEL_BRIDGE CHANNEL_HANGUP_COMPLETE")
+    bgapi(c, "{origination_uuid=%s,target=loopback/1000/default}loopback/1001/default &bridge(${target})" % A)
+    c.events_until(lambda e: e.name == "CHANNEL_BRIDGE")
+    assert switch.channels[A].variables["current_application_data"] == "loopback/1000/default"
+    c2 = listen(switch, "BACKGROUND_JOB CHANNEL_HANGUP_COMPLETE")
+    c2.send("bgapi originate {origination_uuid=%s}loopback/1002/default &bridge(loopback/x\\\\'y/default)" % B,
+            Job_UUID=JOB)
+    c2.reply()
+    evs = c2.events_until(hangup_of(B))
+    assert [e.get("Hangup-Cause") for e in evs if hangup_of(B)(e)] == ["NORMAL_CLEARING"]
+
+
+def test_expansion_rereads_a_stored_value_before_bridge_parses_it(switch: FakeSwitch) -> None:
+    """uuid_setvar cleans its value once; bridge ${eslengine_bridge} then
+    expands it (\\\\\\\\ is one backslash, \\\\' vanishes) before the block's own
+    rounds: a value escaped for uuid_setvar alone loses its escapes."""
+    c = listen(switch, "BACKGROUND_JOB CHANNEL_CREATE CHANNEL_BRIDGE")
+    bgapi(c, "{origination_uuid=%s,park_timeout=30}sofia/gateway/gw/15551230001 &park()" % A)
+    c.events_until(job_done)
+    # note=back\\slash escaped for the block's two rounds and uuid_setvar, not
+    # for expansion: 8 backslashes on the wire, 4 stored, 2 after expansion,
+    # 1 after the , round, and the = round reads "\\s" as a space.
+    assert switch.api("uuid_setvar", "%s eslengine_bridge {eslengine_leg=b,note=back%sslash}"
+                      "sofia/gateway/gw/15551230002" % (A, "\\" * 8), None) == "+OK\n"
+    assert switch.api("uuid_transfer", "%s eslengine_connect XML eslengine" % A, None) == "+OK\n"
+    evs = c.events_until(lambda e: e.name == "CHANNEL_BRIDGE")
+    (b_create,) = [e for e in evs if e.name == "CHANNEL_CREATE"]
+    assert b_create.variable("note") == "back lash"

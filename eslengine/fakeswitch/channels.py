@@ -792,6 +792,8 @@ class Switchboard:
         moves on to the next one, except when ``originate_timeout`` expired
         (that ends the whole originate with NO_ANSWER). Returns the winning
         leg, or None and the last cause."""
+        if getattr(dial, "error", None):
+            return None, dial.error
         global_vars = _as_dict(getattr(dial, "global_variables", None))
         first_vars: dict[str, str] = {}
         for group in dial.groups:

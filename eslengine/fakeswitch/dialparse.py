@@ -105,6 +105,9 @@ class DialString:
 
     global_variables: dict[str, str]
     groups: tuple[tuple[Leg, ...], ...]
+    # An enterprise part FreeSWITCH cannot read fails on its own, with this
+    # cause, while the other parts are dialled.
+    error: str | None = None
 
     @property
     def legs(self) -> tuple[Leg, ...]:
@@ -786,7 +789,7 @@ class ApiExpansion(DialStringError):
     def __init__(self, api: str, args: str) -> None:
         super().__init__(f"expansion runs the API {api!r} with {args!r}", cause=None)
         self.api = api
-        self.args = args
+        self.api_args = args
 
 
 Lookup = Callable[[str], "str | None"]
@@ -926,7 +929,8 @@ def parse_enterprise(text: str) -> tuple[DialString, ...]:
     included: if ``:_:`` occurs anywhere (``strstr`` on the raw text, before any
     quote or escape is read), leading ``<...>`` blocks apply to every part, the
     rest is cut at each ``:_:`` and every part is originated at once as a dial
-    string of its own (with ``ignore_early_media=true``). One part otherwise."""
+    string of its own (with ``ignore_early_media=true``); a part that cannot
+    be read carries its ``error``. One part otherwise."""
     raw = text.split(_NUL, 1)[0]
     if ENTERPRISE_DELIM not in raw:
         return (parse_dial_string(raw),)
@@ -940,7 +944,11 @@ def parse_enterprise(text: str) -> tuple[DialString, ...]:
     shared = _channel_view(headers, check_vars=False)
     parts: list[DialString] = []
     for piece in separate_string_string(_cstr(buf, data), ENTERPRISE_DELIM, MAX_PEERS):
-        dial = parse_dial_string(piece) if piece.strip(" ") else DialString({}, ())
+        try:
+            dial = parse_dial_string(piece)
+        except DialStringError as exc:
+            parts.append(DialString({}, (), error=exc.cause or PARSE_ERROR_CAUSE))
+            continue
         groups = tuple(
             tuple(Leg(leg.endpoint, {**shared, **leg.variables}, leg.leg_variables) for leg in group)
             for group in dial.groups
