@@ -308,3 +308,42 @@ def test_node_and_target_call(stack: LocalStack, switch: FakeSwitch) -> None:
     assert final(stack, held)["status"] == "cancelled"
     code, doc, _ = stack.http("POST", "/v1/calls", {"a": "+15551230001", "b": "+15551230002", "node": "fs9"})
     assert (code, doc["field"]) == (422, "node")
+
+
+def test_simultaneous_destinations_the_first_leg_answers(stack: LocalStack, switch: FakeSwitch) -> None:
+    job = place(stack, {"a": {"to": ["+15551230001", "+15551230408"], "mode": "simultaneous"},
+                        "b": "+15551230002"})
+    doc = final(stack, job)
+    assert doc["status"] == "completed" and doc["a_uuid"] == job
+    legs = {h["Channel-Name"]: h["Unique-ID"] for h in creates(switch, job, "a")}
+    assert legs == {"sofia/gateway/demo/15551230001": job,
+                    "sofia/gateway/demo/15551230408": legs["sofia/gateway/demo/15551230408"]}
+
+
+@pytest.mark.parametrize("value", ["O'Brien", "back\\slash", "a, b = 'c' \"d\" \\e ;!@~", " edges ", "US$5 ^ :_ _:"])
+@pytest.mark.parametrize("extra", [{}, {"announcement": {"file": "ivr/welcome.wav"}}, {"media": "bypass"}])
+def test_client_text_arrives_exactly_on_both_parties(stack: LocalStack, switch: FakeSwitch, value: str,
+                                                     extra: dict[str, Any]) -> None:
+    job = place(stack, {"a": "+15551230001", "b": {"to": "+15551230002", "sip_headers": {"X-Note": value}},
+                        "variables": {"note": value}, **extra})
+    assert final(stack, job)["status"] == "completed"
+    a, b = creates(switch, job, "a")[0], creates(switch, job, "b")[0]
+    assert a["variable_eslengine_var_note"] == value == b["variable_eslengine_var_note"]
+    assert b["variable_sip_h_X-Note"] == value
+
+
+@pytest.mark.parametrize(("body", "field", "reason"), [
+    ({"variables": {"note": "',^^~execute_on_answer~log CRIT marker"}}, "variables.note", "'^^'"),
+    ({"variables": {"note": ":_:sofia/gateway/gw/+19005550000"}}, "variables.note", "':_:'"),
+    ({"variables": {"note": "a:_:b"}}, "variables.note", "':_:'"),
+    ({"variables": {"note": "US$$5"}}, "variables.note", "'$$'"),
+    ({"b": {"to": "+15551230002", "caller_id_name": "',^^~execute_on_answer~log CRIT x"}}, "b.caller_id_name",
+     "'^^'"),
+    ({"caller_id_name": 'Say "hi"'}, "caller_id_name", "'\"'"),
+    ({"a": {"to": "+15551230001", "sip_headers": {"X-A": "x:_:y"}}}, "a.sip_headers.X-A", "':_:'"),
+])
+def test_text_no_escape_can_carry_is_refused_naming_the_field(stack: LocalStack, body: dict[str, Any], field: str,
+                                                              reason: str) -> None:
+    code, doc, _ = stack.http("POST", "/v1/calls", {"a": "+15551230001", "b": "+15551230002", **body})
+    assert (code, doc["field"]) == (422, field), doc
+    assert reason in doc["reason"]
