@@ -186,6 +186,8 @@ class Call:
     release_claim: Callable[[], None] = _no_slot
     # Placed by another worker: the event sockets pass its events by job id.
     foreign: bool = False
+    # The hangup cause last written to the call's record.
+    hangup_cause: str = ""
 
 
 @dataclass(frozen=True)
@@ -1080,7 +1082,8 @@ class Worker:
                     break
                 if isinstance(item, Event):
                     self._apply(call, item)
-        log.info("job %s: %s cause=%s", job_id, call.state.status, call.state.a_cause or call.state.b_cause)
+        if not call.retried:  # else _store said so, with the next attempt's time
+            log.info("job %s: %s cause=%s", job_id, call.state.status, call.hangup_cause)
 
     def _apply(self, call: Call, event: Event) -> None:
         headers = event.headers
@@ -1125,6 +1128,7 @@ class Worker:
                 return
         entry = call.entry_id if ack and not call.settled else ""
         self.queue.transition(call.request.id, status, fields, worker=self.consumer, ack=entry)
+        call.hangup_cause = cause or call.hangup_cause
         if entry:
             call.settled = True
         if status == "failed" and call.attempt > 1 and call.request.retry.attempts > 1:

@@ -515,3 +515,22 @@ def test_a_worker_logged_in_as_the_shipped_esl_user_places_connects_and_cancels(
         assert rig.final(ringing)["status"] == "cancelled"
     finally:
         rig.close()
+
+
+def test_the_log_line_of_a_finished_call_names_the_cause_its_record_has(redis_server: RedisServer, key_prefix: str,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    # max_duration: the switch hangs the second party up ALLOTTED_TIMEOUT,
+    # then the first party's leg ends NORMAL_CLEARING. The record's cause is
+    # the first hangup's; the worker's last line for the job says the same.
+    rig = Rig(redis_server, key_prefix, time_scale=20.0)  # 10 s of max_duration last 0.5 s
+    try:
+        rig.start_worker()
+        with caplog.at_level("INFO", logger="eslengine.worker"):
+            job_id = rig.submit(a="+15551230001", b="+15551230002", max_duration=10)
+            doc = rig.final(job_id)
+            assert (doc["status"], doc["hangup_cause"]) == ("completed", "ALLOTTED_TIMEOUT"), doc
+            line = wait_for(lambda: [r.getMessage() for r in caplog.records
+                                     if r.getMessage().startswith("job %s: completed" % job_id)])
+        assert line == ["job %s: completed cause=ALLOTTED_TIMEOUT" % job_id]
+    finally:
+        rig.close()
