@@ -253,6 +253,9 @@ def party_variables(request: CallRequest, name: str, config: Config, attempt: in
     # FreeSWITCH deletes a variable set to the empty string: send none.
     out += [(VAR_PREFIX + key, value) for key, value in request.variables.items() if value]
     if role == "first":
+        # The second party's sofia leg would otherwise get the first leg's
+        # sip_h_* headers on its INVITE too (sofia_outgoing_channel).
+        out.append(("sip_copy_custom_headers", "false"))
         if request.ringback is not None:
             tone = playable(request.ringback)
             out += [("ringback", tone), ("transfer_ringback", tone)]

@@ -41,6 +41,9 @@ switch_ivr_async.c; revisions held by the code index, not necessarily 1.11):
   uuid: a sofia (or ``user/``) leg fails ``DESTINATION_OUT_OF_ORDER``
   ("Duplicate UUID!", ``switch_core_session_request_uuid``), a loopback leg
   quietly gets a random one (``switch_core_session_set_uuid`` fails).
+* A sofia leg started from a channel (``bridge``) also gets that channel's
+  ``sip_h_*`` variables (headers on its INVITE), unless the channel has
+  ``sip_copy_custom_headers=false``.
 * The application data of ``&app(args)``, of the connect extension's actions
   and of ``execute_on_*`` hooks is expanded (``${var}``, with expansion's
   own backslash rules) before the application runs; ``&app(args)`` whose
@@ -868,6 +871,13 @@ class Switchboard:
                 extra_a = {"originator": originator.uuid, "signal_bond": originator.uuid,
                            "originating_leg_uuid": originator.uuid}
             a = self._new_channel(uuid, name, "outbound", leg, cid_name, cid_num)
+            if originator is not None and leg.kind in ("sofia", "user") and switch_true(
+                    originator.variables.get("sip_copy_custom_headers", "true")):
+                # sofia_outgoing_channel: the originating channel's sip_h_*
+                # go on the new leg's INVITE too (its own win).
+                for key, value in list(originator.variables.items()):
+                    if key.startswith("sip_h_") and key not in a.variables:
+                        a.variables[key] = value
             a.variables.update(extra_a)
             a.variables["originate_early_media"] = "false"
             a.variables["originate_endpoint"] = leg.kind
