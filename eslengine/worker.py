@@ -59,6 +59,11 @@ WORKER_EVENTS = ("BACKGROUND_JOB", "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA",
 # The event format the worker subscribes with: JSON events parse in C, half
 # the cost of the plain format.
 WORKER_EVENT_FORMAT = "json"
+# How a first party that answered ends when the engine cannot start its
+# second party's leg (a command refused or failed, or the switch out of
+# reach): Q.850 27, the destination cannot be reached because its interface
+# is not working. The same cause as an originate the switch refuses.
+CONNECT_FAILED_CAUSE = "DESTINATION_OUT_OF_ORDER"
 # A worker whose heartbeat is this old is dead; its calls are adopted.
 HEARTBEAT_TTL = 6
 # Every API command the worker sends (``api`` or ``bgapi``), and no other.
@@ -72,6 +77,7 @@ ESL_API_COMMANDS = (
     "uuid_exists",    # is a call's leg still up (_find_channel, _recheck)
     "uuid_dump",      # what a live leg did while unseen (_catch_up, _await_park)
     "hupall",         # cancel: every leg of one job (_hangup_until_gone)
+    "uuid_kill",      # a held first leg whose second party cannot be connected (_drop_held)
 )
 
 
@@ -881,7 +887,8 @@ class Worker:
         """The first party answered and waits parked: give its leg the
         second party's dial string, then, in its turn on the node's pacer
         (before any new originate there), start the second party's leg by
-        sending the channel to the connect extension."""
+        sending the channel to the connect extension. If either step fails,
+        the first party is hung up (``_drop_held``)."""
         node = call.node
         if node is None:
             return
@@ -897,7 +904,9 @@ class Worker:
             if not reply.startswith("+OK"):
                 raise EslCommandError("uuid_setvar", reply.strip())
 
-        if not self._send_held(call, node, set_bridge):
+        error = self._send_held(call, node, set_bridge, again=True)
+        if error is not None:
+            self._drop_held(call, node, "uuid_setvar", error)
             return
         second = max(0, call.cost - call.first_cost)
         node.connecting += 1
@@ -915,28 +924,71 @@ class Worker:
             node.connecting -= 1
             self._capacity.set()
         command = dialstring.transfer_command(call.state.a_uuid)
-        self._send_held(call, node, lambda: node.link.bgapi(command, job_uuid=self._job_uuid()))  # type: ignore[union-attr]
+        sent: list[BackgroundJob] = []
+        error = self._send_held(call, node, lambda: sent.append(
+            node.link.bgapi(command, job_uuid=self._job_uuid())))  # type: ignore[union-attr]
+        if error is None:
+            try:
+                ok, text = sent[-1].result(self.config.esl_timeout)
+            except EslError as exc:
+                # The switch has the transfer: the leg's events say whether it ran.
+                log.warning("job %s: the transfer's result was not seen: %s", call.request.id, exc)
+                return
+            if ok:
+                return
+            error = EslCommandError("uuid_transfer", "-ERR " + text if text else "-ERR")
+        elif not isinstance(error, (EslCommandError, EslNotSent)):
+            # Written and unanswered: the switch may be running it.
+            log.warning("job %s: the transfer may not have reached the switch: %s", call.request.id, error)
+            return
+        self._drop_held(call, node, "uuid_transfer", error)
 
-    def _send_held(self, call: Call, node: NodeState, send: Callable[[], Any]) -> bool:
-        """One command of ``_connect_held``, sent again while the connection
-        is being made again; False (logged) when it could not be sent."""
-        for tries in range(1, 6):
+    def _send_held(self, call: Call, node: NodeState, send: Callable[[], Any], *,
+                   again: bool = False) -> EslError | None:
+        """One command of ``_connect_held``, sent again (up to 5 tries, a
+        second apart) while the connection is being made again, and with
+        ``again`` (a command that may run twice) also after its reply was
+        lost. None once sent, else the error that stopped it."""
+        tries = 0
+        while True:
+            tries += 1
             try:
                 with node.sending:
                     send()
-                return True
-            except EslNotSent as exc:  # nothing left: the connection is being made again
-                if tries == 5 or call.state.final:
-                    error: Exception = exc
-                    break
-                gevent.sleep(1.0)
+                return None
+            except EslCommandError as exc:
+                return exc
             except EslError as exc:
-                error = exc
-                break
-        # The first leg stays parked until its park_timeout; the events of
-        # its hangup end the call.
-        log.warning("job %s: could not connect the second party: %s", call.request.id, error)
-        return False
+                if tries == 5 or call.state.final or not (again or isinstance(exc, EslNotSent)):
+                    return exc
+                gevent.sleep(1.0)
+
+    def _drop_held(self, call: Call, node: NodeState, command: str, error: EslError) -> None:
+        """The second party of a held call cannot be connected (``command``
+        failed with ``error``): write why on the record, then hang up the
+        first party with CONNECT_FAILED_CAUSE rather than leave it waiting
+        in park until its park_timeout. Its hangup event ends the call."""
+        job_id = call.request.id
+        if call.state.final or call.state.cancel_requested:
+            return
+        reply = error.reply if isinstance(error, EslCommandError) else str(error)
+        why = "the second party could not be connected: %s: %s" % (command, reply)
+        log.warning("job %s: %s; hanging up the first party", job_id, why)
+        try:
+            self.queue.transition(job_id, fields={"error": why})
+        except QueueUnavailable as exc:
+            log.warning("job %s: error not recorded: %s", job_id, exc)
+        kill = "uuid_kill %s %s" % (uuid.UUID(call.state.a_uuid), CONNECT_FAILED_CAUSE)
+
+        def hang_up() -> None:
+            reply = node.link.api(kill)  # type: ignore[union-attr]
+            if not reply.startswith("+OK"):
+                raise EslCommandError("uuid_kill", reply.strip())
+
+        failed = self._send_held(call, node, hang_up)
+        if failed is not None:
+            log.warning("job %s: the first party waits in park for up to %ds: %s", job_id, dialstring.PARK_TIMEOUT,
+                        failed)
 
     def _resume(self, call: Call, record: dict[str, str]) -> None:
         """A previous worker placed this job and died (or stopped): follow the

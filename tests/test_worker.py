@@ -462,10 +462,13 @@ def test_the_worker_sends_the_api_commands_it_lists_and_no_others(redis_server: 
     sent: set[str] = set()
     switch = rig.switch
     api, bgapi = switch.api, switch.bgapi
+    refused: set[str] = set()  # jobs whose uuid_setvar the switch refuses
 
     def api_spy(cmd: str, arg: str, listener: Any) -> str:
         if listener is not None:  # not the api a bgapi runs
             sent.add(cmd)
+        if cmd == "uuid_setvar" and arg.split(" ", 1)[0] in refused:
+            return "-ERR No such channel!\n"
         return api(cmd, arg, listener)
 
     def bgapi_spy(cmd: str, arg: str, job: str) -> None:
@@ -490,6 +493,10 @@ def test_the_worker_sends_the_api_commands_it_lists_and_no_others(redis_server: 
         wait_for(lambda: {"uuid_exists", "uuid_dump"} <= sent, timeout=10)
         switch.board.hupall("NORMAL_CLEARING")
         assert rig.final(live)["status"] == "completed"
+        # A call whose second party cannot be connected.
+        refused.add(str(uuid.uuid4()))
+        rig.submit(id=next(iter(refused)), a="+15551230777", b="+15551240777")
+        assert rig.final(next(iter(refused)))["status"] == "failed"
         assert sent == set(ESL_API_COMMANDS)
     finally:
         rig.close()
@@ -532,5 +539,52 @@ def test_the_log_line_of_a_finished_call_names_the_cause_its_record_has(redis_se
             line = wait_for(lambda: [r.getMessage() for r in caplog.records
                                      if r.getMessage().startswith("job %s: completed" % job_id)])
         assert line == ["job %s: completed cause=ALLOTTED_TIMEOUT" % job_id]
+    finally:
+        rig.close()
+
+
+def test_a_first_party_whose_second_cannot_be_set_is_hung_up_at_once(redis_server: RedisServer,
+                                                                      key_prefix: str) -> None:
+    # The ESL user may not send uuid_setvar (an esl-allowed-api without it):
+    # the first party, answered and parked, is hung up at once with a cause
+    # that says the second party could not be reached, and the record says
+    # why; it does not wait out its park_timeout.
+    users = {"eslengine@sim": ("pw", frozenset({"originate", "uuid_transfer", "uuid_kill", "uuid_exists",
+                                                 "uuid_dump", "hupall", "global_getvar"}), None)}
+    rig = Rig(redis_server, key_prefix, users=users)  # no talk time: a leg stays up until hung up
+    try:
+        rig.start_worker(nodes=(replace(rig.config.nodes[0], user="eslengine@sim", password="pw"),))
+        started = time.monotonic()
+        job_id = rig.submit(a="+15551230001", b="+15551230002")
+        doc = rig.final(job_id, timeout=20)
+        assert time.monotonic() - started < 5
+        assert (doc["status"], doc["hangup_cause"]) == ("failed", "DESTINATION_OUT_OF_ORDER"), doc
+        assert "answered" in statuses(doc)
+        assert doc["error"] == "the second party could not be connected: uuid_setvar: -ERR permission denied"
+        assert not rig.switch.channels
+    finally:
+        rig.close()
+
+
+def test_a_first_party_whose_transfer_fails_is_hung_up_at_once(redis_server: RedisServer, key_prefix: str) -> None:
+    # The transfer is a bgapi: the switch accepts it, and its BACKGROUND_JOB
+    # says -ERR.
+    rig = Rig(redis_server, key_prefix)  # no talk time: a leg stays up until hung up
+    api = rig.switch.api
+
+    def refuse_transfers(cmd: str, arg: str, listener: Any) -> str:
+        if cmd == "uuid_transfer":
+            return "-ERR No such channel!\n"
+        return api(cmd, arg, listener)
+
+    rig.switch.api = refuse_transfers  # type: ignore[method-assign]
+    try:
+        rig.start_worker()
+        started = time.monotonic()
+        doc = rig.final(rig.submit(a="+15551230001", b="+15551230002"), timeout=20)
+        assert time.monotonic() - started < 5
+        assert (doc["status"], doc["hangup_cause"]) == ("failed", "DESTINATION_OUT_OF_ORDER"), doc
+        assert doc["error"] == "the second party could not be connected: uuid_transfer: -ERR No such channel!"
+        assert not rig.switch.channels
     finally:
         rig.close()
