@@ -50,6 +50,16 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
+# The real-switch conformance suite (tests/conformance): starts a private
+# FreeSWITCH, bound to 127.0.0.1 only, from `make conformance PREFIX=<dir>`
+# or $ESLENGINE_FREESWITCH_PREFIX (default ~/.cache/eslengine/freeswitch).
+# Without a build there it skips with one line. A PREFIX from the
+# environment (set by some distributions) is not used.
+.PHONY: conformance
+conformance: setup
+	ESLENGINE_CONFORMANCE=1 $(if $(filter command line,$(origin PREFIX)),ESLENGINE_FREESWITCH_PREFIX='$(PREFIX)') \
+	  $(PY) -m pytest -q tests/conformance
+
 chaos: setup
 	$(PY) -m bench.chaos
 
