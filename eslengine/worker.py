@@ -194,6 +194,10 @@ class Call:
     foreign: bool = False
     # The hangup cause last written to the call's record.
     hangup_cause: str = ""
+    # The second party's last leg that ended before any of its legs
+    # answered: (uuid, hangup cause). The record names it as the second
+    # party's leg if none ever answers.
+    b_unanswered: tuple[str, str] = ("", "")
 
 
 @dataclass(frozen=True)
@@ -1157,8 +1161,25 @@ class Worker:
         if event.name == "CHANNEL_BRIDGE" and role == "a":
             fields.update(call.state.on_bridge(headers.get("Bridge-B-Unique-ID") or headers.get("Other-Leg-Unique-ID")
                                                or ""))
+        if not call.state.b_uuid:
+            fields.update(self._unanswered_b(call, role, event, fields.get("status") in FINAL))
         if fields:
             self._store(call, fields)
+
+    def _unanswered_b(self, call: Call, role: str, event: Event, ending: bool) -> dict[str, str]:
+        """While none of the second party's legs has answered (CallState
+        names only a leg that answered): note each of its legs that ends;
+        the last one, with its cause, is the second party's leg on the
+        record, written when the call ends (``ending``), or at once for a
+        leg that ends after the call."""
+        if role == "b" and event.name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
+            leg, cause = event.headers.get("Unique-ID", ""), event.headers.get("Hangup-Cause", "")
+            if not (leg and cause) or leg == call.b_unanswered[0]:
+                return {}
+            call.b_unanswered = (leg, cause)
+            ending = call.state.final
+        leg, cause = call.b_unanswered
+        return {"b_uuid": leg, "b_hangup_cause": cause} if ending and leg else {}
 
     def _store(self, call: Call, fields: dict[str, str], *, ack: bool = False) -> None:
         """Write the state machine's fields, its roles turned into the parties'

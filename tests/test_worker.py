@@ -588,3 +588,23 @@ def test_a_first_party_whose_transfer_fails_is_hung_up_at_once(redis_server: Red
         assert not rig.switch.channels
     finally:
         rig.close()
+
+
+@pytest.mark.parametrize("bridge", ["engine", "switch"])
+def test_a_busy_second_party_s_leg_and_cause_are_on_the_record(redis_server: RedisServer, key_prefix: str,
+                                                                bridge: str) -> None:
+    # The switch created the second party's leg and hung it up USER_BUSY:
+    # the record names that leg and its cause, as it does for a leg that
+    # answered.
+    rig = Rig(redis_server, key_prefix, talk_time=1.0)
+    try:
+        rig.start_worker(bridge=bridge)
+        job_id = rig.submit(a="+15551230001", b="+15551230486")
+        doc = rig.final(job_id)
+        assert (doc["status"], doc["hangup_cause"]) == ("failed", "USER_BUSY")
+        (b_leg,) = [h["Unique-ID"] for name, h in rig.switch.events_for(job_id)
+                    if name == "CHANNEL_CREATE" and h.get("variable_eslengine_role") == "second"]
+        assert (doc["b_uuid"], doc["b_hangup_cause"]) == (b_leg, "USER_BUSY"), doc
+        assert doc["a_uuid"] == job_id and doc["a_hangup_cause"]
+    finally:
+        rig.close()
