@@ -25,10 +25,12 @@ def test_the_esl_user_may_send_exactly_the_api_commands_the_engine_sends() -> No
     assert set(allowed) == set(ESL_API_COMMANDS)
 
 
-def test_the_esl_user_may_subscribe_to_the_workers_events_in_its_format() -> None:
+def test_the_esl_user_may_subscribe_to_exactly_the_workers_events_in_its_format() -> None:
     value = user_params()["esl-allowed-events"]
     assert " " not in value
-    assert set(WORKER_EVENTS) <= set(value.split(","))
+    allowed = value.split(",")
+    assert len(allowed) == len(set(allowed))
+    assert set(allowed) == set(WORKER_EVENTS)
     assert "`event %s ...`" % WORKER_EVENT_FORMAT in DIRECTORY_USER.read_text(encoding="utf-8")
 
 
