@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
+import secrets
+import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -42,3 +47,50 @@ def test_the_userauth_reply_fits_mod_event_socket_s_buffer() -> None:
     reply = "~Reply-Text: +OK accepted\nAllowed-Events: %s\nAllowed-API: %s\nAllowed-LOG: %s\n\n" % (
         params["esl-allowed-events"], params["esl-allowed-api"], params["esl-allowed-log"])
     assert len(reply.encode()) < 512
+
+
+def readme_block(heading: str) -> str:
+    """The first ``sh`` code block after ``heading`` in freeswitch-conf/README.md."""
+    text = (CONF / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"```sh\n(.*?)```", text[text.index(heading):], re.S)
+    assert found is not None, heading
+    return found.group(1).strip()
+
+
+def install(conf: Path) -> None:
+    """Every shipped file where README's table puts it: $CONF/<its path here>."""
+    for source in CONF.rglob("*.xml"):
+        target = conf / source.relative_to(CONF)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+
+
+# What README's "What to change" has the operator replace: each password's
+# whole value by `openssl rand -hex 24`, the gateway placeholder by a name.
+REPLACEMENTS = [
+    ("autoload_configs/event_socket.conf.xml", r'(<param name="password" value=")[^"]*(")'),
+    ("directory/default/eslengine.xml", r'(<param name="esl-password" value=")[^"]*(")'),
+    ("dialplan/eslengine.xml", r'(data="eslengine_gateway=)[^"]*(")'),
+]
+
+
+def test_readme_s_placeholder_check_finds_each_placeholder_until_it_is_replaced(tmp_path: Path) -> None:
+    command = readme_block("**Nothing is left to change.**")
+    conf = tmp_path / "freeswitch"
+    install(conf)
+
+    def check() -> list[str]:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "CONF": str(conf)}
+        proc = subprocess.run(["sh", "-c", command], capture_output=True, text=True, env=env, timeout=30)
+        assert not proc.stderr, proc.stderr
+        return proc.stdout.splitlines()
+
+    # One line for each placeholder, and nothing else.
+    assert sorted(line.split(":", 1)[0] for line in check()) == sorted(str(conf / f) for f, _ in REPLACEMENTS)
+    for name, pattern in REPLACEMENTS:
+        path = conf / name
+        value = "carrier" if "gateway" in pattern else secrets.token_hex(24)
+        text, count = re.subn(pattern, r"\g<1>%s\2" % value, path.read_text(encoding="utf-8"))
+        assert count == 1, name
+        path.write_text(text, encoding="utf-8")
+    assert check() == []
