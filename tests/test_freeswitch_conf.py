@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -94,3 +95,16 @@ def test_readme_s_placeholder_check_finds_each_placeholder_until_it_is_replaced(
         assert count == 1, name
         path.write_text(text, encoding="utf-8")
     assert check() == []
+
+
+def test_the_global_variables_the_readmes_read_exist_on_a_real_switch() -> None:
+    # `api global_getvar` with no name, as a real FreeSWITCH answered it
+    # (a source install under /usr/freeswitch).
+    entries = json.loads((Path(__file__).resolve().parent / "data" / "transcripts" / "02_api_basic.json")
+                         .read_text(encoding="utf-8"))["entries"]
+    dump = next(e["data"] for e in entries if "\nhostname=" in e.get("data", ""))
+    known = set(re.findall(r"^([a-z_0-9]+)=", dump, re.M))
+    assert {"conf_dir", "sound_prefix", "recordings_dir"} <= known
+    for readme in (CONF / "README.md", CONF.parent / "README.md"):
+        named = set(re.findall(r"global_getvar ([a-z_0-9]+)", readme.read_text(encoding="utf-8")))
+        assert named <= known, (readme, named - known)
