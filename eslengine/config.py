@@ -19,6 +19,9 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # FreeSWITCH's compiled-in switch.conf defaults (switch_core.c).
 FS_DEFAULT_SPS = 30
 FS_DEFAULT_MAX_SESSIONS = 1000
+# The Debian/RPM packages' recordings_dir: assumed for a node that will not
+# say its own (see Config.recordings_dir).
+PACKAGE_RECORDINGS_DIR = "/var/lib/freeswitch/recordings"
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,16 @@ def _positive_float(name: str, value: object) -> float:
     return number
 
 
+def check_recordings_dir(value: str) -> str:
+    """A recordings directory as a call's ``record_session`` may name it: an
+    absolute path of letters, digits and ``_./-`` (no blanks, which would
+    split the application's arguments), without ``..``; returned without a
+    trailing slash. ConfigError otherwise."""
+    if not re.fullmatch(r"/[A-Za-z0-9_./-]*", value) or ".." in value:
+        raise ConfigError("recordings directory %r: use an absolute path of letters, digits and _./-" % value)
+    return value.rstrip("/") or "/"
+
+
 def _words(value: str) -> tuple[str, ...]:
     return tuple(w.strip() for w in value.split(",") if w.strip())
 
@@ -138,7 +151,9 @@ class Config:
     max_retries: int = 3
     max_call_duration: int = 4 * 3600
     # Where the switch writes recordings ({id}.wav / .mp3 is appended).
-    recordings_dir: str = "/var/lib/freeswitch/recordings"
+    # None: each node's own recordings_dir (a source install keeps it under
+    # its prefix), which the worker reads from the node when it connects.
+    recordings_dir: str | None = None
     # Text to speech: the switch's TTS module and default voice ('' = no TTS).
     tts_engine: str = ""
     tts_voice: str = ""
@@ -234,9 +249,11 @@ class Config:
         if (v := take("SIP_PROFILE")) is not None:
             kwargs["sip_profile"] = v
         if (v := take("RECORDINGS_DIR")) is not None:
-            if not re.fullmatch(r"/[A-Za-z0-9_./-]*", v) or ".." in v:
-                raise ConfigError("ESLENGINE_RECORDINGS_DIR must be an absolute path of letters, digits and _./-")
-            kwargs["recordings_dir"] = v.rstrip("/") or "/"
+            try:
+                kwargs["recordings_dir"] = check_recordings_dir(v)
+            except ConfigError as exc:
+                raise ConfigError("ESLENGINE_RECORDINGS_DIR must be an absolute path of letters, digits and _./-") \
+                    from exc
         if (v := take("TTS_ENGINE")) is not None:
             kwargs["tts_engine"] = v
         if (v := take("TTS_VOICE")) is not None:

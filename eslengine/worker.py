@@ -22,7 +22,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import gevent
@@ -33,9 +33,9 @@ import gevent.queue
 
 from . import dialstring
 from .calls import FINAL, CallRequest, CallState, check_policy, loads_request
-from .config import Config, Node
-from .errors import (EslCommandError, EslConnectionError, EslError, EslNotSent, EslTimeout, QueueUnavailable,
-                     ValidationError)
+from .config import PACKAGE_RECORDINGS_DIR, Config, Node, check_recordings_dir
+from .errors import (ConfigError, EslCommandError, EslConnectionError, EslError, EslNotSent, EslTimeout,
+                     QueueUnavailable, ValidationError)
 from .esl import BackgroundJob, NodeLink
 from .pacing import Pacer, node_share, session_cost
 from .protocol import Event, job_result
@@ -78,6 +78,7 @@ ESL_API_COMMANDS = (
     "uuid_dump",      # what a live leg did while unseen (_catch_up, _await_park)
     "hupall",         # cancel: every leg of one job (_hangup_until_gone)
     "uuid_kill",      # a held first leg whose second party cannot be connected (_drop_held)
+    "global_getvar",  # the node's recordings_dir, once a connection (_read_recordings_dir)
 )
 
 
@@ -134,6 +135,11 @@ def _default_name() -> str:
 class NodeState:
     node: Node
     pacer: Pacer
+    # The worker's config as the calls on this node use it: recordings_dir
+    # is the engine's, or else the node's own. ``ready`` once that is known
+    # (the node takes no calls before).
+    config: Config
+    ready: bool = False
     link: Any = None  # NodeLink
     sending: gevent.lock.BoundedSemaphore = field(default_factory=lambda: gevent.lock.BoundedSemaphore(MAX_UNANSWERED))
     # Held first legs waiting for their turn to start the second leg: they
@@ -147,7 +153,7 @@ class NodeState:
 
     @property
     def up(self) -> bool:
-        return bool(self.link is not None and self.link.up)
+        return bool(self.ready and self.link is not None and self.link.up)
 
 
 @dataclass
@@ -235,7 +241,9 @@ class Worker:
         # sends evenly can reach the switch a few milliseconds closer together.
         # No share of any node until this worker has its place among the
         # workers pacing it (``_share_loop``).
-        self.nodes = [NodeState(n, Pacer(n.sps, n.max_sessions, window=PACING_WINDOW, rate_share=0, session_share=0))
+        node_config = replace(config, recordings_dir=config.recordings_dir or PACKAGE_RECORDINGS_DIR)
+        self.nodes = [NodeState(n, Pacer(n.sps, n.max_sessions, window=PACING_WINDOW, rate_share=0, session_share=0),
+                                node_config, ready=config.recordings_dir is not None)
                       for n in config.nodes]
         self.calls: dict[str, Call] = {}
         # bgapi Job-UUID -> call, so a BACKGROUND_JOB that arrives on another
@@ -724,9 +732,6 @@ class Worker:
         request = call.request
         fields = {"originated": "1", "attempt_state": "pending", "bgapi_job_uuid": bg_uuid,
                   "worker": self.consumer}
-        recording = dialstring.recording_path(request, self.config)
-        if recording:
-            fields["recording"] = recording
         # The first leg's uuid is the job id (origination_uuid) unless the
         # switch replaces it; the events say so when it does.
         fields[_party_field(request, "a_uuid")] = request.id
@@ -738,7 +743,6 @@ class Worker:
         request = call.request
         job_id = request.id
         call.attempt = attempt
-        command = dialstring.originate_command(request, self.config, attempt, hold=call.held, worker=self.consumer)
         candidates = self._candidates(request)
         if candidates is None:
             log.info("job %s: target call %s is on no node", job_id, request.target_call_id)
@@ -777,6 +781,12 @@ class Worker:
             self._release(call)
             return
         log.debug("job %s: originate on %s (attempt %d)", job_id, node.node.label, attempt)
+        # Built for the node: a recording goes to its recordings directory.
+        command = dialstring.originate_command(request, node.config, attempt, hold=call.held, worker=self.consumer)
+        sent = {"attempt_state": "sent", "node": node.node.label}
+        recording = dialstring.recording_path(request, node.config)
+        if recording:
+            sent["recording"] = recording
         self._bg[bg_uuid] = call
         call.bg_uuids.append(bg_uuid)
         try:
@@ -811,10 +821,10 @@ class Worker:
             # here on the attempt is never placed again.
             call.sent = True
             call.release_claim()
-            self.queue.transition(job_id, fields={"attempt_state": "sent", "node": node.node.label})
+            self.queue.transition(job_id, fields=sent)
             call.inbox.put(OriginateResult(False, "", exc))
             return
-        self.queue.annotate(job_id, {"attempt_state": "sent", "node": node.node.label})
+        self.queue.annotate(job_id, sent)
         call.sent = True
         call.release_claim()
         # The BACKGROUND_JOB comes to the inbox like the channel events (which
@@ -900,7 +910,7 @@ class Worker:
         # session), so that the transfer leaves the moment the turn comes.
         # api, not bgapi: it must be set before the transfer runs, and bgapi
         # commands run in threads of their own.
-        setvar = dialstring.bridge_setvar_command(call.state.a_uuid, call.request, self.config, call.attempt,
+        setvar = dialstring.bridge_setvar_command(call.state.a_uuid, call.request, node.config, call.attempt,
                                                   worker=self.consumer)
 
         def set_bridge() -> None:
@@ -1269,6 +1279,8 @@ class Worker:
             call.inbox.put(event)
 
     def _on_node_up(self, state: NodeState) -> None:
+        if self.config.recordings_dir is None:
+            self._read_recordings_dir(state)
         log.info("node %s: up", state.node.label)
         self._share_wake.set()
         self._capacity.set()
@@ -1276,6 +1288,33 @@ class Worker:
         for call in list(self.calls.values()):
             if call.node is state:
                 call.inbox.put(_RECHECK)
+
+
+    def _read_recordings_dir(self, state: NodeState) -> None:
+        """Ask a node that has just connected for its recordings_dir (a
+        source install keeps it under its prefix), for the recordings of the
+        calls placed there. A node that will not say (global_getvar not
+        allowed, or no usable path) keeps what it had, at first the
+        packages' directory, and the log says so."""
+        label = state.node.label
+        try:
+            reply = state.link.api("global_getvar recordings_dir").strip()
+        except EslCommandError as exc:
+            reply = exc.reply
+        except EslError as exc:
+            log.warning("node %s: recordings_dir not read: %s", label, exc)
+            return  # this connection is failing; the next one asks again
+        try:
+            directory = check_recordings_dir(reply)
+        except ConfigError:
+            log.warning("node %s: the switch gave no usable recordings_dir (%r); recordings of its calls are named "
+                        "under %s: set ESLENGINE_RECORDINGS_DIR, or allow global_getvar", label, reply[:200],
+                        state.config.recordings_dir)
+        else:
+            if directory != state.config.recordings_dir:
+                state.config = replace(self.config, recordings_dir=directory)
+            log.info("node %s: recordings go to %s", label, directory)
+        state.ready = True
 
 
 def _result_wait(request: CallRequest) -> float:

@@ -257,6 +257,7 @@ def test_a_worker_claims_nothing_for_a_node_it_has_no_share_of_yet(rig: Rig) -> 
     worker = Worker(rig.config, rig.queue)  # not started: the node's state is set by hand
     state = worker.nodes[0]
     state.link = type("Link", (), {"up": True})()
+    state.ready = True
     assert worker._claim_ahead() == 0
     state.pacer.set_share(10, 20)
     assert worker._claim_ahead() > 0
@@ -606,5 +607,83 @@ def test_a_busy_second_party_s_leg_and_cause_are_on_the_record(redis_server: Red
                     if name == "CHANNEL_CREATE" and h.get("variable_eslengine_role") == "second"]
         assert (doc["b_uuid"], doc["b_hangup_cause"]) == (b_leg, "USER_BUSY"), doc
         assert doc["a_uuid"] == job_id and doc["a_hangup_cause"]
+    finally:
+        rig.close()
+
+
+RECORDINGS = "/usr/local/freeswitch/var/lib/freeswitch/recordings"  # a source install's, default prefix
+
+
+def say_recordings_dir(switch: FakeSwitch, directory: str | None) -> list[str]:
+    """Make the simulator's global_getvar know ``recordings_dir`` (as a real
+    switch does); returns the list every global_getvar it answers goes to."""
+    asked: list[str] = []
+    known = switch._global_vars
+    api = switch.api
+
+    def api_spy(cmd: str, arg: str, listener: Any) -> str:
+        if cmd == "global_getvar":
+            asked.append(arg)
+        return api(cmd, arg, listener)
+
+    if directory is not None:
+        switch._global_vars = lambda: [*known(), ("recordings_dir", directory)]  # type: ignore[method-assign]
+    switch.api = api_spy  # type: ignore[method-assign]
+    return asked
+
+
+@pytest.mark.parametrize("bridge", ["engine", "switch"])
+def test_recordings_go_to_the_switch_s_own_recordings_dir(redis_server: RedisServer, key_prefix: str,
+                                                          bridge: str) -> None:
+    rig = Rig(redis_server, key_prefix, talk_time=0.3)
+    asked = say_recordings_dir(rig.switch, RECORDINGS + "/")
+    try:
+        worker = rig.start_worker(bridge=bridge)
+        job_id = rig.submit(a="+15551230001", b="+15551230002", record=True)
+        doc = rig.final(job_id)
+        assert doc["status"] == "completed"
+        assert doc["recording"] == "%s/%s.wav" % (RECORDINGS, job_id)
+        started = [h for name, h in rig.switch.events_for(job_id) if name == "RECORD_START"]
+        assert started and started[0]["Record-File-Path"] == doc["recording"]
+        # Asked once a connection, not once a call.
+        rig.submit(a="+15551230003", b="+15551230004", record=True)
+        assert asked == ["recordings_dir"]
+        rig.switch.drop_connections()
+        wait_for(lambda: not worker.nodes[0].up, timeout=5)
+        wait_for(lambda: worker.nodes[0].up, timeout=10)
+        assert asked == ["recordings_dir"] * 2
+    finally:
+        rig.close()
+
+
+def test_eslengine_recordings_dir_wins_and_the_switch_is_not_asked(redis_server: RedisServer,
+                                                                     key_prefix: str) -> None:
+    rig = Rig(redis_server, key_prefix, talk_time=0.3)
+    asked = say_recordings_dir(rig.switch, RECORDINGS)
+    try:
+        rig.start_worker(recordings_dir="/srv/calls")
+        job_id = rig.submit(a="+15551230001", b="+15551230002", record={"format": "mp3"})
+        assert rig.final(job_id)["recording"] == "/srv/calls/%s.mp3" % job_id
+        assert asked == []
+    finally:
+        rig.close()
+
+
+def test_a_switch_that_does_not_say_its_recordings_dir_gets_the_packages_one(redis_server: RedisServer,
+                                                                             key_prefix: str,
+                                                                             caplog: pytest.LogCaptureFixture) -> None:
+    # global_getvar refused (an ESL user from before the engine asked), or
+    # no usable answer: the calls still run, under the packages' directory,
+    # and the log says what to do.
+    users = {"eslengine@sim": ("pw", frozenset(ESL_API_COMMANDS) - {"global_getvar"}, None)}
+    rig = Rig(redis_server, key_prefix, talk_time=0.3, users=users)
+    try:
+        with caplog.at_level("WARNING", logger="eslengine.worker"):
+            rig.start_worker(nodes=(replace(rig.config.nodes[0], user="eslengine@sim", password="pw"),))
+            job_id = rig.submit(a="+15551230001", b="+15551230002", record=True)
+            doc = rig.final(job_id)
+        assert doc["recording"] == "/var/lib/freeswitch/recordings/%s.wav" % job_id
+        assert any("-ERR permission denied" in r.getMessage() and "ESLENGINE_RECORDINGS_DIR" in r.getMessage()
+                   for r in caplog.records)
     finally:
         rig.close()
