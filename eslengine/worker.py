@@ -1289,7 +1289,6 @@ class Worker:
             if call.node is state:
                 call.inbox.put(_RECHECK)
 
-
     def _read_recordings_dir(self, state: NodeState) -> None:
         """Ask a node that has just connected for its recordings_dir (a
         source install keeps it under its prefix), for the recordings of the

@@ -614,7 +614,7 @@ def test_a_busy_second_party_s_leg_and_cause_are_on_the_record(redis_server: Red
 RECORDINGS = "/usr/local/freeswitch/var/lib/freeswitch/recordings"  # a source install's, default prefix
 
 
-def say_recordings_dir(switch: FakeSwitch, directory: str | None) -> list[str]:
+def say_recordings_dir(switch: FakeSwitch, directory: str) -> list[str]:
     """Make the simulator's global_getvar know ``recordings_dir`` (as a real
     switch does); returns the list every global_getvar it answers goes to."""
     asked: list[str] = []
@@ -626,8 +626,7 @@ def say_recordings_dir(switch: FakeSwitch, directory: str | None) -> list[str]:
             asked.append(arg)
         return api(cmd, arg, listener)
 
-    if directory is not None:
-        switch._global_vars = lambda: [*known(), ("recordings_dir", directory)]  # type: ignore[method-assign]
+    switch._global_vars = lambda: [*known(), ("recordings_dir", directory)]  # type: ignore[method-assign]
     switch.api = api_spy  # type: ignore[method-assign]
     return asked
 
