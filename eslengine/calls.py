@@ -400,6 +400,9 @@ def _party(name: str, value: object, top: Mapping[str, Any], config: Config,
                 raise ValidationError(key_field, "only X- headers (X- then letters, digits, -)")
             text = _text(key_field, header_value, MAX_VALUE)
             assert text is not None
+            if text != text.strip(" "):
+                # SIP reads a header's value without the blanks around it.
+                raise ValidationError(key_field, "may not start or end with a space")
             headers.append((key, text))
     return Party(
         destinations=tuple(destinations),

@@ -284,17 +284,20 @@ def dial_string(request: CallRequest, name: str, config: Config, rounds: Iterabl
                 extra: Iterable[tuple[str, str]] = (), attempt: int = 1, worker: str = "") -> str:
     """``{party variables}[leg_timeout=..]<endpoint>|...`` for party ``name``.
 
-    Every leg of a ``,`` group gets the ``{}`` block, and two channels cannot
-    share a uuid (a second sofia leg fails "Duplicate UUID!"): a first party
-    rung at several destinations at once carries ``origination_uuid`` on its
-    first leg alone, in that leg's ``[]`` block; the engine follows whichever
-    leg answers (its uuid comes back in the originate's result)."""
+    Every leg gets the ``{}`` block, and a sofia leg cannot take a uuid that
+    a session still holds ("Duplicate UUID!"): not a simultaneous leg's, nor
+    a failed failover leg's, whose session lasts until the originate is
+    over. A first party with several destinations therefore carries
+    ``origination_uuid`` on its first leg alone, in that leg's ``[]`` block;
+    the engine follows whichever leg answers (its uuid comes back in the
+    originate's result). ``originate_retries`` dials again only after the
+    retry sleep, when the earlier legs are gone."""
     rounds = tuple(rounds)
     party = request.party(name)
     variables = [*party_variables(request, name, config, attempt, worker), *extra]
     several = len(party.destinations) > 1
     own_uuid: list[tuple[str, str]] = []
-    if several and party.mode == "simultaneous":
+    if several:
         own_uuid = [(n, v) for n, v in variables if n == "origination_uuid"]
         variables = [(n, v) for n, v in variables if n != "origination_uuid"]
     block = variable_block(variables, rounds)

@@ -59,13 +59,13 @@ text = mostly(printable)
 def expected_groups(request: CallRequest, name: str, config: Config,
                     extra: tuple[tuple[str, str], ...] = ()) -> list[list[tuple[str, dict[str, str]]]]:
     """What a party's dial string must parse to: failover groups of
-    simultaneous legs, each (endpoint, variables). Legs rung at once share
-    no uuid: only the first carries origination_uuid."""
+    simultaneous legs, each (endpoint, variables). Only the first leg of
+    several carries origination_uuid."""
     party = request.party(name)
     base = dict(dialstring.party_variables(request, name, config, worker=WORKER))
     base.update(extra)
     several = len(party.destinations) > 1
-    own_uuid = base.pop("origination_uuid", None) if several and party.mode == "simultaneous" else None
+    own_uuid = base.pop("origination_uuid", None) if several else None
     legs = []
     for i, dest in enumerate(party.destinations):
         variables = dict(base)
@@ -274,7 +274,7 @@ def test_every_printable_value_round_trips(value: str, dial_first: str, mode: st
             "a": "+15551230001", "b": "+15551230002", "dial_first": dial_first,
             "caller_id_name": name, "variables": {"v": value},
             party: {"to": ["+15551230003", "+15551230004"], "mode": mode, "caller_id_name": name,
-                    "sip_headers": {"X-V": value} if value else None},
+                    "sip_headers": {"X-V": value} if value and value == value.strip(" ") else None},
         }
         for extra in ({}, {"announcement": {"say": value or "x"}}, {"media": "bypass"},
                       {"max_duration": 60, "warnings": [{"after": 5}], "record": True}):

@@ -90,7 +90,7 @@ def test_simultaneous_legs_first_answer_wins(switch: FakeSwitch) -> None:
     if not any(hangup_of(A)(e) for e in evs):
         evs += c.events_until(hangup_of(A))
     loser = [e for e in evs if hangup_of(A)(e)][0]
-    assert loser.get("Hangup-Cause") == "ORIGINATOR_CANCEL"
+    assert loser.get("Hangup-Cause") == "LOSE_RACE"  # as a real switch ends a ringing loser
     assert switch.channels[winner].name == "loopback/1000-a"
 
 
@@ -200,7 +200,7 @@ def test_sched_hangup_on_answer(switch: FakeSwitch, a_extra: str, a_cause: str) 
     c = listen(switch, "CHANNEL_BRIDGE CHANNEL_EXECUTE CHANNEL_HANGUP_COMPLETE")
     bgapi(c, bridge_with("execute_on_answer_1=sched_hangup\\s+2\\sALLOTTED_TIMEOUT", a_extra))
     evs = c.events_until(lambda e: e.name == "CHANNEL_BRIDGE")
-    execs = [e for e in evs if e.name == "CHANNEL_EXECUTE"]
+    execs = [e for e in evs if e.name == "CHANNEL_EXECUTE" and e.get("Application") != "bridge"]
     assert [(e.get("Unique-ID"), e.get("Application"), e.get("Application-Data")) for e in execs] == [
         (B, "sched_hangup", "+2 ALLOTTED_TIMEOUT")]
     bridged = time.monotonic()
@@ -259,6 +259,7 @@ def test_connect_extension_announces_then_bridges(switch: FakeSwitch) -> None:
         ("CHANNEL_EXECUTE", "answer", None), ("CHANNEL_EXECUTE_COMPLETE", "answer", None),
         ("CHANNEL_EXECUTE", "playback", "/sounds/hi.wav"), ("CHANNEL_EXECUTE_COMPLETE", "playback", "/sounds/hi.wav"),
         ("CHANNEL_EXECUTE", "speak", "flite|kal|Your call"), ("CHANNEL_EXECUTE_COMPLETE", "speak", "flite|kal|Your call"),
+        ("CHANNEL_EXECUTE", "bridge", bridge.replace("\\,", ",")),
     ]
     assert all(e.get("Unique-ID") == A for e in evs[1:-1])
     assert (evs[-1].get("Bridge-A-Unique-ID"), evs[-1].get("Bridge-B-Unique-ID")) == (A, B)
@@ -440,3 +441,24 @@ def test_expansion_rereads_a_stored_value_before_bridge_parses_it(switch: FakeSw
     evs = c.events_until(lambda e: e.name == "CHANNEL_BRIDGE")
     (b_create,) = [e for e in evs if e.name == "CHANNEL_CREATE"]
     assert b_create.variable("note") == "back lash"
+
+
+def test_a_failover_leg_cannot_take_the_uuid_of_a_failed_sofia_leg(switch: FakeSwitch) -> None:
+    """The failed leg's session lasts until the originate is over: the next
+    sofia leg asking for its uuid fails "Duplicate UUID!" (a loopback leg
+    takes it, as recorded)."""
+    c = listen(switch, "BACKGROUND_JOB CHANNEL_CREATE")
+    bgapi(c, "{origination_uuid=%s}sofia/gateway/gw/15551230486|sofia/gateway/gw/15551230001 &park()" % A)
+    evs = c.events_until(job_done)
+    assert evs[-1].body == "-ERR DESTINATION_OUT_OF_ORDER\n"
+    assert [e.get("Channel-Name") for e in evs if e.name == "CHANNEL_CREATE"] == ["sofia/gateway/gw/15551230486"]
+
+
+def test_legs_still_ringing_when_the_originating_channel_hangs_up_are_cancelled(switch: FakeSwitch) -> None:
+    c = listen(switch, "BACKGROUND_JOB CHANNEL_CREATE CHANNEL_HANGUP_COMPLETE")
+    bgapi(c, "{origination_uuid=%s,target=sofia/gateway/gw/15551230408}sofia/gateway/gw/15551230001"
+             " &bridge(${target})" % A)
+    c.events_until(lambda e: e.name == "CHANNEL_CREATE" and e.get("Channel-Name", "").endswith("408"))
+    switch.api("uuid_kill", A, None)
+    evs = c.events_until(lambda e: e.name == "CHANNEL_HANGUP_COMPLETE" and e.get("Channel-Name", "").endswith("408"))
+    assert evs[-1].get("Hangup-Cause") == "ORIGINATOR_CANCEL"

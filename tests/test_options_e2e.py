@@ -320,7 +320,7 @@ def test_simultaneous_destinations_the_first_leg_answers(stack: LocalStack, swit
                     "sofia/gateway/demo/15551230408": legs["sofia/gateway/demo/15551230408"]}
 
 
-@pytest.mark.parametrize("value", ["O'Brien", "back\\slash", "a, b = 'c' \"d\" \\e ;!@~", " edges ", "US$5 ^ :_ _:"])
+@pytest.mark.parametrize("value", ["O'Brien", "back\\slash", "a, b = 'c' \"d\" \\e ;!@~", "in  side", "US$5 ^ :_ _:"])
 @pytest.mark.parametrize("extra", [{}, {"announcement": {"file": "ivr/welcome.wav"}}, {"media": "bypass"}])
 def test_client_text_arrives_exactly_on_both_parties(stack: LocalStack, switch: FakeSwitch, value: str,
                                                      extra: dict[str, Any]) -> None:
@@ -341,6 +341,7 @@ def test_client_text_arrives_exactly_on_both_parties(stack: LocalStack, switch: 
      "'^^'"),
     ({"caller_id_name": 'Say "hi"'}, "caller_id_name", "'\"'"),
     ({"a": {"to": "+15551230001", "sip_headers": {"X-A": "x:_:y"}}}, "a.sip_headers.X-A", "':_:'"),
+    ({"a": {"to": "+15551230001", "sip_headers": {"X-A": " edges "}}}, "a.sip_headers.X-A", "space"),
 ])
 def test_text_no_escape_can_carry_is_refused_naming_the_field(stack: LocalStack, body: dict[str, Any], field: str,
                                                               reason: str) -> None:

@@ -10,12 +10,16 @@ Event order and header sets follow the recorded transcripts (README "Order
 for a successful originate", "Order in 06a"). Choices where the recordings
 are silent:
 
-* a failed ``&bridge()`` hangs the A leg up with the B leg's cause (the
-  ``audio_bridge_function`` behaviour without ``continue_on_fail``), and sets
+* a failed ``bridge`` hangs the A leg up with the B leg's cause
+  (``switch_channel_handle_cause`` without ``continue_on_fail``), except for
+  NO_ANSWER, NO_USER_RESPONSE and ORIGINATOR_CANCEL, after which the A leg
+  has nothing left to run and ends NORMAL_CLEARING; it sets
   ``originate_disposition``, ``DIALSTATUS`` and ``last_bridge_hangup_cause``
   on it first;
-* a simultaneous (``,``) leg that is still ringing when another answers
-  ends ``ORIGINATOR_CANCEL``; one that answered too late ends ``LOSE_RACE``;
+* a simultaneous (``,``) leg that is still ringing (or answered too late)
+  when another answers ends ``LOSE_RACE``, as a real switch's sofia legs do;
+* legs still ringing when the originating channel (``bridge``) hangs up end
+  ``ORIGINATOR_CANCEL``;
 * a session refused by the limits fails that leg with
   ``DESTINATION_OUT_OF_ORDER`` (``Throttle Error!`` / ``Over Session
   Limit!``); when only a loopback ``-b`` leg is refused, the ``-a`` leg stays
@@ -193,6 +197,7 @@ class Channel:
         "created_us", "answered_us", "progress_us", "progress_media_us", "hangup_us", "bridged_us",
         "answered", "hangup_cause", "peer", "bridge", "bridge_role", "call_uuid", "app",
         "on_hangup", "talk_timer", "hit_dialplan", "screen", "hide_name", "hide_number", "recordings",
+        "dialing",
     )
 
     def __init__(self, uuid: str, name: str, direction: str, dest: str, context: str,
@@ -225,6 +230,9 @@ class Channel:
         self.call_uuid = uuid
         self.app = ""
         self.on_hangup: list[Callable[[Channel], None]] = []
+        # Legs this channel's bridge is ringing: cancelled (ORIGINATOR_CANCEL)
+        # when it hangs up, before its own CHANNEL_HANGUP_COMPLETE.
+        self.dialing: list[Channel] = []
         self.talk_timer: gevent.Greenlet | None = None
         self.hit_dialplan = direction == "inbound"
         # origination_privacy resets the profile flags, then sets each word it contains
@@ -608,6 +616,12 @@ class Switchboard:
                 leg.talk_timer = None
         for leg in legs:
             self.fire_channel("CHANNEL_HANGUP", leg)
+        for leg in legs:
+            # switch_ivr_originate sees its caller gone and cancels what it
+            # rings before the caller's thread reaches CS_HANGUP.
+            dialing, leg.dialing = leg.dialing, []
+            for out in dialing:
+                self.hangup(out, "ORIGINATOR_CANCEL")
         bridged = [leg for leg in legs if leg.bridge is not None]
         for leg in legs:
             if leg not in bridged:
@@ -660,8 +674,17 @@ class Switchboard:
 
     # -- answer / progress -----------------------------------------------------
 
+    @staticmethod
+    def _callee_id(leg: _Leg) -> None:
+        """A sofia leg takes the callee ID the far end sends back (its 180 or
+        200): with no Remote-Party-ID, the number it dialled as both name
+        and number ("Update Callee ID")."""
+        if leg.kind in ("sofia", "user") and leg.a is not None:
+            leg.a.callee_name = leg.a.callee_num = leg.dest
+
     def _answer(self, leg: _Leg) -> None:
         now = _now_us()
+        self._callee_id(leg)
         for ch in (leg.a, leg.b):
             if ch is not None and ch.alive and not ch.answered:
                 ch.answered = True
@@ -687,6 +710,7 @@ class Switchboard:
 
     def _progress(self, leg: _Leg, media: bool) -> None:
         now = _now_us()
+        self._callee_id(leg)
         name = "CHANNEL_PROGRESS_MEDIA" if media else "CHANNEL_PROGRESS"
         for ch in (leg.a, leg.b):
             if ch is not None and ch.alive:
@@ -810,6 +834,10 @@ class Switchboard:
         sleep_ms = _int_in(global_vars.get("originate_retry_sleep_ms"), 500, 60000, 1000)
         cause = "NO_ANSWER"
         for attempt in range(retries):
+            # A failed leg's session is destroyed only after the originate
+            # attempt is over: a failover leg asking for the same uuid meets
+            # it still there ("Duplicate UUID!"). The retry sleep outlasts it.
+            spent: set[str] = set()
             for group in dial.groups:
                 legs = [self._plan(global_vars, leg) for leg in group]
                 if not legs:
@@ -818,7 +846,7 @@ class Switchboard:
                     gevent.sleep(self.scaled(sleep_ms / 1000.0))
                 if originator is not None and not originator.alive:
                     return None, "ORIGINATOR_CANCEL"
-                winner, cause, timed_out = self._dial_group(legs, self.scaled(timeout), parsed, originator)
+                winner, cause, timed_out = self._dial_group(legs, self.scaled(timeout), parsed, originator, spent)
                 if winner is not None and winner.a is not None:
                     return winner, ""
                 if timed_out or (originator is not None and not originator.alive):
@@ -826,7 +854,7 @@ class Switchboard:
         return None, cause
 
     def _dial_group(self, legs: list[_Leg], timeout: float, parsed: Any,
-                    originator: Channel | None) -> tuple[_Leg | None, str, bool]:
+                    originator: Channel | None, spent: set[str] | None = None) -> tuple[_Leg | None, str, bool]:
         """Dial one group of simultaneous legs; ``timeout`` (simulator
         seconds) is the originate timeout. Returns (winner, cause, timed_out).
         A leg with ``leg_timeout`` that has not answered by then hangs up
@@ -835,8 +863,13 @@ class Switchboard:
         cid_default_name = getattr(parsed, "cid_name", None) or ""
         cid_default_num = getattr(parsed, "cid_num", None) or "0000000000"
         if originator is not None:
-            cid_default_name = originator.cid_name
-            cid_default_num = originator.cid_num
+            # The new leg gets a copy of the originator's caller profile, as
+            # its events show it (an answered outbound leg is flipped: its
+            # callee ID is its caller ID).
+            if originator.flipped:
+                cid_default_name, cid_default_num = originator.callee_name, originator.callee_num
+            else:
+                cid_default_name, cid_default_num = originator.cid_name, originator.cid_num
         # create the channels
         ringing: list[_Leg] = []
         first_cause: str | None = None
@@ -848,7 +881,7 @@ class Switchboard:
                                               "DESTINATION_OUT_OF_ORDER")
             elif leg.kind not in ("loopback", "sofia", "user"):
                 leg.fail_cause = _ENDPOINT_CAUSE.get(leg.kind, "CHAN_NOT_IMPLEMENTED")
-            elif uuid and uuid in self.channels and leg.kind != "loopback":
+            elif uuid and (uuid in self.channels or uuid in (spent or ())) and leg.kind != "loopback":
                 # sofia asks the core for a session with that uuid
                 # (switch_core_session_request_uuid): "Duplicate UUID!", no
                 # session. loopback takes one and the uuid change fails
@@ -871,6 +904,8 @@ class Switchboard:
                 extra_a = {"originator": originator.uuid, "signal_bond": originator.uuid,
                            "originating_leg_uuid": originator.uuid}
             a = self._new_channel(uuid, name, "outbound", leg, cid_name, cid_num)
+            if spent is not None:
+                spent.add(a.uuid)
             if originator is not None and leg.kind in ("sofia", "user") and switch_true(
                     originator.variables.get("sip_copy_custom_headers", "true")):
                 # sofia_outgoing_channel: the originating channel's sip_h_*
@@ -946,7 +981,17 @@ class Switchboard:
         winner: _Leg | None = None
         pending = list(ringing)
         causes: list[str] = []
+        if originator is not None:
+            originator.on_hangup.append(on_hangup)
+            originator.dialing = [leg.a for leg in ringing if leg.a is not None]
         while pending and winner is None:
+            if originator is not None and not originator.alive:
+                for leg in pending:
+                    if leg.a is not None and leg.a.alive:
+                        self.hangup(leg.a, "ORIGINATOR_CANCEL")
+                causes.append("ORIGINATOR_CANCEL")
+                pending = []
+                break
             # legs hung up from outside (uuid_kill, hupall) drop out
             for leg in list(pending):
                 assert leg.a is not None
@@ -985,9 +1030,11 @@ class Switchboard:
             until = min(deadline, actions[0][0]) if actions else deadline
             wake.clear()
             wake.wait(max(0.0, until - now))
-        for leg in ringing:
-            if leg.a is not None and on_hangup in leg.a.on_hangup:
-                leg.a.on_hangup.remove(on_hangup)
+        for ch in [leg.a for leg in ringing] + [originator]:
+            if ch is not None and on_hangup in ch.on_hangup:
+                ch.on_hangup.remove(on_hangup)
+        if originator is not None:
+            originator.dialing = []
         if winner is None:
             if timed_out:
                 return None, "NO_ANSWER", True
@@ -995,7 +1042,7 @@ class Switchboard:
         for leg in ringing:
             if leg is winner or leg.a is None or not leg.a.alive:
                 continue
-            self.hangup(leg.a, "LOSE_RACE" if leg.a.answered else "ORIGINATOR_CANCEL")
+            self.hangup(leg.a, "LOSE_RACE")
         # the winner's remaining timeline (early media, then answer) goes on
         rest = [(t, what) for t, _s, leg, what in actions if leg is winner and what == "answer"]
         if rest and winner.a is not None:
@@ -1058,11 +1105,9 @@ class Switchboard:
         if not app:
             app = "park"   # `<exten> [XML] [context]`: simulated as answer + park
         a.app = app
-        a.variables["current_application"] = app
-        if app_args:
-            a.variables["current_application_data"] = app_args
         if not a.alive:
             return
+        self.begin(a, app, app_args)
         if app == "bridge":
             self._bridge(a, app_args)
         elif app == "hangup":
@@ -1127,8 +1172,7 @@ class Switchboard:
             self.hangup(a, "NORMAL_CLEARING")
             return
         a.app = "bridge"
-        v["current_application"] = "bridge"
-        v["current_application_data"] = bridge
+        self.begin(a, "bridge", bridge)
         self._bridge(a, bridge)
 
     def _bridge(self, a: Channel, data: str) -> None:
@@ -1153,12 +1197,18 @@ class Switchboard:
         self._bridge_failed(a, cause)
 
     def _bridge_failed(self, a: Channel, cause: str) -> None:
+        """``bridge`` failed: ``switch_channel_handle_cause`` hangs the
+        channel up with the cause, except that no answer (``NO_ANSWER``,
+        ``NO_USER_RESPONSE``, ``ORIGINATOR_CANCEL``) is "always a reason to
+        continue": the dialplan (or ``&bridge``) goes on, has nothing left,
+        and the channel hangs up ``NORMAL_CLEARING``."""
         a.variables["originate_disposition"] = cause
         a.variables["DIALSTATUS"] = cause
         a.variables["originate_failed_cause"] = cause
         a.variables["last_bridge_hangup_cause"] = cause
         if a.alive:
-            self.hangup(a, cause)
+            goes_on = cause in ("NO_ANSWER", "NO_USER_RESPONSE", "ORIGINATOR_CANCEL")
+            self.hangup(a, "NORMAL_CLEARING" if goes_on else cause)
 
     def _link(self, a: Channel, b: Channel) -> None:
         now = _now_us()
@@ -1216,6 +1266,16 @@ class Switchboard:
             for target in targets:
                 self.spawn(self.execute, target, app, data, response, duration)
         self.later(max(0.0, self.scaled(delay)), play)
+
+    def begin(self, ch: Channel, app: str, data: str | None) -> None:
+        """An application that lasts (park, bridge, ...) starts: its
+        CHANNEL_EXECUTE."""
+        ch.variables["current_application"] = app
+        head: Headers = [("Application", app)]
+        if data:
+            ch.variables["current_application_data"] = data
+            head.append(("Application-Data", data))
+        self.fire_channel("CHANNEL_EXECUTE", ch, tail=head + [("Application-UUID", str(uuidlib.uuid4()))])
 
     def execute(self, ch: Channel, app: str, data: str | None, response: str = "_none_",
                 duration: float = 0.0) -> None:
