@@ -199,9 +199,15 @@ def playable(media: Media) -> str:
 
 
 def recording_path(request: CallRequest, config: Config) -> str | None:
+    """Where the switch writes the call's recording: ``config``'s
+    recordings_dir (the worker gives each node's calls the node's own when
+    the engine's is not set), else the packages' default."""
     if request.record is None:
         return None
-    return "%s/%s.%s" % (config.recordings_dir.rstrip("/"), request.id, request.record.format)
+    from .config import PACKAGE_RECORDINGS_DIR
+
+    directory = config.recordings_dir or PACKAGE_RECORDINGS_DIR
+    return "%s/%s.%s" % (directory.rstrip("/"), request.id, request.record.format)
 
 
 def ring_timeout(party: Party) -> int:
