@@ -46,6 +46,7 @@ import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from .config import PACKAGE_RECORDINGS_DIR
 from .errors import ValidationError
 
 if TYPE_CHECKING:
@@ -204,8 +205,6 @@ def recording_path(request: CallRequest, config: Config) -> str | None:
     the engine's is not set), else the packages' default."""
     if request.record is None:
         return None
-    from .config import PACKAGE_RECORDINGS_DIR
-
     directory = config.recordings_dir or PACKAGE_RECORDINGS_DIR
     return "%s/%s.%s" % (directory.rstrip("/"), request.id, request.record.format)
 
