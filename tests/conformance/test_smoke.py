@@ -13,6 +13,7 @@ import pytest
 from eslengine.config import Node
 from eslengine.esl import EslConnection
 from eslengine.fakeswitch.server import FakeSwitch
+from eslengine.worker import WORKER_EVENT_FORMAT, WORKER_EVENTS
 
 from .events import CALLEE_PROFILE, CARRIER_PROFILE
 from .switch import SHIPPED, RealSwitch
@@ -84,7 +85,7 @@ def test_the_shipped_user_subscribes_only_to_its_events(real_switch: RealSwitch)
 
 def test_the_engines_client_logs_in_with_the_ready_made_url(real_switch: RealSwitch) -> None:
     node = Node.from_url(real_switch.freeswitch_url)
-    conn = EslConnection(node, event_format="json")
+    conn = EslConnection(node, events=WORKER_EVENTS, event_format=WORKER_EVENT_FORMAT)
     conn.connect()
     try:
         assert conn.api("uuid_exists %s" % uuid.uuid4()).strip() == "false"
@@ -223,19 +224,19 @@ def test_the_loopback_route_bridges_to_the_gateway_with_the_jobs_variables(real_
     assert set(legs) == {"loopback/15551230001-a", "loopback/15551230001-b", "sofia/carrier/15551230001"}
     assert legs["loopback/15551230001-a"].uuid == job
     bridge = legs["loopback/15551230001-b"].applications
-    assert [(a.name, a.data) for a in bridge] == [
-        ("bridge", "{eslengine_job_id=%s,eslengine_leg=a,eslengine_role=}sofia/gateway/selfgw/15551230001" % job)]
+    assert [(a.name, a.data) for a in bridge][:2] == [
+        ("set", "hangup_after_bridge=true"),
+        ("bridge", "{media_mix_inbound_outbound_codecs=true,eslengine_job_id=%s,eslengine_leg=a,eslengine_role=}"
+                   "sofia/gateway/selfgw/15551230001" % job)]
     assert legs["sofia/carrier/15551230001"].var("eslengine_leg") == "a"
     assert callee.destination_number == "15551230001"
     assert (callee.caller_id_name, callee.caller_id_number) == ("Acme", "+15557770000")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "freeswitch-conf/dialplan/eslengine.xml: the carrier leg bridged from loopback offers only the "
-    "loopback leg's L16 (switch_core_media_prepare_codecs: an unanswered leg with originator_codec offers "
-    "that codec alone unless media_mix_inbound_outbound_codecs is set), the callee answers 488 and the "
-    "originate fails INCOMPATIBLE_DESTINATION"))
 def test_the_loopback_route_connects_the_callee(real_switch: RealSwitch) -> None:
+    """The carrier leg offers the profile's codecs as well as the loopback
+    leg's L16 (media_mix_inbound_outbound_codecs in the shipped context), so
+    a callee that knows no L16 answers."""
     job = str(uuid.uuid4())
     mark = real_switch.events.mark()
 
