@@ -550,11 +550,13 @@ class FakeSwitch:
                  users: dict[str, User] | None = None, hostname: str = "fakeswitch",
                  auth_timeout: float = 25.0, time_scale: float = 1.0, playback_time: float = 0.0,
                  events_kept: int = 10_000, originates_kept: int = 10_000,
-                 record: str | None = None) -> None:
+                 record: str | None = None, base_dir: str = "/usr/local/freeswitch") -> None:
         self.bind = bind
         self.password = password
         self.users: dict[str, User] = dict(users or {})
         self.hostname = hostname
+        # A source install's layout: everything under the prefix.
+        self.base_dir = base_dir.rstrip("/") or "/"
         self.auth_timeout = auth_timeout
         self.board = Switchboard(self._fire, hostname=hostname, sps=sps, max_sessions=max_sessions,
                                  ring_time=ring_time, talk_time=talk_time,
@@ -819,7 +821,9 @@ class FakeSwitch:
     def _global_vars(self) -> list[tuple[str, str]]:
         return [("hostname", self.hostname), ("local_ip_v4", "127.0.0.1"),
                 ("local_mask_v4", "255.0.0.0"), ("local_ip_v6", "::1"),
-                ("base_dir", "/usr/local/freeswitch"), ("temp_dir", "/tmp"),
+                ("base_dir", self.base_dir), ("recordings_dir", self.base_dir + "/recordings"),
+                ("sounds_dir", self.base_dir + "/sounds"), ("conf_dir", self.base_dir + "/conf"),
+                ("temp_dir", "/tmp"),
                 ("domain", "127.0.0.1"), ("core_uuid", self.board.core_uuid)]
 
     def _api_global_getvar(self, arg: str) -> str:
