@@ -555,7 +555,8 @@ class FakeSwitch:
         self.password = password
         self.users: dict[str, User] = dict(users or {})
         self.hostname = hostname
-        # A source install's layout: everything under the prefix.
+        # A source install's layout under its prefix, as recorded
+        # (02_api_basic: recordings_dir=<base_dir>/var/lib/freeswitch/recordings).
         self.base_dir = base_dir.rstrip("/") or "/"
         self.auth_timeout = auth_timeout
         self.board = Switchboard(self._fire, hostname=hostname, sps=sps, max_sessions=max_sessions,
@@ -821,8 +822,10 @@ class FakeSwitch:
     def _global_vars(self) -> list[tuple[str, str]]:
         return [("hostname", self.hostname), ("local_ip_v4", "127.0.0.1"),
                 ("local_mask_v4", "255.0.0.0"), ("local_ip_v6", "::1"),
-                ("base_dir", self.base_dir), ("recordings_dir", self.base_dir + "/recordings"),
-                ("sounds_dir", self.base_dir + "/sounds"), ("conf_dir", self.base_dir + "/conf"),
+                ("base_dir", self.base_dir),
+                ("recordings_dir", self.base_dir + "/var/lib/freeswitch/recordings"),
+                ("sounds_dir", self.base_dir + "/share/freeswitch/sounds"),
+                ("conf_dir", self.base_dir + "/etc/freeswitch"),
                 ("temp_dir", "/tmp"),
                 ("domain", "127.0.0.1"), ("core_uuid", self.board.core_uuid)]
 

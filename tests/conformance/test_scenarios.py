@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,8 +66,11 @@ def _env(prefix: str, url: str, extra: dict[str, str]) -> dict[str, str]:
     }
 
 
-# The engine's two ways of starting the second party's leg.
-MODES = {"engine": {}, "switch": {"ESLENGINE_BRIDGE": "switch"}}
+# The engine's two ways of starting the second party's leg, and the loopback
+# route through the shipped eslengine dialplan context.
+MODES = {"engine": {}, "switch": {"ESLENGINE_BRIDGE": "switch"},
+         "loopback": {"ESLENGINE_ROUTE_TEMPLATE": "loopback/{number}/eslengine"}}
+BRIDGE_MODES = ("engine", "switch")
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +208,7 @@ def _real_legs(rs: RealSwitch, job_id: str, since: int) -> list[LegView]:
     views = []
     for leg in rs.events.job_legs(job_id, since):
         party = leg.var("eslengine_leg")
-        if party not in ("a", "b"):
+        if party not in ("a", "b") or leg.profile == "carrier" and leg.channel_name.startswith("loopback/"):
             continue
         callee = rs.events.callee_legs([leg.uuid], since)
         seen: Leg | None = callee[0] if callee else None
@@ -275,6 +279,18 @@ def run(targets: list[Target], rs: RealSwitch, sim: FakeSwitch, body: dict[str, 
     return Run(records, summaries)
 
 
+RECORD_FIELDS = ("status", "hangup_cause", "a_hangup_cause", "b_hangup_cause")
+
+
+def same_record(result: Run) -> dict[str, Any]:
+    """The call records agree (for the loopback route, where the simulator
+    has no carrier leg behind the loopback pair)."""
+    sim, real = ({k: r.get(k) for k in RECORD_FIELDS} for r in (result.records["simulator"],
+                                                                 result.records["freeswitch"]))
+    assert sim == real, _diff(sim, real)
+    return real
+
+
 def same(result: Run) -> dict[str, Any]:
     """The summary both switches agree on (the test fails on any difference)."""
     sim, real = result.summaries["simulator"], result.summaries["freeswitch"]
@@ -297,7 +313,7 @@ A, B = "+15551230001", "+15551230002"
 LONG_A, LONG_B = "+15551230777", "+15552220777"
 
 
-@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("mode", BRIDGE_MODES)
 def test_connect(targets: list[Target], real_switch: RealSwitch, simulator: FakeSwitch, mode: str) -> None:
     got = same(run(targets, real_switch, simulator, {"a": A, "b": B}, mode=mode))
     assert (got["status"], got["hangup_cause"]) == ("completed", "NORMAL_CLEARING")
@@ -354,7 +370,7 @@ def test_anonymous(targets: list[Target], real_switch: RealSwitch, simulator: Fa
     assert got["status"] == "completed"
 
 
-@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("mode", BRIDGE_MODES)
 def test_x_headers_as_received(targets: list[Target], real_switch: RealSwitch, simulator: FakeSwitch,
                                mode: str) -> None:
     got = same(run(targets, real_switch, simulator, {
@@ -408,7 +424,7 @@ HOSTILE = ["O'Brien", "back\\slash", "a, b = 'c' \"d\" \\e ;!@~", "in  side", "i
            "caf\u00e9 \u4e2d\u6587"]
 
 
-@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("mode", BRIDGE_MODES)
 @pytest.mark.parametrize("value", HOSTILE)
 def test_client_text_on_every_path(targets: list[Target], real_switch: RealSwitch, simulator: FakeSwitch,
                                    mode: str, value: str) -> None:
@@ -422,3 +438,112 @@ def test_client_text_on_every_path(targets: list[Target], real_switch: RealSwitc
         leg = got[party][0]
         assert leg["variables"] == {"eslengine_var_note": value}
         assert leg["received"][1] == {"X-Note": value}
+
+
+# ---------------------------------------------------------------- the loopback route
+
+
+def _callee_views(rs: RealSwitch, job_id: str) -> dict[str, list[tuple[str, str]]]:
+    """party -> the caller IDs the callee saw on the legs that reached it."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for leg in rs.events.job_legs(job_id):
+        party = leg.var("eslengine_leg")
+        if leg.profile != "carrier" or party not in ("a", "b"):
+            continue
+        for seen in rs.events.callee_legs([leg.uuid]):
+            out.setdefault(party, []).append((seen.caller_id_name or "", seen.caller_id_number or ""))
+    return out
+
+
+@pytest.mark.parametrize(("body", "status", "cause"), [
+    ({"a": A, "b": B}, "completed", "NORMAL_CLEARING"),
+    ({"a": A, "b": "+15551230486"}, "failed", "USER_BUSY"),
+    ({"a": LONG_A, "b": {"to": "+15551230408", "timeout": 5}}, "failed", "NO_ANSWER"),
+    ({"a": {"to": "+15551230408", "timeout": 5}, "b": B}, "failed", "NO_ANSWER"),
+    ({"a": A, "b": "+15551230503"}, "failed", "NORMAL_TEMPORARY_FAILURE"),
+], ids=["connect", "b-busy", "b-no-answer", "a-no-answer", "b-temporary-failure"])
+def test_the_loopback_route(targets: list[Target], real_switch: RealSwitch, simulator: FakeSwitch,
+                            body: dict[str, Any], status: str, cause: str) -> None:
+    """ESLENGINE_ROUTE_TEMPLATE=loopback/{number}/eslengine: each party is a
+    loopback pair whose -b leg the shipped context bridges to the carrier.
+    The record is the gateway route's, and the job's caller IDs reach the
+    carrier for both parties."""
+    body = {**body, "caller_id_number": "+15557770000", "caller_id_name": "Acme Support"}
+    result = run(targets, real_switch, simulator, body, mode="loopback")
+    got = same_record(result)
+    assert (got["status"], got["hangup_cause"]) == (status, cause)
+    seen = _callee_views(real_switch, result.records["freeswitch"]["id"])
+    for party, caller_ids in seen.items():
+        assert set(caller_ids) == {("Acme Support", "+15557770000")}, (party, caller_ids)
+    assert "a" in seen
+
+
+# ---------------------------------------------------------------- media
+
+
+def _sound_file(real_switch: RealSwitch, relative: str) -> None:
+    """A second of 8 kHz silence where the switch looks for ``relative``
+    (no sound_prefix here: relative to its sounds directory)."""
+    import wave
+
+    path = real_switch.workdir / "sounds" / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\0\0" * 8000)
+
+
+@pytest.mark.parametrize("mode", BRIDGE_MODES)
+def test_announcement_before_the_second_party(targets: list[Target], real_switch: RealSwitch,
+                                              simulator: FakeSwitch, mode: str) -> None:
+    _sound_file(real_switch, "eslengine/hello.wav")
+    since = real_switch.events.mark()
+    result = run(targets, real_switch, simulator, {"a": A, "b": B,
+                                                   "announcement": {"file": "eslengine/hello.wav"}}, mode=mode)
+    got = same(result)
+    assert got["status"] == "completed" and "playback" in got["a"][0]["apps"]
+    # On the real switch the file played, then the second party was rung.
+    job = result.records["freeswitch"]["id"]
+    events = real_switch.events.events(since)
+    played = [i for i, e in enumerate(events) if e.name == "CHANNEL_EXECUTE_COMPLETE"
+              and e.get("Application") == "playback" and e.uuid == job]
+    b_created = [i for i, e in enumerate(events) if e.name == "CHANNEL_CREATE" and e.variable("eslengine_leg") == "b"]
+    assert played and b_created and played[0] < b_created[0]
+    assert events[played[0]].get("Application-Response") == "FILE PLAYED"
+
+
+def test_the_recording_is_written(targets: list[Target], real_switch: RealSwitch, simulator: FakeSwitch) -> None:
+    result = run(targets, real_switch, simulator, {"a": A, "b": B, "record": True})
+    got = same(result)
+    assert got["status"] == "completed"
+    real = result.records["freeswitch"]
+    # The switch's own recordings_dir (global_getvar), where it wrote the file.
+    assert real["recording"] == "%s/%s.wav" % (real_switch.api("global_getvar recordings_dir").strip(), real["id"])
+    deadline = time.monotonic() + 5
+    path = Path(real["recording"])
+    while not (path.exists() and path.stat().st_size > 44):
+        assert time.monotonic() < deadline, "no recording at %s" % path
+        gevent.sleep(0.1)
+    sim = result.records["simulator"]
+    assert sim["recording"] == "%s/var/lib/freeswitch/recordings/%s.wav" % (simulator.base_dir, sim["id"])
+
+
+@pytest.mark.parametrize("extra", [{"announcement": {"file": "eslengine/hello.wav"}}, {"media": "bypass"}],
+                         ids=["connect-extension", "bypass-media"])
+@pytest.mark.parametrize("value", ["O'Brien", "back\\slash", "a, b = 'c' \"d\" \\e ;!@~", "it\\'s \\\\ \\s \\, \\$x $5"])
+def test_client_text_on_the_other_paths(targets: list[Target], real_switch: RealSwitch, simulator: FakeSwitch,
+                                        extra: dict[str, Any], value: str) -> None:
+    """The connect extension with something to play first (the second
+    party's dial string rides in the first leg's block), and media bypass
+    (&bridge with the first leg's eslengine_bridge), in the switch mode
+    where the originate carries the second dial string itself."""
+    _sound_file(real_switch, "eslengine/hello.wav")
+    got = same(run(targets, real_switch, simulator, {
+        "a": {"to": A, "sip_headers": {"X-Note": value}}, "b": {"to": B, "sip_headers": {"X-Note": value}},
+        "variables": {"note": value}, **extra}, mode="switch"))
+    assert got["status"] == "completed"
+    for party in ("a", "b"):
+        assert got[party][0]["variables"] == {"eslengine_var_note": value}
+        assert got[party][0]["received"][1] == {"X-Note": value}
