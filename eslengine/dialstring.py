@@ -238,9 +238,14 @@ def party_variables(request: CallRequest, name: str, config: Config, attempt: in
                 ("origination_privacy", "hide_name:hide_number")]
     else:
         number = party.caller_id_number or request.caller_id_number
-        if party.show_other_number:
-            number = other.first.number
         cid_name = party.caller_id_name or request.caller_id_name
+        if party.show_other_number or (role == "second" and not number):
+            # With no number of its own, the second party sees the first
+            # party's, as a bridge from a sofia leg shows it by itself: on a
+            # loopback route it would otherwise see the loopback leg's
+            # "Outbound Call" <context>.
+            number = other.first.number
+            cid_name = cid_name or number
         if number:
             out.append(("origination_caller_id_number", number))
         if cid_name:

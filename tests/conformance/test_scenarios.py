@@ -475,7 +475,20 @@ def test_the_loopback_route(targets: list[Target], real_switch: RealSwitch, simu
     seen = _callee_views(real_switch, result.records["freeswitch"]["id"])
     for party, caller_ids in seen.items():
         assert set(caller_ids) == {("Acme Support", "+15557770000")}, (party, caller_ids)
-    assert "a" in seen
+    assert "a" in seen and ("b" in seen or status == "failed" and body["a"] != A)
+
+
+def test_the_loopback_route_with_no_caller_id(targets: list[Target], real_switch: RealSwitch,
+                                              simulator: FakeSwitch) -> None:
+    """The second party sees the first party's number, as on the gateway
+    route, not the loopback leg's "Outbound Call" <eslengine>."""
+    seen = {}
+    for mode in ("loopback", "engine"):
+        result = run(targets, real_switch, simulator, {"a": A, "b": B}, mode=mode)
+        assert same_record(result)["status"] == "completed"
+        seen[mode] = _callee_views(real_switch, result.records["freeswitch"]["id"])
+    assert seen["loopback"] == seen["engine"]
+    assert seen["loopback"]["b"] == [(A, A)]
 
 
 # ---------------------------------------------------------------- media
