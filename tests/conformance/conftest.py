@@ -106,3 +106,19 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             "real switch: %s started in %.1fs (event socket 127.0.0.1:%d, SIP carrier %d / callee %d)"
             % (switch.binary, switch.startup_seconds, switch.esl_port, switch.ports.carrier_sip,
                switch.ports.callee_sip))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The scenario table: each scenario's outcome on the simulator and on
+    the real switch, and what was compared ("all": records, legs, causes,
+    applications, what the called side received; "record": the records)."""
+    import sys
+
+    module = sys.modules.get("tests.conformance.test_scenarios")
+    results = getattr(module, "RESULTS", None)
+    if not results:
+        return
+    width = max(len(r[0]) for r in results)
+    terminalreporter.write_sep("-", "scenarios: simulator | FreeSWITCH")
+    for name, sim, real, agreed in results:
+        terminalreporter.write_line("%-*s  %-52s  %-52s  %s" % (width, name, sim, real, agreed))

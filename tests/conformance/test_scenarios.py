@@ -23,6 +23,7 @@ SIP between two profiles of the test switch.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -282,11 +283,27 @@ def run(targets: list[Target], rs: RealSwitch, sim: FakeSwitch, body: dict[str, 
 RECORD_FIELDS = ("status", "hangup_cause", "a_hangup_cause", "b_hangup_cause")
 
 
+# (scenario, simulator's outcome, FreeSWITCH's outcome, the whole summary agreed):
+# printed as a table at the end of the run (conftest.pytest_terminal_summary).
+RESULTS: list[tuple[str, str, str, str]] = []
+
+
+def _outcome(record: dict[str, Any]) -> str:
+    causes = "/".join(record.get(k) or "-" for k in ("a_hangup_cause", "b_hangup_cause"))
+    return "%s %s (a/b %s)" % (record.get("status"), record.get("hangup_cause") or "-", causes)
+
+
+def _note(result: Run, agreed: str) -> None:
+    test = os.environ.get("PYTEST_CURRENT_TEST", "?").split("::", 1)[-1].rsplit(" ", 1)[0]
+    RESULTS.append((test, _outcome(result.records["simulator"]), _outcome(result.records["freeswitch"]), agreed))
+
+
 def same_record(result: Run) -> dict[str, Any]:
     """The call records agree (for the loopback route, where the simulator
     has no carrier leg behind the loopback pair)."""
     sim, real = ({k: r.get(k) for k in RECORD_FIELDS} for r in (result.records["simulator"],
                                                                  result.records["freeswitch"]))
+    _note(result, "record" if sim == real else "DIFFERS")
     assert sim == real, _diff(sim, real)
     return real
 
@@ -294,6 +311,7 @@ def same_record(result: Run) -> dict[str, Any]:
 def same(result: Run) -> dict[str, Any]:
     """The summary both switches agree on (the test fails on any difference)."""
     sim, real = result.summaries["simulator"], result.summaries["freeswitch"]
+    _note(result, "all" if sim == real else "DIFFERS")
     assert sim == real, _diff(sim, real)
     return real
 
