@@ -64,6 +64,7 @@ import redis
 
 import eslengine
 from eslengine.calls import FINAL
+from eslengine.config import Config
 from eslengine.errors import JobExists, QueueUnavailable
 from eslengine.fakeswitch.journal import read_journal
 from eslengine.queue import Keys
@@ -211,6 +212,8 @@ class Chaos:
 
     def submit(self, client: redis.Redis, rng: random.Random) -> None:
         interval = self.seconds / max(1, self.jobs)
+        # The workers' settings, not this shell's: the same policy and prefix.
+        config = Config.from_env(self.engine_env)
         start = time.monotonic()
         for i in range(self.jobs):
             if self._stop.wait(max(0.0, start + i * interval - time.monotonic())):
@@ -219,7 +222,7 @@ class Chaos:
             deadline = time.monotonic() + 10
             while True:
                 try:
-                    eslengine.enqueue(client, doc)
+                    eslengine.enqueue(client, doc, config=config)
                     self.accepted.append(doc["id"])
                     break
                 except JobExists:

@@ -515,7 +515,8 @@ def parse_request(data: object, config: Config, *, job_id: str | None = None,
     The id comes from ``job_id`` if given, else the document's ``id``, else a
     new UUID. Unknown fields are refused, so a misspelt option is never
     silently ignored. ``check_policy=False`` skips the toll-fraud policy
-    (for a job already checked when it was accepted); see ``check_policy``.
+    (the worker, which applies ``check_policy`` itself to what it is about
+    to dial, and follows a call already placed whatever the policy says).
     """
     if not isinstance(data, Mapping):
         raise ValidationError("body", "must be a JSON object")
