@@ -144,6 +144,7 @@ class Chaos:
             "ESLENGINE_FREESWITCH": nodes,
             "ESLENGINE_API_KEYS": self.stack.api_key,
             "ESLENGINE_GATEWAY": "chaos",
+            "ESLENGINE_ALLOW_UNVALIDATED_NUMBERS": "1",  # the fictional +1555 numbers
             "ESLENGINE_KEY_PREFIX": "eslengine",
             "ESLENGINE_CLAIM_IDLE_MS": str(self.claim_idle_ms),
             "ESLENGINE_RECONNECT_MAX_DELAY": "1",

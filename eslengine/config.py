@@ -108,6 +108,15 @@ def check_recordings_dir(value: str) -> str:
     return value.rstrip("/") or "/"
 
 
+def _flag(name: str, value: str) -> bool:
+    word = value.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError("%s must be 1 or 0, got %r" % (name, value))
+
+
 def _words(value: str) -> tuple[str, ...]:
     return tuple(w.strip() for w in value.split(",") if w.strip())
 
@@ -141,6 +150,10 @@ class Config:
     # classification; default premium rate), countries served (ISO 3166 codes;
     # empty = any), allow-list (full-match regexes; empty = any).
     blocked_prefixes: tuple[str, ...] = ("+870", "+881", "+882", "+883")
+    # Numbers libphonenumber cannot validate (no range of their country's
+    # numbering plan fits them; their type is unknown) are refused unless
+    # this is set, for operators who must dial unusual ranges.
+    allow_unvalidated_numbers: bool = False
     refused_number_types: tuple[str, ...] = ("premium_rate",)
     countries: frozenset[str] = frozenset()
     allow_patterns: tuple[str, ...] = ()
@@ -229,6 +242,8 @@ class Config:
             kwargs["allow_patterns"] = _patterns("ESLENGINE_ALLOW", v)
         if (v := take("BLOCKED_PREFIXES")) is not None:
             kwargs["blocked_prefixes"] = () if v.strip().lower() == "none" else _words(v)
+        if (v := take("ALLOW_UNVALIDATED_NUMBERS")) is not None:
+            kwargs["allow_unvalidated_numbers"] = _flag("ESLENGINE_ALLOW_UNVALIDATED_NUMBERS", v)
         if (v := take("REFUSED_NUMBER_TYPES")) is not None:
             from .destinations import NUMBER_TYPES
 

@@ -786,7 +786,7 @@ def enqueue(client: redis.Redis, job: Mapping[str, Any], *, prefix: str | None =
     """Validate a job document and queue it; returns its id.
 
     The Python way for another app to place a call without the HTTP API:
-    ``eslengine.enqueue(redis.Redis(), {"a": "+15551230001", "b": "user/1000"})``.
+    ``eslengine.enqueue(redis.Redis(), {"a": "+12025550123", "b": "user/1000"})``.
     The job passes the policy of ``config``, by default this process's
     ``ESLENGINE_*`` settings (``Config.from_env(os.environ)``, what the API
     and the worker read), and goes under ``prefix``, by default the

@@ -94,6 +94,9 @@ def test_config_from_env_reads_every_setting() -> None:
     assert len(config.allow_patterns) == 2
     assert (config.max_ring_timeout, config.esl_timeout) == (90, 2.5)
     assert config.bridge == "switch" and Config().bridge == "engine"
+    assert not config.allow_unvalidated_numbers
+    assert Config.from_env({"ESLENGINE_ALLOW_UNVALIDATED_NUMBERS": "1"}).allow_unvalidated_numbers
+    assert not Config.from_env({"ESLENGINE_ALLOW_UNVALIDATED_NUMBERS": "0"}).allow_unvalidated_numbers
     assert Config.from_env({}) == Config()
 
 
@@ -106,6 +109,7 @@ def test_config_from_env_reads_every_setting() -> None:
     {"ESLENGINE_FREESWITCH": "esl://:x@host:notaport"},
     {"ESLENGINE_FREESWITCH": "esl://:x@host?speed=1"},
     {"ESLENGINE_BRIDGE": "both"},
+    {"ESLENGINE_ALLOW_UNVALIDATED_NUMBERS": "sometimes"},
 ])
 def test_bad_config_values(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):

@@ -27,8 +27,13 @@ def queue(redis_client: redis.Redis, key_prefix: str) -> JobQueue:
     return JobQueue(redis_client, Keys(key_prefix), record_ttl=60)
 
 
+# The suite dials the fictional 555-01xx range (+1 555 123 0001), which libphonenumber
+# does not validate: configs that dial it allow unvalidated numbers.
+CONFIG = Config(allow_unvalidated_numbers=True)
+
+
 def _request(**extra: object) -> object:
-    return parse_request({"a": "+15551230001", "b": "user/1000", **extra}, Config())
+    return parse_request({"a": "+15551230001", "b": "user/1000", **extra}, CONFIG)
 
 
 def test_enqueue_writes_record_and_stream_entry(queue: JobQueue) -> None:
@@ -265,10 +270,12 @@ def test_dead_letter_keeps_reason_and_acks(queue: JobQueue) -> None:
 
 
 def test_public_enqueue_helper(redis_client: redis.Redis, key_prefix: str) -> None:
-    job_id = enqueue(redis_client, {"a": "+15551230001", "b": "+15551230002"}, prefix=key_prefix)
+    job_id = enqueue(redis_client, {"a": "+12025550123", "b": "+12025550124"}, prefix=key_prefix)
     assert JobQueue(redis_client, Keys(key_prefix)).get(job_id)["status"] == "queued"  # type: ignore[index]
     with pytest.raises(ValidationError):
-        enqueue(redis_client, {"a": "+1555 &park()", "b": "+15551230002"}, prefix=key_prefix)
+        enqueue(redis_client, {"a": "+1202 &park()", "b": "+12025550124"}, prefix=key_prefix)
+    with pytest.raises(ValidationError, match="not a valid phone number"):
+        enqueue(redis_client, {"a": "+15551230001", "b": "+12025550124"}, prefix=key_prefix)
     assert redis_client.xlen(key_prefix + ":jobs") == 1
 
 

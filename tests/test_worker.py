@@ -45,6 +45,9 @@ class Rig:
             nodes=(Node(host, port, "s3cret", sps=switch.get("sps", 30), max_sessions=switch.get("max_sessions", 1000)),),
             esl_timeout=2.0,
             claim_idle_ms=60_000,
+            # The suite dials the fictional 555-01xx range, which
+            # libphonenumber does not validate.
+            allow_unvalidated_numbers=True,
         )
         self.client = redis.Redis.from_url(redis_server.url, decode_responses=True, socket_timeout=5)
         self.queue = JobQueue(self.client, Keys(prefix), record_ttl=600)
