@@ -108,6 +108,10 @@ def check_recordings_dir(value: str) -> str:
     return value.rstrip("/") or "/"
 
 
+# A directory domain as a user/<ext>@domain destination may name it.
+_DOMAIN = re.compile(r"[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*")
+
+
 def _flag(name: str, value: str) -> bool:
     word = value.strip().lower()
     if word in ("1", "true", "yes", "on"):
@@ -142,8 +146,10 @@ class Config:
     # it, {gateway} the gateway below.
     route_template: str = "sofia/gateway/{gateway}/{number}"
     gateway: str = "default"
-    # FreeSWITCH directory domain for user/NNNN destinations ('' = switch default).
-    user_domain: str = ""
+    # FreeSWITCH directory domains user/NNNN@domain destinations may name,
+    # lower case; the first is the domain of user/NNNN with none. Empty:
+    # no domain may be named, user/NNNN goes to the switch's default domain.
+    user_domains: tuple[str, ...] = ()
     # Toll-fraud policy for E.164 destinations, applied in this order:
     # blocked prefixes (default: international satellite and shared-network
     # ranges, billed at premium rates), refused number types (libphonenumber's
@@ -206,6 +212,12 @@ class Config:
 
     log_level: str = "INFO"
 
+    @property
+    def user_domain(self) -> str:
+        """The domain of a ``user/<ext>`` destination that names none ('' =
+        the switch's default domain)."""
+        return self.user_domains[0] if self.user_domains else ""
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Config:
         """Build from ``ESLENGINE_*`` variables; unset ones keep their default."""
@@ -237,7 +249,11 @@ class Config:
         if (v := take("GATEWAY")) is not None:
             kwargs["gateway"] = v
         if (v := take("USER_DOMAIN")) is not None:
-            kwargs["user_domain"] = v
+            domains = tuple(w.lower() for w in _words(v))
+            bad = [d for d in domains if not _DOMAIN.fullmatch(d)]
+            if bad:
+                raise ConfigError("ESLENGINE_USER_DOMAIN: %r is not a domain name" % bad[0])
+            kwargs["user_domains"] = domains
         if (v := take("ALLOW")) is not None:
             kwargs["allow_patterns"] = _patterns("ESLENGINE_ALLOW", v)
         if (v := take("BLOCKED_PREFIXES")) is not None:

@@ -136,7 +136,10 @@ def parse_destination(field: str, value: object, config: Config, *, check_policy
         return Destination("e164", value)
     match = _USER.fullmatch(value)
     if match:
-        return Destination("user", match.group(1), match.group(2) or "")
+        domain = match.group(2) or ""
+        if domain and check_policy:
+            check_user_domain(field, domain, config)
+        return Destination("user", match.group(1), domain)
     match = _SIP.fullmatch(value)
     if match:
         domain = match.group(2)
@@ -248,6 +251,13 @@ def check_number_allowed(field: str, number: str, config: Config) -> None:
         if config.countries and region not in config.countries:
             raise ValidationError(field, "destination country %s is not served" % (region or "unknown"))
     _check_allow_list(field, number, config)
+
+
+def check_user_domain(field: str, domain: str, config: Config) -> None:
+    """A ``user/<ext>@domain`` destination may name only a configured
+    directory domain (ValidationError otherwise)."""
+    if domain.lower() not in config.user_domains:
+        raise ValidationError(field, "directory domain %s is not allowed" % domain)
 
 
 def _check_allow_list(field: str, number: str, config: Config) -> None:

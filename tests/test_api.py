@@ -615,7 +615,7 @@ def test_openapi_patterns_describe_what_the_validator_accepts(data: st.DataObjec
     destination = data.draw(st.from_regex(schema["pattern"].replace("$", r"\Z"), fullmatch=True)
                             .filter(lambda v: len(v) <= schema["maxLength"]))
     config = Config(blocked_prefixes=(), refused_number_types=(), sip_domains=(".*",), allow_unvalidated_numbers=True)
-    calls.parse_destination("a", destination, config)  # does not raise
+    calls.parse_destination("a", destination, config, check_policy=False)  # does not raise
     cid = data.draw(st.from_regex(_schema("caller_id_number")["pattern"].replace("$", r"\Z"), fullmatch=True))
     assert calls.parse_request({**VALID, "caller_id_number": cid}, config).caller_id_number == cid
 

@@ -25,7 +25,7 @@ from eslengine.errors import ValidationError
 
 # The suite dials the fictional 555-01xx range (+1 555 123 0001), which libphonenumber
 # does not validate: configs that dial it allow unvalidated numbers.
-CONFIG = Config(allow_unvalidated_numbers=True)
+CONFIG = Config(allow_unvalidated_numbers=True, user_domains=("example.com",))
 
 
 def test_minimal_request_gets_defaults() -> None:
@@ -150,6 +150,29 @@ def test_numbers_libphonenumber_cannot_validate_are_refused_by_default(number: s
     with pytest.raises(ValidationError, match="allowed ranges"):
         parse_request({"a": number, "b": "+12125550100"}, Config(allow_unvalidated_numbers=True,
                                                                  allow_patterns=(r"\+1212[0-9]{7}",)))
+
+
+@pytest.mark.parametrize(("domains", "destination", "ok"), [
+    ((), "user/1000", True),                       # the switch's default domain
+    ((), "user/1000@evil.example.com", False),     # no domain configured: none may be named
+    (("pbx.example.com",), "user/1000", True),
+    (("pbx.example.com",), "user/1000@pbx.example.com", True),
+    (("pbx.example.com",), "user/1000@PBX.Example.com", True),
+    (("pbx.example.com",), "user/1000@evil.example.com", False),
+    (("pbx.example.com",), "user/1000@example.com", False),
+    (("pbx.example.com",), "user/1000@pbx.example.com.evil.net", False),
+    (("pbx.example.com", "branch.example.com"), "user/1000@branch.example.com", True),
+])
+def test_directory_users_only_in_the_configured_domains(domains: tuple[str, ...], destination: str,
+                                                        ok: bool) -> None:
+    config = Config(user_domains=domains)
+    body = {"a": destination, "b": "+12125550100"}
+    if ok:
+        assert str(parse_request(body, config).a.first) == destination
+        return
+    with pytest.raises(ValidationError, match="directory domain") as info:
+        parse_request(body, config)
+    assert info.value.field == "a"
 
 
 _NUMBERS = st.builds(
@@ -297,7 +320,8 @@ def test_request_json_is_compact_and_stable() -> None:
 
 
 OPTS = Config(sip_domains=(r"pbx\.example\.com",), tts_engine="flite", media_url_prefixes=("https://media.example.com/",),
-              webhook_allow=(r"https://hooks\.example\.com/.*",), allow_unvalidated_numbers=True)
+              webhook_allow=(r"https://hooks\.example\.com/.*",), allow_unvalidated_numbers=True,
+              user_domains=("pbx.example.com",))
 BASE = {"a": "+15551230001", "b": "+15551230002"}
 
 

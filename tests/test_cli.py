@@ -95,6 +95,10 @@ def test_config_from_env_reads_every_setting() -> None:
     assert (config.max_ring_timeout, config.esl_timeout) == (90, 2.5)
     assert config.bridge == "switch" and Config().bridge == "engine"
     assert not config.allow_unvalidated_numbers
+    assert config.user_domains == () and config.user_domain == ""
+    listed = Config.from_env({"ESLENGINE_USER_DOMAIN": "pbx.example.com, Branch.example.com"})
+    assert listed.user_domains == ("pbx.example.com", "branch.example.com")
+    assert listed.user_domain == "pbx.example.com"  # the domain of user/<ext> with none
     assert Config.from_env({"ESLENGINE_ALLOW_UNVALIDATED_NUMBERS": "1"}).allow_unvalidated_numbers
     assert not Config.from_env({"ESLENGINE_ALLOW_UNVALIDATED_NUMBERS": "0"}).allow_unvalidated_numbers
     assert Config.from_env({}) == Config()
@@ -110,6 +114,7 @@ def test_config_from_env_reads_every_setting() -> None:
     {"ESLENGINE_FREESWITCH": "esl://:x@host?speed=1"},
     {"ESLENGINE_BRIDGE": "both"},
     {"ESLENGINE_ALLOW_UNVALIDATED_NUMBERS": "sometimes"},
+    {"ESLENGINE_USER_DOMAIN": "pbx.example.com,bad domain"},
 ])
 def test_bad_config_values(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):

@@ -34,7 +34,7 @@ CONFIGS = [
            media_url_prefixes=("https://media.example.com/",), allow_unvalidated_numbers=True),
     Config(route_template="loopback/{number}/eslengine", sip_domains=(r".*",), tts_engine="flite",
            media_url_prefixes=("https://",), allow_unvalidated_numbers=True),
-    Config(route_template="sofia/external/{e164}@carrier.example.com", user_domain="example.com",
+    Config(route_template="sofia/external/{e164}@carrier.example.com", user_domains=("example.com",),
            allow_unvalidated_numbers=True),
 ]
 
@@ -317,7 +317,7 @@ def test_endpoints() -> None:
     a, b = request.a.first, request.b.first
     assert dialstring.endpoint(a, Config(gateway="gw1")) == "sofia/gateway/gw1/15551230001"
     assert dialstring.endpoint(b, Config()) == "user/1000"
-    assert dialstring.endpoint(b, Config(user_domain="example.com")) == "user/1000@example.com"
+    assert dialstring.endpoint(b, Config(user_domains=("example.com",))) == "user/1000@example.com"
     config = Config(route_template="sofia/external/{e164}@carrier")
     assert dialstring.endpoint(a, config) == "sofia/external/+15551230001@carrier"
     sip = parse_request({"a": "sip:alice@pbx.example.com", "b": "user/1000"}, CONFIGS[0]).a.first

@@ -224,6 +224,14 @@ def test_a_bare_xadd_reusing_a_checked_jobs_id_is_checked_itself(rig: Rig) -> No
     assert not [r for r in rig.switch.originates if "19005550123" in r.args]
 
 
+def test_a_bare_xadd_to_a_directory_user_of_another_domain_is_never_dialed(rig: Rig) -> None:
+    job_id = str(uuid.uuid4())
+    rig.client.xadd(rig.queue.keys.jobs, {"job": json.dumps({"id": job_id, "a": "user/1000@evil.example.com",
+                                                              "b": "+15551230002"})})
+    rig.start_worker(user_domains=("pbx.example.com",))
+    _refused(rig, job_id, "directory domain evil.example.com is not allowed")
+
+
 def test_an_attempt_that_never_left_is_placed_again_only_if_the_policy_allows(rig: Rig) -> None:
     # A worker claimed this job (dialing, attempt pending) and died before
     # the originate left; the worker that takes it over would place it again.
