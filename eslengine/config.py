@@ -19,6 +19,8 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # FreeSWITCH's compiled-in switch.conf defaults (switch_core.c).
 FS_DEFAULT_SPS = 30
 FS_DEFAULT_MAX_SESSIONS = 1000
+# Dead letters kept (about: the stream is trimmed a node at a time).
+DEAD_LETTER_MAX = 100_000
 # The Debian/RPM packages' recordings_dir: assumed for a node that will not
 # say its own (see Config.recordings_dir).
 PACKAGE_RECORDINGS_DIR = "/var/lib/freeswitch/recordings"
@@ -204,6 +206,8 @@ class Config:
     claim_idle_ms: int = 180_000
     # How long a finished call's record is kept in Redis (s).
     record_ttl: int = 7 * 24 * 3600
+    # How many dead letters are kept, the oldest dropped first.
+    dead_letter_max: int = DEAD_LETTER_MAX
     # Retries of a whole call that failed: the most attempts a job may ask
     # for, and what a job that says nothing gets.
     max_attempts: int = 5
@@ -301,6 +305,7 @@ class Config:
             ("concurrency", "CONCURRENCY"),
             ("claim_idle_ms", "CLAIM_IDLE_MS"),
             ("record_ttl", "RECORD_TTL"),
+            ("dead_letter_max", "DEAD_LETTER_MAX"),
             ("max_attempts", "MAX_ATTEMPTS"),
             ("default_attempts", "DEFAULT_ATTEMPTS"),
             ("default_retry_backoff", "DEFAULT_RETRY_BACKOFF"),

@@ -4,7 +4,9 @@ Keys (``<p>`` is the configured prefix, ``eslengine`` by default):
 
 ``<p>:jobs``               stream; one entry per job, one field ``job`` holding
                            the request JSON. Any app can ``XADD`` to it.
-``<p>:dead``               stream of jobs that cannot be dialed, with ``reason``.
+``<p>:dead``               stream of jobs that cannot be dialed, with ``reason``;
+                           capped at about ``dead_letter_max`` entries, the
+                           oldest dropped first.
 ``<p>:call:<id>``          hash: the call's status, timestamps, causes, request.
 ``<p>:call:<id>:history``  list of ``<status> <iso time>`` in order.
 ``<p>:cancel``             pub/sub channel: ids whose live call must be hung up.
@@ -44,7 +46,7 @@ from redis.retry import Retry
 
 from . import calls
 from .calls import CallRequest
-from .config import Config
+from .config import DEAD_LETTER_MAX, Config
 from .errors import JobExists, QueueUnavailable
 
 log = logging.getLogger(__name__)
@@ -341,10 +343,13 @@ class JobQueue:
     greenlet-safe as far as the redis client is."""
 
     def __init__(self, client: redis.Redis, keys: Keys, *, record_ttl: int = 7 * 24 * 3600,
-                 batcher: Any = None) -> None:
+                 batcher: Any = None, dead_letter_max: int = DEAD_LETTER_MAX) -> None:
         self.redis = client
         self.keys = keys
         self.record_ttl = record_ttl
+        # Dead letters are trimmed to about this many (XADD MAXLEN ~: whole
+        # stream nodes at a time, so a few more may stay).
+        self.dead_letter_max = dead_letter_max
         # A redisbatch.CommandBatcher: the hot-path commands of many
         # greenlets then share pipelines (the worker uses one).
         self.batcher = batcher
@@ -365,7 +370,8 @@ class JobQueue:
 
     @classmethod
     def from_config(cls, config: Config, client: redis.Redis | None = None) -> JobQueue:
-        return cls(client or connect(config.redis_url), Keys(config.key_prefix), record_ttl=config.record_ttl)
+        return cls(client or connect(config.redis_url), Keys(config.key_prefix), record_ttl=config.record_ttl,
+                   dead_letter_max=config.dead_letter_max)
 
     # ------------------------------------------------------------ producers
 
@@ -456,7 +462,7 @@ class JobQueue:
         entry.update(reason=reason, entry_id=entry_id, job_id=job_id, at=now_iso())
         with redis_errors("dead-letter"):
             pipe = self.redis.pipeline(transaction=True)
-            pipe.xadd(self.keys.dead, entry)
+            pipe.xadd(self.keys.dead, entry, maxlen=self.dead_letter_max, approximate=True)
             pipe.xack(self.keys.jobs, GROUP, entry_id)
             pipe.xdel(self.keys.jobs, entry_id)
             pipe.execute()
@@ -465,7 +471,7 @@ class JobQueue:
         """Record a job that keeps failing in ``<p>:dead`` (its call record stays)."""
         with redis_errors("dead-letter"):
             self.redis.xadd(self.keys.dead, {JOB_FIELD: request_json, "job_id": job_id, "reason": reason,
-                                             "at": now_iso()})
+                                             "at": now_iso()}, maxlen=self.dead_letter_max, approximate=True)
 
     def dead_letters(self, count: int = 100) -> list[tuple[str, dict[str, str]]]:
         with redis_errors("list dead letters"):
@@ -800,7 +806,7 @@ def enqueue(client: redis.Redis, job: Mapping[str, Any], *, prefix: str | None =
     if prefix is not None and prefix != config.key_prefix:
         config = dataclasses.replace(config, key_prefix=prefix)
     request = calls.parse_request(job, config)
-    return JobQueue(client, Keys(config.key_prefix), record_ttl=config.record_ttl).enqueue(request)
+    return JobQueue.from_config(config, client).enqueue(request)
 
 
 @functools.lru_cache(maxsize=4)

@@ -269,6 +269,23 @@ def test_dead_letter_keeps_reason_and_acks(queue: JobQueue) -> None:
     assert queue.redis.xpending(queue.keys.jobs, "workers")["pending"] == 0
 
 
+def test_the_dead_letter_stream_is_capped(redis_client: redis.Redis, key_prefix: str) -> None:
+    queue = JobQueue(redis_client, Keys(key_prefix), record_ttl=60, dead_letter_max=50)
+    queue.ensure_group()
+    for i in range(300):
+        entry_id = redis_client.xadd(queue.keys.jobs, {"job": "{broken %d" % i})
+        queue.dead_letter(entry_id, {"job": "{broken %d" % i}, "invalid job: job: is not valid JSON")
+        queue.dead_letter_job(str(i), "{}", "failed after 3 attempts: USER_BUSY")
+    # Trimmed the cheap way (whole stream nodes of up to 100 entries): the
+    # newest 50 at least are kept, and not many more.
+    assert 50 <= redis_client.xlen(queue.keys.dead) <= 50 + 100
+    newest = redis_client.xrevrange(queue.keys.dead, count=1)[0][1]
+    assert newest["job_id"] == "299"
+    assert JobQueue.from_config(Config(dead_letter_max=7), redis_client).dead_letter_max == 7
+    assert Config.from_env({"ESLENGINE_DEAD_LETTER_MAX": "5000"}).dead_letter_max == 5000
+    assert Config().dead_letter_max == 100_000
+
+
 def test_public_enqueue_helper(redis_client: redis.Redis, key_prefix: str) -> None:
     job_id = enqueue(redis_client, {"a": "+12025550123", "b": "+12025550124"}, prefix=key_prefix)
     assert JobQueue(redis_client, Keys(key_prefix)).get(job_id)["status"] == "queued"  # type: ignore[index]
