@@ -6,9 +6,10 @@ read; everything else is handed a ``Config``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .errors import ConfigError
@@ -26,6 +27,19 @@ DEAD_LETTER_MAX = 100_000
 PACKAGE_RECORDINGS_DIR = "/var/lib/freeswitch/recordings"
 
 
+def redact_url(url: str) -> str:
+    """``url`` as errors and logs may show it: the password in its user
+    information replaced by ``***`` (``esl://user:***@host:port``); with no
+    ``user:`` part, the whole user information. Errs on hiding too much: all
+    up to the last ``@`` counts as user information."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    return "%s://%s@%s" % (scheme, user + ":***" if colon else "***", host)
+
+
 @dataclass(frozen=True)
 class Node:
     """One FreeSWITCH node the worker holds an event-socket connection to.
@@ -36,7 +50,7 @@ class Node:
 
     host: str
     port: int
-    password: str
+    password: str = field(repr=False)
     name: str = ""
     # Non-empty: authenticate with ``userauth user@domain:password`` as a
     # directory user restricted by esl-allowed-api / esl-allowed-events.
@@ -52,15 +66,17 @@ class Node:
     def from_url(cls, url: str) -> Node:
         """``esl://:password@host:port?name=fs1&sps=30&max_sessions=1000``;
         ``esl://engine%40example.com:password@host:port`` uses ``userauth``."""
-        parts = urlsplit(url.strip())
+        url = url.strip()
+        shown = redact_url(url)
+        parts = urlsplit(url)
         if parts.scheme != "esl":
-            raise ConfigError("FreeSWITCH node %r: scheme must be esl://" % url)
+            raise ConfigError("FreeSWITCH node %s: scheme must be esl://" % shown)
         try:
             port = parts.port or 8021
-        except ValueError as exc:
-            raise ConfigError("FreeSWITCH node %r: bad port" % url) from exc
+        except ValueError:
+            raise ConfigError("FreeSWITCH node %s: bad port" % shown) from None
         if not parts.hostname:
-            raise ConfigError("FreeSWITCH node %r: no host" % url)
+            raise ConfigError("FreeSWITCH node %s: no host" % shown)
         password = unquote(parts.password or "ClueCon")
         if password.startswith("CHANGE_ME"):
             raise ConfigError("FreeSWITCH node %s:%s: the password is still the CHANGE_ME placeholder" % (
@@ -68,15 +84,20 @@ class Node:
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         unknown = set(query) - {"name", "sps", "max_sessions"}
         if unknown:
-            raise ConfigError("FreeSWITCH node %r: unknown option %s" % (url, ", ".join(sorted(unknown))))
+            raise ConfigError("FreeSWITCH node %s: unknown option %s" % (shown, ", ".join(sorted(unknown))))
+        try:
+            sps = _positive_int("sps", query.get("sps", FS_DEFAULT_SPS))
+            max_sessions = _positive_int("max_sessions", query.get("max_sessions", FS_DEFAULT_MAX_SESSIONS))
+        except ConfigError as exc:
+            raise ConfigError("FreeSWITCH node %s: %s" % (shown, exc)) from None
         return cls(
             host=parts.hostname,
             port=port,
             password=password,
             user=unquote(parts.username or ""),
             name=query.get("name", ""),
-            sps=_positive_int("sps", query.get("sps", FS_DEFAULT_SPS)),
-            max_sessions=_positive_int("max_sessions", query.get("max_sessions", FS_DEFAULT_MAX_SESSIONS)),
+            sps=sps,
+            max_sessions=max_sessions,
         )
 
 
@@ -216,6 +237,18 @@ class Config:
 
     log_level: str = "INFO"
 
+    def __repr__(self) -> str:
+        """The settings, with no password, key or secret in them."""
+        shown = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "redis_url":
+                value = redact_url(value)
+            elif f.name in ("api_keys", "webhook_secret") and value:
+                value = "***"
+            shown.append("%s=%r" % (f.name, value))
+        return "Config(%s)" % ", ".join(shown)
+
     @property
     def user_domain(self) -> str:
         """The domain of a ``user/<ext>`` destination that names none ('' =
@@ -234,7 +267,7 @@ class Config:
 
         if (v := take("REDIS_URL")) is not None:
             if not v.startswith(("redis://", "rediss://", "unix://")):
-                raise ConfigError("ESLENGINE_REDIS_URL must be a redis:// URL, got %r" % v)
+                raise ConfigError("ESLENGINE_REDIS_URL must be a redis:// URL, got %s" % redact_url(v))
             kwargs["redis_url"] = v
         if (v := take("KEY_PREFIX")) is not None:
             if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", v):
