@@ -64,6 +64,7 @@ import redis
 
 import eslengine
 from eslengine.calls import FINAL
+from eslengine.config import Config
 from eslengine.errors import JobExists, QueueUnavailable
 from eslengine.fakeswitch.journal import read_journal
 from eslengine.queue import Keys
@@ -143,6 +144,7 @@ class Chaos:
             "ESLENGINE_FREESWITCH": nodes,
             "ESLENGINE_API_KEYS": self.stack.api_key,
             "ESLENGINE_GATEWAY": "chaos",
+            "ESLENGINE_ALLOW_UNVALIDATED_NUMBERS": "1",  # the fictional +1555 numbers
             "ESLENGINE_KEY_PREFIX": "eslengine",
             "ESLENGINE_CLAIM_IDLE_MS": str(self.claim_idle_ms),
             "ESLENGINE_RECONNECT_MAX_DELAY": "1",
@@ -211,6 +213,8 @@ class Chaos:
 
     def submit(self, client: redis.Redis, rng: random.Random) -> None:
         interval = self.seconds / max(1, self.jobs)
+        # The workers' settings, not this shell's: the same policy and prefix.
+        config = Config.from_env(self.engine_env)
         start = time.monotonic()
         for i in range(self.jobs):
             if self._stop.wait(max(0.0, start + i * interval - time.monotonic())):
@@ -219,7 +223,7 @@ class Chaos:
             deadline = time.monotonic() + 10
             while True:
                 try:
-                    eslengine.enqueue(client, doc)
+                    eslengine.enqueue(client, doc, config=config)
                     self.accepted.append(doc["id"])
                     break
                 except JobExists:

@@ -38,7 +38,7 @@ def run(quick: bool) -> list[Result]:
     try:
         client = stack.client()
         queue = JobQueue(client, Keys("eslengine"))
-        config = Config()
+        config = Config(allow_unvalidated_numbers=True)  # the fictional +1555 numbers
         queue.ensure_group()
         before = _used(client)
         for _ in range(count):

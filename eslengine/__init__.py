@@ -12,10 +12,11 @@ __version__ = "0.1.0"
 __all__ = ["enqueue", "__version__"]
 
 
-def enqueue(client: Any, job: Any, *, prefix: str = "eslengine") -> str:
-    """Validate ``job`` (the document ``POST /v1/calls`` accepts) and add it
-    to the queue at ``<prefix>:jobs``; returns the job id. See
-    ``eslengine.queue.enqueue``."""
+def enqueue(client: Any, job: Any, *, prefix: str | None = None, config: Any = None) -> str:
+    """Validate ``job`` (the document ``POST /v1/calls`` accepts) with the
+    policy of ``config`` (default: this process's ``ESLENGINE_*`` settings)
+    and add it to the queue at ``<prefix>:jobs`` (default: the config's
+    prefix); returns the job id. See ``eslengine.queue.enqueue``."""
     from .queue import enqueue as _enqueue
 
-    return _enqueue(client, job, prefix=prefix)
+    return _enqueue(client, job, prefix=prefix, config=config)

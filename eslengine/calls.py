@@ -30,6 +30,7 @@ from .destinations import (
     Destination,
     apply_number_filter,
     check_number_allowed,
+    check_user_domain,
     check_filter_pattern,
     parse_destination,
 )
@@ -515,7 +516,8 @@ def parse_request(data: object, config: Config, *, job_id: str | None = None,
     The id comes from ``job_id`` if given, else the document's ``id``, else a
     new UUID. Unknown fields are refused, so a misspelt option is never
     silently ignored. ``check_policy=False`` skips the toll-fraud policy
-    (for a job already checked when it was accepted); see ``check_policy``.
+    (the worker, which applies ``check_policy`` itself to what it is about
+    to dial, and follows a call already placed whatever the policy says).
     """
     if not isinstance(data, Mapping):
         raise ValidationError("body", "must be a JSON object")
@@ -603,13 +605,17 @@ def loads_request(text: str | bytes, config: Config, *, job_id: str | None = Non
 
 
 def check_policy(request: CallRequest, config: Config) -> None:
-    """The toll-fraud policy on every E.164 destination of a request."""
+    """The toll-fraud policy on every E.164 destination of a request, and
+    the directory domains its ``user/<ext>@domain`` destinations name."""
     for name in PARTY_NAMES:
         party = request.party(name)
         for i, dest in enumerate(party.destinations):
             if dest.kind == "e164":
                 check_number_allowed(name if len(party.destinations) == 1 else "%s.to.%d" % (name, i),
                                      dest.number, config)
+            elif dest.kind == "user" and dest.domain:
+                check_user_domain(name if len(party.destinations) == 1 else "%s.to.%d" % (name, i),
+                                  dest.domain, config)
 
 
 # ---------------------------------------------------------------- statuses

@@ -6,9 +6,10 @@ read; everything else is handed a ``Config``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .errors import ConfigError
@@ -19,9 +20,24 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # FreeSWITCH's compiled-in switch.conf defaults (switch_core.c).
 FS_DEFAULT_SPS = 30
 FS_DEFAULT_MAX_SESSIONS = 1000
+# Dead letters kept (about: the stream is trimmed a node at a time).
+DEAD_LETTER_MAX = 100_000
 # The Debian/RPM packages' recordings_dir: assumed for a node that will not
 # say its own (see Config.recordings_dir).
 PACKAGE_RECORDINGS_DIR = "/var/lib/freeswitch/recordings"
+
+
+def redact_url(url: str) -> str:
+    """``url`` as errors and logs may show it: the password in its user
+    information replaced by ``***`` (``esl://user:***@host:port``); with no
+    ``user:`` part, the whole user information. Errs on hiding too much: all
+    up to the last ``@`` counts as user information."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    return "%s://%s@%s" % (scheme, user + ":***" if colon else "***", host)
 
 
 @dataclass(frozen=True)
@@ -34,7 +50,7 @@ class Node:
 
     host: str
     port: int
-    password: str
+    password: str = field(repr=False)
     name: str = ""
     # Non-empty: authenticate with ``userauth user@domain:password`` as a
     # directory user restricted by esl-allowed-api / esl-allowed-events.
@@ -50,15 +66,17 @@ class Node:
     def from_url(cls, url: str) -> Node:
         """``esl://:password@host:port?name=fs1&sps=30&max_sessions=1000``;
         ``esl://engine%40example.com:password@host:port`` uses ``userauth``."""
-        parts = urlsplit(url.strip())
+        url = url.strip()
+        shown = redact_url(url)
+        parts = urlsplit(url)
         if parts.scheme != "esl":
-            raise ConfigError("FreeSWITCH node %r: scheme must be esl://" % url)
+            raise ConfigError("FreeSWITCH node %s: scheme must be esl://" % shown)
         try:
             port = parts.port or 8021
-        except ValueError as exc:
-            raise ConfigError("FreeSWITCH node %r: bad port" % url) from exc
+        except ValueError:
+            raise ConfigError("FreeSWITCH node %s: bad port" % shown) from None
         if not parts.hostname:
-            raise ConfigError("FreeSWITCH node %r: no host" % url)
+            raise ConfigError("FreeSWITCH node %s: no host" % shown)
         password = unquote(parts.password or "ClueCon")
         if password.startswith("CHANGE_ME"):
             raise ConfigError("FreeSWITCH node %s:%s: the password is still the CHANGE_ME placeholder" % (
@@ -66,15 +84,20 @@ class Node:
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         unknown = set(query) - {"name", "sps", "max_sessions"}
         if unknown:
-            raise ConfigError("FreeSWITCH node %r: unknown option %s" % (url, ", ".join(sorted(unknown))))
+            raise ConfigError("FreeSWITCH node %s: unknown option %s" % (shown, ", ".join(sorted(unknown))))
+        try:
+            sps = _positive_int("sps", query.get("sps", FS_DEFAULT_SPS))
+            max_sessions = _positive_int("max_sessions", query.get("max_sessions", FS_DEFAULT_MAX_SESSIONS))
+        except ConfigError as exc:
+            raise ConfigError("FreeSWITCH node %s: %s" % (shown, exc)) from None
         return cls(
             host=parts.hostname,
             port=port,
             password=password,
             user=unquote(parts.username or ""),
             name=query.get("name", ""),
-            sps=_positive_int("sps", query.get("sps", FS_DEFAULT_SPS)),
-            max_sessions=_positive_int("max_sessions", query.get("max_sessions", FS_DEFAULT_MAX_SESSIONS)),
+            sps=sps,
+            max_sessions=max_sessions,
         )
 
 
@@ -108,6 +131,19 @@ def check_recordings_dir(value: str) -> str:
     return value.rstrip("/") or "/"
 
 
+# A directory domain as a user/<ext>@domain destination may name it.
+_DOMAIN = re.compile(r"[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*")
+
+
+def _flag(name: str, value: str) -> bool:
+    word = value.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError("%s must be 1 or 0, got %r" % (name, value))
+
+
 def _words(value: str) -> tuple[str, ...]:
     return tuple(w.strip() for w in value.split(",") if w.strip())
 
@@ -133,14 +169,20 @@ class Config:
     # it, {gateway} the gateway below.
     route_template: str = "sofia/gateway/{gateway}/{number}"
     gateway: str = "default"
-    # FreeSWITCH directory domain for user/NNNN destinations ('' = switch default).
-    user_domain: str = ""
+    # FreeSWITCH directory domains user/NNNN@domain destinations may name,
+    # lower case; the first is the domain of user/NNNN with none. Empty:
+    # no domain may be named, user/NNNN goes to the switch's default domain.
+    user_domains: tuple[str, ...] = ()
     # Toll-fraud policy for E.164 destinations, applied in this order:
     # blocked prefixes (default: international satellite and shared-network
     # ranges, billed at premium rates), refused number types (libphonenumber's
     # classification; default premium rate), countries served (ISO 3166 codes;
     # empty = any), allow-list (full-match regexes; empty = any).
     blocked_prefixes: tuple[str, ...] = ("+870", "+881", "+882", "+883")
+    # Numbers libphonenumber cannot validate (no range of their country's
+    # numbering plan fits them; their type is unknown) are refused unless
+    # this is set, for operators who must dial unusual ranges.
+    allow_unvalidated_numbers: bool = False
     refused_number_types: tuple[str, ...] = ("premium_rate",)
     countries: frozenset[str] = frozenset()
     allow_patterns: tuple[str, ...] = ()
@@ -185,6 +227,8 @@ class Config:
     claim_idle_ms: int = 180_000
     # How long a finished call's record is kept in Redis (s).
     record_ttl: int = 7 * 24 * 3600
+    # How many dead letters are kept, the oldest dropped first.
+    dead_letter_max: int = DEAD_LETTER_MAX
     # Retries of a whole call that failed: the most attempts a job may ask
     # for, and what a job that says nothing gets.
     max_attempts: int = 5
@@ -192,6 +236,24 @@ class Config:
     default_retry_backoff: int = 60
 
     log_level: str = "INFO"
+
+    def __repr__(self) -> str:
+        """The settings, with no password, key or secret in them."""
+        shown = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "redis_url":
+                value = redact_url(value)
+            elif f.name in ("api_keys", "webhook_secret") and value:
+                value = "***"
+            shown.append("%s=%r" % (f.name, value))
+        return "Config(%s)" % ", ".join(shown)
+
+    @property
+    def user_domain(self) -> str:
+        """The domain of a ``user/<ext>`` destination that names none ('' =
+        the switch's default domain)."""
+        return self.user_domains[0] if self.user_domains else ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Config:
@@ -205,7 +267,7 @@ class Config:
 
         if (v := take("REDIS_URL")) is not None:
             if not v.startswith(("redis://", "rediss://", "unix://")):
-                raise ConfigError("ESLENGINE_REDIS_URL must be a redis:// URL, got %r" % v)
+                raise ConfigError("ESLENGINE_REDIS_URL must be a redis:// URL, got %s" % redact_url(v))
             kwargs["redis_url"] = v
         if (v := take("KEY_PREFIX")) is not None:
             if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", v):
@@ -224,11 +286,17 @@ class Config:
         if (v := take("GATEWAY")) is not None:
             kwargs["gateway"] = v
         if (v := take("USER_DOMAIN")) is not None:
-            kwargs["user_domain"] = v
+            domains = tuple(w.lower() for w in _words(v))
+            bad = [d for d in domains if not _DOMAIN.fullmatch(d)]
+            if bad:
+                raise ConfigError("ESLENGINE_USER_DOMAIN: %r is not a domain name" % bad[0])
+            kwargs["user_domains"] = domains
         if (v := take("ALLOW")) is not None:
             kwargs["allow_patterns"] = _patterns("ESLENGINE_ALLOW", v)
         if (v := take("BLOCKED_PREFIXES")) is not None:
             kwargs["blocked_prefixes"] = () if v.strip().lower() == "none" else _words(v)
+        if (v := take("ALLOW_UNVALIDATED_NUMBERS")) is not None:
+            kwargs["allow_unvalidated_numbers"] = _flag("ESLENGINE_ALLOW_UNVALIDATED_NUMBERS", v)
         if (v := take("REFUSED_NUMBER_TYPES")) is not None:
             from .destinations import NUMBER_TYPES
 
@@ -270,6 +338,7 @@ class Config:
             ("concurrency", "CONCURRENCY"),
             ("claim_idle_ms", "CLAIM_IDLE_MS"),
             ("record_ttl", "RECORD_TTL"),
+            ("dead_letter_max", "DEAD_LETTER_MAX"),
             ("max_attempts", "MAX_ATTEMPTS"),
             ("default_attempts", "DEFAULT_ATTEMPTS"),
             ("default_retry_backoff", "DEFAULT_RETRY_BACKOFF"),

@@ -7,9 +7,11 @@ allows the domain, a SIP URI (``sip:alice@pbx.example.com``).
 
 Toll fraud through a public click-to-call button is the costliest real attack
 on this kind of service, so numbers pass, in order: the operator's blocked
-prefixes, the refused number types (premium rate by default, as classified by
-libphonenumber's metadata), the list of countries served, and the allow-list
-regexes.
+prefixes, libphonenumber's validation (a number that fits no range of its
+country's numbering plan is refused unless the operator allows such numbers:
+its type would be "unknown", so no refused type could catch it), the refused
+number types (premium rate by default, as classified by libphonenumber's
+metadata), the list of countries served, and the allow-list regexes.
 """
 
 from __future__ import annotations
@@ -134,7 +136,10 @@ def parse_destination(field: str, value: object, config: Config, *, check_policy
         return Destination("e164", value)
     match = _USER.fullmatch(value)
     if match:
-        return Destination("user", match.group(1), match.group(2) or "")
+        domain = match.group(2) or ""
+        if domain and check_policy:
+            check_user_domain(field, domain, config)
+        return Destination("user", match.group(1), domain)
     match = _SIP.fullmatch(value)
     if match:
         domain = match.group(2)
@@ -147,16 +152,21 @@ def parse_destination(field: str, value: object, config: Config, *, check_policy
 
 
 @functools.lru_cache(maxsize=65536)
-def classify(number: str) -> tuple[int, str | None] | None:
-    """libphonenumber's type and region of an E.164 number, or None when it
-    knows no such country code. Cached: one party of a click-to-call (the
-    company's line) is usually the same for every call, and classifying a
-    North American number tries some twenty regions' patterns."""
+def classify(number: str) -> tuple[int, str | None, bool] | None:
+    """libphonenumber's type and region of an E.164 number, and whether it
+    is valid (it fits its region's numbering plan: ``is_valid_number``), or
+    None when it cannot be parsed (no such country code). Cached: one party
+    of a click-to-call (the company's line) is usually the same for every
+    call, and classifying a North American number tries some twenty
+    regions' patterns."""
     try:
         parsed = phonenumbers.parse(number)
     except phonenumbers.NumberParseException:
         return None
-    return phonenumbers.number_type(parsed), phonenumbers.region_code_for_number(parsed)
+    region = phonenumbers.region_code_for_number(parsed)
+    # is_valid_number(parsed), with the region found once.
+    valid = phonenumbers.is_valid_number_for_region(parsed, region)
+    return phonenumbers.number_type(parsed), region, valid
 
 
 # The metadata field of each type a quick look can rule out. Fixed-line and
@@ -214,25 +224,40 @@ def surely_not(number: str, kinds: frozenset[int]) -> bool:
 
 
 def check_number_allowed(field: str, number: str, config: Config) -> None:
-    """Toll-fraud guard for one E.164 number (ValidationError if refused)."""
+    """Toll-fraud guard for one E.164 number (ValidationError if refused):
+    blocked prefixes, numbers libphonenumber cannot validate (unless the
+    operator allows them), refused types, countries served, allow-list."""
     for prefix in config.blocked_prefixes:
         if number.startswith(prefix):
             raise ValidationError(field, "destination %s... is blocked" % prefix)
-    if not config.countries and surely_not(number, _kinds(config.refused_number_types)):
+    validate = not config.allow_unvalidated_numbers
+    if not validate and not config.countries and surely_not(number, _kinds(config.refused_number_types)):
         return _check_allow_list(field, number, config)
-    if config.refused_number_types or config.countries:
+    if validate or config.refused_number_types or config.countries:
         classified = classify(number)
+        # An invalid number classifies as UNKNOWN: no refused type would
+        # catch a premium-rate range libphonenumber's metadata does not
+        # describe, or a number one digit longer than its range.
+        if validate and (classified is None or not classified[2]):
+            raise ValidationError(field, "not a valid phone number for its country")
         if classified is None:
             if config.countries:
                 raise ValidationError(field, "destination country unknown is not served")
             return _check_allow_list(field, number, config)
-        kind, region = classified
+        kind, region, _ = classified
         for name in config.refused_number_types:
             if NUMBER_TYPES.get(name) == kind:
                 raise ValidationError(field, "%s numbers are not allowed" % name.replace("_", "-"))
         if config.countries and region not in config.countries:
             raise ValidationError(field, "destination country %s is not served" % (region or "unknown"))
     _check_allow_list(field, number, config)
+
+
+def check_user_domain(field: str, domain: str, config: Config) -> None:
+    """A ``user/<ext>@domain`` destination may name only a configured
+    directory domain (ValidationError otherwise)."""
+    if domain.lower() not in config.user_domains:
+        raise ValidationError(field, "directory domain %s is not allowed" % domain)
 
 
 def _check_allow_list(field: str, number: str, config: Config) -> None:

@@ -4,7 +4,9 @@ Keys (``<p>`` is the configured prefix, ``eslengine`` by default):
 
 ``<p>:jobs``               stream; one entry per job, one field ``job`` holding
                            the request JSON. Any app can ``XADD`` to it.
-``<p>:dead``               stream of jobs that cannot be dialed, with ``reason``.
+``<p>:dead``               stream of jobs that cannot be dialed, with ``reason``;
+                           capped at about ``dead_letter_max`` entries, the
+                           oldest dropped first.
 ``<p>:call:<id>``          hash: the call's status, timestamps, causes, request.
 ``<p>:call:<id>:history``  list of ``<status> <iso time>`` in order.
 ``<p>:cancel``             pub/sub channel: ids whose live call must be hung up.
@@ -28,8 +30,11 @@ Every Redis error is translated into ``QueueUnavailable`` here.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import json
 import logging
+import os
 import time
 from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime, timezone
@@ -41,7 +46,7 @@ from redis.retry import Retry
 
 from . import calls
 from .calls import CallRequest
-from .config import Config
+from .config import DEAD_LETTER_MAX, Config
 from .errors import JobExists, QueueUnavailable
 
 log = logging.getLogger(__name__)
@@ -253,15 +258,16 @@ return 1
 # A job's record, created as "queued" if a producer added the job with a
 # bare XADD (then with created=1 in the reply, not stored). With dialing
 # fields a job that is queued and was never originated also moves to
-# "dialing" in the same step — unless a cancel was asked for, or the toll-
-# fraud policy refused the job (ARGV[3]) and no intake checked it — and the
+# "dialing" in the same step — unless a cancel was asked for — and the
 # reply carries claimed=<attempt>, the record itself as it was before.
+# ARGV: ttl, now, n, the job id (the live set's member), n initial record
+# fields and values, then the dialing fields and values.
 _RECORD = """
 local record = redis.call('HGETALL', KEYS[1])
 local created = #record == 0
-local n = tonumber(ARGV[4])
+local n = tonumber(ARGV[3])
 if created then
-  record = {unpack(ARGV, 6, 5 + n)}
+  record = {unpack(ARGV, 5, 4 + n)}
   redis.call('HSET', KEYS[1], unpack(record))
   redis.call('EXPIRE', KEYS[1], ARGV[1])
   redis.call('RPUSH', KEYS[2], 'queued ' .. ARGV[2])
@@ -269,17 +275,16 @@ if created then
   table.insert(record, 'created')
   table.insert(record, '1')
 end
-if #ARGV == 5 + n then return record end
+if #ARGV == 4 + n then return record end
 local h = {}
 for i = 1, #record, 2 do h[record[i]] = record[i + 1] end
-if h['status'] ~= 'queued' or h['originated'] == '1' or h['cancel_requested'] == '1'
-   or (h['checked'] ~= '1' and ARGV[3] ~= '1') then
+if h['status'] ~= 'queued' or h['originated'] == '1' or h['cancel_requested'] == '1' then
   return record
 end
 local attempt = tostring((tonumber(h['attempts']) or 0) + 1)
-redis.call('HSET', KEYS[1], 'attempts', attempt, unpack(ARGV, 6 + n))
+redis.call('HSET', KEYS[1], 'attempts', attempt, unpack(ARGV, 5 + n))
 redis.call('HSET', KEYS[1], 'status', 'dialing', 'dialing_at', ARGV[2], 'updated_at', ARGV[2])
-redis.call('SADD', KEYS[3], ARGV[5])
+redis.call('SADD', KEYS[3], ARGV[4])
 redis.call('RPUSH', KEYS[2], 'dialing ' .. ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
@@ -338,10 +343,13 @@ class JobQueue:
     greenlet-safe as far as the redis client is."""
 
     def __init__(self, client: redis.Redis, keys: Keys, *, record_ttl: int = 7 * 24 * 3600,
-                 batcher: Any = None) -> None:
+                 batcher: Any = None, dead_letter_max: int = DEAD_LETTER_MAX) -> None:
         self.redis = client
         self.keys = keys
         self.record_ttl = record_ttl
+        # Dead letters are trimmed to about this many (XADD MAXLEN ~: whole
+        # stream nodes at a time, so a few more may stay).
+        self.dead_letter_max = dead_letter_max
         # A redisbatch.CommandBatcher: the hot-path commands of many
         # greenlets then share pipelines (the worker uses one).
         self.batcher = batcher
@@ -362,7 +370,8 @@ class JobQueue:
 
     @classmethod
     def from_config(cls, config: Config, client: redis.Redis | None = None) -> JobQueue:
-        return cls(client or connect(config.redis_url), Keys(config.key_prefix), record_ttl=config.record_ttl)
+        return cls(client or connect(config.redis_url), Keys(config.key_prefix), record_ttl=config.record_ttl,
+                   dead_letter_max=config.dead_letter_max)
 
     # ------------------------------------------------------------ producers
 
@@ -371,8 +380,7 @@ class JobQueue:
         Raises ``JobExists`` when the id was already accepted."""
         now = now_iso()
         document = request.dumps()
-        # The request passed the toll-fraud policy (parse_request) on the way in.
-        args: list[str] = [str(self.record_ttl), document, now, "checked", "1"]
+        args: list[str] = [str(self.record_ttl), document, now]
         for key, value in _initial_record(request, now, document).items():
             args += [key, value]
         keys = [self.keys.call(request.id), self.keys.history(request.id), self.keys.jobs]
@@ -454,7 +462,7 @@ class JobQueue:
         entry.update(reason=reason, entry_id=entry_id, job_id=job_id, at=now_iso())
         with redis_errors("dead-letter"):
             pipe = self.redis.pipeline(transaction=True)
-            pipe.xadd(self.keys.dead, entry)
+            pipe.xadd(self.keys.dead, entry, maxlen=self.dead_letter_max, approximate=True)
             pipe.xack(self.keys.jobs, GROUP, entry_id)
             pipe.xdel(self.keys.jobs, entry_id)
             pipe.execute()
@@ -463,7 +471,7 @@ class JobQueue:
         """Record a job that keeps failing in ``<p>:dead`` (its call record stays)."""
         with redis_errors("dead-letter"):
             self.redis.xadd(self.keys.dead, {JOB_FIELD: request_json, "job_id": job_id, "reason": reason,
-                                             "at": now_iso()})
+                                             "at": now_iso()}, maxlen=self.dead_letter_max, approximate=True)
 
     def dead_letters(self, count: int = 100) -> list[tuple[str, dict[str, str]]]:
         with redis_errors("list dead letters"):
@@ -664,24 +672,22 @@ class JobQueue:
         keys = [self.keys.call(job_id), self.keys.history(job_id), self.keys.live(worker), self.keys.jobs]
         return keys, args
 
-    def claim(self, request: CallRequest, dialing: Mapping[str, str] | None = None, *, worker: str = "",
-              policy_ok: bool = True) -> dict[str, str]:
+    def claim(self, request: CallRequest, dialing: Mapping[str, str] | None = None, *,
+              worker: str = "") -> dict[str, str]:
         """The record of a job read off the stream, created (``queued``) when
         a producer added the job with a bare XADD (then its ``created`` is
         "1"); one round trip either way. With ``dialing`` fields, in the same
         step, a job still queued and never originated moves to ``dialing`` with
         those fields, ``attempts`` one up, in ``worker``'s live set; the reply
         then has ``claimed`` (the attempt number) beside the record as it was.
-        Not claimed: a job whose cancel was asked for, and one no intake
-        checked (its record has no ``checked``: a bare XADD) when
-        ``policy_ok`` is false; the caller refuses it. A record created here
-        is ``checked`` when ``policy_ok``."""
+        A job whose cancel was asked for is not claimed. Nothing here decides
+        whether the job may be dialed: the caller passes ``dialing`` only for
+        a request its own policy allows."""
         now = now_iso()
-        initial: list[str] = ["checked", "1" if policy_ok else "0"]
+        initial: list[str] = []
         for key, value in _initial_record(request, now).items():
             initial += [key, value]
-        args: list[str] = [str(self.record_ttl), now, "1" if policy_ok else "0", str(len(initial)), request.id,
-                           *initial]
+        args: list[str] = [str(self.record_ttl), now, str(len(initial)), request.id, *initial]
         for key, value in (dialing or {}).items():
             args += [key, value]
         keys = [self.keys.call(request.id), self.keys.history(request.id), self.keys.live(worker)]
@@ -781,14 +787,30 @@ def _durations(record: Mapping[str, str]) -> dict[str, float]:
     return out
 
 
-def enqueue(client: redis.Redis, job: Mapping[str, Any], *, prefix: str = "eslengine", config: Config | None = None) -> str:
+def enqueue(client: redis.Redis, job: Mapping[str, Any], *, prefix: str | None = None,
+            config: Config | None = None) -> str:
     """Validate a job document and queue it; returns its id.
 
     The Python way for another app to place a call without the HTTP API:
-    ``eslengine.enqueue(redis.Redis(), {"a": "+15551230001", "b": "user/1000"})``.
-    Raises ``ValidationError`` for a bad job and ``QueueUnavailable`` when Redis
-    cannot be reached.
+    ``eslengine.enqueue(redis.Redis(), {"a": "+12025550123", "b": "user/1000"})``.
+    The job passes the policy of ``config``, by default this process's
+    ``ESLENGINE_*`` settings (``Config.from_env(os.environ)``, what the API
+    and the worker read), and goes under ``prefix``, by default the
+    config's. The worker checks it again with its own settings before it
+    dials. Raises ``ValidationError`` for a bad job, ``ConfigError`` for a bad
+    setting and ``QueueUnavailable`` when Redis cannot be reached.
     """
-    config = config or Config(key_prefix=prefix)
+    if config is None:
+        config = _environment_config(tuple(sorted((k, v) for k, v in os.environ.items()
+                                                  if k.startswith("ESLENGINE_"))))
+    if prefix is not None and prefix != config.key_prefix:
+        config = dataclasses.replace(config, key_prefix=prefix)
     request = calls.parse_request(job, config)
-    return JobQueue(client, Keys(prefix), record_ttl=config.record_ttl).enqueue(request)
+    return JobQueue.from_config(config, client).enqueue(request)
+
+
+@functools.lru_cache(maxsize=4)
+def _environment_config(settings: tuple[tuple[str, str], ...]) -> Config:
+    """The config of these ``ESLENGINE_*`` settings: read once, not on every
+    job a producer queues."""
+    return Config.from_env(dict(settings))

@@ -527,7 +527,9 @@ class Worker:
             record = self.queue.record(job_id)
             if not record or record.get("status") in FINAL or job_id in self.calls:
                 return
-            request = loads_request(record["request"], self.config, job_id=job_id)
+            # The policy is checked in _dial: a call already up is followed
+            # whatever it says, nothing is placed again unless it allows it.
+            request = loads_request(record["request"], self.config, job_id=job_id, check_policy=False)
             self._dial(request, "")
         except (QueueUnavailable, ValidationError, KeyError) as exc:
             log.warning("job %s: could not adopt: %s", job_id, exc)
@@ -568,7 +570,7 @@ class Worker:
                 raw = fields.get(JOB_FIELD)
                 if raw is None:
                     raise ValidationError("job", "entry has no 'job' field")
-                # The policy is checked below, only for jobs no intake checked.
+                # The policy is checked in _dial, on every job.
                 request = loads_request(raw, self.config, check_policy=False)
             except ValidationError as exc:
                 log.warning("entry %s: dead-lettered: %s", entry_id, exc)
@@ -599,30 +601,23 @@ class Worker:
         self.calls[job_id] = call  # before any I/O: one follower per job
         try:
             # A job still queued moves to "dialing" as its record is read (one
-            # round trip), unless its target call must be found first. The
-            # policy verdict only counts for a job no intake checked (a bare
-            # XADD: its record is not "checked"); such a job is refused.
-            refusal: ValidationError | None = None
-            try:
-                check_policy(request, self.config)
-            except ValidationError as exc:
-                refusal = exc
+            # round trip), unless its target call must be found first, or this
+            # worker's policy refuses what the entry asks to dial: whoever
+            # queued it (the API, enqueue(), a bare XADD, a retry, a requeue,
+            # with whatever settings), the worker checks it again here.
+            refusal = self._refusal(request)
             bg_uuid = self._job_uuid()
-            dialing = self._dialing_fields(call, bg_uuid) if request.target_call_id is None else None
-            record = self.queue.claim(request, dialing, worker=self.consumer, policy_ok=refusal is None)
-            if (refusal is not None and record.get("checked") != "1" and record.get("originated") != "1"
-                    and record.get("status") not in FINAL):
-                why = "%s: %s" % (refusal.field, refusal.reason)
-                log.warning("job %s: refused: %s", job_id, why)
-                self.queue.transition(job_id, "failed", {"hangup_cause": "CALL_REJECTED", "error": why})
-                if entry_id:
-                    self.queue.dead_letter(entry_id, {JOB_FIELD: request.dumps()}, "invalid job: " + why, job_id)
-                return
+            dialing = (self._dialing_fields(call, bg_uuid)
+                       if refusal is None and request.target_call_id is None else None)
+            record = self.queue.claim(request, dialing, worker=self.consumer)
             if record.get("status") in FINAL:
                 log.info("job %s: already %s; acknowledged", job_id, record.get("status"))
                 if entry_id:
                     self.queue.ack(entry_id)
                 self.queue.unfollow(self.consumer, job_id)
+                return
+            if refusal is not None and record.get("originated") != "1":
+                self._refuse(call, refusal)
                 return
             call.state.cancel_requested = record.get("cancel_requested") == "1"
             if "claimed" in record:
@@ -644,6 +639,31 @@ class Worker:
             if call.foreign:
                 for state in self.nodes:
                     state.link.remove_filter(_JOB_HEADER, job_id)
+
+    def _refusal(self, request: CallRequest) -> ValidationError | None:
+        """What this worker's toll-fraud policy says of the request's
+        destinations: None when it may dial them."""
+        try:
+            check_policy(request, self.config)
+        except ValidationError as exc:
+            return exc
+        return None
+
+    def _refuse(self, call: Call, refusal: ValidationError) -> None:
+        """End a job the policy refuses: failed (CALL_REJECTED), its entry
+        (or, without one, the job) dead-lettered with the reason."""
+        request = call.request
+        why = "%s: %s" % (refusal.field, refusal.reason)
+        log.warning("job %s: refused: %s", request.id, why)
+        self.queue.transition(request.id, "failed", {"hangup_cause": "CALL_REJECTED", "error": why},
+                              worker=self.consumer)
+        if call.entry_id and not call.settled:
+            self.queue.dead_letter(call.entry_id, {JOB_FIELD: request.dumps()}, "invalid job: " + why, request.id)
+        else:
+            self.queue.dead_letter_job(request.id, request.dumps(), "invalid job: " + why)
+        call.settled = True
+        if request.callback_url:
+            self.webhooks.notify(request, "failed")
 
     def _ack(self, call: Call) -> None:
         """The originate's outcome is known: the job's entry may go."""
@@ -742,6 +762,12 @@ class Worker:
         moved to dialing for it (``JobQueue.claim``), with this bgapi uuid."""
         request = call.request
         job_id = request.id
+        # A claimed job passed the policy in the same step (``_dial``); any
+        # other attempt (placed again after a crash, or with no claim) is
+        # checked here, before anything is dialed.
+        if not claimed and (refusal := self._refusal(request)) is not None:
+            self._refuse(call, refusal)
+            return
         call.attempt = attempt
         candidates = self._candidates(request)
         if candidates is None:

@@ -23,7 +23,9 @@ from eslengine import destinations
 from eslengine.destinations import Destination
 from eslengine.errors import ValidationError
 
-CONFIG = Config()
+# The suite dials the fictional 555-01xx range (+1 555 123 0001), which libphonenumber
+# does not validate: configs that dial it allow unvalidated numbers.
+CONFIG = Config(allow_unvalidated_numbers=True, user_domains=("example.com",))
 
 
 def test_minimal_request_gets_defaults() -> None:
@@ -111,7 +113,7 @@ def test_non_object_bodies_are_refused() -> None:
 
 
 def test_blocked_prefixes_and_allow_list() -> None:
-    config = Config(blocked_prefixes=("+1900",), allow_patterns=(r"\+1[2-9][0-9]{9}",))
+    config = Config(blocked_prefixes=("+1900",), allow_patterns=(r"\+1[2-9][0-9]{9}",), allow_unvalidated_numbers=True)
     parse_request({"a": "+15551230001", "b": "+12125550100"}, config)
     with pytest.raises(ValidationError, match="blocked") as info:
         parse_request({"a": "+19005550100", "b": "+12125550100"}, config)
@@ -124,8 +126,53 @@ def test_blocked_prefixes_and_allow_list() -> None:
 def test_premium_rate_numbers_are_refused_by_default() -> None:
     for number in ("+19005550199", "+448712345678", "+33892123456"):
         with pytest.raises(ValidationError, match="premium-rate") as info:
-            parse_request({"a": number, "b": "+12125550100"}, CONFIG)
+            parse_request({"a": number, "b": "+12125550100"}, Config())
         assert info.value.field == "a"
+
+
+@pytest.mark.parametrize("number", [
+    "+190055512345",   # a North American 900 number one digit too long: not premium rate, not anything
+    "+4490912345678",  # a UK 09 number one digit too long
+    "+15551230001",    # the fictional 555-01xx range
+    "+4412345",        # too short for its country
+])
+def test_numbers_libphonenumber_cannot_validate_are_refused_by_default(number: str) -> None:
+    assert not phonenumbers.is_valid_number(phonenumbers.parse(number))
+    with pytest.raises(ValidationError, match="not a valid phone number") as info:
+        parse_request({"a": number, "b": "+12125550100"}, Config())
+    assert info.value.field == "a"
+    # The operator's opt-out for unusual ranges; the rest of the policy holds.
+    lax = Config(allow_unvalidated_numbers=True)
+    assert parse_request({"a": number, "b": "+12125550100"}, lax).a.first.number == number
+    with pytest.raises(ValidationError, match="not served"):
+        parse_request({"a": number, "b": "+12125550100"}, Config(allow_unvalidated_numbers=True,
+                                                                 countries=frozenset({"US", "GB"})))
+    with pytest.raises(ValidationError, match="allowed ranges"):
+        parse_request({"a": number, "b": "+12125550100"}, Config(allow_unvalidated_numbers=True,
+                                                                 allow_patterns=(r"\+1212[0-9]{7}",)))
+
+
+@pytest.mark.parametrize(("domains", "destination", "ok"), [
+    ((), "user/1000", True),                       # the switch's default domain
+    ((), "user/1000@evil.example.com", False),     # no domain configured: none may be named
+    (("pbx.example.com",), "user/1000", True),
+    (("pbx.example.com",), "user/1000@pbx.example.com", True),
+    (("pbx.example.com",), "user/1000@PBX.Example.com", True),
+    (("pbx.example.com",), "user/1000@evil.example.com", False),
+    (("pbx.example.com",), "user/1000@example.com", False),
+    (("pbx.example.com",), "user/1000@pbx.example.com.evil.net", False),
+    (("pbx.example.com", "branch.example.com"), "user/1000@branch.example.com", True),
+])
+def test_directory_users_only_in_the_configured_domains(domains: tuple[str, ...], destination: str,
+                                                        ok: bool) -> None:
+    config = Config(user_domains=domains)
+    body = {"a": destination, "b": "+12125550100"}
+    if ok:
+        assert str(parse_request(body, config).a.first) == destination
+        return
+    with pytest.raises(ValidationError, match="directory domain") as info:
+        parse_request(body, config)
+    assert info.value.field == "a"
 
 
 _NUMBERS = st.builds(
@@ -145,8 +192,9 @@ def test_the_quick_type_check_never_clears_a_refused_number(number: str, names: 
     if destinations.surely_not(number, kinds):
         classified = destinations.classify(number)
         assert classified is not None and classified[0] not in kinds
-    config = Config(refused_number_types=tuple(sorted(names)))
-    slow = Config(refused_number_types=tuple(sorted(names)), countries=tuple(sorted(phonenumbers.SUPPORTED_REGIONS)))
+    config = Config(refused_number_types=tuple(sorted(names)), allow_unvalidated_numbers=True)
+    slow = Config(refused_number_types=tuple(sorted(names)), countries=tuple(sorted(phonenumbers.SUPPORTED_REGIONS)),
+                  allow_unvalidated_numbers=True)
     outcomes = []
     for cfg in (config, slow):
         try:
@@ -272,7 +320,8 @@ def test_request_json_is_compact_and_stable() -> None:
 
 
 OPTS = Config(sip_domains=(r"pbx\.example\.com",), tts_engine="flite", media_url_prefixes=("https://media.example.com/",),
-              webhook_allow=(r"https://hooks\.example\.com/.*",))
+              webhook_allow=(r"https://hooks\.example\.com/.*",), allow_unvalidated_numbers=True,
+              user_domains=("pbx.example.com",))
 BASE = {"a": "+15551230001", "b": "+15551230002"}
 
 
@@ -329,7 +378,7 @@ def test_options_without_their_service_configured_are_refused() -> None:
                           ({"a": "sip:alice@pbx.example.com"}, "a"),
                           ({"callback_url": "https://hooks.example.com/x"}, "callback_url")]:
         with pytest.raises(ValidationError) as info:
-            parse_request({**BASE, **change}, Config())
+            parse_request({**BASE, **change}, CONFIG)
         assert info.value.field == field
 
 

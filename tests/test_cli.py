@@ -94,6 +94,13 @@ def test_config_from_env_reads_every_setting() -> None:
     assert len(config.allow_patterns) == 2
     assert (config.max_ring_timeout, config.esl_timeout) == (90, 2.5)
     assert config.bridge == "switch" and Config().bridge == "engine"
+    assert not config.allow_unvalidated_numbers
+    assert config.user_domains == () and config.user_domain == ""
+    listed = Config.from_env({"ESLENGINE_USER_DOMAIN": "pbx.example.com, Branch.example.com"})
+    assert listed.user_domains == ("pbx.example.com", "branch.example.com")
+    assert listed.user_domain == "pbx.example.com"  # the domain of user/<ext> with none
+    assert Config.from_env({"ESLENGINE_ALLOW_UNVALIDATED_NUMBERS": "1"}).allow_unvalidated_numbers
+    assert not Config.from_env({"ESLENGINE_ALLOW_UNVALIDATED_NUMBERS": "0"}).allow_unvalidated_numbers
     assert Config.from_env({}) == Config()
 
 
@@ -106,10 +113,38 @@ def test_config_from_env_reads_every_setting() -> None:
     {"ESLENGINE_FREESWITCH": "esl://:x@host:notaport"},
     {"ESLENGINE_FREESWITCH": "esl://:x@host?speed=1"},
     {"ESLENGINE_BRIDGE": "both"},
+    {"ESLENGINE_ALLOW_UNVALIDATED_NUMBERS": "sometimes"},
+    {"ESLENGINE_USER_DOMAIN": "pbx.example.com,bad domain"},
 ])
 def test_bad_config_values(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
         Config.from_env(env)
+
+
+@pytest.mark.parametrize(("env", "shown"), [
+    ({"ESLENGINE_FREESWITCH": "esl://admin:s3cret-pw@10.0.0.1:notaport"}, "esl://admin:***@10.0.0.1:notaport"),
+    ({"ESLENGINE_FREESWITCH": "esl://:s3cret-pw@10.0.0.1:8021?speed=1"}, "esl://:***@10.0.0.1:8021?speed=1"),
+    ({"ESLENGINE_FREESWITCH": "tcp://:s3cret-pw@10.0.0.1:8021"}, "tcp://:***@10.0.0.1:8021"),
+    ({"ESLENGINE_FREESWITCH": "esl://:s3cret-pw@:8021"}, "esl://:***@:8021"),
+    ({"ESLENGINE_FREESWITCH": "esl://:s3cret%40pw@fs1:8021,esl://x:s3cret-pw@fs2:1?sps=0"},
+     "esl://x:***@fs2:1?sps=0"),
+    ({"ESLENGINE_REDIS_URL": "http://user:s3cret-pw@10.0.0.1:6379/0"}, "http://user:***@10.0.0.1:6379/0"),
+])
+def test_configuration_errors_never_show_a_password(env: dict[str, str], shown: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Config.from_env(env)
+    assert "s3cret" not in str(info.value) and shown in str(info.value), str(info.value)
+
+
+def test_the_command_line_shows_no_password_and_neither_does_a_config() -> None:
+    proc = run("nodes", env={"ESLENGINE_FREESWITCH": "esl://admin:s3cret-pw@10.0.0.1:99999"})
+    assert proc.returncode == 2
+    assert "s3cret" not in proc.stderr and "esl://admin:***@10.0.0.1:99999" in proc.stderr, proc.stderr
+    config = Config.from_env({"ESLENGINE_FREESWITCH": "esl://admin:s3cret-pw@10.0.0.1:8021",
+                              "ESLENGINE_REDIS_URL": "redis://:s3cret-redis@10.0.0.2:6379/0",
+                              "ESLENGINE_API_KEYS": "s3cret-key", "ESLENGINE_WEBHOOK_SECRET": "s3cret-hmac"})
+    assert "s3cret" not in repr(config) and "s3cret" not in repr(config.nodes[0]), repr(config)
+    assert "redis://:***@10.0.0.2:6379/0" in repr(config)
 
 
 def test_tune_gc_freezes_what_is_loaded_and_raises_the_young_threshold() -> None:

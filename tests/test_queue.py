@@ -27,8 +27,13 @@ def queue(redis_client: redis.Redis, key_prefix: str) -> JobQueue:
     return JobQueue(redis_client, Keys(key_prefix), record_ttl=60)
 
 
+# The suite dials the fictional 555-01xx range (+1 555 123 0001), which libphonenumber
+# does not validate: configs that dial it allow unvalidated numbers.
+CONFIG = Config(allow_unvalidated_numbers=True)
+
+
 def _request(**extra: object) -> object:
-    return parse_request({"a": "+15551230001", "b": "user/1000", **extra}, Config())
+    return parse_request({"a": "+15551230001", "b": "user/1000", **extra}, CONFIG)
 
 
 def test_enqueue_writes_record_and_stream_entry(queue: JobQueue) -> None:
@@ -194,7 +199,6 @@ def test_claim_creates_and_moves_a_bare_xadd_job_to_dialing_in_one_step(queue: J
     queue.redis.xadd(queue.keys.jobs, {"job": req.dumps()})
     record = queue.claim(req, {"originated": "1", "attempt_state": "pending"}, worker="w1")
     assert record["created"] == "1" and record["claimed"] == "1" and record["status"] == "queued"
-    assert record["checked"] == "1"
     stored = queue.redis.hgetall(queue.keys.call(req.id))
     assert stored["status"] == "dialing" and stored["attempts"] == "1" and stored["attempt_state"] == "pending"
     assert stored["dialing_at"] == stored["queued_at"]
@@ -211,16 +215,17 @@ def test_claim_counts_attempts_and_keeps_an_accepted_record(queue: JobQueue) -> 
     req = _request()
     queue.enqueue(req)
     queue.redis.hset(queue.keys.call(req.id), "attempts", "2")  # placed twice before, back in the queue
-    record = queue.claim(req, {"originated": "1"}, worker="w1", policy_ok=False)  # the intake checked it
+    record = queue.claim(req, {"originated": "1"}, worker="w1")
     assert record["claimed"] == "3" and "created" not in record
     assert queue.redis.hget(queue.keys.call(req.id), "attempts") == "3"
 
 
-@pytest.mark.parametrize("case", ["refused", "cancel", "final", "no_fields"])
+@pytest.mark.parametrize("case", ["bare_xadd", "cancel", "final", "no_fields"])
 def test_claim_leaves_what_it_must_not_dial(queue: JobQueue, case: str) -> None:
     req = _request()
-    if case == "refused":
-        record = queue.claim(req, {"originated": "1"}, worker="w1", policy_ok=False)  # bare XADD, refused
+    if case == "bare_xadd":
+        # No dialing fields (the worker's policy refused it): only the record.
+        record = queue.claim(req, None, worker="w1")
         assert record["created"] == "1"
     else:
         queue.enqueue(req)
@@ -230,11 +235,6 @@ def test_claim_leaves_what_it_must_not_dial(queue: JobQueue, case: str) -> None:
             queue.transition(req.id, "failed")
         record = queue.claim(req, None if case == "no_fields" else {"originated": "1"}, worker="w1")
     assert "claimed" not in record
-    if case == "refused":
-        # Refused and left queued (the worker then fails it): a redelivered
-        # entry finds it unchecked and the policy decides again.
-        assert record["checked"] == "0"
-        assert "claimed" not in queue.claim(req, {"originated": "1"}, worker="w1", policy_ok=False)
     stored = queue.redis.hgetall(queue.keys.call(req.id))
     assert stored["status"] == ("failed" if case == "final" else "queued") and "originated" not in stored
     assert not queue.redis.sismember(queue.keys.live("w1"), req.id)
@@ -269,12 +269,60 @@ def test_dead_letter_keeps_reason_and_acks(queue: JobQueue) -> None:
     assert queue.redis.xpending(queue.keys.jobs, "workers")["pending"] == 0
 
 
+def test_the_dead_letter_stream_is_capped(redis_client: redis.Redis, key_prefix: str) -> None:
+    queue = JobQueue(redis_client, Keys(key_prefix), record_ttl=60, dead_letter_max=50)
+    queue.ensure_group()
+    for i in range(300):
+        entry_id = redis_client.xadd(queue.keys.jobs, {"job": "{broken %d" % i})
+        queue.dead_letter(entry_id, {"job": "{broken %d" % i}, "invalid job: job: is not valid JSON")
+        queue.dead_letter_job(str(i), "{}", "failed after 3 attempts: USER_BUSY")
+    # Trimmed the cheap way (whole stream nodes of up to 100 entries): the
+    # newest 50 at least are kept, and not many more.
+    assert 50 <= redis_client.xlen(queue.keys.dead) <= 50 + 100
+    newest = redis_client.xrevrange(queue.keys.dead, count=1)[0][1]
+    assert newest["job_id"] == "299"
+    assert JobQueue.from_config(Config(dead_letter_max=7), redis_client).dead_letter_max == 7
+    assert Config.from_env({"ESLENGINE_DEAD_LETTER_MAX": "5000"}).dead_letter_max == 5000
+    assert Config().dead_letter_max == 100_000
+
+
 def test_public_enqueue_helper(redis_client: redis.Redis, key_prefix: str) -> None:
-    job_id = enqueue(redis_client, {"a": "+15551230001", "b": "+15551230002"}, prefix=key_prefix)
+    job_id = enqueue(redis_client, {"a": "+12025550123", "b": "+12025550124"}, prefix=key_prefix)
     assert JobQueue(redis_client, Keys(key_prefix)).get(job_id)["status"] == "queued"  # type: ignore[index]
     with pytest.raises(ValidationError):
-        enqueue(redis_client, {"a": "+1555 &park()", "b": "+15551230002"}, prefix=key_prefix)
+        enqueue(redis_client, {"a": "+1202 &park()", "b": "+12025550124"}, prefix=key_prefix)
+    with pytest.raises(ValidationError, match="not a valid phone number"):
+        enqueue(redis_client, {"a": "+15551230001", "b": "+12025550124"}, prefix=key_prefix)
     assert redis_client.xlen(key_prefix + ":jobs") == 1
+
+
+@pytest.mark.parametrize(("setting", "value", "reason"), [
+    ("ESLENGINE_COUNTRIES", "GB", "country US is not served"),
+    ("ESLENGINE_ALLOW", r"\+44[0-9]+", "not in the allowed ranges"),
+    ("ESLENGINE_BLOCKED_PREFIXES", "+1202", r"\+1202\.\.\. is blocked"),
+])
+def test_public_enqueue_applies_the_process_settings(monkeypatch: pytest.MonkeyPatch, redis_client: redis.Redis,
+                                                     key_prefix: str, setting: str, value: str, reason: str) -> None:
+    monkeypatch.setenv(setting, value)
+    with pytest.raises(ValidationError, match=reason):
+        enqueue(redis_client, {"a": "+12025550123", "b": "user/1000"}, prefix=key_prefix)
+    assert redis_client.xlen(key_prefix + ":jobs") == 0
+
+
+def test_public_enqueue_takes_its_prefix_and_policy_from_the_environment_or_a_config(
+        monkeypatch: pytest.MonkeyPatch, redis_client: redis.Redis, key_prefix: str) -> None:
+    monkeypatch.setenv("ESLENGINE_KEY_PREFIX", key_prefix)
+    job_id = enqueue(redis_client, {"a": "+12025550123", "b": "user/1000"})
+    assert JobQueue(redis_client, Keys(key_prefix)).get(job_id) is not None
+    assert redis_client.xlen(key_prefix + ":jobs") == 1
+    # A config given is the whole policy, and names the prefix.
+    monkeypatch.setenv("ESLENGINE_COUNTRIES", "US")
+    other = key_prefix + "-cfg"
+    with pytest.raises(ValidationError, match="country US is not served"):
+        enqueue(redis_client, {"a": "+12025550123", "b": "user/1000"}, config=Config(key_prefix=other,
+                                                                                    countries=frozenset({"GB"})))
+    job_id = enqueue(redis_client, {"a": "+12025550123", "b": "user/1000"}, config=Config(key_prefix=other))
+    assert redis_client.xlen(other + ":jobs") == 1 and JobQueue(redis_client, Keys(other)).get(job_id) is not None
 
 
 def test_unreachable_redis_is_queue_unavailable() -> None:

@@ -186,6 +186,7 @@ class TwoNodes:
             sw.start()
         self.config = Config(
             redis_url=redis_server.url, key_prefix=prefix, esl_timeout=2.0, reconnect_max_delay=0.5,
+            allow_unvalidated_numbers=True,  # the fictional 555-01xx range
             nodes=tuple(Node("127.0.0.1", sw.address[1], "pw", name=n, sps=200)
                         for sw, n in zip(self.switches, ("fs1", "fs2"))))
         self.client = redis.Redis.from_url(redis_server.url, decode_responses=True, socket_timeout=5)

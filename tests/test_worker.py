@@ -45,6 +45,9 @@ class Rig:
             nodes=(Node(host, port, "s3cret", sps=switch.get("sps", 30), max_sessions=switch.get("max_sessions", 1000)),),
             esl_timeout=2.0,
             claim_idle_ms=60_000,
+            # The suite dials the fictional 555-01xx range, which
+            # libphonenumber does not validate.
+            allow_unvalidated_numbers=True,
         )
         self.client = redis.Redis.from_url(redis_server.url, decode_responses=True, socket_timeout=5)
         self.queue = JobQueue(self.client, Keys(prefix), record_ttl=600)
@@ -174,12 +177,12 @@ def test_jobs_pushed_before_any_worker_and_bare_xadd(rig: Rig) -> None:
 def test_bare_xadd_job_to_a_refused_number_is_never_dialed(rig: Rig) -> None:
     premium, crashed = str(uuid.uuid4()), str(uuid.uuid4())
     rig.client.xadd(rig.queue.keys.jobs, {"job": json.dumps({"id": premium, "a": "+19005550123", "b": "user/1000"})})
-    # A worker that died between creating this job's record (unchecked, policy
-    # refused) and failing it: the entry is delivered again to the next one.
+    # A worker that died between creating this job's record (its policy
+    # refused it) and failing it: the entry is delivered again to the next one.
     doc = {"id": crashed, "a": "user/1000", "b": "+19005550199"}
     rig.client.xadd(rig.queue.keys.jobs, {"job": json.dumps(doc)})
     request = parse_request(doc, rig.config, check_policy=False)
-    assert "claimed" not in rig.queue.claim(request, {"originated": "1"}, worker="dead", policy_ok=False)
+    assert "claimed" not in rig.queue.claim(request, None, worker="dead")
     good = rig.submit(a="+15551230001", b="+15551230002")
     rig.start_worker()
     assert rig.final(good)["status"] == "completed"
@@ -190,6 +193,55 @@ def test_bare_xadd_job_to_a_refused_number_is_never_dialed(rig: Rig) -> None:
     assert rig.switch.originates_with("eslengine_job_id", premium) == []
     assert rig.switch.originates_with("eslengine_job_id", crashed) == []
     assert len(wait_for(lambda: len(rig.queue.dead_letters()) == 2 and rig.queue.dead_letters())) == 2
+
+
+def _refused(rig: Rig, job_id: str, reason: str) -> None:
+    final = rig.final(job_id)
+    assert (final["status"], final["hangup_cause"]) == ("failed", "CALL_REJECTED"), final
+    assert reason in final["error"], final
+    assert rig.switch.originates_with("eslengine_job_id", job_id) == []
+    assert any(d.get("job_id") == job_id for _, d in wait_for(rig.queue.dead_letters))
+
+
+def test_the_worker_applies_its_own_policy_to_a_job_a_producer_checked(rig: Rig) -> None:
+    # Queued by a producer with laxer settings than the worker's (another
+    # process's environment, or none): the worker's own settings decide.
+    lax = rig.submit(a="+12025550123", b="+15551230002")
+    good = rig.submit(a="+15551230001", b="+15551230002")
+    rig.start_worker(blocked_prefixes=("+1202",))
+    assert rig.final(good)["status"] == "completed"
+    _refused(rig, lax, "+1202... is blocked")
+
+
+def test_a_bare_xadd_reusing_a_checked_jobs_id_is_checked_itself(rig: Rig) -> None:
+    job_id = rig.submit(a="+15551230001", b="+15551230002")
+    # As a job waiting for its retry: a queued record, no stream entry. An
+    # entry added with its id carries destinations of its own.
+    rig.client.xtrim(rig.queue.keys.jobs, maxlen=0)
+    rig.client.xadd(rig.queue.keys.jobs, {"job": json.dumps({"id": job_id, "a": "+19005550123", "b": "user/1000"})})
+    rig.start_worker()
+    _refused(rig, job_id, "premium-rate numbers are not allowed")
+    assert not [r for r in rig.switch.originates if "19005550123" in r.args]
+
+
+def test_a_bare_xadd_to_a_directory_user_of_another_domain_is_never_dialed(rig: Rig) -> None:
+    job_id = str(uuid.uuid4())
+    rig.client.xadd(rig.queue.keys.jobs, {"job": json.dumps({"id": job_id, "a": "user/1000@evil.example.com",
+                                                              "b": "+15551230002"})})
+    rig.start_worker(user_domains=("pbx.example.com",))
+    _refused(rig, job_id, "directory domain evil.example.com is not allowed")
+
+
+def test_an_attempt_that_never_left_is_placed_again_only_if_the_policy_allows(rig: Rig) -> None:
+    # A worker claimed this job (dialing, attempt pending) and died before
+    # the originate left; the worker that takes it over would place it again.
+    job_id = rig.submit(a="+12025550123", b="+15551230002")
+    rig.queue.ensure_group()
+    rig.queue.read("dead-worker", 10, 10)
+    request = parse_request({"id": job_id, "a": "+12025550123", "b": "+15551230002"}, rig.config)
+    assert rig.queue.claim(request, {"originated": "1", "attempt_state": "pending"}, worker="dead-worker")["claimed"]
+    rig.start_worker(claim_idle_ms=1, blocked_prefixes=("+1202",))
+    _refused(rig, job_id, "+1202... is blocked")
 
 
 def test_malformed_entries_are_dead_lettered_and_the_worker_goes_on(rig: Rig) -> None:
