@@ -576,8 +576,8 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                        "description": "Which party rings first."},
                         "number_filter": {
                             "description": "Applied to every number before validation: 'digits' keeps digits "
-                            "(a '+' is added), {'regex': ...} keeps the first capture group (no nested or "
-                            "alternated repetition, no back references, at most %d characters)."
+                            "(a '+' is added), {'regex': ...} keeps the first capture group of the leftmost "
+                            "match (RE2 syntax: no back references or lookaround; at most %d characters)."
                             % calls.MAX_FILTER_PATTERN,
                             "oneOf": [{"type": "string", "enum": ["digits"]},
                                       {"type": "object", "additionalProperties": False, "required": ["regex"],

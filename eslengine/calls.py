@@ -28,6 +28,7 @@ from .config import Config
 from .destinations import (
     MAX_FILTER_PATTERN,
     Destination,
+    NumberFilter,
     apply_number_filter,
     check_number_allowed,
     check_filter_pattern,
@@ -349,7 +350,7 @@ def _media(name: str, value: object, config: Config, *, tones: tuple[str, ...] =
 
 
 def _party(name: str, value: object, top: Mapping[str, Any], config: Config,
-           number_filter: str | re.Pattern[str] | None, check_policy: bool = True) -> Party:
+           number_filter: str | NumberFilter | None, check_policy: bool = True) -> Party:
     spec: Mapping[str, Any]
     if isinstance(value, Mapping):
         spec = _object(name, value, PARTY_FIELDS)
@@ -527,7 +528,7 @@ def parse_request(data: object, config: Config, *, job_id: str | None = None,
     if job_id is None:
         job_id = parse_id(data["id"]) if data.get("id") is not None else new_id()
 
-    number_filter: str | re.Pattern[str] | None = None
+    number_filter: str | NumberFilter | None = None
     raw_filter = data.get("number_filter")
     if raw_filter is not None:
         if raw_filter == "digits":
