@@ -448,3 +448,64 @@ def test_number_filter_regexes_that_cannot_run_are_refused(pattern: str, reason:
     with pytest.raises(ValidationError) as info:
         destinations.check_filter_pattern("number_filter.regex", pattern)
     assert info.value.field == "number_filter.regex" and info.value.reason.startswith(reason), info.value
+
+
+@pytest.mark.parametrize(("prefixes", "url", "allowed"), [
+    (("https://media.example.com",), "https://media.example.com/a.wav", True),
+    (("https://media.example.com",), "https://media.example.com.attacker.net/a.wav", False),
+    (("https://media.example.com",), "https://media.example.com:8443/a.wav", False),
+    (("https://media.example.com",), "http://media.example.com/a.wav", False),
+    (("https://media.example.com",), "https://MEDIA.example.com/a.wav", True),
+    (("https://media.example.com:443/",), "https://media.example.com/a.wav", True),
+    (("https://media.example.com/sounds",), "https://media.example.com/sounds/a.wav", True),
+    (("https://media.example.com/sounds",), "https://media.example.com/sounds-evil/a.wav", False),
+    (("https://media.example.com/sounds/",), "https://media.example.com/sounds/../private/a.wav", False),
+    (("https://media.example.com/sounds/",), "https://media.example.com/sounds/%2e%2e/private/a.wav", False),
+    (("https://media.example.com/sounds/",), "https://media.example.com/sounds/..%2fprivate/a.wav", False),
+    (("https://media.example.com/sounds/",), "https://media.example.com/private/a.wav", False),
+    (("http://10.0.0.5:8080/",), "http://10.0.0.5:8080/a.wav", True),
+])
+def test_audio_urls_are_compared_by_scheme_host_port_and_path(prefixes: tuple[str, ...], url: str,
+                                                               allowed: bool) -> None:
+    body = {**BASE, "announcement": {"url": url}}
+    config = Config(media_url_prefixes=prefixes)
+    if allowed:
+        assert parse_request(body, config).announcement.value == url  # type: ignore[union-attr]
+    else:
+        with pytest.raises(ValidationError) as info:
+            parse_request(body, config)
+        assert info.value.field == "announcement.url"
+
+
+@pytest.mark.parametrize(("patterns", "url", "allowed"), [
+    ((r"https://hooks\.example\.com/.*",), "https://hooks.example.com/calls", True),
+    ((r"https://hooks\.example\.com/.*",), "https://hooks.example.com.attacker.net/calls", False),
+    # A dot left unescaped in a plainly written host is a dot.
+    (("https://hooks.example.com/.*",), "https://hooks.example.com/calls", True),
+    (("https://hooks.example.com/.*",), "https://hooksXexample.com/calls", False),
+    (("https://hooks.example.com/.*",), "https://hooks-example.com/calls", False),
+    (("https?://hooks.example.com(:[0-9]+)?/.*",), "http://hooks.example.com:8080/x", True),
+    (("https?://hooks.example.com(:[0-9]+)?/.*",), "http://hooks0example.com:8080/x", False),
+    # A host that is itself a pattern is matched, as it was.
+    ((r"https://[a-z]+\.example\.com/.*",), "https://hooks.example.com/calls", True),
+    # An address written in the URL is checked at once.
+    ((r"http://.*",), "http://10.0.0.1/hook", False),
+    ((r"http://.*",), "http://169.254.169.254/latest/meta-data", False),
+    ((r"http://.*",), "http://127.0.0.1:8080/hook", False),
+    ((r"http://.*",), "http://93.184.216.34/hook", True),
+])
+def test_callback_urls_are_allowed_by_pattern_host_and_address(patterns: tuple[str, ...], url: str,
+                                                                allowed: bool) -> None:
+    body = {**BASE, "callback_url": url}
+    config = Config(webhook_allow=patterns)
+    if allowed:
+        assert parse_request(body, config).callback_url == url
+    else:
+        with pytest.raises(ValidationError) as info:
+            parse_request(body, config)
+        assert info.value.field == "callback_url"
+
+
+def test_a_callback_address_inside_an_allowed_network_is_accepted() -> None:
+    config = Config(webhook_allow=(r"http://127\.0\.0\.1:[0-9]+/hook",), webhook_allow_networks=("127.0.0.0/8",))
+    assert parse_request({**BASE, "callback_url": "http://127.0.0.1:8080/hook"}, config).callback_url

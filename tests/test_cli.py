@@ -84,6 +84,8 @@ def test_config_from_env_reads_every_setting() -> None:
         "ESLENGINE_MAX_RING_TIMEOUT": "90",
         "ESLENGINE_ESL_TIMEOUT": "2.5",
         "ESLENGINE_BRIDGE": " Switch ",
+        "ESLENGINE_MEDIA_URL_PREFIXES": "https://media.example.com/sounds/, http://10.0.0.5:8080",
+        "ESLENGINE_WEBHOOK_ALLOW_NETWORKS": "127.0.0.1, 10.1.2.3/16, fd00::/8",
         "UNRELATED": "x",
     })
     assert config.redis_url.endswith("/2")
@@ -94,6 +96,8 @@ def test_config_from_env_reads_every_setting() -> None:
     assert len(config.allow_patterns) == 2
     assert (config.max_ring_timeout, config.esl_timeout) == (90, 2.5)
     assert config.bridge == "switch" and Config().bridge == "engine"
+    assert config.media_url_prefixes == ("https://media.example.com/sounds/", "http://10.0.0.5:8080")
+    assert config.webhook_allow_networks == ("127.0.0.1/32", "10.1.0.0/16", "fd00::/8")
     assert Config.from_env({}) == Config()
 
 
@@ -106,6 +110,11 @@ def test_config_from_env_reads_every_setting() -> None:
     {"ESLENGINE_FREESWITCH": "esl://:x@host:notaport"},
     {"ESLENGINE_FREESWITCH": "esl://:x@host?speed=1"},
     {"ESLENGINE_BRIDGE": "both"},
+    {"ESLENGINE_MEDIA_URL_PREFIXES": "media.example.com/sounds"},
+    {"ESLENGINE_MEDIA_URL_PREFIXES": "ftp://media.example.com/"},
+    {"ESLENGINE_MEDIA_URL_PREFIXES": "https://user@media.example.com/"},
+    {"ESLENGINE_WEBHOOK_ALLOW_NETWORKS": "private"},
+    {"ESLENGINE_WEBHOOK_ALLOW_NETWORKS": "10.0.0.0/33"},
 ])
 def test_bad_config_values(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):

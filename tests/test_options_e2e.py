@@ -78,6 +78,7 @@ def stack(redis_server: RedisServer, switch: FakeSwitch, hooks: Hooks) -> Iterat
         "ESLENGINE_MEDIA_URL_PREFIXES": "https://media.example.com/",
         "ESLENGINE_WEBHOOK_ALLOW": r"http://127\.0\.0\.1:[0-9]+/hook",
         "ESLENGINE_WEBHOOK_SECRET": SECRET,
+        "ESLENGINE_WEBHOOK_ALLOW_NETWORKS": "127.0.0.1/32",
         "ESLENGINE_RECORDINGS_DIR": "/srv/recordings",
     })
     s.start()
