@@ -635,7 +635,9 @@ def openapi_document(config: Config) -> dict[str, Any]:
                         },
                         "callback_url": {"type": "string", "maxLength": 500, "nullable": True,
                                          "description": "Webhook: receives the call's document on every status "
-                                         "change. Only URLs the operator allows."},
+                                         "change, signed (X-Eslengine-Signature: t=<unix time>,v1=<HMAC of "
+                                         "'<t>.<body>'>) and retried until delivered. Only URLs the operator "
+                                         "allows, on public addresses unless the operator allows others."},
                         "caller_id_number": {
                             "type": "string",
                             "nullable": True,

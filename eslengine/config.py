@@ -169,6 +169,10 @@ class Config:
     # Networks (CIDR) a webhook may reach although they are not public
     # (loopback, private, link-local ...); empty = public addresses only.
     webhook_allow_networks: tuple[str, ...] = ()
+    # Deliveries one worker makes at once, and how long (s) a delivery is
+    # retried before it is dropped (and logged).
+    webhook_concurrency: int = 20
+    webhook_max_age: int = 24 * 3600
 
     # Who starts the second party's leg. "engine": the first party's leg
     # parks when it answers and the worker, in its turn on the node's pacer,
@@ -291,6 +295,8 @@ class Config:
             ("default_retry_backoff", "DEFAULT_RETRY_BACKOFF"),
             ("max_destinations", "MAX_DESTINATIONS"),
             ("max_call_duration", "MAX_CALL_DURATION"),
+            ("webhook_concurrency", "WEBHOOK_CONCURRENCY"),
+            ("webhook_max_age", "WEBHOOK_MAX_AGE"),
         ):
             if (v := take(key)) is not None:
                 kwargs[name] = _positive_int("ESLENGINE_" + key, v)

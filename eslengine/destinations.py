@@ -113,6 +113,7 @@ def apply_number_filter(field: str, value: str, number_filter: str | NumberFilte
         digits = "".join(ch for ch in value if "0" <= ch <= "9")
         result = digits
     else:
+        assert not isinstance(number_filter, str)
         match = number_filter.search(value[:MAX_FILTER_INPUT])
         if match is None or not match.group(1):
             raise ValidationError(field, "does not match number_filter")

@@ -86,6 +86,8 @@ def test_config_from_env_reads_every_setting() -> None:
         "ESLENGINE_BRIDGE": " Switch ",
         "ESLENGINE_MEDIA_URL_PREFIXES": "https://media.example.com/sounds/, http://10.0.0.5:8080",
         "ESLENGINE_WEBHOOK_ALLOW_NETWORKS": "127.0.0.1, 10.1.2.3/16, fd00::/8",
+        "ESLENGINE_WEBHOOK_CONCURRENCY": "5",
+        "ESLENGINE_WEBHOOK_MAX_AGE": "3600",
         "UNRELATED": "x",
     })
     assert config.redis_url.endswith("/2")
@@ -98,6 +100,7 @@ def test_config_from_env_reads_every_setting() -> None:
     assert config.bridge == "switch" and Config().bridge == "engine"
     assert config.media_url_prefixes == ("https://media.example.com/sounds/", "http://10.0.0.5:8080")
     assert config.webhook_allow_networks == ("127.0.0.1/32", "10.1.0.0/16", "fd00::/8")
+    assert (config.webhook_concurrency, config.webhook_max_age) == (5, 3600)
     assert Config.from_env({}) == Config()
 
 
