@@ -70,14 +70,18 @@ def origin(url: str) -> Origin | None:
 
 @dataclass(frozen=True)
 class MediaPrefix:
-    origin: Origin
+    origin: Origin  # host "" and port 0: any host (an entry of only a scheme)
     path: str  # "/" for a whole host
 
 
 def parse_media_prefix(prefix: str) -> MediaPrefix:
-    """An entry of ``ESLENGINE_MEDIA_URL_PREFIXES``; ValueError when it is not
-    an http(s) URL of a host, optionally with a path (no query or fragment)."""
-    split = _split(prefix.strip())
+    """An entry of ``ESLENGINE_MEDIA_URL_PREFIXES``: an http(s) URL of a host,
+    optionally with a path (no query or fragment), or only a scheme
+    (``https://``: any host). ValueError for anything else."""
+    prefix = prefix.strip()
+    if prefix in ("http://", "https://"):
+        return MediaPrefix(Origin(prefix[:-3], "", 0), "/")
+    split = _split(prefix)
     if split is None or split[1].query or split[1].fragment:
         raise ValueError("%r is not an http(s) URL of a host and an optional path" % prefix)
     return MediaPrefix(split[0], split[1].path or "/")
@@ -85,7 +89,15 @@ def parse_media_prefix(prefix: str) -> MediaPrefix:
 
 @functools.lru_cache(maxsize=64)
 def _media_prefixes(prefixes: tuple[str, ...]) -> tuple[MediaPrefix, ...]:
-    return tuple(parse_media_prefix(p) for p in prefixes)
+    """The entries that parse (Config.from_env refuses the others; a Config
+    built in code may hold some, which then allow nothing)."""
+    out = []
+    for prefix in prefixes:
+        try:
+            out.append(parse_media_prefix(prefix))
+        except ValueError:
+            continue
+    return tuple(out)
 
 
 def media_url_allowed(url: str, prefixes: Sequence[str]) -> bool:
@@ -98,6 +110,8 @@ def media_url_allowed(url: str, prefixes: Sequence[str]) -> bool:
     if any(segment in (".", "..") for segment in unquote(path).split("/")):
         return False
     for prefix in _media_prefixes(tuple(prefixes)):
+        if not prefix.origin.host and prefix.origin.scheme == url_origin.scheme:
+            return True
         if prefix.origin != url_origin:
             continue
         if prefix.path.endswith("/"):

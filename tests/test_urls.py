@@ -67,7 +67,18 @@ def test_unchecked_hosts_names_the_patterns_only_matched() -> None:
 
 
 @pytest.mark.parametrize("prefix", ["media.example.com", "ftp://media.example.com/", "https://u@media.example.com/",
-                                    "https://media.example.com/?a=1", "https://media.example.com:99999/", "https://"])
+                                    "https://media.example.com/?a=1", "https://media.example.com:99999/", "ftp://"])
 def test_a_media_prefix_must_be_an_http_url_of_a_host(prefix: str) -> None:
     with pytest.raises(ValueError):
         urls.parse_media_prefix(prefix)
+
+
+@pytest.mark.parametrize(("prefixes", "url", "allowed"), [
+    (("https://",), "https://anywhere.example.net/a.wav", True),  # only a scheme: any host
+    (("https://",), "http://anywhere.example.net/a.wav", False),
+    (("https://",), "https://anywhere.example.net/x/../a.wav", False),
+    (("not a url", "https://media.example.com/"), "https://media.example.com/a.wav", True),
+    (("not a url",), "https://media.example.com/a.wav", False),
+])
+def test_media_url_allowed(prefixes: tuple[str, ...], url: str, allowed: bool) -> None:
+    assert urls.media_url_allowed(url, prefixes) is allowed
