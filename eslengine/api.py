@@ -576,8 +576,8 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                        "description": "Which party rings first."},
                         "number_filter": {
                             "description": "Applied to every number before validation: 'digits' keeps digits "
-                            "(a '+' is added), {'regex': ...} keeps the first capture group (no nested or "
-                            "alternated repetition, no back references, at most %d characters)."
+                            "(a '+' is added), {'regex': ...} keeps the first capture group of the leftmost "
+                            "match (RE2 syntax: no back references or lookaround; at most %d characters)."
                             % calls.MAX_FILTER_PATTERN,
                             "oneOf": [{"type": "string", "enum": ["digits"]},
                                       {"type": "object", "additionalProperties": False, "required": ["regex"],
@@ -635,7 +635,9 @@ def openapi_document(config: Config) -> dict[str, Any]:
                         },
                         "callback_url": {"type": "string", "maxLength": 500, "nullable": True,
                                          "description": "Webhook: receives the call's document on every status "
-                                         "change. Only URLs the operator allows."},
+                                         "change, signed (X-Eslengine-Signature: t=<unix time>,v1=<HMAC of "
+                                         "'<t>.<body>'>) and retried until delivered. Only URLs the operator "
+                                         "allows, on public addresses unless the operator allows others."},
                         "caller_id_number": {
                             "type": "string",
                             "nullable": True,

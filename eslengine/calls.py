@@ -20,14 +20,16 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
-from . import dialstring
+from . import dialstring, urls
 from .config import Config
 from .destinations import (
     MAX_FILTER_PATTERN,
     Destination,
+    NumberFilter,
     apply_number_filter,
     check_number_allowed,
     check_user_domain,
@@ -337,7 +339,7 @@ def _media(name: str, value: object, config: Config, *, tones: tuple[str, ...] =
     if kind == "url":
         text = _text(field_name, spec["url"], 500, _URL, "must be an http(s) URL")
         assert text is not None
-        if not any(text.startswith(p) for p in config.media_url_prefixes):
+        if not urls.media_url_allowed(text, config.media_url_prefixes):
             raise ValidationError(field_name, "audio URLs from this location are not allowed")
         return Media("url", text)
     if not config.tts_engine:
@@ -350,7 +352,7 @@ def _media(name: str, value: object, config: Config, *, tones: tuple[str, ...] =
 
 
 def _party(name: str, value: object, top: Mapping[str, Any], config: Config,
-           number_filter: str | re.Pattern[str] | None, check_policy: bool = True) -> Party:
+           number_filter: str | NumberFilter | None, check_policy: bool = True) -> Party:
     spec: Mapping[str, Any]
     if isinstance(value, Mapping):
         spec = _object(name, value, PARTY_FIELDS)
@@ -529,7 +531,7 @@ def parse_request(data: object, config: Config, *, job_id: str | None = None,
     if job_id is None:
         job_id = parse_id(data["id"]) if data.get("id") is not None else new_id()
 
-    number_filter: str | re.Pattern[str] | None = None
+    number_filter: str | NumberFilter | None = None
     raw_filter = data.get("number_filter")
     if raw_filter is not None:
         if raw_filter == "digits":
@@ -567,8 +569,11 @@ def parse_request(data: object, config: Config, *, job_id: str | None = None,
     if callback is not None:
         if not config.webhook_allow:
             raise ValidationError("callback_url", "webhooks are not enabled on this service")
-        if not any(re.fullmatch(p, callback) for p in config.webhook_allow):
+        if not urls.webhook_url_allowed(callback, config.webhook_allow):
             raise ValidationError("callback_url", "this callback URL is not allowed")
+        host = urlsplit(callback).hostname or ""
+        if urls.ip_literal(host) and not urls.address_allowed(host, config.webhook_allow_networks):
+            raise ValidationError("callback_url", "may not point to a private, loopback or reserved address")
     request = CallRequest(
         id=job_id,
         a=a,

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from . import urls
 from .errors import ConfigError
 
 DEFAULT_FREESWITCH = "esl://:ClueCon@127.0.0.1:8021"
@@ -199,12 +200,21 @@ class Config:
     # Text to speech: the switch's TTS module and default voice ('' = no TTS).
     tts_engine: str = ""
     tts_voice: str = ""
-    # Audio URLs the switch may fetch (prefixes); empty = URLs refused.
+    # Audio URLs the switch may fetch: http(s) URLs of a host and an optional
+    # path, compared by parts (urls.media_url_allowed); empty = URLs refused.
     media_url_prefixes: tuple[str, ...] = ()
-    # Webhooks: callback_url must fully match one of these regexes; empty =
+    # Webhooks: callback_url must fully match one of these regexes (and have
+    # the host a regex writes out plainly: urls.webhook_url_allowed); empty =
     # webhooks refused. The secret signs each delivery (HMAC-SHA256).
     webhook_allow: tuple[str, ...] = ()
     webhook_secret: str = ""
+    # Networks (CIDR) a webhook may reach although they are not public
+    # (loopback, private, link-local ...); empty = public addresses only.
+    webhook_allow_networks: tuple[str, ...] = ()
+    # Deliveries one worker makes at once, and how long (s) a delivery is
+    # retried before it is dropped (and logged).
+    webhook_concurrency: int = 20
+    webhook_max_age: int = 24 * 3600
 
     # Who starts the second party's leg. "engine": the first party's leg
     # parks when it answers and the worker, in its turn on the node's pacer,
@@ -327,9 +337,19 @@ class Config:
         if (v := take("TTS_VOICE")) is not None:
             kwargs["tts_voice"] = v
         if (v := take("MEDIA_URL_PREFIXES")) is not None:
+            for prefix in _words(v):
+                try:
+                    urls.parse_media_prefix(prefix)
+                except ValueError as exc:
+                    raise ConfigError("ESLENGINE_MEDIA_URL_PREFIXES: %s" % exc) from exc
             kwargs["media_url_prefixes"] = _words(v)
         if (v := take("WEBHOOK_ALLOW")) is not None:
             kwargs["webhook_allow"] = _patterns("ESLENGINE_WEBHOOK_ALLOW", v)
+        if (v := take("WEBHOOK_ALLOW_NETWORKS")) is not None:
+            try:
+                kwargs["webhook_allow_networks"] = urls.parse_networks(v)
+            except ValueError as exc:
+                raise ConfigError("ESLENGINE_WEBHOOK_ALLOW_NETWORKS: %s" % exc) from exc
         if (v := take("WEBHOOK_SECRET")) is not None:
             kwargs["webhook_secret"] = v
         for name, key in (
@@ -344,6 +364,8 @@ class Config:
             ("default_retry_backoff", "DEFAULT_RETRY_BACKOFF"),
             ("max_destinations", "MAX_DESTINATIONS"),
             ("max_call_duration", "MAX_CALL_DURATION"),
+            ("webhook_concurrency", "WEBHOOK_CONCURRENCY"),
+            ("webhook_max_age", "WEBHOOK_MAX_AGE"),
         ):
             if (v := take(key)) is not None:
                 kwargs[name] = _positive_int("ESLENGINE_" + key, v)

@@ -11,9 +11,12 @@
     │   │   └── EslNotSent          the command was not written: the switch never saw it
     │   ├── EslTimeout              no reply within the command's deadline
     │   └── EslCommandError         the switch answered -ERR; .reply
-    └── OriginateFailed             an originate ended without a call; .cause
+    ├── OriginateFailed             an originate ended without a call; .cause
+    └── WebhookError                a webhook delivery did not succeed
+        ├── WebhookRefused          it never will: not allowed, an address refused, the receiver said 4xx
+        └── WebhookFailed           it may later: DNS, connection, timeout, 5xx, 408, 429
 
-Lower libraries' errors (redis, socket, greenswitch) are translated into these
+Lower libraries' errors (redis, socket, http.client, greenswitch) are translated into these
 where they enter eslengine, with ``raise ... from exc``.
 """
 
@@ -96,3 +99,18 @@ class OriginateFailed(EslEngineError):
     def __init__(self, cause: str) -> None:
         super().__init__(cause)
         self.cause = cause
+
+
+class WebhookError(EslEngineError):
+    """A webhook delivery did not succeed."""
+
+
+class WebhookRefused(WebhookError):
+    """The delivery will never succeed as it stands (the URL is no longer
+    allowed, its host resolves to an address webhooks may not reach, or the
+    receiver refused it with a 4xx): it is dropped, not retried."""
+
+
+class WebhookFailed(WebhookError):
+    """The delivery may succeed later (the name did not resolve, no
+    connection, no answer in time, a 5xx, 408 or 429): it is retried."""

@@ -16,13 +16,24 @@ Keys (``<p>`` is the configured prefix, ``eslengine`` by default):
                            worker's heartbeat (expires when it dies) and
                            ``<p>:live:<name>`` the ids of calls it follows, so
                            another worker adopts them if it dies.
+``<p>:webhooks``           sorted set: ids of calls with webhook deliveries
+                           pending, scored by when the next attempt is due
+                           (Redis's clock); while a worker delivers one, by
+                           when its lease on it ends.
+``<p>:webhooks:<id>``      list: that call's pending deliveries, in order, each
+                           ``<delivery id> <status> <queued at> <attempts>``.
 
 Workers read the stream through the consumer group ``workers`` (created at id
 0, so jobs added before any worker existed are dialed too), acknowledge an
 entry only once its originate's outcome is known, and take over entries a dead
 worker held (``XAUTOCLAIM``). Status changes go through one Lua script that
 only moves a call forward, so late or duplicated events cannot undo a final
-status.
+status. The same scripts queue a webhook delivery for every status move of a
+call with a ``callback_url`` (its record's ``callback`` field), so no status
+change is ever written without its delivery; workers deliver them
+(``webhooks.py``). A delivery's id is ``<call id>.<n>``, the status change's
+place in the call's history: unique while the record lives, and the same
+for every attempt.
 
 Every Redis error is translated into ``QueueUnavailable`` here.
 """
@@ -95,6 +106,13 @@ class Keys:
     def history(self, job_id: str) -> str:
         return "%s:call:%s:history" % (self.prefix, job_id)
 
+    @property
+    def webhooks(self) -> str:
+        return self.prefix + ":webhooks"
+
+    def webhook(self, job_id: str) -> str:
+        return "%s:webhooks:%s" % (self.prefix, job_id)
+
 
 _last_iso: tuple[int, str] = (-1, "")
 
@@ -156,12 +174,28 @@ def _log_failure(waiter: Any) -> None:
         log.warning("redis: a record update was not stored: %s", waiter.exception)
 
 
+# Queue a webhook delivery for the status move that made history entry n,
+# when the call has a callback (its record's "callback" field): the call's
+# outbox list gets "<id>.<n> <status> <now> 0", and the call joins the
+# outbox set due now, unless it is there already (waiting for a retry, or
+# held by a worker delivering its earlier ones, which delivers this one next).
+_QUEUE_WEBHOOK = """
+local function queue_webhook(record, list, outbox, job_id, n, status, ttl)
+  if redis.call('HEXISTS', record, 'callback') == 0 then return end
+  local t = redis.call('TIME')
+  local at = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+  redis.call('RPUSH', list, job_id .. '.' .. n .. ' ' .. status .. ' ' .. at .. ' 0')
+  redis.call('EXPIRE', list, ttl)
+  redis.call('ZADD', outbox, 'NX', at, job_id)
+end
+"""
+
 # One script moves a call's status; ranks come from calls.STATUSES so the
 # order is written down once.
 _RANKS = ",".join(
     "[%r]=%d" % (s, len(calls.STATUSES) if s in calls.FINAL else i) for i, s in enumerate(calls.STATUSES)
 )
-_TRANSITION = """
+_TRANSITION = _QUEUE_WEBHOOK + """
 local ranks = {%s}
 local final = %d
 if ARGV[7] ~= '' then
@@ -190,8 +224,9 @@ if new ~= '' then
   if ARGV[6] == '1' then
     if ranks[new] == final then redis.call('SREM', KEYS[3], ARGV[5]) else redis.call('SADD', KEYS[3], ARGV[5]) end
   end
-  redis.call('RPUSH', KEYS[2], new .. ' ' .. now)
+  local n = redis.call('RPUSH', KEYS[2], new .. ' ' .. now)
   redis.call('EXPIRE', KEYS[2], ttl)
+  queue_webhook(KEYS[1], KEYS[5], KEYS[6], ARGV[5], n, new, ttl)
 end
 redis.call('EXPIRE', KEYS[1], ttl)
 if new ~= '' then return 1 end
@@ -262,7 +297,7 @@ return 1
 # reply carries claimed=<attempt>, the record itself as it was before.
 # ARGV: ttl, now, n, the job id (the live set's member), n initial record
 # fields and values, then the dialing fields and values.
-_RECORD = """
+_RECORD = _QUEUE_WEBHOOK + """
 local record = redis.call('HGETALL', KEYS[1])
 local created = #record == 0
 local n = tonumber(ARGV[3])
@@ -285,22 +320,24 @@ local attempt = tostring((tonumber(h['attempts']) or 0) + 1)
 redis.call('HSET', KEYS[1], 'attempts', attempt, unpack(ARGV, 5 + n))
 redis.call('HSET', KEYS[1], 'status', 'dialing', 'dialing_at', ARGV[2], 'updated_at', ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[4])
-redis.call('RPUSH', KEYS[2], 'dialing ' .. ARGV[2])
+local changes = redis.call('RPUSH', KEYS[2], 'dialing ' .. ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
+queue_webhook(KEYS[1], KEYS[4], KEYS[5], ARGV[4], changes, 'dialing', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 table.insert(record, 'claimed')
 table.insert(record, attempt)
 return record
 """
 
-_CANCEL = """
+_CANCEL = _QUEUE_WEBHOOK + """
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return 'missing' end
 if cur == 'completed' or cur == 'failed' or cur == 'cancelled' then return 'final:' .. cur end
 if cur == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'cancelled_at', ARGV[1], 'ended_at', ARGV[1],
              'updated_at', ARGV[1], 'hangup_cause', 'ORIGINATOR_CANCEL', 'cancel_requested', '1')
-  redis.call('RPUSH', KEYS[2], 'cancelled ' .. ARGV[1])
+  local n = redis.call('RPUSH', KEYS[2], 'cancelled ' .. ARGV[1])
+  queue_webhook(KEYS[1], KEYS[4], KEYS[5], ARGV[2], n, 'cancelled', ARGV[3])
   return 'cancelled'
 end
 redis.call('HSET', KEYS[1], 'cancel_requested', '1', 'updated_at', ARGV[1])
@@ -325,6 +362,47 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])) + 1)
 redis.call('EXPIRE', KEYS[2], math.ceil(tonumber(ARGV[2])) + 1)
 return {added, redis.call('HGETALL', KEYS[2])}
+"""
+
+
+# The calls whose webhook deliveries are due, at most ARGV[1], each held for
+# ARGV[2] seconds (KEYS: the outbox set).
+_CLAIM_WEBHOOKS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id) end
+return ids
+"""
+
+# A call's first delivery, if it is ARGV[2], is done (delivered or dropped).
+# A call with none left leaves the outbox set; one with more stays held for
+# ARGV[3] seconds. KEYS: the call's list, the outbox set; ARGV[1]: its id.
+_WEBHOOK_DONE = """
+local head = redis.call('LINDEX', KEYS[1], 0)
+if head and ARGV[2] ~= '' and string.sub(head, 1, #ARGV[2] + 1) == ARGV[2] .. ' ' then
+  redis.call('LPOP', KEYS[1])
+end
+local left = redis.call('LLEN', KEYS[1])
+if left == 0 then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+else
+  local t = redis.call('TIME')
+  redis.call('ZADD', KEYS[2], tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[3]), ARGV[1])
+end
+return left
+"""
+
+# A call's first delivery, if it is ARGV[2], becomes ARGV[3] (its attempts
+# counted), and the call is due again in ARGV[4] seconds.
+_WEBHOOK_LATER = """
+local head = redis.call('LINDEX', KEYS[1], 0)
+if head and string.sub(head, 1, #ARGV[2] + 1) == ARGV[2] .. ' ' then
+  redis.call('LSET', KEYS[1], 0, ARGV[3])
+end
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[2], tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[4]), ARGV[1])
+return 1
 """
 
 
@@ -361,6 +439,9 @@ class JobQueue:
         self._due = client.register_script(_DUE)
         self._requeue = client.register_script(_REQUEUE)
         self._share = client.register_script(_SHARE)
+        self._claim_webhooks = client.register_script(_CLAIM_WEBHOOKS)
+        self._webhook_done = client.register_script(_WEBHOOK_DONE)
+        self._webhook_later = client.register_script(_WEBHOOK_LATER)
 
     def use_batcher(self, batcher: Any) -> None:
         """Send the hot-path commands through ``batcher`` from now on."""
@@ -615,6 +696,47 @@ class JobQueue:
                 self.redis.srem(self.keys.workers, dead)
         return calls_, [(e, f) for e, f in entries if f]
 
+    # ------------------------------------------------------------ webhooks
+
+    def claim_webhooks(self, limit: int, lease: float) -> list[str]:
+        """Ids of at most ``limit`` calls whose webhook deliveries are due,
+        each now held by the caller for ``lease`` seconds: until then no other
+        worker takes it, after that any may (the holder died)."""
+        with redis_errors("claim webhooks"):
+            return list(self._claim_webhooks(keys=[self.keys.webhooks], args=[str(limit), repr(lease)]))
+
+    def next_webhook(self, job_id: str) -> str | None:
+        """A call's first pending delivery: ``<delivery id> <status> <queued
+        at> <attempts>``."""
+        with redis_errors("read webhook"):
+            item = self.redis.lindex(self.keys.webhook(job_id), 0)
+        return str(item) if item is not None else None
+
+    def pending_webhooks(self, job_id: str) -> list[str]:
+        with redis_errors("read webhooks"):
+            return [str(item) for item in self.redis.lrange(self.keys.webhook(job_id), 0, -1)]
+
+    def webhook_done(self, job_id: str, delivery_id: str, lease: float) -> int:
+        """The call's first delivery, if it is ``delivery_id``, was delivered
+        or dropped; the call stays held ``lease`` seconds more if it has
+        others, and leaves the outbox if not. Returns how many are left."""
+        with redis_errors("webhook done"):
+            return int(self._webhook_done(keys=[self.keys.webhook(job_id), self.keys.webhooks],
+                                          args=[job_id, delivery_id, repr(lease)]))
+
+    def webhook_later(self, job_id: str, delivery_id: str, item: str, delay: float) -> None:
+        """Try the call's first delivery (``delivery_id``, rewritten as
+        ``item``) again in ``delay`` seconds; its later ones wait behind it."""
+        with redis_errors("webhook retry"):
+            self._webhook_later(keys=[self.keys.webhook(job_id), self.keys.webhooks],
+                                args=[job_id, delivery_id, item, repr(delay)])
+
+    def release_webhooks(self, job_ids: Collection[str]) -> None:
+        """Give up the hold on these calls: any worker may deliver them now."""
+        if job_ids:
+            with redis_errors("release webhooks"):
+                self.redis.zadd(self.keys.webhooks, {job_id: 0 for job_id in job_ids}, xx=True)
+
     def record(self, job_id: str) -> dict[str, str]:
         with redis_errors("read call"):
             return self.redis.hgetall(self.keys.call(job_id))  # type: ignore[no-any-return]
@@ -661,7 +783,9 @@ class JobQueue:
         its history, the worker's live set (touched only with ``worker``) and
         the job stream (an ``ack`` entry is acknowledged and deleted there).
         Arguments: status, now, ttl, keep_fields, the job id (the live set's
-        member), live set used, ack entry, group, then field/value pairs."""
+        member), live set used, ack entry, group, then field/value pairs. A
+        status move of a call with a callback queues its webhook delivery
+        (keys: the call's outbox list and the outbox set)."""
         if status and status not in calls.STATUSES:
             raise ValueError("unknown status %r" % status)
         live = "1" if worker and status else "0"
@@ -669,7 +793,8 @@ class JobQueue:
                            ack, GROUP]
         for key, value in (fields or {}).items():
             args += [key, value]
-        keys = [self.keys.call(job_id), self.keys.history(job_id), self.keys.live(worker), self.keys.jobs]
+        keys = [self.keys.call(job_id), self.keys.history(job_id), self.keys.live(worker), self.keys.jobs,
+                self.keys.webhook(job_id), self.keys.webhooks]
         return keys, args
 
     def claim(self, request: CallRequest, dialing: Mapping[str, str] | None = None, *,
@@ -690,7 +815,8 @@ class JobQueue:
         args: list[str] = [str(self.record_ttl), now, str(len(initial)), request.id, *initial]
         for key, value in (dialing or {}).items():
             args += [key, value]
-        keys = [self.keys.call(request.id), self.keys.history(request.id), self.keys.live(worker)]
+        keys = [self.keys.call(request.id), self.keys.history(request.id), self.keys.live(worker),
+                self.keys.webhook(request.id), self.keys.webhooks]
         with redis_errors("read call"):
             if self.batcher is not None:
                 flat = self.batcher.call("EVALSHA", self._record.sha, len(keys), *keys, *args)
@@ -715,14 +841,15 @@ class JobQueue:
         with redis_errors("cancel"):
             return str(
                 self._cancel(
-                    keys=[self.keys.call(job_id), self.keys.history(job_id), self.keys.cancel],
-                    args=[now_iso(), job_id],
+                    keys=[self.keys.call(job_id), self.keys.history(job_id), self.keys.cancel,
+                          self.keys.webhook(job_id), self.keys.webhooks],
+                    args=[now_iso(), job_id, str(self.record_ttl)],
                 )
             )
 
 
 def _initial_record(request: CallRequest, now: str, document: str | None = None) -> dict[str, str]:
-    return {
+    record = {
         "id": request.id,
         "status": "queued",
         "a": ",".join(str(d) for d in request.a.destinations),
@@ -732,6 +859,9 @@ def _initial_record(request: CallRequest, now: str, document: str | None = None)
         "queued_at": now,
         "updated_at": now,
     }
+    if request.callback_url:
+        record["callback"] = "1"  # every status move queues a webhook delivery
+    return record
 
 
 _PUBLIC = (

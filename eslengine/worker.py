@@ -9,7 +9,9 @@ Channel events arrive on each node's event-socket connection and are routed by
 their ``eslengine_job_id`` variable into the owning call's inbox, so handlers
 stay short and each call's state changes in one place. The job's stream entry
 is acknowledged once the originate's outcome is known; until then a worker
-that dies leaves it to be taken over by another.
+that dies leaves it to be taken over by another. Webhook deliveries, queued
+in Redis with each status change, go out from a pool of their own
+(``webhooks.Webhooks``), never from a call's greenlet.
 """
 
 from __future__ import annotations
@@ -297,6 +299,7 @@ class Worker:
             gevent.spawn(self._silence_loop),
             gevent.spawn(self._share_loop),
         ]
+        self.webhooks.start()
         log.info("worker %s: started, %d node(s), pool %d", self.consumer, len(self.nodes), self.config.concurrency)
 
     def stop(self, grace: float = 30.0) -> None:
@@ -313,6 +316,7 @@ class Worker:
             log.warning("worker %s: %d call(s) still up after grace; no longer followed", self.consumer, len(self.pool))
             self.pool.kill(timeout=5)
         gevent.killall(self._greenlets, timeout=5)
+        self.webhooks.stop()
         for state in self.nodes:
             if state.link is not None:
                 state.link.stop()
@@ -790,7 +794,7 @@ class Worker:
             fields = {"attempts": str(attempt), **self._dialing_fields(call, bg_uuid)}
             self.queue.transition(job_id, "dialing", fields, keep_fields=True, worker=self.consumer)
         if request.callback_url:
-            self.webhooks.notify(request, "dialing")
+            self.webhooks.wake()
         # A held call starts only its first leg now, but holds both legs' sessions.
         node = self._acquire_node(call.first_cost if call.held else call.cost, candidates, sessions=call.cost)
         if node is None:
@@ -1246,7 +1250,7 @@ class Worker:
         if status:
             log.debug("job %s: %s", call.request.id, status)
             if call.request.callback_url:
-                self.webhooks.notify(call.request, status)
+                self.webhooks.wake()
 
     def _hang_up(self, call: Call) -> None:
         if not call.state.cancel_requested:

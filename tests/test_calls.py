@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import phonenumbers
 import pytest
@@ -341,8 +343,7 @@ BASE = {"a": "+15551230001", "b": "+15551230002"}
     ({"a": "sip:eve@evil.example.net"}, "a"),
     ({"a": "+19005550199"}, "a"),
     ({"number_filter": "letters"}, "number_filter"),
-    ({"number_filter": {"regex": "(a+)+$"}}, "number_filter.regex"),
-    ({"number_filter": {"regex": "(a|aa)*$"}}, "number_filter.regex"),
+    ({"number_filter": {"regex": "(?<=1)(1+)"}}, "number_filter.regex"),
     ({"number_filter": {"regex": r"(\d)\1"}}, "number_filter.regex"),
     ({"number_filter": {"regex": "[0-9]+"}}, "number_filter.regex"),
     ({"ringback": "jingle"}, "ringback"),
@@ -430,3 +431,131 @@ def test_the_job_reader_only_ever_refuses_with_a_validation_error(raw: bytes | s
         loads_request(raw, OPTS)
     except ValidationError as exc:
         assert exc.field and exc.reason
+
+
+# Passes a "no nested repetition" check, yet Python's backtracking re needs
+# about 3 s for five 1* on 64 digits, and some nine times more for each one
+# added: this one would hold the GIL for half an hour.
+BACKTRACKING_FILTER = "(1*)" + "1*" * 8 + "x"
+
+
+def test_a_number_filter_that_backtracks_is_answered_at_once() -> None:
+    """Run in a child process under a generous deadline: a backtracking
+    engine would hold it (and the GIL) for minutes."""
+    code = "\n".join([
+        "from eslengine.calls import parse_request",
+        "from eslengine.config import Config",
+        "from eslengine.errors import ValidationError",
+        "try:",
+        "    parse_request({'a': '+' + '1' * 63, 'b': '+15551230002',",
+        "                   'number_filter': {'regex': %r}}, Config())" % BACKTRACKING_FILTER,
+        "except ValidationError as exc:",
+        "    print(exc.field, exc.reason)",
+    ])
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=10, check=True)
+    assert done.stdout.strip() == "a does not match number_filter"
+
+
+@pytest.mark.parametrize(("pattern", "typed", "dialed"), [
+    (r"\D*(\d+)", "tel. 1 5551230001", "+1"),
+    (r"(\d+)$", "tel. 1 5551230001", "+5551230001"),
+    (r"^00(\d+)", "0015551230001", "+15551230001"),
+    (r"(\d+)|(x)", "15551230001 x", "+15551230001"),
+    (r"(?P<number>[0-9]{11})", "call 15551230001 now", "+15551230001"),
+    # Nested and alternated repetition cost nothing in a linear-time engine.
+    (r"((?:1|11)*5+(?:\d\d?)*)", "+15551230001", "+15551230001"),
+    (r"((?:\d+)+)", "(555) 1230001", "+555"),
+    (BACKTRACKING_FILTER.replace("x", "5"), "+1115551230001", "+111"),
+])
+def test_a_regex_number_filter_keeps_its_first_capture_group(pattern: str, typed: str, dialed: str) -> None:
+    compiled = destinations.check_filter_pattern("number_filter.regex", pattern)
+    assert destinations.apply_number_filter("a", typed, compiled) == dialed
+
+
+@pytest.mark.parametrize(("pattern", "typed", "reason"), [
+    (r"(x)?\d+", "+15551230001", "does not match number_filter"),
+    (r"(x)", "+15551230001", "does not match number_filter"),
+    (r"(\d+)|(x)", "x 15551230001", "does not match number_filter"),  # the leftmost match decides
+    (r"(\d+)", "٣٣٣", "does not match number_filter"),  # digits are ASCII digits
+])
+def test_a_regex_number_filter_that_finds_no_number_names_the_party(pattern: str, typed: str, reason: str) -> None:
+    compiled = destinations.check_filter_pattern("number_filter.regex", pattern)
+    with pytest.raises(ValidationError) as info:
+        destinations.apply_number_filter("a", typed, compiled)
+    assert (info.value.field, info.value.reason) == ("a", reason)
+
+
+@pytest.mark.parametrize(("pattern", "reason"), [
+    (r"(\d)\1", "not a valid regular expression"),
+    (r"(?=\d)(\d+)", "not a valid regular expression"),
+    (r"(\d+", "not a valid regular expression"),
+    (r"[0-9]+", "needs a capture group"),
+    (r"(\d{1000}){1000}", "not a valid regular expression"),
+    ("(" + "1" * 100 + ")", "at most 100 characters"),
+])
+def test_number_filter_regexes_that_cannot_run_are_refused(pattern: str, reason: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        destinations.check_filter_pattern("number_filter.regex", pattern)
+    assert info.value.field == "number_filter.regex" and info.value.reason.startswith(reason), info.value
+
+
+@pytest.mark.parametrize(("prefixes", "url", "allowed"), [
+    (("https://media.example.com",), "https://media.example.com/a.wav", True),
+    (("https://media.example.com",), "https://media.example.com.attacker.net/a.wav", False),
+    (("https://media.example.com",), "https://media.example.com:8443/a.wav", False),
+    (("https://media.example.com",), "http://media.example.com/a.wav", False),
+    (("https://media.example.com",), "https://MEDIA.example.com/a.wav", True),
+    (("https://media.example.com:443/",), "https://media.example.com/a.wav", True),
+    (("https://media.example.com/sounds",), "https://media.example.com/sounds/a.wav", True),
+    (("https://media.example.com/sounds",), "https://media.example.com/sounds-evil/a.wav", False),
+    (("https://media.example.com/sounds/",), "https://media.example.com/sounds/../private/a.wav", False),
+    (("https://media.example.com/sounds/",), "https://media.example.com/sounds/%2e%2e/private/a.wav", False),
+    (("https://media.example.com/sounds/",), "https://media.example.com/sounds/..%2fprivate/a.wav", False),
+    (("https://media.example.com/sounds/",), "https://media.example.com/private/a.wav", False),
+    (("http://10.0.0.5:8080/",), "http://10.0.0.5:8080/a.wav", True),
+])
+def test_audio_urls_are_compared_by_scheme_host_port_and_path(prefixes: tuple[str, ...], url: str,
+                                                               allowed: bool) -> None:
+    body = {**BASE, "announcement": {"url": url}}
+    config = Config(media_url_prefixes=prefixes, allow_unvalidated_numbers=True)
+    if allowed:
+        assert parse_request(body, config).announcement.value == url  # type: ignore[union-attr]
+    else:
+        with pytest.raises(ValidationError) as info:
+            parse_request(body, config)
+        assert info.value.field == "announcement.url"
+
+
+@pytest.mark.parametrize(("patterns", "url", "allowed"), [
+    ((r"https://hooks\.example\.com/.*",), "https://hooks.example.com/calls", True),
+    ((r"https://hooks\.example\.com/.*",), "https://hooks.example.com.attacker.net/calls", False),
+    # A dot left unescaped in a plainly written host is a dot.
+    (("https://hooks.example.com/.*",), "https://hooks.example.com/calls", True),
+    (("https://hooks.example.com/.*",), "https://hooksXexample.com/calls", False),
+    (("https://hooks.example.com/.*",), "https://hooks-example.com/calls", False),
+    (("https?://hooks.example.com(:[0-9]+)?/.*",), "http://hooks.example.com:8080/x", True),
+    (("https?://hooks.example.com(:[0-9]+)?/.*",), "http://hooks0example.com:8080/x", False),
+    # A host that is itself a pattern is matched, as it was.
+    ((r"https://[a-z]+\.example\.com/.*",), "https://hooks.example.com/calls", True),
+    # An address written in the URL is checked at once.
+    ((r"http://.*",), "http://10.0.0.1/hook", False),
+    ((r"http://.*",), "http://169.254.169.254/latest/meta-data", False),
+    ((r"http://.*",), "http://127.0.0.1:8080/hook", False),
+    ((r"http://.*",), "http://93.184.216.34/hook", True),
+])
+def test_callback_urls_are_allowed_by_pattern_host_and_address(patterns: tuple[str, ...], url: str,
+                                                                allowed: bool) -> None:
+    body = {**BASE, "callback_url": url}
+    config = Config(webhook_allow=patterns, allow_unvalidated_numbers=True)
+    if allowed:
+        assert parse_request(body, config).callback_url == url
+    else:
+        with pytest.raises(ValidationError) as info:
+            parse_request(body, config)
+        assert info.value.field == "callback_url"
+
+
+def test_a_callback_address_inside_an_allowed_network_is_accepted() -> None:
+    config = Config(webhook_allow=(r"http://127\.0\.0\.1:[0-9]+/hook",), webhook_allow_networks=("127.0.0.0/8",),
+                    allow_unvalidated_numbers=True)
+    assert parse_request({**BASE, "callback_url": "http://127.0.0.1:8080/hook"}, config).callback_url

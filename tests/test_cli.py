@@ -84,6 +84,10 @@ def test_config_from_env_reads_every_setting() -> None:
         "ESLENGINE_MAX_RING_TIMEOUT": "90",
         "ESLENGINE_ESL_TIMEOUT": "2.5",
         "ESLENGINE_BRIDGE": " Switch ",
+        "ESLENGINE_MEDIA_URL_PREFIXES": "https://media.example.com/sounds/, http://10.0.0.5:8080",
+        "ESLENGINE_WEBHOOK_ALLOW_NETWORKS": "127.0.0.1, 10.1.2.3/16, fd00::/8",
+        "ESLENGINE_WEBHOOK_CONCURRENCY": "5",
+        "ESLENGINE_WEBHOOK_MAX_AGE": "3600",
         "UNRELATED": "x",
     })
     assert config.redis_url.endswith("/2")
@@ -101,6 +105,9 @@ def test_config_from_env_reads_every_setting() -> None:
     assert listed.user_domain == "pbx.example.com"  # the domain of user/<ext> with none
     assert Config.from_env({"ESLENGINE_ALLOW_UNVALIDATED_NUMBERS": "1"}).allow_unvalidated_numbers
     assert not Config.from_env({"ESLENGINE_ALLOW_UNVALIDATED_NUMBERS": "0"}).allow_unvalidated_numbers
+    assert config.media_url_prefixes == ("https://media.example.com/sounds/", "http://10.0.0.5:8080")
+    assert config.webhook_allow_networks == ("127.0.0.1/32", "10.1.0.0/16", "fd00::/8")
+    assert (config.webhook_concurrency, config.webhook_max_age) == (5, 3600)
     assert Config.from_env({}) == Config()
 
 
@@ -115,6 +122,11 @@ def test_config_from_env_reads_every_setting() -> None:
     {"ESLENGINE_BRIDGE": "both"},
     {"ESLENGINE_ALLOW_UNVALIDATED_NUMBERS": "sometimes"},
     {"ESLENGINE_USER_DOMAIN": "pbx.example.com,bad domain"},
+    {"ESLENGINE_MEDIA_URL_PREFIXES": "media.example.com/sounds"},
+    {"ESLENGINE_MEDIA_URL_PREFIXES": "ftp://media.example.com/"},
+    {"ESLENGINE_MEDIA_URL_PREFIXES": "https://user@media.example.com/"},
+    {"ESLENGINE_WEBHOOK_ALLOW_NETWORKS": "private"},
+    {"ESLENGINE_WEBHOOK_ALLOW_NETWORKS": "10.0.0.0/33"},
 ])
 def test_bad_config_values(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):

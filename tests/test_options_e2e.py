@@ -78,6 +78,7 @@ def stack(redis_server: RedisServer, switch: FakeSwitch, hooks: Hooks) -> Iterat
         "ESLENGINE_MEDIA_URL_PREFIXES": "https://media.example.com/",
         "ESLENGINE_WEBHOOK_ALLOW": r"http://127\.0\.0\.1:[0-9]+/hook",
         "ESLENGINE_WEBHOOK_SECRET": SECRET,
+        "ESLENGINE_WEBHOOK_ALLOW_NETWORKS": "127.0.0.1/32",
         "ESLENGINE_RECORDINGS_DIR": "/srv/recordings",
     })
     s.start()
@@ -286,8 +287,11 @@ def test_custom_variables_in_status_cdr_and_webhooks(stack: LocalStack, switch: 
     for headers, payload in mine:
         assert payload["call"]["variables"] == {"campaign": "spring", "lead": "42"}
     raw = [b for h, b in hooks.received[before:] if json.loads(b)["call"]["id"] == job][-1]
-    expected = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
-    assert mine[-1][0]["HTTP_X_ESLENGINE_SIGNATURE"] == expected
+    stamp, _, mac = mine[-1][0]["HTTP_X_ESLENGINE_SIGNATURE"].partition(",v1=")
+    assert stamp.startswith("t=") and abs(int(stamp[2:]) - time.time()) < 60
+    assert mac == hmac.new(SECRET.encode(), stamp[2:].encode() + b"." + raw, hashlib.sha256).hexdigest()
+    deliveries = [h["HTTP_X_ESLENGINE_DELIVERY"] for h, _ in mine]
+    assert deliveries == [p["delivery"] for _, p in mine] and len(set(deliveries)) == 5
     code, doc, _ = stack.http("POST", "/v1/calls", {"a": "+15551230001", "b": "+15551230002",
                                                     "callback_url": "http://169.254.169.254/latest/meta-data"})
     assert (code, doc["field"]) == (422, "callback_url")
