@@ -702,6 +702,9 @@ def test_recordings_go_to_the_switch_s_own_recordings_dir(redis_server: RedisSer
         rig.switch.drop_connections()
         wait_for(lambda: not worker.nodes[0].up, timeout=5)
         wait_for(lambda: worker.nodes[0].up, timeout=10)
+        # The node is up again with the directory it already knows; the new
+        # connection asks once more, as soon as it is made.
+        wait_for(lambda: len(asked) == 2, timeout=5)
         assert asked == ["recordings_dir"] * 2
     finally:
         rig.close()
