@@ -666,8 +666,8 @@ class Worker:
         else:
             self.queue.dead_letter_job(request.id, request.dumps(), "invalid job: " + why)
         call.settled = True
-        if request.callback_url:
-            self.webhooks.notify(request, "failed")
+        # The transition queued the "failed" delivery with the change.
+        self.webhooks.wake()
 
     def _ack(self, call: Call) -> None:
         """The originate's outcome is known: the job's entry may go."""

@@ -741,3 +741,33 @@ def test_a_switch_that_does_not_say_its_recordings_dir_gets_the_packages_one(red
                    for r in caplog.records)
     finally:
         rig.close()
+
+
+def test_a_refused_job_tells_its_callback_it_failed(rig: Rig, capfd: pytest.CaptureFixture[str],
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    from gevent.pywsgi import WSGIServer
+
+    received: list[dict[str, Any]] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        received.append(json.loads(environ["wsgi.input"].read()))
+        start_response("204 No Content", [])
+        return []
+
+    server = WSGIServer(("127.0.0.1", 0), app, log=None, error_log=None)
+    server.start()
+    try:
+        hooks = {"webhook_allow": (r"http://127\.0\.0\.1:[0-9]+/hook",), "webhook_allow_networks": ("127.0.0.1/32",)}
+        rig.config = Config(**{**rig.config.__dict__, **hooks})
+        job_id = rig.submit(a="+12025550123", b="+15551230002",
+                            callback_url="http://127.0.0.1:%d/hook" % server.server_port)
+        rig.start_worker(blocked_prefixes=("+1202",))
+        _refused(rig, job_id, "+1202... is blocked")
+        wait_for(lambda: any(r["event"] == "call.failed" and r["call"]["id"] == job_id for r in received))
+        gevent.sleep(0.2)
+        # Nothing in the worker failed on the way (a greenlet's error is
+        # printed by gevent's hub or logged, not raised here).
+        assert "Traceback" not in capfd.readouterr().err
+        assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
+    finally:
+        server.stop()
