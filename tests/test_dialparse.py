@@ -18,7 +18,6 @@ from eslengine.fakeswitch.dialparse import (
     DialString,
     DialStringError,
     Leg,
-    Originate,
     UsageError,
     atoi,
     cleanup_separated_string,

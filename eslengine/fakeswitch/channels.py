@@ -1153,7 +1153,6 @@ class Switchboard:
         ``${eslengine_tts_engine}|${eslengine_tts_voice}|${eslengine_say}`` if
         set; bridge ``${eslengine_bridge}``. With nothing to bridge the
         extension ends and the channel hangs up NORMAL_CLEARING."""
-        v = a.variables
         a.context = CONNECT_CONTEXT
         a.dest = CONNECT_EXTEN
         self.execute(a, "answer", None)

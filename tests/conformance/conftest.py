@@ -101,19 +101,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The switch that ran, then the scenario table: each scenario's outcome
+    on the simulator and on the real switch, and what was compared ("all":
+    records, legs, causes, applications, what the called side received;
+    "record": the records)."""
+    import sys
+
     for switch in _started:
         terminalreporter.write_line(
             "real switch: %s started in %.1fs (event socket 127.0.0.1:%d, SIP carrier %d / callee %d)"
             % (switch.binary, switch.startup_seconds, switch.esl_port, switch.ports.carrier_sip,
                switch.ports.callee_sip))
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """The scenario table: each scenario's outcome on the simulator and on
-    the real switch, and what was compared ("all": records, legs, causes,
-    applications, what the called side received; "record": the records)."""
-    import sys
-
     module = sys.modules.get("tests.conformance.test_scenarios")
     results = getattr(module, "RESULTS", None)
     if not results:
