@@ -251,3 +251,18 @@ def job_result(body: str) -> tuple[bool, str]:
     if text.startswith("-ERR"):
         return False, text[4:].strip()
     return False, text
+
+
+def fsctl_limit(body: str) -> int | None:
+    """The number in ``fsctl sps`` / ``fsctl max_sessions``'s answer
+    (``+OK sessions per second: 30``, ``+OK max sessions: 1000``, as
+    mod_commands.c's ctl_function writes them), or None for any other
+    answer (``-ERR permission denied``, a usage text) or a number below 1."""
+    text = body.strip()
+    if not text.startswith("+OK") or ":" not in text:
+        return None
+    value = text.rpartition(":")[2].strip()
+    if not value.isdigit() or not value.isascii():
+        return None
+    number = int(value)
+    return number if number >= 1 else None

@@ -40,7 +40,7 @@ from .errors import (ConfigError, EslCommandError, EslConnectionError, EslError,
                      QueueUnavailable, ValidationError)
 from .esl import BackgroundJob, NodeLink
 from .pacing import Pacer, node_share, session_cost
-from .protocol import Event, job_result
+from .protocol import Event, fsctl_limit, job_result
 from .queue import JOB_FIELD, JobQueue
 from .redisbatch import CommandBatcher
 from .webhooks import Webhooks
@@ -81,6 +81,7 @@ ESL_API_COMMANDS = (
     "hupall",         # cancel: every leg of one job (_hangup_until_gone)
     "uuid_kill",      # a held first leg whose second party cannot be connected (_drop_held)
     "global_getvar",  # the node's recordings_dir, once a connection (_read_recordings_dir)
+    "fsctl",          # only fsctl sps / fsctl max_sessions: the node's own limits (_read_limits)
 )
 
 
@@ -122,6 +123,12 @@ SHARE_LEASE = 3.0
 SHARE_TTL = 2.0 * HEARTBEAT_TTL
 JOIN_WAIT = SHARE_LEASE + PACING_WINDOW + 0.25
 
+# A worker reads each node's own limits (``fsctl sps``, ``fsctl
+# max_sessions``) when it connects and every LIMITS_PERIOD seconds after
+# (an operator may change them live), and paces by the lower of those and
+# the URL's.
+LIMITS_PERIOD = 10.0
+
 
 def _no_slot() -> None:
     """``release_claim`` of a job the claim loop did not count."""
@@ -152,10 +159,27 @@ class NodeState:
     sharers: int = 0
     join_until: float = 0.0
     no_share: bool = False  # too many workers for the node's sps (logged once)
+    # The switch's own limits as last read (None: not read, or it will not
+    # say), and when they were last asked for.
+    switch_sps: int | None = None
+    switch_max_sessions: int | None = None
+    limits_asked: float = float("-inf")
+    limits_answered: bool = False  # asked once at least, answered or refused
+    limits_refused: bool = False  # logged once
 
     @property
     def up(self) -> bool:
         return bool(self.ready and self.link is not None and self.link.up)
+
+    @property
+    def sps(self) -> int:
+        """The node's sessions per second: the URL's, or the switch's if lower."""
+        return min(self.node.sps, self.switch_sps or self.node.sps)
+
+    @property
+    def max_sessions(self) -> int:
+        """The node's live-session limit: the URL's, or the switch's if lower."""
+        return min(self.node.max_sessions, self.switch_max_sessions or self.node.max_sessions)
 
 
 @dataclass
@@ -230,6 +254,7 @@ class Worker:
         *,
         consumer: str | None = None,
         link_factory: LinkFactory = NodeLink,
+        limits_period: float = LIMITS_PERIOD,
     ) -> None:
         self.config = config
         self.queue = queue
@@ -252,6 +277,7 @@ class Worker:
         # connection (after a reconnect) still reaches its call.
         self._bg: dict[str, Call] = {}
         self._link_factory = link_factory
+        self._limits_period = limits_period
         self._running = False
         self._greenlets: list[gevent.Greenlet] = []
         self._capacity = gevent.event.Event()
@@ -298,6 +324,7 @@ class Worker:
             gevent.spawn(self._retry_loop),
             gevent.spawn(self._silence_loop),
             gevent.spawn(self._share_loop),
+            gevent.spawn(self._limits_loop),
         ]
         self.webhooks.start()
         log.info("worker %s: started, %d node(s), pool %d", self.consumer, len(self.nodes), self.config.concurrency)
@@ -422,17 +449,66 @@ class Worker:
         if added or len(others) != state.sharers:
             log.info("node %s: paced by %d worker(s)", node.label, len(others) + 1)
         state.sharers = len(others)
-        if now < state.join_until:
+        if now < state.join_until or not state.limits_answered:
+            # Joining others, or the switch's own limits not asked yet.
             pacer.set_share(0, 0, until=asked + SHARE_LEASE)
             return
-        rate, sessions = node_share(node.sps, node.max_sessions, len(others) + 1, others)
+        rate, sessions = node_share(state.sps, state.max_sessions, len(others) + 1, others)
         if rate == 0 and not state.no_share:
             log.warning("node %s: %d workers share %d sessions/s; this one has no share of it",
-                        node.label, len(others) + 1, node.sps)
+                        node.label, len(others) + 1, state.sps)
         state.no_share = rate == 0
         pacer.set_share(rate, sessions, until=asked + SHARE_LEASE)
         self._capacity.set()
         self._claim_room.set()
+
+    def _limits_loop(self) -> None:
+        """Read each node's own limits again every ``limits_period``
+        seconds: an operator may change them live (``fsctl sps N``)."""
+        while self._running:
+            gevent.sleep(self._limits_period)
+            for state in self.nodes:
+                if state.up and time.monotonic() - state.limits_asked >= self._limits_period / 2:
+                    try:
+                        self._read_limits(state)
+                    except Exception:
+                        log.exception("node %s: limits loop error", state.node.label)
+
+    def _read_limits(self, state: NodeState) -> None:
+        """Ask the node for its own limits (``fsctl sps``, ``fsctl
+        max_sessions``) and pace it by the lower of those and the URL's,
+        through the same share computation as the URL's (``_renew_share``).
+        A switch that will not say (an ESL user without fsctl) keeps the
+        URL's values, and the log says so once."""
+        label = state.node.label
+        state.limits_asked = time.monotonic()
+        said: list[int | None] = []
+        for name in ("sps", "max_sessions"):
+            try:
+                reply = state.link.api("fsctl " + name)
+            except EslCommandError as exc:
+                reply = exc.reply
+            except EslError as exc:
+                log.warning("node %s: limits not read: %s", label, exc)
+                return  # this connection is failing; the next one asks again
+            said.append(fsctl_limit(reply))
+            if said[-1] is None:
+                if not state.limits_refused:
+                    state.limits_refused = True
+                    log.warning("node %s: the switch did not say its fsctl %s (%r); pacing by the URL's sps=%d "
+                                "max_sessions=%d: allow fsctl in the ESL user's esl-allowed-api, or keep the URL's "
+                                "sps and max_sessions at switch.conf.xml's", label, name, reply.strip()[:200],
+                                state.node.sps, state.node.max_sessions)
+                break
+        if len(said) == 2 and said[1] is not None:
+            before = (state.sps, state.max_sessions)
+            state.switch_sps, state.switch_max_sessions = said
+            if (state.sps, state.max_sessions) != before or not state.limits_answered:
+                log.info("node %s: the switch allows sps=%s max_sessions=%s; pacing by sps=%d max_sessions=%d",
+                         label, said[0], said[1], state.sps, state.max_sessions)
+        state.pacer.sps, state.pacer.max_sessions = state.sps, state.max_sessions
+        state.limits_answered = True
+        self._share_wake.set()
 
     def _leave_nodes(self) -> None:
         """Give up this worker's place on the nodes where it holds nothing."""
@@ -1311,6 +1387,7 @@ class Worker:
     def _on_node_up(self, state: NodeState) -> None:
         if self.config.recordings_dir is None:
             self._read_recordings_dir(state)
+        self._read_limits(state)
         log.info("node %s: up", state.node.label)
         self._share_wake.set()
         self._capacity.set()

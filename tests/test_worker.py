@@ -53,9 +53,10 @@ class Rig:
         self.queue = JobQueue(self.client, Keys(prefix), record_ttl=600)
         self.workers: list[Worker] = []
 
-    def start_worker(self, **overrides: Any) -> Worker:
+    def start_worker(self, *, limits_period: float = 10.0, **overrides: Any) -> Worker:
         config = Config(**{**self.config.__dict__, **overrides})
-        worker = Worker(config, JobQueue(self.client, Keys(config.key_prefix), record_ttl=600))
+        worker = Worker(config, JobQueue(self.client, Keys(config.key_prefix), record_ttl=600),
+                        limits_period=limits_period)
         worker.start()
         self.workers.append(worker)
         return worker

@@ -1,0 +1,109 @@
+"""The switch's own limits win: a worker reads them (fsctl sps, fsctl
+max_sessions) and paces by the lower of those and the URL's."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from eslengine.protocol import fsctl_limit
+from eslengine.worker import ESL_API_COMMANDS
+from tests.conftest import RedisServer
+from tests.test_worker import Rig, wait_for
+
+
+@pytest.mark.parametrize(("body", "limit"), [
+    ("+OK sessions per second: 100\n", 100),
+    ("+OK max sessions: 1000\n", 1000),
+    ("+OK sessions per second: 0\n", None),
+    ("-ERR permission denied\n", None),
+    ("-USAGE: fsctl [recover|send_sighup|hupall|pause|resume|shutdown|sps|max_sessions]\n", None),
+    ("+OK\n", None),
+    ("+OK max sessions: -3\n", None),
+    ("+OK max sessions: \u0661\u0662\n", None),
+    ("", None),
+])
+def test_fsctl_answers_are_read_as_limits(body: str, limit: int | None) -> None:
+    assert fsctl_limit(body) == limit
+
+
+def _url_node(rig: Rig, **settings: Any) -> Any:
+    """The rig's node as the worker's URL gives it, with ``settings``."""
+    return replace(rig.config.nodes[0], **settings)
+
+
+def test_a_switch_with_a_lower_sps_than_the_url_completes_every_call(redis_server: RedisServer,
+                                                                      key_prefix: str) -> None:
+    rig = Rig(redis_server, key_prefix, sps=20, talk_time=0.2)
+    try:
+        rig.start_worker(nodes=(_url_node(rig, sps=1000),))
+        jobs = [rig.submit(a="+1555123%04d" % (2 * i), b="+1555123%04d" % (2 * i + 1)) for i in range(100)]
+        docs = [rig.final(job_id, timeout=40) for job_id in jobs]
+        assert [d["status"] for d in docs] == ["completed"] * 100, \
+            sorted({(d["status"], d["hangup_cause"]) for d in docs})
+    finally:
+        rig.close()
+
+
+def test_the_worker_paces_by_the_switchs_lower_sps_and_follows_a_live_change(redis_server: RedisServer,
+                                                                              key_prefix: str) -> None:
+    rig = Rig(redis_server, key_prefix, sps=20, talk_time=1.0)
+    asked: list[str] = []
+    fsctl = rig.switch.api
+
+    def api(cmd: str, arg: str, listener: Any) -> str:
+        if cmd == "fsctl":
+            asked.append(arg)
+        return fsctl(cmd, arg, listener)
+
+    rig.switch.api = api  # type: ignore[method-assign]
+    try:
+        worker = rig.start_worker(nodes=(_url_node(rig, sps=1000, max_sessions=5000),), limits_period=0.5)
+        state = worker.nodes[0]
+        wait_for(lambda: state.pacer.rate_share is not None and state.pacer.rate > 0, timeout=10)
+        assert asked[:2] == ["sps", "max_sessions"]
+        assert (state.pacer.sps, state.pacer.max_sessions, state.pacer.rate) == (20, 1000, 19)
+        jobs = [rig.submit(a="+1555123%04d" % (2 * i), b="+1555123%04d" % (2 * i + 1)) for i in range(20)]
+        assert {(d["status"], d["hangup_cause"]) for d in (rig.final(j, timeout=20) for j in jobs)} == \
+            {("completed", "NORMAL_CLEARING")}
+        assert rig.switch.stats.refused_over_limit == 0
+        # An operator lowers the switch's sps live: the worker follows it
+        # within its re-read period, through its share of the node.
+        fsctl("fsctl", "sps 8", None)
+        wait_for(lambda: state.pacer.rate == 7, timeout=2.0)
+        before = dict(rig.switch.stats.sessions_per_second)
+        jobs = [rig.submit(a="+1555124%04d" % (2 * i), b="+1555124%04d" % (2 * i + 1)) for i in range(12)]
+        assert {(d["status"], d["hangup_cause"]) for d in (rig.final(j, timeout=20) for j in jobs)} == \
+            {("completed", "NORMAL_CLEARING")}
+        after = {sec: n - before.get(sec, 0) for sec, n in rig.switch.stats.sessions_per_second.items()}
+        assert max(after.values()) <= 7, after
+        assert rig.switch.stats.refused_over_limit == 0
+        # And back up, never above the URL's.
+        fsctl("fsctl", "sps 2000", None)
+        wait_for(lambda: state.pacer.rate == 999, timeout=2.0)
+    finally:
+        rig.close()
+
+
+def test_without_fsctl_the_worker_paces_by_the_url_and_says_so_once(redis_server: RedisServer, key_prefix: str,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    users = {"eslengine@sim": ("pw", frozenset(ESL_API_COMMANDS) - {"fsctl"}, None)}
+    rig = Rig(redis_server, key_prefix, sps=20, talk_time=1.0, users=users)
+    try:
+        with caplog.at_level("WARNING", logger="eslengine.worker"):
+            worker = rig.start_worker(nodes=(_url_node(rig, sps=20, user="eslengine@sim", password="pw"),),
+                                      limits_period=0.3)
+            jobs = [rig.submit(a="+1555123%04d" % (2 * i), b="+1555123%04d" % (2 * i + 1)) for i in range(10)]
+            assert {(d["status"], d["hangup_cause"]) for d in (rig.final(j, timeout=20) for j in jobs)} == \
+            {("completed", "NORMAL_CLEARING")}
+            # Several re-reads, each refused, each silent.
+            asked = worker.nodes[0].limits_asked
+            wait_for(lambda: worker.nodes[0].limits_asked > asked + 0.5, timeout=5)
+        warnings = [r.getMessage() for r in caplog.records if "fsctl" in r.getMessage()]
+        assert len(warnings) == 1, warnings
+        assert "-ERR permission denied" in warnings[0] and "esl-allowed-api" in warnings[0]
+        assert worker.nodes[0].pacer.rate == 19
+    finally:
+        rig.close()
