@@ -25,6 +25,10 @@ shares (``node_share``). Floors never add up to more than the limit, and a
 worker's share only grows when another leaves, so the workers need not
 change their shares at the same moment; a worker that joins waits until
 every other has seen it before it starts anything (see ``worker``).
+
+A switch that refuses a start anyway (its limits were lowered, or another
+application shares it) makes the worker halve this pacer's rate for a few
+seconds (``Pacer.slow_down``).
 """
 
 from __future__ import annotations
@@ -61,6 +65,11 @@ class Pacer:
     rate_share: int | None = None
     session_share: int | None = None
     share_until: float = math.inf
+    # A lower rate while the switch refuses starts (``slow_down``), and
+    # until when; when it was last lowered.
+    slow_rate: int | None = None
+    slow_until: float = float("-inf")
+    _slowed_at: float = float("-inf")
 
     @property
     def node_rate(self) -> int:
@@ -70,7 +79,8 @@ class Pacer:
     @property
     def rate(self) -> int:
         """Session starts this worker may make per sliding window."""
-        return self.node_rate if self.rate_share is None else min(self.node_rate, self.rate_share)
+        rate = self.node_rate if self.rate_share is None else min(self.node_rate, self.rate_share)
+        return rate if self.slow_rate is None else min(rate, self.slow_rate)
 
     @property
     def ceiling(self) -> int:
@@ -81,6 +91,23 @@ class Pacer:
         """Keep to ``rate`` starts per window and ``sessions`` live sessions
         (None: the node's own limit) until ``until``; nothing after it."""
         self.rate_share, self.session_share, self.share_until = rate, sessions, until
+
+    def slow_down(self, now: float, hold: float) -> None:
+        """The switch refused a start: for ``hold`` seconds, keep to half
+        the starts the window held when it did (or half the rate, if
+        lower). At most once a window: the refusals of one burst count
+        once; each refusal holds the lower rate ``hold`` seconds longer."""
+        self._recover(now)
+        self._expire(now)
+        self.slow_until = now + hold
+        if now - self._slowed_at < self.window:
+            return
+        self._slowed_at = now
+        self.slow_rate = max(1, min(self.rate, self._in_window) // 2)
+
+    def _recover(self, now: float) -> None:
+        if self.slow_rate is not None and now >= self.slow_until:
+            self.slow_rate = None
 
     def _expire(self, now: float) -> None:
         horizon = now - self.window
@@ -97,6 +124,7 @@ class Pacer:
             return None
         if self.rate <= 0 or now >= self.share_until:
             return None
+        self._recover(now)
         self._expire(now)
         early = self._due - now
         # At least a microsecond: rounding must not turn a wait into "now".

@@ -126,8 +126,21 @@ JOIN_WAIT = SHARE_LEASE + PACING_WINDOW + 0.25
 # A worker reads each node's own limits (``fsctl sps``, ``fsctl
 # max_sessions``) when it connects and every LIMITS_PERIOD seconds after
 # (an operator may change them live), and paces by the lower of those and
-# the URL's.
+# the URL's. A throttle refusal (see ``Worker._throttled``) keeps the node
+# to half the starts its pacing window held (``Pacer.slow_down``) until
+# THROTTLE_HOLD seconds after the last one, and has the limits read again,
+# at most once every LIMITS_MIN_GAP seconds. THROTTLE_SETTLE: how long a
+# refusal's channel events, if the leg was created after all, may lag its
+# BACKGROUND_JOB.
 LIMITS_PERIOD = 10.0
+LIMITS_MIN_GAP = 1.0
+THROTTLE_HOLD = 3.0
+THROTTLE_SETTLE = 0.2
+# FreeSWITCH's answer when its sps throttle or session limit refuses a new
+# session: the endpoint gets no session (switch_core_session_request_uuid,
+# "Throttle Error!" / "Over Session Limit!") and the originate fails with
+# this cause before any channel exists.
+THROTTLE_CAUSE = "DESTINATION_OUT_OF_ORDER"
 
 
 def _no_slot() -> None:
@@ -201,6 +214,10 @@ class Call:
     # how often the switches were asked about the call since.
     lost: bool = False
     refusals: int = 0
+    # The current attempt's channel events seen (any leg), and how many
+    # attempts the switch's throttle refused with no channel created.
+    channel_seen: bool = False
+    throttled: int = 0
     looks: int = 0
     # Sessions the call may hold at once (see Worker._cost); reserved on
     # ``node``'s pacer while the call has one.
@@ -700,6 +717,7 @@ class Worker:
                 self._refuse(call, refusal)
                 return
             call.state.cancel_requested = record.get("cancel_requested") == "1"
+            call.throttled = int(record.get("throttled") or 0)
             if "claimed" in record:
                 self._originate(call, int(record["claimed"]), claimed=bg_uuid)
             elif record.get("originated") == "1":
@@ -849,6 +867,7 @@ class Worker:
             self._refuse(call, refusal)
             return
         call.attempt = attempt
+        call.channel_seen = False
         candidates = self._candidates(request)
         if candidates is None:
             log.info("job %s: target call %s is on no node", job_id, request.target_call_id)
@@ -868,6 +887,8 @@ class Worker:
         else:
             bg_uuid = self._job_uuid()
             fields = {"attempts": str(attempt), **self._dialing_fields(call, bg_uuid)}
+            if call.throttled:
+                fields["throttled"] = str(call.throttled)
             self.queue.transition(job_id, "dialing", fields, keep_fields=True, worker=self.consumer)
         if request.callback_url:
             self.webhooks.wake()
@@ -961,8 +982,56 @@ class Worker:
                 self._start_connect(call)
         else:
             log.debug("job %s: originate failed: %s", job_id, result.text)
-            self._store(call, call.state.on_originate_failed(_cause(result.text)), ack=True)
+            cause = _cause(result.text)
+            if cause == THROTTLE_CAUSE and self._throttled(call):
+                return
+            self._store(call, call.state.on_originate_failed(cause), ack=True)
         self._ack(call)
+
+    def _throttled(self, call: Call) -> bool:
+        """The originate failed with THROTTLE_CAUSE. If the switch created
+        no channel for it (none of the job's channel events came, up to
+        THROTTLE_SETTLE after the result), its sps throttle or session limit
+        refused it: slow the node down, read its limits again, and place the
+        call again as the next attempt (nothing rang). True when it did so;
+        False for a leg that was created and failed (a real
+        DESTINATION_OUT_OF_ORDER), which ends the call as usual."""
+        node = call.node
+        if node is None or call.cancel_seen or call.state.cancel_requested or not self._running:
+            return False
+        deadline = time.monotonic() + THROTTLE_SETTLE
+        later: list[Any] = []
+        while not call.channel_seen:
+            try:
+                item = call.inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            except gevent.queue.Empty:
+                break
+            if isinstance(item, Event):
+                self._apply(call, item)
+            else:
+                later.append(item)
+        for item in later:
+            call.inbox.put(item)
+        if call.channel_seen or call.cancel_seen:
+            return False
+        job_id = call.request.id
+        now = time.monotonic()
+        before = node.pacer.rate
+        node.pacer.slow_down(now, THROTTLE_HOLD)
+        if node.pacer.rate < before:
+            log.warning("node %s: the switch refused a session start (throttle or session limit); %d starts/s "
+                        "for %.0fs", node.node.label, node.pacer.rate, THROTTLE_HOLD)
+        if now - node.limits_asked >= LIMITS_MIN_GAP:
+            node.limits_asked = now
+            gevent.spawn(self._read_limits, node)
+        call.throttled += 1
+        log.info("job %s: attempt %d refused by %s's throttle, no channel created; placing it again",
+                 job_id, call.attempt, node.node.label)
+        self._release(call)
+        call.sent = False
+        call.state = CallState(cancel_requested=call.state.cancel_requested)
+        self._originate(call, call.attempt + 1)
+        return True
 
     def _start_connect(self, call: Call, dump: dict[str, Any] | None = None) -> None:
         """Connect the held call's second party, once. With ``dump`` (the
@@ -1244,6 +1313,10 @@ class Worker:
                 self._recheck(call)
             else:
                 self._apply(call, item)
+            if call.node is None and not call.state.final:
+                # Placed again, and the worker stopped before its turn came
+                # (the entry is left for the next worker), or cancelled then.
+                return
         # The B leg's own hangup usually follows the A leg's by milliseconds.
         if call.state.b_uuid and not call.state.b_cause:
             deadline = time.monotonic() + 2.0
@@ -1259,6 +1332,7 @@ class Worker:
 
     def _apply(self, call: Call, event: Event) -> None:
         headers = event.headers
+        call.channel_seen = True
         role = "a" if headers.get("variable_" + dialstring.ROLE_VAR, "first") == "first" else "b"
         if role == "a" and event.name == "CHANNEL_HANGUP_COMPLETE" and headers.get("Unique-ID") == call.state.a_uuid:
             # The first party's CDR says whether it was answered and bridged,
@@ -1304,8 +1378,10 @@ class Worker:
         if call.request.dial_first != "a":
             fields = {_party_field(call.request, k): v for k, v in fields.items()}
         cause = fields.get("hangup_cause", "")
-        if status == "failed" and not call.state.cancel_requested and call.request.retry.retries(cause, call.attempt):
-            due = time.time() + call.request.retry.delay(call.attempt)
+        # Attempts the switch's throttle refused rang nothing: they do not count.
+        rung = call.attempt - call.throttled
+        if status == "failed" and not call.state.cancel_requested and call.request.retry.retries(cause, rung):
+            due = time.time() + call.request.retry.delay(rung)
             fields = {k: v for k, v in fields.items() if k != "hangup_cause"}
             self.queue.transition(call.request.id, fields=fields)
             if self.queue.schedule_retry(call.request.id, due, cause):

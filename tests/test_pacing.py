@@ -186,3 +186,32 @@ def test_a_pacer_with_no_share_still_counts_calls_taken_over() -> None:
     assert p.live == 2
     p.set_share(29, 100)
     assert p.delay(3.0, 1) == 0
+
+
+def test_a_refused_start_halves_what_the_window_held_until_refusals_stop() -> None:
+    p = Pacer(sps=1000, max_sessions=10_000)
+    for i in range(40):
+        p.start(10.0 + i * 0.001, 1)
+    # The switch refused one of those 40: it allows fewer; keep to half.
+    p.slow_down(10.05, hold=3.0)
+    assert p.rate == 20
+    # More refusals of the same burst do not halve it again, but hold it longer.
+    p.slow_down(10.5, hold=3.0)
+    assert p.rate == 20
+    assert p.delay(13.4, 1) is not None and p.rate == 20
+    # A window later, with the switch still refusing, it halves again.
+    for i in range(15):
+        p.start(12.0 + i * 0.05, 1)
+    p.slow_down(12.8, hold=3.0)
+    assert p.rate == 7
+    # Three seconds with no refusal: the whole rate again.
+    p.delay(15.9, 1)
+    assert p.rate == 999
+
+
+def test_a_slowed_pacer_never_goes_below_one_start_or_above_its_share() -> None:
+    p = Pacer(sps=30, max_sessions=100, rate_share=4, session_share=100)
+    p.slow_down(1.0, hold=3.0)  # nothing in the window
+    assert p.rate == 1
+    p.delay(4.0, 1)
+    assert p.rate == 4

@@ -1,13 +1,19 @@
 """The switch's own limits win: a worker reads them (fsctl sps, fsctl
-max_sessions) and paces by the lower of those and the URL's."""
+max_sessions) and paces by the lower of those and the URL's; a session the
+switch's throttle refuses anyway never ends a call failed."""
 
 from __future__ import annotations
 
+import re
+import time
 from dataclasses import replace
 from typing import Any
 
+import gevent
 import pytest
 
+from eslengine.fakeswitch import Scenario
+from eslengine.fakeswitch.scenario import Outcome, Rule
 from eslengine.protocol import fsctl_limit
 from eslengine.worker import ESL_API_COMMANDS
 from tests.conftest import RedisServer
@@ -105,5 +111,60 @@ def test_without_fsctl_the_worker_paces_by_the_url_and_says_so_once(redis_server
         assert len(warnings) == 1, warnings
         assert "-ERR permission denied" in warnings[0] and "esl-allowed-api" in warnings[0]
         assert worker.nodes[0].pacer.rate == 19
+    finally:
+        rig.close()
+
+
+def test_a_throttled_originate_is_placed_again_and_a_failed_leg_is_not(redis_server: RedisServer,
+                                                                       key_prefix: str) -> None:
+    # The switch's throttle refuses every new session for a moment (its sps
+    # at 1, set behind the worker's back): the originates fail
+    # DESTINATION_OUT_OF_ORDER with no channel, and are placed again. A leg
+    # that is created and then fails with the same cause ends the call.
+    scenario = Scenario((Rule(re.compile("9999$"), Outcome("fail", cause="DESTINATION_OUT_OF_ORDER")),))
+    rig = Rig(redis_server, key_prefix, sps=30, talk_time=1.0, scenario=scenario)
+    try:
+        worker = rig.start_worker()
+        wait_for(lambda: worker.nodes[0].pacer.rate == 29, timeout=10)
+        failing = rig.submit(a="+15551239999", b="+15551230001")
+        assert rig.final(failing)["hangup_cause"] == "DESTINATION_OUT_OF_ORDER"
+        assert len(rig.switch.originates_with("eslengine_job_id", failing)) == 1
+        rig.switch.board.sps = 1
+        # The switch's throttle counts per clock second, from the next one on.
+        second = int(time.time())
+        wait_for(lambda: int(time.time()) != second, timeout=2)
+        jobs = [rig.submit(a="+1555125%04d" % (2 * i), b="+1555125%04d" % (2 * i + 1)) for i in range(5)]
+        wait_for(lambda: rig.switch.stats.refused_over_limit >= 2, timeout=5)
+        rig.switch.board.sps = 30
+        docs = [rig.final(job_id, timeout=20) for job_id in jobs]
+        assert [(d["status"], d["hangup_cause"], d.get("error")) for d in docs] == [("completed", "NORMAL_CLEARING", None)] * 5
+        for job_id in jobs:
+            attempts = [r.variables.get("eslengine_attempt") for r in rig.switch.originates_with("eslengine_job_id",
+                                                                                               job_id)]
+            assert len(attempts) >= 2 and len(set(attempts)) == len(attempts), attempts
+    finally:
+        rig.close()
+
+
+def test_a_throttled_attempt_does_not_count_against_the_retry_policy(redis_server: RedisServer,
+                                                                     key_prefix: str) -> None:
+    rig = Rig(redis_server, key_prefix, sps=30, talk_time=1.0)
+    try:
+        worker = rig.start_worker()
+        wait_for(lambda: worker.nodes[0].pacer.rate == 29, timeout=10)
+        rig.switch.board.sps = 1
+        second = int(time.time())
+        wait_for(lambda: int(time.time()) != second, timeout=2)
+        job_id = rig.submit(a="+15551230486", b="+15551230001",
+                            retry={"attempts": 3, "backoff": 1, "on": ["busy"]})
+        wait_for(lambda: rig.switch.stats.refused_over_limit >= 1, timeout=5)
+        rig.switch.board.sps = 30
+        # Throttled once, then busy three times (each after a retry's wait).
+        wait_for(lambda: len(rig.switch.originates_with("eslengine_job_id", job_id)) >= 4, timeout=15)
+        doc = rig.final(job_id, timeout=15)
+        assert (doc["status"], doc["hangup_cause"]) == ("failed", "USER_BUSY")
+        gevent.sleep(2.5)  # no fifth originate after the policy's last attempt
+        originates = rig.switch.originates_with("eslengine_job_id", job_id)
+        assert [r.variables.get("eslengine_attempt") for r in originates] == ["1", "2", "3", "4"]
     finally:
         rig.close()
