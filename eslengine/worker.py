@@ -999,18 +999,7 @@ class Worker:
         node = call.node
         if node is None or call.cancel_seen or call.state.cancel_requested or not self._running:
             return False
-        deadline = time.monotonic() + THROTTLE_SETTLE
-        later: list[Any] = []
-        while not call.channel_seen:
-            try:
-                item = call.inbox.get(timeout=max(0.0, deadline - time.monotonic()))
-            except gevent.queue.Empty:
-                break
-            if isinstance(item, Event):
-                self._apply(call, item)
-            else:
-                later.append(item)
-        for item in later:
+        for item in self._apply_events(call, THROTTLE_SETTLE, lambda: call.channel_seen):
             call.inbox.put(item)
         if call.channel_seen or call.cancel_seen:
             return False
@@ -1319,16 +1308,26 @@ class Worker:
                 return
         # The B leg's own hangup usually follows the A leg's by milliseconds.
         if call.state.b_uuid and not call.state.b_cause:
-            deadline = time.monotonic() + 2.0
-            while not call.state.b_cause and time.monotonic() < deadline:
-                try:
-                    item = call.inbox.get(timeout=max(0.01, deadline - time.monotonic()))
-                except gevent.queue.Empty:
-                    break
-                if isinstance(item, Event):
-                    self._apply(call, item)
+            self._apply_events(call, 2.0, lambda: bool(call.state.b_cause))
         if not call.retried:  # else _store said so, with the next attempt's time
             log.info("job %s: %s cause=%s", job_id, call.state.status, call.hangup_cause)
+
+    def _apply_events(self, call: Call, seconds: float, done: Callable[[], bool]) -> list[Any]:
+        """Apply the call's channel events as they come, for up to
+        ``seconds`` or until ``done()``; returns whatever else came to its
+        inbox meanwhile, in order."""
+        deadline = time.monotonic() + seconds
+        other: list[Any] = []
+        while not done():
+            try:
+                item = call.inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            except gevent.queue.Empty:
+                break
+            if isinstance(item, Event):
+                self._apply(call, item)
+            else:
+                other.append(item)
+        return other
 
     def _apply(self, call: Call, event: Event) -> None:
         headers = event.headers
