@@ -7,26 +7,29 @@
     GET    /v1/openapi.json   the OpenAPI 3.0 description of all of the above
 
 Every ``/v1/`` route but the OpenAPI document needs ``Authorization: Bearer
-<key>``. Every answer, errors included, is JSON; an error names the field and
+<key>``: an operator key of the config, or a client key (``apikeys``), which
+sees only its own calls. Every answer, errors included, is JSON; an error names the field and
 the reason where there is one. The API never talks to FreeSWITCH.
 """
 
 from __future__ import annotations
 
-import hmac
+import dataclasses
 import io
 import logging
+import math
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 from gunicorn.app.base import BaseApplication
 from werkzeug.exceptions import HTTPException, NotFound
 
-from . import calls
+from . import apikeys, calls
 from .config import Config
 from .errors import ConfigError, JobExists, QueueUnavailable, ValidationError
 from .queue import JobQueue
@@ -38,6 +41,7 @@ RETRY_AFTER = "1"
 # What this module stores on ``app.extensions`` (the JobQueue) and
 # ``app.config`` (the Config).
 EXTENSION = "eslengine"
+KEYS_EXTENSION = "eslengine.keys"
 CONFIG_KEY = "ESLENGINE_CONFIG"
 
 bp = Blueprint("eslengine", __name__)
@@ -60,6 +64,7 @@ def create_app(config: Config, queue: JobQueue | None = None, *, allow_no_auth: 
     app = Flask(__name__)
     app.config.from_mapping({"MAX_CONTENT_LENGTH": MAX_BODY, CONFIG_KEY: config})
     app.extensions[EXTENSION] = queue if queue is not None else JobQueue.from_config(config)
+    app.extensions[KEYS_EXTENSION] = apikeys.KeyStore(app.extensions[EXTENSION].redis, config.key_prefix)
     app.register_blueprint(bp)
     if fast_intake:
         app.wsgi_app = FastIntake(app.wsgi_app, config, app.extensions[EXTENSION])  # type: ignore[method-assign]
@@ -85,30 +90,59 @@ def _queue() -> JobQueue:
 _OPEN_ENDPOINTS = frozenset({"eslengine.openapi", "eslengine.healthz"})
 
 
+# Who calls when the API runs with no keys at all (a local demo).
+_ANONYMOUS = apikeys.ApiKey(id="", name="anonymous", scopes=frozenset(apikeys.SCOPES), operator=True)
+
+
 def authorized(header: str | None, keys: frozenset[str]) -> bool:
-    """Whether an ``Authorization`` header carries one of ``keys`` as a
-    bearer token. Every key is compared, in constant time each."""
-    scheme, _, token = (header or "").strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return False
-    given = token.encode("utf-8", "surrogatepass")
-    found = False
-    for key in keys:
-        found |= hmac.compare_digest(given, key.encode("utf-8", "surrogatepass"))
-    return found
+    """Whether an ``Authorization`` header carries one of the operator
+    ``keys`` as a bearer token. Every key is compared, in constant time each."""
+    return apikeys.operator_token(apikeys.bearer_token(header), keys)
+
+
+def _key_store() -> apikeys.KeyStore:
+    return current_app.extensions[KEYS_EXTENSION]  # type: ignore[no-any-return]
+
+
+def _principal(header: str | None) -> apikeys.ApiKey | None:
+    """The key an ``Authorization`` header names: an operator key of the
+    config, a client key in Redis, or None."""
+    config = _config()
+    token = apikeys.bearer_token(header)
+    if not token:
+        return None if config.api_keys else _ANONYMOUS
+    if apikeys.operator_token(token, config.api_keys):
+        return apikeys.operator_key(token)
+    key = _key_store().by_token(token)
+    if key is None and not config.api_keys:
+        return _ANONYMOUS
+    return key
 
 
 @bp.before_request
 def _authenticate() -> Response | None:
-    keys = _config().api_keys
-    if request.endpoint in _OPEN_ENDPOINTS or not keys:
+    if request.endpoint in _OPEN_ENDPOINTS:
         return None
-    if authorized(request.headers.get("Authorization"), keys):
-        return None
-    response = _error(401, "unauthorized", "a valid 'Authorization: Bearer <key>' header is required")
-    response.headers["WWW-Authenticate"] = "Bearer"
-    return response
+    key = _principal(request.headers.get("Authorization"))
+    if key is None:
+        response = _error(401, "unauthorized", "a valid 'Authorization: Bearer <key>' header is required")
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+    g.key = key
+    return None
+
+
+def _require(scope: str, what: str) -> None:
+    if not g.key.may(scope):
+        raise _Forbidden("this key may not %s (it lacks the scope %r)" % (what, scope))
+
+
+class _Forbidden(Exception):
+    """The key lacks a scope (answered 403)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 # ------------------------------------------------------------------ routes
@@ -116,19 +150,38 @@ def _authenticate() -> Response | None:
 
 @bp.post("/v1/calls")
 def place_call() -> Response:
+    _require("place", "place calls")
+    key: apikeys.ApiKey = g.key
     data = _json_body()
     if not isinstance(data, dict):
         return _error(400, "bad_request", "must be a JSON object", field="body")
     try:
         call = calls.parse_request(data, _config())
+        call = apikeys.apply_caller_ids(key, call)
     except ValidationError as exc:
         return _error(422, "invalid", exc.reason, field=exc.field)
+    if key.operator:
+        try:
+            job_id = _queue().enqueue(call)
+        except JobExists:
+            return _exists(call.id)
+        log.debug("job %s: queued", job_id)
+        return _json(_queued(job_id), 202, Location=_call_path(job_id))
+    wait = _key_store().take_call(key, time.time())
+    if wait:
+        response = _error(429, "rate_limited", "this key may place %d calls a minute" % key.rate_per_minute)
+        response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        return response
+    # The id the client knows the call by; stored under its key's own.
+    client_id = call.id
+    if data.get("id") is not None:
+        call = dataclasses.replace(call, id=apikeys.scoped_id(key, client_id))
     try:
-        job_id = _queue().enqueue(call)
+        job_id = _queue().enqueue(call, owner=key.id, client_id=client_id)
     except JobExists:
-        return _exists(call.id)
-    log.debug("job %s: queued", job_id)
-    return _json(_queued(job_id), 202, Location=_call_path(job_id))
+        return _exists(client_id)
+    log.debug("job %s: queued for key %s as %s", job_id, key.id, client_id)
+    return _json(_queued(client_id), 202, Location=_call_path(client_id))
 
 
 def _queued(job_id: str) -> dict[str, str]:
@@ -146,7 +199,8 @@ def _exists(job_id: str) -> Response:
 
 @bp.get("/v1/calls/<job_id>")
 def get_call(job_id: str) -> Response:
-    document = _queue().get(_canonical_id(job_id))
+    _require("read", "read calls")
+    document = _queue().get(_stored_id(job_id))
     if document is None:
         raise NotFound("no call with this id")
     return _json(document)
@@ -154,8 +208,10 @@ def get_call(job_id: str) -> Response:
 
 @bp.delete("/v1/calls/<job_id>")
 def cancel_call(job_id: str) -> Response:
+    _require("cancel", "cancel calls")
+    stored = _stored_id(job_id)
     job_id = _canonical_id(job_id)
-    outcome, _, status = _queue().request_cancel(job_id).partition(":")
+    outcome, _, status = _queue().request_cancel(stored).partition(":")
     if outcome == "cancelled":
         log.info("job %s: cancelled while queued", job_id)
         return _json({"id": job_id, "status": "cancelled"})
@@ -182,6 +238,20 @@ def healthz() -> Response:
 @bp.get("/v1/openapi.json")
 def openapi() -> Response:
     return _json(openapi_document(_config()))
+
+
+def _stored_id(job_id: str) -> str:
+    """Where the call the caller's key knows as ``job_id`` is stored; 404
+    for a call of another key (unless the key sees every call)."""
+    job_id = _canonical_id(job_id)
+    key: apikeys.ApiKey = g.key
+    if key.operator:
+        return job_id
+    candidates = [apikeys.scoped_id(key, job_id), job_id]
+    for candidate, owner in zip(candidates, _queue().owners(candidates)):
+        if owner is not None and (owner == key.id or key.sees_all):
+            return candidate
+    raise NotFound("no call with this id")
 
 
 def _canonical_id(job_id: str) -> str:
@@ -238,6 +308,11 @@ def _error(code: int, error: str, reason: str, /, **extra: str) -> Response:
 @bp.app_errorhandler(_BadBody)
 def _bad_body(exc: _BadBody) -> Response:
     return _error(400, "bad_request", exc.reason, field="body")
+
+
+@bp.app_errorhandler(_Forbidden)
+def _forbidden(exc: _Forbidden) -> Response:
+    return _error(403, "forbidden", exc.reason)
 
 
 @bp.app_errorhandler(QueueUnavailable)
@@ -328,8 +403,11 @@ class FastIntake:
             return 0
         if environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() != "application/json":
             return 0
+        # Operator keys only (and no key where none is configured); a client
+        # key's limits and namespace are the Flask route's.
         keys = self.config.api_keys
-        if keys and not authorized(environ.get("HTTP_AUTHORIZATION"), keys):
+        header = environ.get("HTTP_AUTHORIZATION")
+        if not authorized(header, keys) if keys else header:
             return 0
         size = int(length)
         return size if size <= MAX_BODY else 0
@@ -386,6 +464,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
                 "Missing or wrong API key.",
                 {"WWW-Authenticate": {"schema": {"type": "string", "enum": ["Bearer"]}}},
             )
+            responses["403"] = error("The key lacks the scope this needs (place, read or cancel).")
         responses["503"] = error(
             "Redis cannot be reached; retry.", {"Retry-After": {"schema": {"type": "string"}}}
         )
@@ -395,7 +474,8 @@ def openapi_document(config: Config) -> dict[str, Any]:
         "name": "id",
         "in": "path",
         "required": True,
-        "description": "The call's id (a UUID). Anything else is answered 404.",
+        "description": "The call's id (a UUID). Anything else, and a call another client key placed, is "
+                       "answered 404.",
         "schema": {"type": "string"},
     }
     destination_note = ""
@@ -440,9 +520,11 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                 "content": {"application/json": {"schema": ref("Accepted")}},
                             },
                             "400": error("The body is not a JSON object (or not application/json)."),
-                            "409": error("A call with the given id already exists."),
+                            "409": error("This key already placed a call with the given id."),
                             "413": error("The body is larger than %d bytes." % MAX_BODY),
                             "422": error("A field is invalid; 'field' names it."),
+                            "429": error("The key placed as many calls this minute as it may.",
+                                         {"Retry-After": {"schema": {"type": "string"}}}),
                         }
                     ),
                 }
@@ -729,7 +811,9 @@ def openapi_document(config: Config) -> dict[str, Any]:
                         "caller_id_name": {"type": "string", "nullable": True},
                         "timeout": {"type": "integer", "nullable": True},
                         "variables": {"type": "object", "additionalProperties": {"type": "string"}},
-                        "a_uuid": {"type": "string"},
+                        "key": {"type": "string", "description": "The client API key that placed it."},
+                        "a_uuid": {"type": "string", "description": "The first leg's uuid on the switch (for a "
+                                   "client key's own id, not that id: see the README's 'API keys')."},
                         "b_uuid": {"type": "string"},
                         "node": {"type": "string"},
                         "hangup_cause": {"type": "string"},

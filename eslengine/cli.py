@@ -5,6 +5,7 @@
     eslengine fakeswitch --bind ...       the FreeSWITCH event-socket simulator
     eslengine demo                        everything above on one machine, a few calls
     eslengine nodes                       the workers sharing each node, and their shares
+    eslengine keys create|list|revoke     client API keys (scopes, caller IDs, limits)
 
 gevent's monkey-patching happens here, first, and nowhere else; settings come
 from ``ESLENGINE_*`` environment variables (see config.py). A bad setting or
@@ -83,6 +84,22 @@ def main(argv: list[str] | None = None) -> int:
     requeue.add_argument("entries", nargs="*", help="entry ids from 'dead list'")
     requeue.add_argument("--all", action="store_true", help="every dead letter")
     sub.add_parser("nodes", help="the workers pacing each node in ESLENGINE_FREESWITCH, and their shares")
+    keys = sub.add_parser("keys", help="client API keys: create, list, revoke")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    create = keys_sub.add_parser("create", help="make a key; prints its id and its token (shown only this once)")
+    create.add_argument("--name", required=True, help="what the key is for (letters, digits, spaces, _ . : @ -)")
+    create.add_argument("--scopes", default="place,read,cancel",
+                        help="comma-separated, of place, read, cancel, admin (default: place,read,cancel); "
+                             "admin sees and cancels every call")
+    create.add_argument("--caller-id", action="append", default=[], metavar="NUMBER",
+                        help="a caller-ID number calls of this key may present (repeat; a trailing * allows a "
+                             "prefix); with none, any the number policy allows")
+    create.add_argument("--rate", type=int, default=0, metavar="N", help="calls a minute (default 0: no limit)")
+    create.add_argument("--webhook-secret", default="",
+                        help="signs this key's webhook deliveries instead of ESLENGINE_WEBHOOK_SECRET")
+    keys_sub.add_parser("list", help="one line per key: id, name, scopes, caller IDs, rate (never tokens)")
+    revoke = keys_sub.add_parser("revoke", help="delete keys by id; API processes stop taking them within 5 s")
+    revoke.add_argument("ids", nargs="+", help="key ids from 'keys list'")
     demo = sub.add_parser("demo", help="run the whole system locally and place a few calls")
     demo.add_argument("--keep-going", action="store_true", help=argparse.SUPPRESS)
 
@@ -135,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             return _dead(config, args)
         if args.command == "nodes":
             return _nodes(config)
+        if args.command == "keys":
+            return _keys(config, args)
         if args.command == "demo":
             from .demo import run as run_demo
 
@@ -168,6 +187,37 @@ def _nodes(config: Config) -> int:
         for worker, (held, share, lapses) in sorted(pacers.items()):
             print("  %s\tholds %d of its %d sessions\tplace lapses in %.1fs" % (worker, held, share, lapses))
     return 0
+
+
+def _keys(config: Config, args: object) -> int:
+    from .apikeys import KeyStore, parse_scopes
+    from .errors import ConfigError
+    from .queue import connect, now_iso
+
+    store = KeyStore(connect(config.redis_url), config.key_prefix)
+    action = getattr(args, "action")
+    if action == "create":
+        rate = getattr(args, "rate")
+        if rate < 0:
+            raise ConfigError("--rate: must be 0 or more")
+        key, token = store.create(getattr(args, "name"), parse_scopes(getattr(args, "scopes")),
+                                  caller_ids=getattr(args, "caller_id"), rate_per_minute=rate,
+                                  webhook_secret=getattr(args, "webhook_secret"), now=now_iso())
+        print("%s\t%s" % (key.id, token))
+        print("key %s made; its token is shown only this once" % key.id, file=sys.stderr)
+        return 0
+    if action == "list":
+        found = store.list()
+        for key in found:
+            print("%s\t%s\t%s\t%s\t%s\t%s" % (
+                key.id, key.name, ",".join(sorted(key.scopes)), ",".join(key.caller_ids) or "-",
+                "%d/min" % key.rate_per_minute if key.rate_per_minute else "-", key.created_at or "-"))
+        print("%d key(s)" % len(found), file=sys.stderr)
+        return 0
+    missing = [key_id for key_id in getattr(args, "ids") if not store.revoke(key_id)]
+    for key_id in missing:
+        print("eslengine keys revoke: error: no key %s" % key_id, file=sys.stderr)
+    return 1 if missing else 0
 
 
 def _dead(config: object, args: object) -> int:

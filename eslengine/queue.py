@@ -47,7 +47,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -456,13 +456,18 @@ class JobQueue:
 
     # ------------------------------------------------------------ producers
 
-    def enqueue(self, request: CallRequest) -> str:
+    def enqueue(self, request: CallRequest, *, owner: str = "", client_id: str = "") -> str:
         """Store the call record (``queued``) and add the job, atomically.
-        Raises ``JobExists`` when the id was already accepted."""
+        Raises ``JobExists`` when the id was already accepted. ``owner``: the
+        id of the API key that placed it; ``client_id``: the id that key
+        knows the call by, when it is not ``request.id`` (apikeys.scoped_id)."""
         now = now_iso()
         document = request.dumps()
         args: list[str] = [str(self.record_ttl), document, now]
-        for key, value in _initial_record(request, now, document).items():
+        extra = {"owner": owner} if owner else {}
+        if client_id and client_id != request.id:
+            extra["client_id"] = client_id
+        for key, value in {**_initial_record(request, now, document), **extra}.items():
             args += [key, value]
         keys = [self.keys.call(request.id), self.keys.history(request.id), self.keys.jobs]
         with redis_errors("enqueue"):
@@ -824,6 +829,16 @@ class JobQueue:
                 flat = self._record(keys=keys, args=args)
         return dict(zip(flat[::2], flat[1::2]))
 
+    def owners(self, job_ids: Sequence[str]) -> list[str | None]:
+        """Each call's owner (the id of the key that placed it; '' for none),
+        or None where there is no such call."""
+        with redis_errors("read call"):
+            pipe = self.redis.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.hmget(self.keys.call(job_id), ["status", "owner"])
+            found = pipe.execute()
+        return [None if status is None else (owner or "") for status, owner in found]
+
     def get(self, job_id: str) -> dict[str, Any] | None:
         """The call as the API shows it, or None."""
         with redis_errors("read call"):
@@ -880,8 +895,11 @@ _TIMES = tuple(s + "_at" for s in calls.STATUSES) + ("created_at", "ended_at", "
 def present(record: Mapping[str, str], history: list[str]) -> dict[str, Any]:
     """A stored record → the JSON document ``GET /v1/calls/<id>`` returns."""
     request = json.loads(record.get("request") or "{}")
+    call_id = record.get("client_id") or record.get("id")
+    if record.get("client_id") and isinstance(request, dict):
+        request["id"] = call_id  # the id its key knows it by
     out: dict[str, Any] = {
-        "id": record.get("id"),
+        "id": call_id,
         "status": record.get("status"),
         "a": request.get("a", record.get("a")),
         "b": request.get("b", record.get("b")),
@@ -894,6 +912,8 @@ def present(record: Mapping[str, str], history: list[str]) -> dict[str, Any]:
     for key in _PUBLIC:
         if record.get(key):
             out[key] = record[key]
+    if record.get("owner"):
+        out["key"] = record["owner"]
     out["attempts"] = int(record.get("attempts", "0"))
     out["timestamps"] = {k[:-3]: record[k] for k in _TIMES if record.get(k)}
     out["durations"] = _durations(record)
@@ -918,7 +938,7 @@ def _durations(record: Mapping[str, str]) -> dict[str, float]:
 
 
 def enqueue(client: redis.Redis, job: Mapping[str, Any], *, prefix: str | None = None,
-            config: Config | None = None) -> str:
+            config: Config | None = None, owner: str = "") -> str:
     """Validate a job document and queue it; returns its id.
 
     The Python way for another app to place a call without the HTTP API:
@@ -929,6 +949,9 @@ def enqueue(client: redis.Redis, job: Mapping[str, Any], *, prefix: str | None =
     config's. The worker checks it again with its own settings before it
     dials. Raises ``ValidationError`` for a bad job, ``ConfigError`` for a bad
     setting and ``QueueUnavailable`` when Redis cannot be reached.
+    ``owner``: the id of a client API key (``eslengine keys list``) whose
+    calls this one joins: that key then sees it over HTTP; with none, only
+    operator and admin keys do. Its id is stored as given.
     """
     if config is None:
         config = _environment_config(tuple(sorted((k, v) for k, v in os.environ.items()
@@ -936,7 +959,7 @@ def enqueue(client: redis.Redis, job: Mapping[str, Any], *, prefix: str | None =
     if prefix is not None and prefix != config.key_prefix:
         config = dataclasses.replace(config, key_prefix=prefix)
     request = calls.parse_request(job, config)
-    return JobQueue.from_config(config, client).enqueue(request)
+    return JobQueue.from_config(config, client).enqueue(request, owner=owner)
 
 
 @functools.lru_cache(maxsize=4)

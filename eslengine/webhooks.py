@@ -45,6 +45,7 @@ import gevent.event
 import gevent.pool
 
 from . import urls
+from .apikeys import KeyStore
 from .config import Config
 from .errors import QueueUnavailable, WebhookFailed, WebhookRefused
 
@@ -227,6 +228,7 @@ class Webhooks:
         self._down: dict[urls.Origin, tuple[float, int]] = {}
         self._wake = gevent.event.Event()
         self._loop: gevent.Greenlet | None = None
+        self._keys: KeyStore | None = None
         for pattern in urls.unchecked_hosts(config.webhook_allow):
             log.warning("ESLENGINE_WEBHOOK_ALLOW: %r: its host is a pattern, matched but not compared; write the "
                         "host out (https://hooks\\.example\\.com/...) to have it compared", pattern)
@@ -321,8 +323,9 @@ class Webhooks:
                           separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "eslengine-webhook",
                    "X-Eslengine-Event": delivery.event, "X-Eslengine-Delivery": delivery.id}
-        if self.config.webhook_secret:
-            headers["X-Eslengine-Signature"] = signature(self.config.webhook_secret, body, int(now))
+        secret = self._secret(document)
+        if secret:
+            headers["X-Eslengine-Signature"] = signature(secret, body, int(now))
         try:
             post(url, body, headers, networks=self.config.webhook_allow_networks, resolver=self.resolver,
                  timeout=self.timeout)
@@ -339,6 +342,18 @@ class Webhooks:
         self._down.pop(origin, None)
         log.info("job %s: webhook %s %s delivered", job_id, delivery.event, delivery.id)
         return None
+
+    def _secret(self, document: dict[str, Any]) -> str:
+        """What signs a delivery of this call: its API key's own webhook
+        secret, if the key has one, else ESLENGINE_WEBHOOK_SECRET."""
+        key_id = document.get("key")
+        if key_id:
+            if self._keys is None:
+                self._keys = KeyStore(self.queue.redis, self.queue.keys.prefix)
+            key = self._keys.get(str(key_id))
+            if key is not None and key.webhook_secret:
+                return key.webhook_secret
+        return self.config.webhook_secret
 
     def _failed(self, origin: urls.Origin, now: float) -> None:
         """Hold off every delivery to ``origin`` for as long as a delivery
