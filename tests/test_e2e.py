@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import redis
 
+from eslengine.apikeys import KeyStore, scoped_id
 from eslengine.stack import LocalStack
 from tests.conftest import RedisServer
 
@@ -91,6 +92,32 @@ def test_job_pushed_straight_into_redis(stack: LocalStack) -> None:
     client.close()
     # A bare XADD has no record until a worker reads the entry.
     assert wait_final(stack, job_id, may_be_unknown=True)["status"] == "completed"
+
+
+def test_a_client_keys_call_is_placed_under_its_own_id(stack: LocalStack) -> None:
+    client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    store = KeyStore(client, stack.engine_env["ESLENGINE_KEY_PREFIX"])
+    one, one_token = store.create("shop one")
+    _, two_token = store.create("shop two")
+    chosen = str(uuid.uuid4())
+    body = {"id": chosen, "a": "+15551230001", "b": "+15551230002"}
+    assert stack.http("POST", "/v1/calls", body, key=one_token)[0] == 202
+    assert stack.http("POST", "/v1/calls", body, key=two_token)[0] == 202
+    deadline = time.monotonic() + 15
+    while True:
+        code, doc, _ = stack.http("GET", "/v1/calls/" + chosen, key=one_token)
+        assert code == 200, doc
+        if doc["status"] in FINAL or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert (doc["id"], doc["status"], doc["key"]) == (chosen, "completed", one.id)
+    # The switch saw the first leg under the key's own uuid for the id.
+    assert doc["a_uuid"] == scoped_id(one, chosen)
+    # The operator key reads it under that uuid; the other shop's call is its own.
+    code, seen, _ = stack.http("GET", "/v1/calls/" + scoped_id(one, chosen))
+    assert code == 200 and seen["key"] == one.id
+    assert stack.http("GET", "/v1/calls/" + chosen, key=two_token)[1]["key"] != one.id
+    client.close()
 
 
 def test_bad_requests_are_4xx_and_name_the_field(stack: LocalStack) -> None:
