@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from eslengine.cli import tune_gc
+from eslengine.runtime import tune_gc
 
 app = Flask(__name__)
 

@@ -17,52 +17,10 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from . import runtime
+
 if TYPE_CHECKING:
     from .config import Config
-
-
-def _patch() -> None:
-    from gevent import monkey
-
-    if not monkey.is_module_patched("socket"):
-        monkey.patch_all()
-
-
-def _logging(level: str) -> None:
-    import logging
-
-    # No format here or in gunicorn's uses these; skipping them saves a frame
-    # walk and, under gevent, a dummy Thread object per greenlet that logs.
-    # The process id stays: gunicorn's error log format has %(process)d.
-    logging._srcfile = None  # type: ignore[attr-defined]
-    logging.logThreads = False
-    logging.logMultiprocessing = False
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
-# The cyclic collector's young-generation threshold. A worker or API process
-# allocates and frees many small containers per call (an event is a dict of
-# ~150 strings, a request a dozen objects), nearly all of them freed by
-# reference counting; at the default (700) the collector rescans them about
-# every 700 allocations: about a tenth of a busy worker's CPU, measured
-# with the freeze below. Cyclic garbage still goes within a few milliseconds
-# at these rates.
-GC_THRESHOLD = (20_000, 50, 50)
-
-
-def tune_gc() -> None:
-    """Set the collector for a long-running process, once it has loaded
-    what it keeps for its lifetime: that goes to the permanent generation
-    (``gc.freeze``), so full collections no longer walk it."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLD)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--keep-going", action="store_true", help=argparse.SUPPRESS)
 
     if argv[:1] == ["fakeswitch"]:
-        _patch()
-        _logging("INFO")
+        runtime.patch()
+        runtime.setup_logging("INFO")
         from .errors import ConfigError
         from .fakeswitch import main as fakeswitch_main
 
@@ -119,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
 
     args = parser.parse_args(argv)
-    _patch()
+    runtime.patch()
 
     import os
 
@@ -131,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print("eslengine: error: %s" % exc, file=sys.stderr)
         return 2
-    _logging(config.log_level)
+    runtime.setup_logging(config.log_level)
 
     try:
         if args.command == "worker":
@@ -140,11 +98,11 @@ def main(argv: list[str] | None = None) -> int:
             from .queue import JobQueue
             from .worker import run
 
-            tune_gc()
+            runtime.tune_gc()
             run(config, JobQueue.from_config(config), stop_signals=(signal.SIGTERM, signal.SIGINT))
             return 0
         if args.command == "api":
-            from .api import serve
+            from .http import serve
 
             serve(config, args.bind, workers=args.workers, dev=args.dev)
             return 0

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from eslengine import calls
-from eslengine.api import MAX_BODY, authorized, create_app, openapi_document, serve
+from eslengine.http import MAX_BODY, authorized, create_app, openapi_document, serve
 from eslengine.config import Config
 from eslengine.errors import ConfigError
 from eslengine.queue import JobQueue, Keys, connect
@@ -89,7 +89,7 @@ def test_post_queues_the_job_in_the_stream_and_records_it(
 ) -> None:
     body = {**VALID, "caller_id_number": "+15550000000", "caller_id_name": "Sales Desk", "timeout": 25,
             "variables": {"campaign": "spring 2024", "attempt": 2, "vip": True}}
-    with caplog.at_level(logging.DEBUG, logger="eslengine.api"):
+    with caplog.at_level(logging.DEBUG, logger="eslengine.http"):
         resp = post(client, body)
 
     assert resp.status_code == 202
@@ -437,11 +437,11 @@ def test_an_unexpected_exception_is_500_json_and_logged(app: Flask, caplog: pyte
         raise KeyError("boom")
 
     app.add_url_rule("/broken", view_func=broken)
-    with caplog.at_level(logging.ERROR, logger="eslengine.api"):
+    with caplog.at_level(logging.ERROR, logger="eslengine.http"):
         resp = app.test_client().get("/broken")
     assert resp.status_code == 500
     assert resp.get_json() == {"error": "internal", "reason": "internal error"}
-    assert [r.exc_info is not None for r in caplog.records if r.name == "eslengine.api"] == [True]
+    assert [r.exc_info is not None for r in caplog.records if r.name == "eslengine.http.responses"] == [True]
 
 
 # ------------------------------------------------------------------ fast intake
@@ -528,11 +528,11 @@ def test_a_fast_path_bug_is_500_json_and_logged(fast: tuple[Flask, list[str]], q
         raise KeyError("boom")
 
     monkeypatch.setattr(queue, "enqueue", broken)
-    with caplog.at_level(logging.ERROR, logger="eslengine.api"):
+    with caplog.at_level(logging.ERROR, logger="eslengine.http"):
         resp = app.test_client().post("/v1/calls", json=VALID, headers=AUTH)
     assert resp.status_code == 500 and reached == []
     assert resp.get_json() == {"error": "internal", "reason": "internal error"}
-    assert [r.exc_info is not None for r in caplog.records if r.name == "eslengine.api"] == [True]
+    assert [r.exc_info is not None for r in caplog.records if r.name == "eslengine.http.fast_intake"] == [True]
 
 
 # ------------------------------------------------------------------ Redis down
@@ -595,7 +595,8 @@ def test_openapi_document_describes_every_route(app: Flask, client: FlaskClient)
     for ref in re.findall(r'"\$ref": "#/components/schemas/(\w+)"', json.dumps(doc)):
         assert ref in doc["components"]["schemas"]
     assert doc["security"] == [{"bearer": []}]
-    assert set(doc["paths"]["/v1/calls"]["post"]["responses"]) == {"202", "400", "401", "409", "413", "422", "503"}
+    assert set(doc["paths"]["/v1/calls"]["post"]["responses"]) == {"202", "400", "401", "403", "409", "413", "422", "429",
+                                                                   "503"}
     assert doc["paths"]["/healthz"]["get"]["security"] == []
 
 
@@ -684,7 +685,7 @@ from gevent import monkey
 monkey.patch_all()
 import logging, sys
 logging.basicConfig(level=logging.INFO)
-from eslengine.api import serve
+from eslengine.http import serve
 from eslengine.config import Config
 serve(Config(redis_url=sys.argv[1], key_prefix=sys.argv[2], api_keys=frozenset([sys.argv[3]]),
              allow_unvalidated_numbers=True),

@@ -18,7 +18,7 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eslengine.api import create_app
+from eslengine.http import create_app
 from eslengine.config import Config
 from eslengine.queue import JobQueue, Keys, connect
 

@@ -18,7 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from eslengine import apikeys, calls
-from eslengine.api import KEYS_EXTENSION, create_app, openapi_document
+from eslengine.http import create_app, openapi_document
+from eslengine.http.context import KEYS_EXTENSION
 from eslengine.apikeys import ApiKey, KeyStore
 from eslengine.config import Config
 from eslengine.errors import ConfigError, ValidationError

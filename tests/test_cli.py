@@ -161,7 +161,7 @@ def test_the_command_line_shows_no_password_and_neither_does_a_config() -> None:
 
 def test_tune_gc_freezes_what_is_loaded_and_raises_the_young_threshold() -> None:
     # In a child process: freezing is for the whole interpreter's lifetime.
-    code = ("import gc; from eslengine.cli import GC_THRESHOLD, tune_gc; "
+    code = ("import gc; from eslengine.runtime import GC_THRESHOLD, tune_gc; "
             "before = gc.get_freeze_count(); tune_gc(); "
             "assert gc.get_threshold() == GC_THRESHOLD, gc.get_threshold(); "
             "assert gc.get_freeze_count() > before; print('ok')")

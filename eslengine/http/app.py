@@ -1,0 +1,41 @@
+"""``create_app``: the Flask app of the API, with its surfaces (blueprints)
+and the JSON error answers they share."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from ..apikeys import KeyStore
+from ..config import Config
+from ..queue import JobQueue
+from . import calls_v1
+from .auth import check_auth_config
+from .context import CONFIG_KEY, EXTENSION, KEYS_EXTENSION
+from .fast_intake import FastIntake
+from .responses import MAX_BODY, register_errors
+
+
+def create_app(config: Config, queue: JobQueue | None = None, *, allow_no_auth: bool = False,
+               fast_intake: bool = False) -> Flask:
+    """The API for ``config``. ``queue`` defaults to one built from the config
+    (its Redis client connects on first use).
+
+    Raises ``ConfigError`` when ``config.api_keys`` is empty, unless
+    ``allow_no_auth`` is true: then every route is open to anyone who can
+    reach it, which is for a local demo on 127.0.0.1 only.
+
+    ``fast_intake``: serve ``POST /v1/calls`` through ``FastIntake`` in front
+    of Flask (``serve`` does). Leave it off for an app you add request hooks
+    or extensions to: the fast path does not run them.
+    """
+    check_auth_config(config, allow_no_auth)
+    app = Flask(__name__)
+    app.config.from_mapping({"MAX_CONTENT_LENGTH": MAX_BODY, CONFIG_KEY: config})
+    jobs = queue if queue is not None else JobQueue.from_config(config)
+    app.extensions[EXTENSION] = jobs
+    app.extensions[KEYS_EXTENSION] = KeyStore(jobs.redis, config.key_prefix)
+    register_errors(app)
+    app.register_blueprint(calls_v1.bp)
+    if fast_intake:
+        app.wsgi_app = FastIntake(app.wsgi_app, config, jobs)  # type: ignore[method-assign]
+    return app
