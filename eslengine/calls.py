@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from . import dialstring, urls
-from .config import Config
+from .config import Config, known_region
 from .destinations import (
     MAX_FILTER_PATTERN,
     Destination,
@@ -47,7 +47,7 @@ PARTY_NAMES = ("a", "b")
 __all__ = ["MAX_FILTER_PATTERN", "Destination", "CallRequest", "CallState", "Party", "parse_request"]
 KNOWN_FIELDS = frozenset({
     "id", "a", "b", "dial_first", "caller_id_number", "caller_id_name", "timeout", "variables",
-    "number_filter", "ringback", "announcement", "max_duration", "warnings", "record", "media",
+    "number_filter", "region", "ringback", "announcement", "max_duration", "warnings", "record", "media",
     "node", "target_call_id", "callback_url", "retry",
 })
 PARTY_FIELDS = frozenset({
@@ -351,8 +351,18 @@ def _media(name: str, value: object, config: Config, *, tones: tuple[str, ...] =
     return Media("say", text, language or "", voice or "")
 
 
+def _region(value: object) -> str:
+    """The request's "region": where its numbers written without a country
+    code are (ISO 3166, e.g. "US"); '' for none."""
+    if value is None:
+        return ""
+    if not isinstance(value, str) or not known_region(value.upper()):
+        raise ValidationError("region", "must be a region code libphonenumber knows (ISO 3166, such as US, GB, DE)")
+    return value.upper()
+
+
 def _party(name: str, value: object, top: Mapping[str, Any], config: Config,
-           number_filter: str | NumberFilter | None, check_policy: bool = True) -> Party:
+           number_filter: str | NumberFilter | None, check_policy: bool = True, region: str = "") -> Party:
     spec: Mapping[str, Any]
     if isinstance(value, Mapping):
         spec = _object(name, value, PARTY_FIELDS)
@@ -369,8 +379,8 @@ def _party(name: str, value: object, top: Mapping[str, Any], config: Config,
     for i, item in enumerate(raw):
         item_field = "%s.%d" % (to_field, i) if isinstance(to, list) else to_field
         if isinstance(item, str):
-            item = apply_number_filter(item_field, item, number_filter)
-        destinations.append(parse_destination(item_field, item, config, check_policy=check_policy))
+            item = apply_number_filter(item_field, item, number_filter, region)
+        destinations.append(parse_destination(item_field, item, config, check_policy=check_policy, region=region))
     default_timeout = _int("timeout", top.get("timeout"), MIN_RING_TIMEOUT, config.max_ring_timeout,
                            config.default_ring_timeout)
     if not spec:
@@ -544,10 +554,11 @@ def parse_request(data: object, config: Config, *, job_id: str | None = None,
         else:
             raise ValidationError("number_filter", 'must be "digits" or {"regex": "..."}')
 
+    region = _region(data.get("region")) or config.default_region
     timeout = _int("timeout", data.get("timeout"), MIN_RING_TIMEOUT, config.max_ring_timeout,
                    config.default_ring_timeout)
-    a = _party("a", data.get("a"), data, config, number_filter, check_policy)
-    b = _party("b", data.get("b"), data, config, number_filter, check_policy)
+    a = _party("a", data.get("a"), data, config, number_filter, check_policy, region)
+    b = _party("b", data.get("b"), data, config, number_filter, check_policy, region)
     media = _choice("media", data.get("media"), MEDIA, "process")
     max_duration = _int("max_duration", data.get("max_duration"), MIN_DURATION, config.max_call_duration, None)
     ringback = _media("ringback", data.get("ringback"), config, tones=RINGBACK_TONES)

@@ -159,6 +159,14 @@ def _patterns(name: str, value: str) -> tuple[str, ...]:
     return patterns
 
 
+def known_region(code: str) -> bool:
+    """Whether ``code`` (upper case) is a region libphonenumber has a
+    numbering plan for."""
+    import phonenumbers
+
+    return code in phonenumbers.SUPPORTED_REGIONS
+
+
 @dataclass(frozen=True)
 class Config:
     redis_url: str = DEFAULT_REDIS_URL
@@ -186,6 +194,10 @@ class Config:
     allow_unvalidated_numbers: bool = False
     refused_number_types: tuple[str, ...] = ("premium_rate",)
     countries: frozenset[str] = frozenset()
+    # Where numbers written without a country code are (ISO 3166 code, e.g.
+    # "US"): "(212) 555-0123" is then dialed as +12125550123. Empty: such
+    # numbers are refused (a request may name its own "region").
+    default_region: str = ""
     allow_patterns: tuple[str, ...] = ()
     # SIP URI destinations: full-match regexes on the domain; empty = refused.
     sip_domains: tuple[str, ...] = ()
@@ -322,6 +334,12 @@ class Config:
             if bad:
                 raise ConfigError("ESLENGINE_COUNTRIES: %r is not a two-letter country code" % bad[0])
             kwargs["countries"] = codes
+        if (v := take("DEFAULT_REGION")) is not None:
+            region = v.strip().upper()
+            if region and not known_region(region):
+                raise ConfigError("ESLENGINE_DEFAULT_REGION: %r is not a region libphonenumber knows (an ISO 3166 "
+                                  "code such as US, GB, DE)" % v.strip())
+            kwargs["default_region"] = region
         if (v := take("SIP_DOMAINS")) is not None:
             kwargs["sip_domains"] = _patterns("ESLENGINE_SIP_DOMAINS", v)
         if (v := take("SIP_PROFILE")) is not None:

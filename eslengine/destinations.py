@@ -103,17 +103,53 @@ def check_filter_pattern(field: str, pattern: str) -> NumberFilter:
     return compiled
 
 
-def apply_number_filter(field: str, value: str, number_filter: str | NumberFilter | None) -> str:
-    """Turn what a person typed into a number to dial. ``"digits"`` keeps
-    digits (and a leading ``+``); a regex (``check_filter_pattern``) keeps the
-    first capture group of its leftmost match in the first
-    ``MAX_FILTER_INPUT`` characters. The result gets a ``+`` if it has none
-    (numbers are dialed in E.164)."""
+# What a person may type as a phone number: digits and the separators
+# people write (no letters: libphonenumber would read "1-800-FLOWERS").
+_TYPED = re.compile(r"\+?[0-9 ().\-/\u00a0]{1,40}")
+
+
+def typed_number(field: str, value: str, region: str) -> str:
+    """A number as a person types it (``"(212) 555-0123"``, ``"+44 20 7946
+    0958"``, ``"00 44 20 ..."``) in E.164, read by libphonenumber the way
+    someone in ``region`` means it. ``ValidationError`` naming ``field``
+    when it is no possible number there."""
+    if not _TYPED.fullmatch(value) or not any("0" <= ch <= "9" for ch in value):
+        raise ValidationError(field, "must be a phone number: digits, with spaces, dashes, dots or brackets")
+    if not region and not value.startswith("+"):
+        raise ValidationError(field, _NATIONAL)
+    try:
+        parsed = phonenumbers.parse(value, region or None)
+    except phonenumbers.NumberParseException as exc:
+        reason = str(exc).split(") ", 1)[-1].rstrip(".")  # "(1) The string supplied ..."
+        raise ValidationError(field, "not a phone number%s: %s" % (_in(region), reason)) from None
+    if not phonenumbers.is_possible_number(parsed):
+        raise ValidationError(field, "not a possible phone number%s" % _in(region))
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _in(region: str) -> str:
+    return " in region %s" % region if region else ""
+
+
+_NATIONAL = ("a number without its country code: write it in E.164 (+15551230001), or set the region it is "
+             "in (the request's \"region\", or ESLENGINE_DEFAULT_REGION)")
+
+
+def apply_number_filter(field: str, value: str, number_filter: str | NumberFilter | None, region: str = "") -> str:
+    """Turn what a person typed into a number to dial. ``"digits"`` reads
+    the number as ``typed_number`` does (E.164 with a leading ``+``, else
+    national in ``region``; refused without one); a regex
+    (``check_filter_pattern``) keeps the first capture group of its leftmost
+    match in the first ``MAX_FILTER_INPUT`` characters, which gets a ``+``
+    if it has none (numbers are dialed in E.164)."""
     if number_filter is None or value.startswith(("user/", "sip:", "sips:")):
         return value
     if number_filter == "digits":
-        digits = "".join(ch for ch in value if "0" <= ch <= "9")
-        result = digits
+        kept = "".join(ch for ch in value[:MAX_FILTER_INPUT] if "0" <= ch <= "9")
+        if not kept:
+            raise ValidationError(field, "number_filter left no number to dial")
+        plus = value.lstrip()[:1] == "+"
+        return typed_number(field, ("+" if plus else "") + kept, region)
     else:
         assert not isinstance(number_filter, str)
         match = number_filter.search(value[:MAX_FILTER_INPUT])
@@ -126,11 +162,16 @@ def apply_number_filter(field: str, value: str, number_filter: str | NumberFilte
     return "+" + result
 
 
-def parse_destination(field: str, value: object, config: Config, *, check_policy: bool = True) -> Destination:
+def parse_destination(field: str, value: object, config: Config, *, check_policy: bool = True,
+                      region: str = "") -> Destination:
+    """One destination. With ``region`` (a request's, or the config's
+    default), a number written without its country code is read in it."""
     if not isinstance(value, str) or not value:
         raise ValidationError(field, "required: an E.164 number (+15551230001), user/<extension> or a SIP URI")
     if len(value) > 128:
         raise ValidationError(field, "too long")
+    if not _E164.fullmatch(value) and _TYPED.fullmatch(value):
+        value = typed_number(field, value, region or config.default_region)
     if _E164.fullmatch(value):
         if check_policy:
             check_number_allowed(field, value, config)

@@ -96,7 +96,7 @@ def test_post_queues_the_job_in_the_stream_and_records_it(
     data = resp.get_json()
     job_id = data["id"]
     assert str(uuid.UUID(job_id)) == job_id
-    assert data == {"id": job_id, "status": "queued"}
+    assert data == {"id": job_id, "status": "queued", "a": ["+15551230001"], "b": ["user/1000"]}
     assert resp.headers["Location"] == "/v1/calls/%s" % job_id
 
     entries = redis_client.xrange("%s:jobs" % key_prefix)
@@ -467,7 +467,7 @@ def test_fast_intake_queues_a_call_without_flask(fast: tuple[Flask, list[str]], 
                                   headers={**AUTH, "Content-Type": "application/json; charset=utf-8"})
     assert resp.status_code == 202 and reached == []
     job_id = resp.get_json()["id"]
-    assert resp.get_json() == {"id": job_id, "status": "queued"}
+    assert resp.get_json() == {"id": job_id, "status": "queued", "a": ["+15551230001"], "b": ["user/1000"]}
     assert resp.headers["Location"] == "/v1/calls/%s" % job_id
     assert resp.headers["Content-Type"] == "application/json"
     record = queue.get(job_id)
@@ -616,7 +616,16 @@ def test_openapi_patterns_describe_what_the_validator_accepts(data: st.DataObjec
     destination = data.draw(st.from_regex(schema["pattern"].replace("$", r"\Z"), fullmatch=True)
                             .filter(lambda v: len(v) <= schema["maxLength"]))
     config = Config(blocked_prefixes=(), refused_number_types=(), sip_domains=(".*",), allow_unvalidated_numbers=True)
-    calls.parse_destination("a", destination, config, check_policy=False)  # does not raise
+    if re.fullmatch(r"\+[1-9][0-9]{6,14}|user/.*|sips?:.*", destination):
+        calls.parse_destination("a", destination, config, check_policy=False)  # does not raise
+    else:
+        # A number as a person types it: its syntax is right; whether it is a
+        # number is libphonenumber's to say, in the request's region.
+        event("typed number")
+        try:
+            calls.parse_destination("a", destination, config, check_policy=False, region="US")
+        except calls.ValidationError as exc:
+            assert exc.reason.startswith(("not a possible phone number", "not a phone number", "must be a phone")), exc
     cid = data.draw(st.from_regex(_schema("caller_id_number")["pattern"].replace("$", r"\Z"), fullmatch=True))
     assert calls.parse_request({**VALID, "caller_id_number": cid}, config).caller_id_number == cid
 
@@ -738,3 +747,15 @@ def test_serve_runs_gunicorn_gevent_workers(redis_server: Any, key_prefix: str, 
             proc.wait()
         reader.join(timeout=5)
         stderr.close()
+
+
+def test_a_typed_national_number_is_answered_in_e164(client: FlaskClient) -> None:
+    resp = post(client, {"a": "(212) 555-0123", "b": "user/1000", "region": "US"})
+    assert resp.status_code == 202
+    assert resp.get_json()["a"] == ["+12125550123"]
+    view = client.get("/v1/calls/" + resp.get_json()["id"], headers=AUTH).get_json()
+    assert view["a"] == "+12125550123"
+    refused = post(client, {"a": "555 123 0001", "b": "user/1000"})
+    assert refused.status_code == 422
+    assert refused.get_json()["field"] == "a"
+    assert "write it in E.164 (+15551230001), or set the region" in refused.get_json()["reason"]

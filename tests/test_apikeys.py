@@ -206,7 +206,8 @@ def test_a_chosen_id_is_the_keys_own_and_tells_nothing_of_other_keys(
     # The same id from another key is a new call, not a conflict.
     second = http.post("/v1/calls", json={**VALID, "id": chosen}, headers=bearer(two_token))
     assert (first.status_code, second.status_code) == (202, 202)
-    assert first.get_json() == second.get_json() == {"id": chosen, "status": "queued"}
+    assert first.get_json() == second.get_json() == {"id": chosen, "status": "queued", "a": ["+15551230001"],
+                                                     "b": ["user/1000"]}
     assert first.headers["Location"] == "/v1/calls/" + chosen
     # The same id again from the same key is.
     again = http.post("/v1/calls", json={**VALID, "id": chosen}, headers=bearer(one_token))

@@ -23,7 +23,7 @@ from eslengine.calls import (
 from eslengine.config import Config
 from eslengine import destinations
 from eslengine.destinations import Destination
-from eslengine.errors import ValidationError
+from eslengine.errors import ConfigError, ValidationError
 
 # The suite dials the fictional 555-01xx range (+1 555 123 0001), which libphonenumber
 # does not validate: configs that dial it allow unvalidated numbers.
@@ -559,3 +559,59 @@ def test_a_callback_address_inside_an_allowed_network_is_accepted() -> None:
     config = Config(webhook_allow=(r"http://127\.0\.0\.1:[0-9]+/hook",), webhook_allow_networks=("127.0.0.0/8",),
                     allow_unvalidated_numbers=True)
     assert parse_request({**BASE, "callback_url": "http://127.0.0.1:8080/hook"}, config).callback_url
+
+
+# ------------------------------------------------------------------ numbers as people type them
+
+
+@pytest.mark.parametrize(("typed", "region", "dialed"), [
+    ("(212) 555-0123", "US", "+12125550123"),
+    ("212-555-0123", "us", "+12125550123"),
+    ("212.555.0123", "US", "+12125550123"),
+    ("020 7946 0958", "GB", "+442079460958"),
+    ("00 44 20 7946 0958", "DE", "+442079460958"),  # an international prefix of the region
+    ("+44 20 7946 0958", None, "+442079460958"),  # a '+' needs no region
+    ("+1 (212) 555-0123", "GB", "+12125550123"),
+])
+def test_a_number_typed_the_national_way_is_read_in_the_region(typed: str, region: str | None, dialed: str) -> None:
+    body = {"a": typed, "b": "user/1000"}
+    if region:
+        body["region"] = region
+    assert str(parse_request(body, Config()).a.destinations[0]) == dialed
+
+
+def test_the_default_region_comes_from_the_config_and_a_request_overrides_it() -> None:
+    config = Config.from_env({"ESLENGINE_DEFAULT_REGION": "gb"})
+    assert config.default_region == "GB"
+    assert str(parse_request({"a": "020 7946 0958", "b": "user/1000"}, config).a.destinations[0]) == "+442079460958"
+    us = parse_request({"a": "(212) 555-0123", "b": "user/1000", "region": "US"}, config)
+    assert str(us.a.destinations[0]) == "+12125550123"
+    with pytest.raises(ConfigError, match="ESLENGINE_DEFAULT_REGION: 'XX' is not a region"):
+        Config.from_env({"ESLENGINE_DEFAULT_REGION": "XX"})
+
+
+@pytest.mark.parametrize(("body", "field", "reason"), [
+    # Without a region a national number is refused, with how to send it, never
+    # read as an international one (555... is not Brazil's +55).
+    ({"a": "555 123 0001"}, "a", "a number without its country code: write it in E.164 (+15551230001), or set "
+                                 "the region it is in (the request's \"region\", or ESLENGINE_DEFAULT_REGION)"),
+    ({"a": "555-123-0001", "number_filter": "digits"}, "a", "a number without its country code"),
+    ({"a": "212-555-0123", "number_filter": "digits"}, "a", "a number without its country code"),
+    ({"a": "12", "region": "US"}, "a", "not a possible phone number in region US"),
+    ({"a": "2125550123", "region": "XX"}, "region", "must be a region code libphonenumber knows"),
+    ({"a": "2125550123", "region": 1}, "region", "must be a region code"),
+])
+def test_national_numbers_without_a_region_and_impossible_numbers_are_refused(
+        body: dict[str, object], field: str, reason: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_request({"b": "user/1000", **body}, Config())
+    assert info.value.field == field and info.value.reason.startswith(reason)
+
+
+def test_digits_with_a_region_reads_a_visitors_number_as_the_site_means_it() -> None:
+    request = parse_request({"a": "555-123-0001", "b": "212-555-0123", "number_filter": "digits", "region": "US"},
+                            Config(allow_unvalidated_numbers=True))
+    assert [str(request.a.destinations[0]), str(request.b.destinations[0])] == ["+15551230001", "+12125550123"]
+    # The policy applies to the number as read.
+    with pytest.raises(ValidationError, match="premium"):
+        parse_request({"a": "900-555-0123", "b": "user/1000", "region": "US"}, Config())

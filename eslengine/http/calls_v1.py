@@ -51,7 +51,7 @@ def place_call() -> Response:
         except JobExists:
             return exists(call.id)
         log.debug("job %s: queued", job_id)
-        return json_response(queued(job_id), 202, Location=call_path(job_id))
+        return json_response(queued(job_id, call), 202, Location=call_path(job_id))
     wait = context.key_store().take_call(key, time.time())
     if wait:
         response = error(429, "rate_limited", "this key may place %d calls a minute" % key.rate_per_minute)
@@ -66,12 +66,15 @@ def place_call() -> Response:
     except JobExists:
         return exists(client_id)
     log.debug("job %s: queued for key %s as %s", job_id, key.id, client_id)
-    return json_response(queued(client_id), 202, Location=call_path(client_id))
+    return json_response(queued(client_id, call), 202, Location=call_path(client_id))
 
 
-def queued(job_id: str) -> dict[str, str]:
-    """The 202 document of a call just queued (the route's and FastIntake's)."""
-    return {"id": job_id, "status": "queued"}
+def queued(job_id: str, call: calls.CallRequest) -> dict[str, object]:
+    """The 202 document of a call just queued (the route's and FastIntake's):
+    its id, and each party's destinations as they will be dialed (numbers
+    in E.164, however they were written)."""
+    return {"id": job_id, "status": "queued", "a": [str(d) for d in call.a.destinations],
+            "b": [str(d) for d in call.b.destinations]}
 
 
 def call_path(job_id: str) -> str:

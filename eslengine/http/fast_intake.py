@@ -67,7 +67,7 @@ class FastIntake:
             log.exception("unhandled error on POST %s", self.PATH)
             return error(500, "internal", "internal error")(environ, start_response)
         log.debug("job %s: queued", job_id)
-        body = orjson.dumps(queued(job_id))
+        body = orjson.dumps(queued(job_id, call))
         start_response("202 ACCEPTED", [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                                         ("Location", call_path(job_id))])
         return [body]

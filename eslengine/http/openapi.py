@@ -10,7 +10,7 @@ from ..config import Config
 from .responses import MAX_BODY
 
 _DESTINATION_PATTERN = (
-    r"^(\+[1-9][0-9]{6,14}|user/[A-Za-z0-9_.-]{1,64}(@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*)?"
+    r"^(\+[1-9][0-9]{6,14}|\+?[0-9 ().\-/\u00a0]{1,40}|user/[A-Za-z0-9_.-]{1,64}(@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*)?"
     r"|sips?:[A-Za-z0-9_.+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*(:[0-9]{1,5})?)$"
 )
 _CALLER_ID_NUMBER_PATTERN = r"^\+?[0-9]{1,20}$"
@@ -243,7 +243,8 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                        "description": "Which party rings first."},
                         "number_filter": {
                             "description": "Applied to every number before validation: 'digits' keeps digits "
-                            "(a '+' is added), {'regex': ...} keeps the first capture group of the leftmost "
+                            "(read as E.164 after a leading '+', else as a national number of 'region'), "
+                            "{'regex': ...} keeps the first capture group of the leftmost "
                             "match (RE2 syntax: no back references or lookaround; at most %d characters)."
                             % calls.MAX_FILTER_PATTERN,
                             "oneOf": [{"type": "string", "enum": ["digits"]},
@@ -251,6 +252,10 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                        "properties": {"regex": {"type": "string",
                                                                 "maxLength": calls.MAX_FILTER_PATTERN}}}],
                         },
+                        "region": {"type": "string", "pattern": "^[A-Za-z]{2}$",
+                                   "description": "Where numbers written without a country code are (ISO 3166, "
+                                   "e.g. US): '(212) 555-0123' is then dialed as +12125550123. Default: "
+                                   "ESLENGINE_DEFAULT_REGION (none: such numbers are refused)."},
                         "ringback": dict(ref("Media"), description="What the first party hears while the second "
                                          "rings: ring, us-ring, uk-ring, moh (music on hold), or {file}/{url}."),
                         "announcement": dict(ref("Media"), description="Played to the first party when it answers, "
@@ -353,11 +358,16 @@ def openapi_document(config: Config) -> dict[str, Any]:
                 },
                 "Accepted": {
                     "type": "object",
-                    "required": ["id", "status"],
+                    "required": ["id", "status", "a", "b"],
                     "additionalProperties": False,
                     "properties": {
                         "id": {"type": "string", "format": "uuid"},
                         "status": {"type": "string", "enum": ["queued"]},
+                        "a": {"type": "array", "items": {"type": "string"},
+                              "description": "The first party's destinations as they will be dialed (numbers in "
+                                             "E.164, however they were written)."},
+                        "b": {"type": "array", "items": {"type": "string"},
+                              "description": "The second party's, likewise."},
                     },
                 },
                 "Cancelled": {
