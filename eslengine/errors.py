@@ -5,6 +5,7 @@
     ├── ValidationError             a call request is refused; .field, .reason
     ├── QueueUnavailable            Redis cannot be reached or timed out
     ├── JobExists                   a job with this id was already accepted; .job_id
+    ├── IdempotencyKeyUsed          an Idempotency-Key placed a call before; .job_id, .digest
     ├── EslError                    anything on an event-socket connection
     │   ├── EslConnectionError      cannot connect, or the socket died
     │   │   ├── EslAuthError        the switch refused the password
@@ -57,6 +58,16 @@ class JobExists(EslEngineError):
     def __init__(self, job_id: str) -> None:
         super().__init__("a call with id %s already exists" % job_id)
         self.job_id = job_id
+
+
+class IdempotencyKeyUsed(EslEngineError):
+    """The Idempotency-Key was used before, for the call ``job_id`` of a
+    request whose digest is ``digest``; nothing was queued."""
+
+    def __init__(self, job_id: str, digest: str) -> None:
+        super().__init__("the Idempotency-Key was used for call %s" % job_id)
+        self.job_id = job_id
+        self.digest = digest
 
 
 class EslError(EslEngineError):

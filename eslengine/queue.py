@@ -58,7 +58,7 @@ from redis.retry import Retry
 from . import calls
 from .calls import CallRequest
 from .config import DEAD_LETTER_MAX, Config
-from .errors import JobExists, QueueUnavailable
+from .errors import IdempotencyKeyUsed, JobExists, QueueUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,14 @@ class Keys:
 
     def history(self, job_id: str) -> str:
         return "%s:call:%s:history" % (self.prefix, job_id)
+
+    def index(self, owner: str = "") -> str:
+        """ZSET: call ids by creation time (µs): every call, or ``owner``'s."""
+        return "%s:calls:%s" % (self.prefix, owner) if owner else self.prefix + ":calls"
+
+    def idempotency(self, owner: str, digest: str) -> str:
+        """STRING: "<call id> <request digest>" of an Idempotency-Key."""
+        return "%s:idem:%s:%s" % (self.prefix, owner or "-", digest)
 
     @property
     def webhooks(self) -> str:
@@ -235,13 +243,33 @@ return 2
 
 # Record, history and stream entry in one step, refusing an id already taken
 # (two producers racing with the same id: exactly one wins).
-_ENQUEUE = """
+# Every call is indexed by creation time (the listing), in the index of all
+# calls and in its owner's (KEYS[5], when it has one); index entries older
+# than the records' lifetime go as calls are added. With an Idempotency-Key
+# (KEYS[6]), a key already used answers with its call and request digest
+# instead (or 0 when a call with the id exists).
+_INDEX = """
+local function index_call(id, score, cutoff, first, last)
+  for i = first, last do
+    redis.call('ZADD', KEYS[i], score, id)
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', cutoff)
+  end
+end
+"""
+
+_ENQUEUE = _INDEX + """
+if KEYS[6] then
+  local used = redis.call('GET', KEYS[6])
+  if used then return used end
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('RPUSH', KEYS[2], 'queued ' .. ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 redis.call('XADD', KEYS[3], '*', 'job', ARGV[2])
+index_call(ARGV[6], ARGV[4], ARGV[5], 4, KEYS[5] and 5 or 4)
+if KEYS[6] then redis.call('SET', KEYS[6], ARGV[6] .. ' ' .. ARGV[7], 'EX', ARGV[1]) end
 return 1
 """
 
@@ -297,7 +325,7 @@ return 1
 # reply carries claimed=<attempt>, the record itself as it was before.
 # ARGV: ttl, now, n, the job id (the live set's member), n initial record
 # fields and values, then the dialing fields and values.
-_RECORD = _QUEUE_WEBHOOK + """
+_RECORD = _QUEUE_WEBHOOK + _INDEX + """
 local record = redis.call('HGETALL', KEYS[1])
 local created = #record == 0
 local n = tonumber(ARGV[3])
@@ -307,6 +335,9 @@ if created then
   redis.call('EXPIRE', KEYS[1], ARGV[1])
   redis.call('RPUSH', KEYS[2], 'queued ' .. ARGV[2])
   redis.call('EXPIRE', KEYS[2], ARGV[1])
+  local now = redis.call('TIME')
+  local score = now[1] * 1000000 + now[2]
+  index_call(ARGV[4], score, score - ARGV[1] * 1000000, 6, 6)
   table.insert(record, 'created')
   table.insert(record, '1')
 end
@@ -456,28 +487,80 @@ class JobQueue:
 
     # ------------------------------------------------------------ producers
 
-    def enqueue(self, request: CallRequest, *, owner: str = "", client_id: str = "") -> str:
+    def enqueue(self, request: CallRequest, *, owner: str = "", client_id: str = "",
+                idempotency: tuple[str, str] | None = None) -> str:
         """Store the call record (``queued``) and add the job, atomically.
         Raises ``JobExists`` when the id was already accepted. ``owner``: the
         id of the API key that placed it; ``client_id``: the id that key
-        knows the call by, when it is not ``request.id`` (apikeys.scoped_id)."""
-        now = now_iso()
+        knows the call by, when it is not ``request.id`` (apikeys.scoped_id).
+
+        ``idempotency``: (key digest, request digest) of an Idempotency-Key:
+        when the owner used that key before (within the records' lifetime),
+        nothing is queued and ``IdempotencyKeyUsed`` says which call it
+        placed and with what request digest."""
+        ts = time.time()
+        now = now_iso(ts)
         document = request.dumps()
-        args: list[str] = [str(self.record_ttl), document, now]
+        score = int(ts * 1_000_000)
+        args: list[str] = [str(self.record_ttl), document, now, str(score), str(score - self.record_ttl * 1_000_000),
+                           request.id, idempotency[1] if idempotency else ""]
         extra = {"owner": owner} if owner else {}
         if client_id and client_id != request.id:
             extra["client_id"] = client_id
         for key, value in {**_initial_record(request, now, document), **extra}.items():
             args += [key, value]
-        keys = [self.keys.call(request.id), self.keys.history(request.id), self.keys.jobs]
+        keys = [self.keys.call(request.id), self.keys.history(request.id), self.keys.jobs, self.keys.index()]
+        if owner or idempotency:
+            keys.append(self.keys.index(owner) if owner else self.keys.index())
+        if idempotency:
+            keys.append(self.keys.idempotency(owner, idempotency[0]))
         with redis_errors("enqueue"):
             if self.batcher is not None:
                 added = self.batcher.call("EVALSHA", self._enqueue.sha, len(keys), *keys, *args)
             else:
                 added = self._enqueue(keys=keys, args=args)
+        if isinstance(added, (str, bytes)):
+            job_id, _, digest = (added.decode() if isinstance(added, bytes) else added).partition(" ")
+            raise IdempotencyKeyUsed(job_id, digest)
         if not added:
             raise JobExists(request.id)
         return request.id
+
+    def list_calls(self, owner: str = "", *, newest: float | None = None, oldest: float | None = None,
+                   after: tuple[int, str] | None = None, count: int = 200) -> list[tuple[int, str, dict[str, str]]]:
+        """Up to ``count`` calls of the index (every call, or ``owner``'s),
+        newest first, created between ``oldest`` and ``newest`` (epoch
+        seconds) and after the cursor ``after`` (score, id): (score, id,
+        record) each; a call whose record has expired is taken
+        out of the index, and listed with an empty record)."""
+        index = self.keys.index(owner)
+        top: str = "+inf" if newest is None else str(int(newest * 1_000_000))
+        if after is not None:
+            top = str(after[0])
+        bottom = "-inf" if oldest is None else str(int(oldest * 1_000_000))
+        with redis_errors("list calls"):
+            entries = self.redis.zrevrangebyscore(index, top, bottom, start=0, num=count + 50, withscores=True)
+            if after is not None:
+                # Ties on the cursor's microsecond come in descending id order.
+                entries = [(m, sc) for m, sc in entries if int(sc) < after[0] or m < after[1]]
+            entries = entries[:count]
+            pipe = self.redis.pipeline(transaction=False)
+            for member, _ in entries:
+                pipe.hgetall(self.keys.call(member))
+            records = pipe.execute()
+            gone = [m for (m, _), r in zip(entries, records) if not r]
+            if gone:
+                self.redis.zrem(index, *gone)
+        return [(int(sc), m, r) for (m, sc), r in zip(entries, records)]
+
+    def idempotency_used(self, owner: str, digest: str) -> tuple[str, str] | None:
+        """(call id, request digest) an Idempotency-Key of ``owner`` placed, or None."""
+        with redis_errors("read idempotency key"):
+            used = self.redis.get(self.keys.idempotency(owner, digest))
+        if not used:
+            return None
+        job_id, _, request_digest = str(used).partition(" ")
+        return job_id, request_digest
 
     def ping(self) -> bool:
         with redis_errors("ping"):
@@ -821,7 +904,7 @@ class JobQueue:
         for key, value in (dialing or {}).items():
             args += [key, value]
         keys = [self.keys.call(request.id), self.keys.history(request.id), self.keys.live(worker),
-                self.keys.webhook(request.id), self.keys.webhooks]
+                self.keys.webhook(request.id), self.keys.webhooks, self.keys.index()]
         with redis_errors("read call"):
             if self.batcher is not None:
                 flat = self.batcher.call("EVALSHA", self._record.sha, len(keys), *keys, *args)

@@ -421,8 +421,8 @@ def test_limits_come_from_the_config(redis_server: Any, key_prefix: str, queue: 
 
 @pytest.mark.parametrize("method,path,allowed", [
     ("PUT", "/v1/calls/%s" % uuid.uuid4(), {"GET", "DELETE"}),
-    ("GET", "/v1/calls", {"POST"}),
-    ("DELETE", "/v1/calls", {"POST"}),
+    ("PUT", "/v1/calls", {"GET", "POST"}),
+    ("DELETE", "/v1/calls", {"GET", "POST"}),
     ("POST", "/healthz", {"GET"}),
 ])
 def test_wrong_method_is_405_json(client: FlaskClient, method: str, path: str, allowed: set[str]) -> None:
@@ -759,3 +759,92 @@ def test_a_typed_national_number_is_answered_in_e164(client: FlaskClient) -> Non
     assert refused.status_code == 422
     assert refused.get_json()["field"] == "a"
     assert "write it in E.164 (+15551230001), or set the region" in refused.get_json()["reason"]
+
+
+# ------------------------------------------------------------------ Idempotency-Key
+
+
+def test_an_idempotency_key_places_one_call_for_the_same_request(client: FlaskClient, redis_client: redis.Redis,
+                                                                  key_prefix: str) -> None:
+    headers = {**AUTH, "Idempotency-Key": "order-1234"}
+    first = post(client, VALID, headers)
+    again = post(client, dict(reversed(list(VALID.items()))), headers)  # the same JSON, keys in another order
+    assert first.status_code == again.status_code == 202
+    assert first.get_json() == again.get_json()
+    assert again.headers["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first.headers
+    assert redis_client.xlen(key_prefix + ":jobs") == 1
+    other = post(client, {**VALID, "b": "user/1001"}, headers)
+    assert other.status_code == 422
+    assert other.get_json() == {"error": "invalid", "field": "Idempotency-Key",
+                                "reason": "this Idempotency-Key was used with a different request"}
+    # Another key (value) is another call; so is the same value from another API key.
+    assert post(client, VALID, {**AUTH, "Idempotency-Key": "order-1235"}).get_json()["id"] != first.get_json()["id"]
+    assert redis_client.xlen(key_prefix + ":jobs") == 2
+    bad = post(client, VALID, {**AUTH, "Idempotency-Key": "é"})
+    assert bad.status_code == 400 and bad.get_json()["field"] == "Idempotency-Key"
+
+
+def test_an_idempotency_key_with_a_chosen_id_replays_that_id(client: FlaskClient) -> None:
+    chosen = str(uuid.uuid4())
+    headers = {**AUTH, "Idempotency-Key": "k1"}
+    assert post(client, {**VALID, "id": chosen}, headers).get_json()["id"] == chosen
+    assert post(client, {**VALID, "id": chosen}, headers).get_json()["id"] == chosen
+    # Without the key, the same id is a conflict as before.
+    assert post(client, {**VALID, "id": chosen}).status_code == 409
+
+
+# ------------------------------------------------------------------ GET /v1/calls
+
+
+def _page(client: FlaskClient, query: str = "", headers: dict[str, str] | None = None) -> Any:
+    resp = client.get("/v1/calls" + query, headers=AUTH if headers is None else headers)
+    assert resp.status_code == 200, resp.get_json()
+    return resp.get_json()
+
+
+def test_listing_pages_through_every_call_newest_first(client: FlaskClient) -> None:
+    placed = [place(client, variables={"n": str(i), "campaign": "spring" if i % 2 else "autumn"}) for i in range(7)]
+    seen: list[str] = []
+    cursor = ""
+    for _ in range(10):
+        page = _page(client, "?limit=3" + ("&cursor=" + cursor if cursor else ""))
+        assert len(page["calls"]) <= 3
+        seen += [c["id"] for c in page["calls"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == list(reversed(placed))
+    spring = _page(client, "?variables.campaign=spring")["calls"]
+    assert [c["id"] for c in spring] == [placed[i] for i in (5, 3, 1)]
+    assert spring[0]["variables"] == {"n": "5", "campaign": "spring"} and spring[0]["status"] == "queued"
+    assert _page(client, "?status=completed")["calls"] == []
+    client.delete("/v1/calls/" + placed[0], headers=AUTH)
+    assert [c["id"] for c in _page(client, "?status=cancelled,failed")["calls"]] == [placed[0]]
+    assert _page(client, "?since=2999-01-01T00:00:00Z") == {"calls": [], "next_cursor": None}
+    assert len(_page(client, "?until=2999-01-01T00:00:00Z&since=2000-01-01")["calls"]) == 7
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("?status=ringing,nope", "status"), ("?limit=0", "limit"), ("?limit=101", "limit"), ("?limit=x", "limit"),
+    ("?since=yesterday", "since"), ("?cursor=@@@", "cursor"), ("?colour=red", "colour"),
+    ("?since=2026-12-02T00:00:00Z&until=2026-12-01T00:00:00Z", "since"),
+])
+def test_listing_refuses_bad_queries_naming_the_parameter(client: FlaskClient, query: str, field: str) -> None:
+    resp = client.get("/v1/calls" + query, headers=AUTH)
+    assert resp.status_code == 422 and resp.get_json()["field"] == field
+
+
+def test_listing_shows_a_client_key_only_its_own_calls(app: Flask, client: FlaskClient) -> None:
+    from eslengine.http.context import KEYS_EXTENSION
+
+    store = app.extensions[KEYS_EXTENSION]
+    _, token = store.create("shop")
+    chosen = str(uuid.uuid4())
+    assert client.post("/v1/calls", json={**VALID, "id": chosen}, headers={"Authorization": "Bearer " + token})\
+        .status_code == 202
+    operators = place(client)
+    mine = _page(client, headers={"Authorization": "Bearer " + token})["calls"]
+    assert [c["id"] for c in mine] == [chosen]
+    # The operator key sees every call, the client key's under the id it chose.
+    listed = {c["id"]: c for c in _page(client)["calls"]}
+    assert {chosen, operators} <= set(listed) and listed[chosen]["key"] == mine[0]["key"]

@@ -92,6 +92,9 @@ def test_job_pushed_straight_into_redis(stack: LocalStack) -> None:
     client.close()
     # A bare XADD has no record until a worker reads the entry.
     assert wait_final(stack, job_id, may_be_unknown=True)["status"] == "completed"
+    # Then it is listed like any call.
+    code, page, _ = stack.http("GET", "/v1/calls?status=completed&limit=100")
+    assert code == 200 and job_id in [c["id"] for c in page["calls"]]
 
 
 def test_a_client_keys_call_is_placed_under_its_own_id(stack: LocalStack) -> None:

@@ -1,6 +1,8 @@
 """The native API.
 
     POST   /v1/calls          queue a call; 202 + Location once it is in Redis
+                              (Idempotency-Key: the same key and body, the same call)
+    GET    /v1/calls          the calls, newest first: filters and a cursor
     GET    /v1/calls/<id>     the call's status, causes, timestamps, history
     DELETE /v1/calls/<id>     cancel: at once if queued, else a worker hangs up
     GET    /healthz           200, or 503 when Redis cannot be reached
@@ -14,17 +16,19 @@ sees only its own calls.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
 import time
 import uuid
 
-from flask import Blueprint, Response
+import orjson
+from flask import Blueprint, Response, request
 from werkzeug.exceptions import NotFound
 
 from .. import apikeys, calls
-from ..errors import JobExists, QueueUnavailable, ValidationError
-from . import auth, context
+from ..errors import IdempotencyKeyUsed, JobExists, QueueUnavailable, ValidationError
+from . import auth, context, listing
 from .openapi import openapi_document
 from .responses import RETRY_AFTER, error, json_body, json_response
 
@@ -41,32 +45,91 @@ def place_call() -> Response:
     if not isinstance(data, dict):
         return error(400, "bad_request", "must be a JSON object", field="body")
     try:
+        idempotency = _idempotency(data)
         call = calls.parse_request(data, context.config())
         call = apikeys.apply_caller_ids(key, call)
     except ValidationError as exc:
-        return error(422, "invalid", exc.reason, field=exc.field)
-    if key.operator:
-        try:
-            job_id = context.queue().enqueue(call)
-        except JobExists:
-            return exists(call.id)
-        log.debug("job %s: queued", job_id)
-        return json_response(queued(job_id, call), 202, Location=call_path(job_id))
-    wait = context.key_store().take_call(key, time.time())
-    if wait:
-        response = error(429, "rate_limited", "this key may place %d calls a minute" % key.rate_per_minute)
-        response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
-        return response
-    # The id the client knows the call by; stored under its key's own.
+        return error(422 if exc.field != IDEMPOTENCY_HEADER else 400, "invalid", exc.reason, field=exc.field)
+    # The id the client knows the call by; a client key's chosen ids are
+    # stored under its own (apikeys.scoped_id).
     client_id = call.id
-    if data.get("id") is not None:
+    if not key.operator and data.get("id") is not None:
         call = dataclasses.replace(call, id=apikeys.scoped_id(key, client_id))
+    if not key.operator and key.rate_per_minute:
+        if idempotency is not None and (used := context.queue().idempotency_used(key.id, idempotency[0])):
+            return _replay(used, idempotency, call, client_id)
+        wait = context.key_store().take_call(key, time.time())
+        if wait:
+            response = error(429, "rate_limited", "this key may place %d calls a minute" % key.rate_per_minute)
+            response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+            return response
     try:
-        job_id = context.queue().enqueue(call, owner=key.id, client_id=client_id)
+        job_id = context.queue().enqueue(call, owner="" if key.operator else key.id, client_id=client_id,
+                                         idempotency=idempotency)
     except JobExists:
         return exists(client_id)
-    log.debug("job %s: queued for key %s as %s", job_id, key.id, client_id)
+    except IdempotencyKeyUsed as exc:
+        return _replay((exc.job_id, exc.digest), idempotency, call, client_id)
+    log.debug("job %s: queued%s", job_id, "" if key.operator else " for key %s as %s" % (key.id, client_id))
     return json_response(queued(client_id, call), 202, Location=call_path(client_id))
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def _idempotency(data: dict[str, object]) -> tuple[str, str] | None:
+    """(digest of the Idempotency-Key header, digest of the request) or None
+    without the header."""
+    value = request.headers.get(IDEMPOTENCY_HEADER)
+    if value is None:
+        return None
+    if not (1 <= len(value) <= 255 and value.isascii() and value.isprintable()):
+        raise ValidationError(IDEMPOTENCY_HEADER, "1 to 255 printable ASCII characters")
+    body = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(value.encode()).hexdigest(), hashlib.sha256(body).hexdigest()
+
+
+def _replay(used: tuple[str, str], idempotency: tuple[str, str] | None, call: calls.CallRequest,
+            client_id: str) -> Response:
+    """The answer to a request whose Idempotency-Key placed a call before:
+    that call's 202 again for the same request, else 422."""
+    job_id, digest = used
+    assert idempotency is not None
+    if digest != idempotency[1]:
+        return error(422, "invalid", "this Idempotency-Key was used with a different request", field=IDEMPOTENCY_HEADER)
+    # The same body: the same id (the one the client chose, or the one made then).
+    shown = client_id if call.id != client_id else job_id
+    return json_response(queued(shown, call), 202, Location=call_path(shown), **{"Idempotent-Replayed": "true"})
+
+
+@bp.get("/v1/calls")
+def list_calls() -> Response:
+    key = auth.require("read", "read calls")
+    try:
+        query = listing.parse_query(request.args.to_dict(flat=True))
+    except ValidationError as exc:
+        return error(422, "invalid", exc.reason, field=exc.field)
+    owner = "" if key.sees_all else key.id
+    found: list[dict[str, object]] = []
+    after, scanned, more = query.after, 0, True
+    while len(found) < query.limit and scanned < listing.SCAN_LIMIT:
+        batch = context.queue().list_calls(owner, newest=query.until, oldest=query.since, after=after, count=200)
+        if not batch:
+            more = False
+            break
+        for score, job_id, record in batch:
+            scanned += 1
+            after = (score, job_id)
+            if record and query.matches(record):
+                found.append(listing.summary(record))
+                if len(found) == query.limit:
+                    break
+        else:
+            if len(batch) < 200:
+                more = False
+                break
+    cursor = listing.encode_cursor(*after) if more and after is not None and after != query.after else None
+    return json_response({"calls": found, "next_cursor": cursor})
 
 
 def queued(job_id: str, call: calls.CallRequest) -> dict[str, object]:

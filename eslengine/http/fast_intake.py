@@ -77,6 +77,8 @@ class FastIntake:
         length = environ.get("CONTENT_LENGTH") or ""
         if not (length.isascii() and length.isdigit()) or "HTTP_TRANSFER_ENCODING" in environ:
             return 0
+        if "HTTP_IDEMPOTENCY_KEY" in environ:
+            return 0  # the route keeps the key's call
         if environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() != "application/json":
             return 0
         # Operator keys only (and no key where none is configured); a client

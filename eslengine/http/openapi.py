@@ -88,6 +88,16 @@ def openapi_document(config: Config) -> dict[str, Any]:
                 "post": {
                     "operationId": "placeCall",
                     "summary": "Queue a click-to-call.",
+                    "parameters": [{
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "description": "Retry-safe placing: the same key (per API key, kept as long as call "
+                                       "records) with the same body answers the first call's 202 again "
+                                       "(Idempotent-Replayed: true) and places nothing; with another body, 422.",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+                                   "pattern": "^[\\x20-\\x7e]+$"},
+                    }],
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": ref("CallRequest")}},
@@ -104,7 +114,8 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                 },
                                 "content": {"application/json": {"schema": ref("Accepted")}},
                             },
-                            "400": error("The body is not a JSON object (or not application/json)."),
+                            "400": error("The body is not a JSON object (or not application/json), or the "
+                                         "Idempotency-Key header is malformed."),
                             "409": error("This key already placed a call with the given id."),
                             "413": error("The body is larger than %d bytes." % MAX_BODY),
                             "422": error("A field is invalid; 'field' names it."),
@@ -112,7 +123,35 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                          {"Retry-After": {"schema": {"type": "string"}}}),
                         }
                     ),
-                }
+                },
+                "get": {
+                    "operationId": "listCalls",
+                    "summary": "The calls the key may see, newest first, a page at a time.",
+                    "parameters": [
+                        {"name": "status", "in": "query", "required": False,
+                         "description": "Comma-separated statuses: %s." % ", ".join(calls.STATUSES),
+                         "schema": {"type": "string"}},
+                        {"name": "since", "in": "query", "required": False,
+                         "description": "Created at or after (ISO 8601).", "schema": {"type": "string"}},
+                        {"name": "until", "in": "query", "required": False,
+                         "description": "Created at or before (ISO 8601).", "schema": {"type": "string"}},
+                        {"name": "limit", "in": "query", "required": False,
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}},
+                        {"name": "cursor", "in": "query", "required": False,
+                         "description": "next_cursor of the page before.", "schema": {"type": "string"}},
+                    ],
+                    "responses": secured(
+                        {
+                            "200": {
+                                "description": "A page of calls; next_cursor continues it (null at the end). "
+                                               "variables.<name>=<value> in the query keeps calls with that "
+                                               "variable.",
+                                "content": {"application/json": {"schema": ref("CallList")}},
+                            },
+                            "422": error("A query parameter is invalid; 'field' names it."),
+                        }
+                    ),
+                },
             },
             "/v1/calls/{id}": {
                 "parameters": [id_parameter],
@@ -368,6 +407,28 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                              "E.164, however they were written)."},
                         "b": {"type": "array", "items": {"type": "string"},
                               "description": "The second party's, likewise."},
+                    },
+                },
+                "CallList": {
+                    "type": "object",
+                    "required": ["calls", "next_cursor"],
+                    "properties": {
+                        "calls": {"type": "array", "items": {
+                            "type": "object",
+                            "required": ["id", "status"],
+                            "properties": {
+                                "id": {"type": "string", "format": "uuid"},
+                                "status": {"type": "string", "enum": list(calls.STATUSES)},
+                                "a": {}, "b": {},
+                                "variables": {"type": "object"},
+                                "created_at": {"type": "string", "nullable": True},
+                                "updated_at": {"type": "string", "nullable": True},
+                                "ended_at": {"type": "string"},
+                                "hangup_cause": {"type": "string"},
+                                "key": {"type": "string"},
+                            },
+                        }},
+                        "next_cursor": {"type": "string", "nullable": True},
                     },
                 },
                 "Cancelled": {
