@@ -9,7 +9,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
 SUDO    = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all setup redis-server wrk demo test bench bench-quick chaos clean
+.PHONY: all setup redis-server example-runtimes wrk demo test bench bench-quick chaos clean
 
 all: test
 
@@ -31,6 +31,14 @@ redis-server:
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
+# The interpreters the examples' tests run the Node and PHP snippets with.
+example-runtimes:
+	@command -v node >/dev/null 2>&1 && command -v php >/dev/null 2>&1 || { \
+	  echo "installing Debian's nodejs and php-cli (for the examples' tests)"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    $$(command -v node >/dev/null 2>&1 || echo nodejs) $$(command -v php >/dev/null 2>&1 || echo php-cli); }
+
 wrk:
 	@command -v wrk >/dev/null 2>&1 || { \
 	  echo "installing Debian's wrk (HTTP load generator for the benchmarks)"; \
@@ -47,7 +55,7 @@ bench-quick: setup wrk
 demo: setup
 	$(VENV)/bin/eslengine demo
 
-test: setup
+test: setup example-runtimes
 	$(PY) -m pytest -q
 
 # The real-switch conformance suite (tests/conformance): starts a private
