@@ -340,10 +340,10 @@ def _media(name: str, value: object, config: Config, *, tones: tuple[str, ...] =
         text = _text(field_name, spec["url"], 500, _URL, "must be an http(s) URL")
         assert text is not None
         if not urls.media_url_allowed(text, config.media_url_prefixes):
-            raise ValidationError(field_name, "audio URLs from this location are not allowed")
+            raise ValidationError(field_name, "audio URLs from this location are not allowed (setting: ESLENGINE_MEDIA_URL_PREFIXES)")
         return Media("url", text)
     if not config.tts_engine:
-        raise ValidationError(field_name, "text to speech is not available on this service")
+        raise ValidationError(field_name, "text to speech is not available on this service (setting: ESLENGINE_TTS_ENGINE)")
     text = _text(field_name, spec["say"], MAX_SAY)
     language = _text("%s.language" % name, spec.get("language"), 10, _LANGUAGE, "a language tag like en or en-US")
     voice = _text("%s.voice" % name, spec.get("voice"), 40, _VOICE, "letters, digits and _.- only")
@@ -579,12 +579,12 @@ def parse_request(data: object, config: Config, *, job_id: str | None = None,
     callback = _text("callback_url", data.get("callback_url"), 500, _URL, "must be an http(s) URL")
     if callback is not None:
         if not config.webhook_allow:
-            raise ValidationError("callback_url", "webhooks are not enabled on this service")
+            raise ValidationError("callback_url", "webhooks are not enabled on this service (setting: ESLENGINE_WEBHOOK_ALLOW)")
         if not urls.webhook_url_allowed(callback, config.webhook_allow):
-            raise ValidationError("callback_url", "this callback URL is not allowed")
+            raise ValidationError("callback_url", "this callback URL is not allowed (setting: ESLENGINE_WEBHOOK_ALLOW)")
         host = urlsplit(callback).hostname or ""
         if urls.ip_literal(host) and not urls.address_allowed(host, config.webhook_allow_networks):
-            raise ValidationError("callback_url", "may not point to a private, loopback or reserved address")
+            raise ValidationError("callback_url", "may not point to a private, loopback or reserved address (setting: ESLENGINE_WEBHOOK_ALLOW_NETWORKS)")
     request = CallRequest(
         id=job_id,
         a=a,

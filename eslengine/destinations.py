@@ -122,9 +122,10 @@ def typed_number(field: str, value: str, region: str) -> str:
     except phonenumbers.NumberParseException as exc:
         reason = str(exc).split(") ", 1)[-1].rstrip(".")  # "(1) The string supplied ..."
         raise ValidationError(field, "not a phone number%s: %s" % (_in(region), reason)) from None
-    if not phonenumbers.is_possible_number(parsed):
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if not phonenumbers.is_possible_number(parsed) or not _E164.fullmatch(e164):
         raise ValidationError(field, "not a possible phone number%s" % _in(region))
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return e164
 
 
 def _in(region: str) -> str:
@@ -186,9 +187,9 @@ def parse_destination(field: str, value: object, config: Config, *, check_policy
     if match:
         domain = match.group(2)
         if not config.sip_domains:
-            raise ValidationError(field, "SIP URI destinations are not enabled on this service")
+            raise ValidationError(field, "SIP URI destinations are not enabled on this service (setting: ESLENGINE_SIP_DOMAINS)")
         if not any(re.fullmatch(p, domain) for p in config.sip_domains):
-            raise ValidationError(field, "SIP domain %s is not allowed" % domain)
+            raise ValidationError(field, "SIP domain %s is not allowed (setting: ESLENGINE_SIP_DOMAINS)" % domain)
         return Destination("sip", match.group(1), domain)
     raise ValidationError(field, "must be an E.164 number (+15551230001), user/<extension> or a SIP URI")
 
@@ -271,7 +272,7 @@ def check_number_allowed(field: str, number: str, config: Config) -> None:
     operator allows them), refused types, countries served, allow-list."""
     for prefix in config.blocked_prefixes:
         if number.startswith(prefix):
-            raise ValidationError(field, "destination %s... is blocked" % prefix)
+            raise ValidationError(field, "destination %s... is blocked (setting: ESLENGINE_BLOCKED_PREFIXES)" % prefix)
     validate = not config.allow_unvalidated_numbers
     if not validate and not config.countries and surely_not(number, _kinds(config.refused_number_types)):
         return _check_allow_list(field, number, config)
@@ -281,17 +282,17 @@ def check_number_allowed(field: str, number: str, config: Config) -> None:
         # catch a premium-rate range libphonenumber's metadata does not
         # describe, or a number one digit longer than its range.
         if validate and (classified is None or not classified[2]):
-            raise ValidationError(field, "not a valid phone number for its country")
+            raise ValidationError(field, "not a valid phone number for its country (setting: ESLENGINE_ALLOW_UNVALIDATED_NUMBERS)")
         if classified is None:
             if config.countries:
-                raise ValidationError(field, "destination country unknown is not served")
+                raise ValidationError(field, "destination country unknown is not served (setting: ESLENGINE_COUNTRIES)")
             return _check_allow_list(field, number, config)
         kind, region, _ = classified
         for name in config.refused_number_types:
             if NUMBER_TYPES.get(name) == kind:
-                raise ValidationError(field, "%s numbers are not allowed" % name.replace("_", "-"))
+                raise ValidationError(field, "%s numbers are not allowed (setting: ESLENGINE_REFUSED_NUMBER_TYPES)" % name.replace("_", "-"))
         if config.countries and region not in config.countries:
-            raise ValidationError(field, "destination country %s is not served" % (region or "unknown"))
+            raise ValidationError(field, "destination country %s is not served (setting: ESLENGINE_COUNTRIES)" % (region or "unknown"))
     _check_allow_list(field, number, config)
 
 
@@ -299,9 +300,9 @@ def check_user_domain(field: str, domain: str, config: Config) -> None:
     """A ``user/<ext>@domain`` destination may name only a configured
     directory domain (ValidationError otherwise)."""
     if domain.lower() not in config.user_domains:
-        raise ValidationError(field, "directory domain %s is not allowed" % domain)
+        raise ValidationError(field, "directory domain %s is not allowed (setting: ESLENGINE_USER_DOMAIN)" % domain)
 
 
 def _check_allow_list(field: str, number: str, config: Config) -> None:
     if config.allow_patterns and not any(re.fullmatch(p, number) for p in config.allow_patterns):
-        raise ValidationError(field, "destination is not in the allowed ranges")
+        raise ValidationError(field, "destination is not in the allowed ranges (setting: ESLENGINE_ALLOW)")

@@ -615,3 +615,24 @@ def test_digits_with_a_region_reads_a_visitors_number_as_the_site_means_it() -> 
     # The policy applies to the number as read.
     with pytest.raises(ValidationError, match="premium"):
         parse_request({"a": "900-555-0123", "b": "user/1000", "region": "US"}, Config())
+
+
+@pytest.mark.parametrize(("body", "config", "setting"), [
+    ({"callback_url": "https://hooks.example.com/x"}, Config(), "ESLENGINE_WEBHOOK_ALLOW"),
+    ({"callback_url": "https://other.example.com/x"}, Config(webhook_allow=(r"https://hooks\.example\.com/.*",)),
+     "ESLENGINE_WEBHOOK_ALLOW"),
+    ({"b": "sip:alice@pbx.example.com"}, Config(), "ESLENGINE_SIP_DOMAINS"),
+    ({"b": "user/1000@elsewhere.example.com"}, Config(), "ESLENGINE_USER_DOMAIN"),
+    ({"a": "+8821234567"}, Config(), "ESLENGINE_BLOCKED_PREFIXES"),
+    ({"a": "+15551230001"}, Config(), "ESLENGINE_ALLOW_UNVALIDATED_NUMBERS"),
+    ({"a": "+19005550123"}, Config(), "ESLENGINE_REFUSED_NUMBER_TYPES"),
+    ({"a": "+442079460958"}, Config(countries=frozenset({"US"})), "ESLENGINE_COUNTRIES"),
+    ({"a": "+12025550123"}, Config(allow_patterns=(r"\+1555.*",)), "ESLENGINE_ALLOW"),
+    ({"announcement": {"say": "hello"}}, Config(), "ESLENGINE_TTS_ENGINE"),
+    ({"announcement": {"url": "https://media.example.com/a.wav"}}, Config(), "ESLENGINE_MEDIA_URL_PREFIXES"),
+])
+def test_a_refusal_the_operator_can_lift_names_its_setting(body: dict[str, object], config: Config,
+                                                           setting: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_request({"a": "+12025550123", "b": "user/1000", **body}, config)
+    assert info.value.reason.endswith("(setting: %s)" % setting), info.value.reason
