@@ -23,16 +23,50 @@ if TYPE_CHECKING:
     from .config import Config
 
 
+def _wrap(text: str) -> str:
+    import textwrap
+
+    return textwrap.fill(text, 79)
+
+
+_SETTINGS = """settings (environment variables; README "Configuration" lists them all):
+  ESLENGINE_REDIS_URL       Redis (default redis://127.0.0.1:6379/0)
+  ESLENGINE_KEY_PREFIX      prefix of every Redis key (default eslengine)
+  ESLENGINE_FREESWITCH      nodes: esl://:password@host:port?sps=30&max_sessions=1000[,...]
+  ESLENGINE_API_KEYS        operator bearer keys, comma-separated (the API refuses to start without)
+  ESLENGINE_ROUTE_TEMPLATE  endpoint of E.164 numbers (default sofia/gateway/{gateway}/{number})
+  ESLENGINE_COUNTRIES, ESLENGINE_ALLOW, ESLENGINE_BLOCKED_PREFIXES, ESLENGINE_DEFAULT_REGION
+                            who may be called, and how national numbers are read
+  ESLENGINE_WEBHOOK_ALLOW, ESLENGINE_WEBHOOK_SECRET
+                            webhook targets, and their signing secret
+  ESLENGINE_LOG_LEVEL       DEBUG, INFO (default), WARNING
+Every process that queues or dials jobs (API, worker, eslengine.enqueue) must
+have the same policy settings: the worker checks every job again with its own."""
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="eslengine", description="Click-to-call originate engine for FreeSWITCH.")
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="eslengine", description="Click-to-call originate engine for FreeSWITCH.",
+                                     epilog=_SETTINGS, formatter_class=raw)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("worker", help="claim jobs from Redis and originate them")
-    api = sub.add_parser("api", help="serve the HTTP API")
-    api.add_argument("--bind", default="127.0.0.1:8080")
-    api.add_argument("--workers", type=int, default=1)
+    sub.add_parser("worker", help="claim jobs from Redis and originate them", formatter_class=raw,
+                   description=_wrap("Claim jobs from Redis, originate them on the FreeSWITCH nodes of "
+                               "ESLENGINE_FREESWITCH, follow each call to its end and record it. Run as many as "
+                               "you like (each on any machine); SIGTERM drains: no new jobs, live calls followed "
+                               "to their end for up to 30 s, the rest handed over."),
+                   epilog=_SETTINGS)
+    api = sub.add_parser("api", help="serve the HTTP API", formatter_class=raw,
+                         description=_wrap("Serve the HTTP API (POST /v1/calls and the rest; /v1/openapi.json describes "
+                                     "it) with gunicorn and gevent workers. It validates, queues in Redis and "
+                                     "answers 202; it never talks to FreeSWITCH."),
+                         epilog=_SETTINGS)
+    api.add_argument("--bind", default="127.0.0.1:8080", metavar="HOST:PORT",
+                     help="where to listen (default 127.0.0.1:8080; [::1]:8080 for IPv6)")
+    api.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="gunicorn worker processes, each with its own Redis connections (default 1)")
     api.add_argument("--dev", action="store_true", help="Flask's debug server instead of gunicorn")
     sub.add_parser("fakeswitch", help="run the FreeSWITCH event-socket simulator", add_help=False)
     dead = sub.add_parser("dead", help="list or re-queue dead-lettered jobs")

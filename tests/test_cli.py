@@ -168,3 +168,21 @@ def test_tune_gc_freezes_what_is_loaded_and_raises_the_young_threshold() -> None
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("command", [[], ["worker"], ["api"], ["keys", "create"], ["dead"], ["nodes"], ["demo"]])
+def test_every_command_explains_itself_and_its_options(command: list[str]) -> None:
+    proc = run(*command, "--help")
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert text.startswith("usage: eslengine")
+    # Every option has words of its own, not just its name.
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("--") and "  " not in stripped:
+            following = text.splitlines()[text.splitlines().index(line) + 1].strip()
+            assert following and not following.startswith("-"), "option without help: %r" % stripped
+    if command in ([], ["worker"], ["api"]):
+        assert "ESLENGINE_FREESWITCH" in text and "ESLENGINE_REDIS_URL" in text
+    if command == ["api"]:
+        assert "default 127.0.0.1:8080" in text
