@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     runtime.patch()
 
+    import logging
     import os
 
     from .config import Config
@@ -124,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         print("eslengine: error: %s" % exc, file=sys.stderr)
         return 2
     runtime.setup_logging(config.log_level)
+    from .config import unknown_settings
+
+    for warning in unknown_settings(os.environ):
+        logging.getLogger("eslengine").warning("%s", warning)
 
     try:
         if args.command == "worker":

@@ -159,6 +159,39 @@ def _patterns(name: str, value: str) -> tuple[str, ...]:
     return patterns
 
 
+# Every ESLENGINE_* setting Config.from_env reads (without the prefix).
+SETTINGS = (
+    "REDIS_URL", "KEY_PREFIX", "FREESWITCH", "API_KEYS", "ROUTE_TEMPLATE", "GATEWAY", "USER_DOMAIN", "ALLOW",
+    "BLOCKED_PREFIXES", "ALLOW_UNVALIDATED_NUMBERS", "REFUSED_NUMBER_TYPES", "COUNTRIES", "DEFAULT_REGION",
+    "SIP_DOMAINS", "SIP_PROFILE", "RECORDINGS_DIR", "TTS_ENGINE", "TTS_VOICE", "MEDIA_URL_PREFIXES",
+    "WEBHOOK_ALLOW", "WEBHOOK_ALLOW_NETWORKS", "WEBHOOK_SECRET", "DEFAULT_RING_TIMEOUT", "MAX_RING_TIMEOUT",
+    "CONCURRENCY", "CLAIM_IDLE_MS", "RECORD_TTL", "DEAD_LETTER_MAX", "MAX_ATTEMPTS", "DEFAULT_ATTEMPTS",
+    "DEFAULT_RETRY_BACKOFF", "MAX_DESTINATIONS", "MAX_CALL_DURATION", "WEBHOOK_CONCURRENCY", "WEBHOOK_MAX_AGE",
+    "ESL_TIMEOUT", "RECONNECT_MAX_DELAY", "BRIDGE", "LOG_LEVEL",
+)
+# ESLENGINE_* variables of the project's own tools (the conformance suite, the
+# examples), not of the engine.
+TOOL_SETTINGS = ("CONFORMANCE", "CONFORMANCE_KEEP", "FREESWITCH_PREFIX", "URL", "KEY")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def unknown_settings(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each ``ESLENGINE_*`` variable that is no setting (a
+    misspelt one would otherwise be ignored without a word)."""
+    import difflib
+
+    known = set(SETTINGS) | set(TOOL_SETTINGS)
+    out = []
+    for name in sorted(k for k in environ if k.startswith("ESLENGINE_")):
+        bare = name[len("ESLENGINE_"):]
+        if bare in known:
+            continue
+        close = difflib.get_close_matches(bare, SETTINGS, n=1)
+        out.append("%s is not a setting%s; it is ignored" % (
+            name, " (did you mean ESLENGINE_%s?)" % close[0] if close else ""))
+    return out
+
+
 def known_region(code: str) -> bool:
     """Whether ``code`` (upper case) is a region libphonenumber has a
     numbering plan for."""
@@ -284,6 +317,7 @@ class Config:
         kwargs: dict[str, object] = {}
 
         def take(name: str) -> str | None:
+            assert name in SETTINGS, name
             value = env.get("ESLENGINE_" + name)
             return value if value is not None and value.strip() != "" else None
 
@@ -395,7 +429,9 @@ class Config:
                 raise ConfigError("ESLENGINE_BRIDGE must be engine or switch, got %r" % v)
             kwargs["bridge"] = v.strip().lower()
         if (v := take("LOG_LEVEL")) is not None:
-            kwargs["log_level"] = v.upper()
+            if v.strip().upper() not in LOG_LEVELS:
+                raise ConfigError("ESLENGINE_LOG_LEVEL must be one of %s, got %r" % (", ".join(LOG_LEVELS), v))
+            kwargs["log_level"] = v.strip().upper()
         config = cls(**kwargs)  # type: ignore[arg-type]
         for name, value in (("ESLENGINE_SIP_PROFILE", config.sip_profile), ("ESLENGINE_TTS_ENGINE", config.tts_engine),
                             ("ESLENGINE_TTS_VOICE", config.tts_voice), ("ESLENGINE_GATEWAY", config.gateway)):
