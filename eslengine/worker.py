@@ -325,7 +325,9 @@ class Worker:
         # heartbeat holds this token (one per process).
         self._lease = Lease(LEASE_MARGIN)
         self._token = uuid.uuid4().hex
-        self._beating = False
+        # From start() until stop() has drained the calls: the heartbeat and
+        # the node places are renewed (``_running`` ends when draining begins).
+        self._alive = False
         # Set (and replaced) at each successful renewal.
         self._renewed = gevent.event.Event()
 
@@ -348,7 +350,7 @@ class Worker:
                 max_delay=self.config.reconnect_max_delay,
             )
             state.link.start()
-        self._beating = True
+        self._alive = True
         self._greenlets = [
             gevent.spawn(self._claim_loop),
             gevent.spawn(self._beat_loop),
@@ -379,7 +381,7 @@ class Worker:
         # The heartbeat went on while the calls drained (a draining worker
         # is alive: nobody adopts its calls); it stops only now.
         gevent.killall(self._greenlets, timeout=5)
-        self._beating = False
+        self._alive = False
         self._lease.end()
         self.webhooks.stop()
         for state in self.nodes:
@@ -462,8 +464,9 @@ class Worker:
 
     def _share_loop(self) -> None:
         """Keep this worker's place among the workers pacing each node that
-        is up, and each pacer to this worker's share."""
-        while self._running:
+        is up, and each pacer to this worker's share; also while it drains
+        (a held call's second party still takes its turn)."""
+        while self._alive:
             self._share_wake.clear()
             for state in self.nodes:
                 if state.up:
@@ -820,7 +823,7 @@ class Worker:
                 if lease.epoch == epoch:
                     call.epoch = epoch
                 continue
-            if not self._beating:
+            if not self._alive:
                 raise QueueUnavailable("job %s: this worker's heartbeat is no longer renewed" % call.request.id)
             if not waited:
                 waited = True

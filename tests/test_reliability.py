@@ -21,7 +21,7 @@ import redis
 from eslengine.calls import parse_request
 from eslengine.config import Config, Node
 from eslengine.errors import QueueUnavailable
-from eslengine.fakeswitch import FakeSwitch
+from eslengine.fakeswitch import FakeSwitch, Scenario
 from eslengine.queue import GROUP, JobQueue, Keys
 from eslengine import worker as worker_module
 from eslengine.esl import BackgroundJob
@@ -553,5 +553,24 @@ def test_a_draining_worker_keeps_its_heartbeat_and_its_calls(redis_server: Redis
         assert heartbeat_lapsed(rig, first)
         assert job not in second.calls
         assert [h["status"] for h in doc["history"]].count("completed") == 1
+    finally:
+        rig.close()
+
+
+def test_a_draining_worker_still_connects_a_held_call_s_second_party(redis_server: RedisServer,
+                                                                     key_prefix: str) -> None:
+    # The first party answers a few seconds into the drain, after the pacing
+    # share the worker had when it began would have lapsed.
+    rig = Rig(redis_server, key_prefix, talk_time=2.0, scenario=Scenario.from_dict(
+        {"rules": [{"match": "0001$", "outcome": "answer", "after": worker_module.SHARE_LEASE + 1.5}]}))
+    try:
+        first = rig.start_worker(bridge="engine")
+        job = rig.submit(a="+15551230001", b="+15551230002")
+        wait_for(lambda: rig.queue.get(job)["status"] == "ringing")
+        rig.workers.remove(first)
+        stopping = gevent.spawn(first.stop, grace=30)
+        doc = rig.final(job, timeout=15)
+        assert doc["status"] == "completed" and doc["b_uuid"], json.dumps(doc)
+        stopping.get(timeout=10)
     finally:
         rig.close()
