@@ -468,15 +468,21 @@ end
 return {calls, entries}
 """
 
-# Take idle pending entries (KEYS: the job stream; ARGV: group, me, min idle
-# ms, the heartbeat key prefix, then entry id and holder pairs): each one
-# whose holder is me or has no heartbeat, tested in this same step. XCLAIM
-# tests the idle time again.
+# Take idle pending entries (KEYS: the job stream, the workers set; ARGV:
+# group, me, min idle ms, the heartbeat key prefix, then entry id and holder
+# pairs): each one whose holder is me, or is no worker (not in the workers
+# set) and has no heartbeat, tested in this same step. A dead worker's
+# entries go with its calls, to the one worker that adopts it (``_ADOPT``):
+# taken apart, a call and its entry would have two owners. XCLAIM tests the
+# idle time again.
 _CLAIM_STALE = """
 local ids = {}
 for i = 5, #ARGV, 2 do
   local holder = ARGV[i + 1]
-  if holder == ARGV[2] or redis.call('EXISTS', ARGV[4] .. holder) == 0 then table.insert(ids, ARGV[i]) end
+  if holder == ARGV[2] or (redis.call('EXISTS', ARGV[4] .. holder) == 0
+                           and redis.call('SISMEMBER', KEYS[2], holder) == 0) then
+    table.insert(ids, ARGV[i])
+  end
 end
 if #ids == 0 then return {} end
 return redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), unpack(ids))
@@ -589,8 +595,9 @@ class JobQueue:
     def claim_stale(self, consumer: str, min_idle_ms: int, count: int = 100,
                     in_hand: Collection[str] = ()) -> list[tuple[str, dict[str, str]]]:
         """Entries read but not acknowledged within ``min_idle_ms`` that
-        nobody is working on, now ``consumer``'s: those of a consumer with no
-        live heartbeat (a dead worker, or a reader that is no worker), and
+        nobody is working on, now ``consumer``'s: those of a reader that is
+        no worker (no heartbeat, not among the workers; a dead worker's go
+        to the worker that adopts it, with its calls: ``adopt``), and
         ``consumer``'s own that are not ``in_hand`` (a job it gave up on when
         Redis failed). A live worker's entries stay its own however long they
         wait: its pacer may hold a job for a while (a node down, a share just
@@ -619,7 +626,7 @@ class JobQueue:
             args = [GROUP, consumer, str(min_idle_ms), self.keys.heartbeat("")]
             for entry_id, holder in held:
                 args += [entry_id, holder]
-            entries = _entries(self._claim_stale(keys=[self.keys.jobs], args=args))
+            entries = _entries(self._claim_stale(keys=[self.keys.jobs, self.keys.workers], args=args))
         return [(entry_id, fields) for entry_id, fields in entries if fields]
 
     def ack(self, entry_id: str) -> None:

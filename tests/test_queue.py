@@ -83,9 +83,11 @@ def test_a_live_workers_stale_entries_stay_its_own(queue: JobQueue) -> None:
     queue.beat("slow-worker", 60)
     assert queue.claim_stale("other-worker", min_idle_ms=0) == []
     assert queue.redis.xpending_range(queue.keys.jobs, GROUP, "-", "+", 10)[0]["consumer"] == "slow-worker"
-    # Its heartbeat gone, it is dead: the entry is taken.
+    # Its heartbeat gone, it is dead: the entry goes to the worker that
+    # adopts it, along with its calls; not to any worker that finds it idle.
     queue.forget_worker("slow-worker")
-    assert [e for e, _ in queue.claim_stale("other-worker", min_idle_ms=0)] == [slow]
+    assert queue.claim_stale("other-worker", min_idle_ms=0) == []
+    assert [e for e, _ in queue.adopt("slow-worker", "other-worker")[1]] == [slow]  # type: ignore[index]
 
 
 def test_stale_entries_behind_a_live_workers_are_reached(queue: JobQueue) -> None:
