@@ -112,6 +112,7 @@ class Chaos:
     refused: list[tuple[str, str]] = field(default_factory=list)
     faults_done: collections.Counter[str] = field(default_factory=collections.Counter)
     killed: dict[int, float] = field(default_factory=dict)  # simulator pid -> epoch seconds of its SIGKILL
+    paused: set[int] = field(default_factory=set)  # pids of workers stopped by pause-worker, until their SIGCONT
     t0: float = 0.0
     _worker_seq: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -285,8 +286,13 @@ class Chaos:
             self.say("kill-worker  SIGKILL %s (pid %d); started %s (pid %d)"
                      % (name, victim.proc.pid, fresh.name, fresh.proc.pid))
         elif kind == "pause-worker":
-            name = rng.choice(sorted(self.workers_up))
+            running = sorted(n for n, p in self.workers_up.items() if p.proc.pid not in self.paused)
+            if not running:
+                self.say("pause-worker skipped: every worker is paused")
+                return None
+            name = rng.choice(running)
             victim = self.workers_up[name]
+            self.paused.add(victim.proc.pid)
             pause = round(rng.uniform(HEARTBEAT_TTL + 2.0, HEARTBEAT_TTL + 8.0), 2)
             victim.proc.send_signal(signal.SIGSTOP)
             self.say("pause-worker SIGSTOP %s (pid %d); SIGCONT in %.2fs" % (name, victim.proc.pid, pause))
@@ -294,6 +300,7 @@ class Chaos:
             return pause, "resume-worker", victim
         elif kind == "resume-worker":
             victim = arg
+            self.paused.discard(victim.proc.pid)
             victim.proc.send_signal(signal.SIGCONT)
             self.say("resume-worker SIGCONT %s (pid %d)%s" % (victim.name, victim.proc.pid,
                                                             "" if victim.proc.poll() is None else ", already gone"))
