@@ -13,6 +13,9 @@ number that is busy, never answers or fails temporarily.
 Faults, on a seeded schedule printed as it runs:
 
 ``kill-worker``  SIGKILL a worker, start a new one
+``pause-worker`` SIGSTOP a worker for longer than the heartbeat's lifetime
+                 (the others adopt its calls and jobs), then SIGCONT it: it
+                 must place, acknowledge and record nothing they took
 ``kill-node``    SIGKILL a simulator node, restart it on the same port after a pause
 ``drop-node``    SIGUSR1 a node: it drops every event-socket connection
 ``stall-node``   SIGUSR2 a node: it stalls command replies for ``--stall`` seconds
@@ -69,8 +72,9 @@ from eslengine.errors import JobExists, QueueUnavailable
 from eslengine.fakeswitch.journal import read_journal
 from eslengine.queue import Keys
 from eslengine.stack import LocalStack, Process, free_port, wait_for_port
+from eslengine.worker import HEARTBEAT_TTL
 
-FAULTS = ("kill-worker", "kill-node", "drop-node", "stall-node", "drop-redis")
+FAULTS = ("kill-worker", "pause-worker", "kill-node", "drop-node", "stall-node", "drop-redis")
 HARNESS_CLIENT = "eslengine-chaos-harness"
 # Endings the simulator's built-in scenario fails: busy, no answer, temporary failure.
 FAILING = (("a", "486"), ("a", "408"), ("a", "503"), ("b", "486"), ("b", "503"))
@@ -108,6 +112,7 @@ class Chaos:
     refused: list[tuple[str, str]] = field(default_factory=list)
     faults_done: collections.Counter[str] = field(default_factory=collections.Counter)
     killed: dict[int, float] = field(default_factory=dict)  # simulator pid -> epoch seconds of its SIGKILL
+    paused: set[int] = field(default_factory=set)  # pids of workers stopped by pause-worker, until their SIGCONT
     t0: float = 0.0
     _worker_seq: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -187,6 +192,8 @@ class Chaos:
         for group in groups:
             members = [p for p in live if rank(p) == group]
             for p in members:
+                if group == 0:
+                    p.proc.send_signal(signal.SIGCONT)  # a paused worker would not see the SIGTERM
                 p.proc.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + 15
             for p in members:
@@ -278,6 +285,25 @@ class Chaos:
             fresh = self.start_worker()
             self.say("kill-worker  SIGKILL %s (pid %d); started %s (pid %d)"
                      % (name, victim.proc.pid, fresh.name, fresh.proc.pid))
+        elif kind == "pause-worker":
+            running = sorted(n for n, p in self.workers_up.items() if p.proc.pid not in self.paused)
+            if not running:
+                self.say("pause-worker skipped: every worker is paused")
+                return None
+            name = rng.choice(running)
+            victim = self.workers_up[name]
+            self.paused.add(victim.proc.pid)
+            pause = round(rng.uniform(HEARTBEAT_TTL + 2.0, HEARTBEAT_TTL + 8.0), 2)
+            victim.proc.send_signal(signal.SIGSTOP)
+            self.say("pause-worker SIGSTOP %s (pid %d); SIGCONT in %.2fs" % (name, victim.proc.pid, pause))
+            self.faults_done[kind] += 1
+            return pause, "resume-worker", victim
+        elif kind == "resume-worker":
+            victim = arg
+            self.paused.discard(victim.proc.pid)
+            victim.proc.send_signal(signal.SIGCONT)
+            self.say("resume-worker SIGCONT %s (pid %d)%s" % (victim.name, victim.proc.pid,
+                                                            "" if victim.proc.poll() is None else ", already gone"))
         elif kind == "kill-node":
             if len(up) < len(self.nodes):
                 return self.fault("drop-node", None, rng, client)
@@ -288,6 +314,7 @@ class Chaos:
             self.killed[pid] = time.time()
             pause = round(rng.uniform(0.5, 3.0), 2)
             self.say("kill-node    SIGKILL %s (pid %d); restart in %.2fs" % (node.name, pid, pause))
+            self.faults_done[kind] += 1
             return pause, "restart-node", node
         elif kind == "restart-node":
             node = arg

@@ -10,9 +10,11 @@
     │   ├── EslConnectionError      cannot connect, or the socket died
     │   │   ├── EslAuthError        the switch refused the password
     │   │   └── EslNotSent          the command was not written: the switch never saw it
+    │   │       └── LeaseLapsed     not written because the worker's lease had ended
     │   ├── EslTimeout              no reply within the command's deadline
     │   └── EslCommandError         the switch answered -ERR; .reply
     ├── OriginateFailed             an originate ended without a call; .cause
+    ├── JobTakenOver                another worker holds the job now; .job_id
     └── WebhookError                a webhook delivery did not succeed
         ├── WebhookRefused          it never will: not allowed, an address refused, the receiver said 4xx
         └── WebhookFailed           it may later: DNS, connection, timeout, 5xx, 408, 429
@@ -87,6 +89,12 @@ class EslNotSent(EslConnectionError):
     was written: nothing reached the switch, so sending it again is safe."""
 
 
+class LeaseLapsed(EslNotSent):
+    """The command was not written because the worker's lease on its jobs
+    had ended (its heartbeat not renewed in time): another worker may be
+    taking the job over."""
+
+
 class EslTimeout(EslError):
     """The switch did not reply within the command's deadline."""
 
@@ -110,6 +118,16 @@ class OriginateFailed(EslEngineError):
     def __init__(self, cause: str) -> None:
         super().__init__(cause)
         self.cause = cause
+
+
+class JobTakenOver(EslEngineError):
+    """Another worker took the job over while this one's heartbeat had
+    lapsed: this one no longer places it, acknowledges it or writes its
+    record."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__("job %s: taken over by another worker" % job_id)
+        self.job_id = job_id
 
 
 class WebhookError(EslEngineError):

@@ -285,12 +285,13 @@ class EslConnection(greenswitch.esl.InboundESL):
             raise EslCommandError(_describe("api " + command), frame.headers.get("Reply-Text", frame.content_type))
         return frame.body
 
-    def bgapi(self, command: str, job_uuid: str | None = None, timeout: float | None = None) -> BackgroundJob:
+    def bgapi(self, command: str, job_uuid: str | None = None, timeout: float | None = None, *,
+              guard: Callable[[], None] | None = None) -> BackgroundJob:
         """``bgapi <command>`` with a ``Job-UUID`` header (``job_uuid`` or a
         new uuid4). Returns once the switch accepted the job; the job is
         registered before anything is written, so a BACKGROUND_JOB that
         overtakes the reply still resolves it. A ``-ERR`` reply raises
-        ``EslCommandError``."""
+        ``EslCommandError``. ``guard``: see ``send``."""
         job_uuid = job_uuid or str(uuid.uuid4())
         protocol.encode_command("bgapi " + command, {"Job-UUID": job_uuid})  # refuse CR/LF before registering
         if job_uuid in self._jobs:
@@ -299,7 +300,7 @@ class EslConnection(greenswitch.esl.InboundESL):
         self._jobs[job_uuid] = job
         accepted = False
         try:
-            frame = self.send("bgapi " + command, {"Job-UUID": job_uuid}, timeout=timeout)
+            frame = self.send("bgapi " + command, {"Job-UUID": job_uuid}, timeout=timeout, guard=guard)
             reply = frame.headers.get("Reply-Text", "")
             if not reply.startswith("+OK"):
                 raise EslCommandError(_describe("bgapi " + command), reply)
@@ -317,13 +318,16 @@ class EslConnection(greenswitch.esl.InboundESL):
                 self._jobs[echoed] = job
         return job
 
-    def send(self, command: str, headers: dict[str, str] | None = None, timeout: float | None = None) -> Frame:  # type: ignore[override]
+    def send(self, command: str, headers: dict[str, str] | None = None,  # type: ignore[override]
+             timeout: float | None = None, *, guard: Callable[[], None] | None = None) -> Frame:
         """Write one command frame and return its reply frame.
 
         ``ValueError`` if the command or a header holds CR/LF (nothing is
         written); ``EslConnectionError`` if the connection is or goes down;
         ``EslTimeout`` if no reply comes within ``timeout`` (default: the
-        connection's), which also closes the connection.
+        connection's), which also closes the connection. ``guard`` is called
+        last before the write, with nothing that yields between the two;
+        whatever it raises is raised and nothing is written.
         """
         raw = protocol.encode_command(command, headers)
         timeout = self.timeout if timeout is None else timeout
@@ -336,6 +340,8 @@ class EslConnection(greenswitch.esl.InboundESL):
         try:
             if not self.connected:
                 raise EslNotSent("%s: not connected (%s)" % (self.label, what))
+            if guard is not None:
+                guard()
             waiter = gevent.event.AsyncResult()
             self._commands_sent.append((what, waiter, time.monotonic()))
             try:
@@ -628,8 +634,9 @@ class NodeLink:
         except EslError as exc:
             log.warning("%s: filter %s %s not set: %s", self.label, item[0], item[1], exc)
 
-    def bgapi(self, command: str, job_uuid: str | None = None, timeout: float | None = None) -> BackgroundJob:
-        return self._live().bgapi(command, job_uuid=job_uuid, timeout=timeout)
+    def bgapi(self, command: str, job_uuid: str | None = None, timeout: float | None = None, *,
+              guard: Callable[[], None] | None = None) -> BackgroundJob:
+        return self._live().bgapi(command, job_uuid=job_uuid, timeout=timeout, guard=guard)
 
     def _live(self) -> EslConnection:
         conn = self._conn

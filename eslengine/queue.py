@@ -437,6 +437,100 @@ return 1
 """
 
 
+# A worker's heartbeat (KEYS: its key, the workers set; ARGV: the worker's
+# token, ttl in ms, its name). Returns 1 when the key was still there with
+# this token: the heartbeat has not lapsed since the last renewal.
+_BEAT = """
+local old = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+if old == ARGV[1] then return 1 end
+return 0
+"""
+
+# Whether a worker still owns a job (KEYS: its heartbeat, the job stream,
+# the call's record; ARGV: its token, its name, the group, the job's
+# unacknowledged entry or ''). Only while its heartbeat is its own: an
+# entry it holds (the stream says who holds it), else a call whose record
+# names it (``_ADOPT`` renames the worker of the calls it adopts).
+_OWNS = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[4] ~= '' then
+  local p = redis.call('XPENDING', KEYS[2], ARGV[3], ARGV[4], ARGV[4], 1)
+  if p[1] and p[1][2] == ARGV[2] then return 1 end
+  return 0
+end
+if redis.call('HGET', KEYS[3], 'worker') == ARGV[2] then return 1 end
+return 0
+"""
+
+# Adopt a dead worker, only if its heartbeat is still gone: in the same
+# step, so that a worker whose renewal has reached Redis is never adopted.
+# KEYS: its heartbeat, the adopter lock, its live set, the job stream, the
+# workers set. ARGV: me, lock seconds, group, count, the dead one, the call
+# record key prefix. The calls whose record still names the dead one (or no
+# one) name the adopter from now on; the entries the dead one held are the
+# adopter's. Returns false (another adopts it, or it is alive), else {call
+# ids, entries}.
+_ADOPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local lock = redis.call('GET', KEYS[2])
+if lock and lock ~= ARGV[1] then return false end
+if not lock then redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2]) end
+local calls = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  local key = ARGV[6] .. id
+  local holder = redis.call('HGET', key, 'worker')
+  if holder == ARGV[5] or (not holder and redis.call('EXISTS', key) == 1) then
+    redis.call('HSET', key, 'worker', ARGV[1])
+    table.insert(calls, id)
+  end
+end
+redis.call('DEL', KEYS[3])
+local ids = {}
+for _, p in ipairs(redis.call('XPENDING', KEYS[4], ARGV[3], '-', '+', tonumber(ARGV[4]), ARGV[5])) do
+  table.insert(ids, p[1])
+end
+local entries = {}
+if #ids > 0 then entries = redis.call('XCLAIM', KEYS[4], ARGV[3], ARGV[1], 0, unpack(ids)) end
+if #redis.call('XPENDING', KEYS[4], ARGV[3], '-', '+', 1, ARGV[5]) == 0 then
+  redis.call('SREM', KEYS[5], ARGV[5])
+end
+return {calls, entries}
+"""
+
+# Take idle pending entries (KEYS: the job stream, the workers set; ARGV:
+# group, me, min idle ms, the heartbeat key prefix, then entry id and holder
+# pairs): each one whose holder is me, or is no worker (not in the workers
+# set) and has no heartbeat, tested in this same step. A dead worker's
+# entries go with its calls, to the one worker that adopts it (``_ADOPT``):
+# taken apart, a call and its entry would have two owners. XCLAIM tests the
+# idle time again.
+_CLAIM_STALE = """
+local ids = {}
+for i = 5, #ARGV, 2 do
+  local holder = ARGV[i + 1]
+  if holder == ARGV[2] or (redis.call('EXISTS', ARGV[4] .. holder) == 0
+                           and redis.call('SISMEMBER', KEYS[2], holder) == 0) then
+    table.insert(ids, ARGV[i])
+  end
+end
+if #ids == 0 then return {} end
+return redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), unpack(ids))
+"""
+
+
+def _entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
+    """XCLAIM's reply from a script: [[id, [field, value, ...]], ...]."""
+    out = []
+    for item in reply or []:
+        if not item:
+            continue  # an entry deleted meanwhile (older Redis versions)
+        entry_id, flat = item[0], item[1] or []
+        out.append((str(entry_id), dict(zip(flat[::2], flat[1::2]))))
+    return out
+
+
 # claim_stale reads at most this many pages of idle pending entries a round.
 STALE_PAGES = 10
 
@@ -473,6 +567,10 @@ class JobQueue:
         self._claim_webhooks = client.register_script(_CLAIM_WEBHOOKS)
         self._webhook_done = client.register_script(_WEBHOOK_DONE)
         self._webhook_later = client.register_script(_WEBHOOK_LATER)
+        self._beat = client.register_script(_BEAT)
+        self._owns = client.register_script(_OWNS)
+        self._adopt = client.register_script(_ADOPT)
+        self._claim_stale = client.register_script(_CLAIM_STALE)
 
     def use_batcher(self, batcher: Any) -> None:
         """Send the hot-path commands through ``batcher`` from now on."""
@@ -585,30 +683,38 @@ class JobQueue:
     def claim_stale(self, consumer: str, min_idle_ms: int, count: int = 100,
                     in_hand: Collection[str] = ()) -> list[tuple[str, dict[str, str]]]:
         """Entries read but not acknowledged within ``min_idle_ms`` that
-        nobody is working on, now ``consumer``'s: those of a consumer with no
-        live heartbeat (a dead worker, or a reader that is no worker), and
+        nobody is working on, now ``consumer``'s: those of a reader that is
+        no worker (no heartbeat, not among the workers; a dead worker's go
+        to the worker that adopts it, with its calls: ``adopt``), and
         ``consumer``'s own that are not ``in_hand`` (a job it gave up on when
         Redis failed). A live worker's entries stay its own however long they
         wait: its pacer may hold a job for a while (a node down, a share just
         cut), and it will still place it. Taking such an entry over would
         place the call twice."""
         with redis_errors("claim stale jobs"):
-            ids: list[str] = []
+            held: list[tuple[str, str]] = []
             alive: dict[str, bool] = {}
             start = "-"
             # Page on past a live worker's entries, a few pages at most.
             for _ in range(STALE_PAGES):
                 pending = self.redis.xpending_range(self.keys.jobs, GROUP, start, "+", count, idle=min_idle_ms)
                 alive.update(self._alive({p["consumer"] for p in pending} - {consumer} - alive.keys()))
-                ids += [p["message_id"] for p in pending
-                        if (p["message_id"] not in in_hand if p["consumer"] == consumer else not alive[p["consumer"]])]
-                if len(pending) < count or len(ids) >= count:
+                held += [(p["message_id"], p["consumer"]) for p in pending
+                         if (p["message_id"] not in in_hand if p["consumer"] == consumer else not alive[p["consumer"]])]
+                if len(pending) < count or len(held) >= count:
                     break
                 start = "(" + pending[-1]["message_id"]
-            ids = ids[:count]
-            # XCLAIM checks the idle time again: an entry acknowledged or
+            held = held[:count]
+            if not held:
+                return []
+            # The holders' heartbeats are tested again in the script that
+            # takes the entries (a worker that renewed since keeps them), and
+            # XCLAIM tests the idle time again: an entry acknowledged or
             # taken by someone else meanwhile is not taken.
-            entries = self.redis.xclaim(self.keys.jobs, GROUP, consumer, min_idle_ms, ids) if ids else []
+            args = [GROUP, consumer, str(min_idle_ms), self.keys.heartbeat("")]
+            for entry_id, holder in held:
+                args += [entry_id, holder]
+            entries = _entries(self._claim_stale(keys=[self.keys.jobs, self.keys.workers], args=args))
         return [(entry_id, fields) for entry_id, fields in entries if fields]
 
     def ack(self, entry_id: str) -> None:
@@ -685,13 +791,24 @@ class JobQueue:
 
     # ------------------------------------------------------------ workers
 
-    def beat(self, worker: str, ttl: int) -> None:
-        """This worker is alive for ``ttl`` more seconds."""
+    def beat(self, worker: str, ttl: float, token: str = "1") -> bool:
+        """This worker is alive for ``ttl`` more seconds from when Redis
+        runs this. ``token`` is the value its heartbeat holds (one per
+        worker process). Returns whether the heartbeat was still there with
+        that token: False the first time, and after it lapsed (then another
+        worker may have adopted this one's jobs meanwhile)."""
         with redis_errors("heartbeat"):
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.set(self.keys.heartbeat(worker), "1", ex=ttl)
-            pipe.sadd(self.keys.workers, worker)
-            pipe.execute()
+            return bool(self._beat(keys=[self.keys.heartbeat(worker), self.keys.workers],
+                                   args=[token, str(int(ttl * 1000)), worker]))
+
+    def owns(self, worker: str, token: str, job_id: str, entry_id: str = "") -> bool:
+        """Whether ``worker`` (whose heartbeat holds ``token``) still owns the
+        job: its stream entry ``entry_id``, while unacknowledged, is held by
+        the worker; without one, the call's record names the worker.
+        False when the heartbeat is not the worker's (lapsed)."""
+        keys = [self.keys.heartbeat(worker), self.keys.jobs, self.keys.call(job_id)]
+        with redis_errors("check owner"):
+            return bool(self._owns(keys=keys, args=[token, worker, GROUP, entry_id]))
 
     def pace_node(self, node: str, worker: str, ttl: float, held: int,
                   share: int) -> tuple[bool, dict[str, tuple[int, int]]]:
@@ -762,27 +879,21 @@ class JobQueue:
 
     def adopt(self, dead: str, me: str,
               count: int = 1000) -> tuple[list[str], list[tuple[str, dict[str, str]]]] | None:
-        """Take over a dead worker: the ids of the calls it followed, and the
-        stream entries it held unacknowledged. One worker adopts it: the
-        first to ask holds it for ADOPT_HOLD seconds (and may ask again);
-        any other gets None."""
-        adopting = "%s:adopting:%s" % (self.keys.live(dead), me)
+        """Take over a dead worker: the ids of the calls it followed (their
+        records name ``me`` as their worker from now on), and the stream
+        entries it held unacknowledged. One worker adopts it: the first to
+        ask holds it for ADOPT_HOLD seconds (and may ask again); any other
+        gets None, and so does everyone if its heartbeat is back (tested in
+        the same step as the taking: see ``lease``)."""
+        keys = [self.keys.heartbeat(dead), self.keys.adopter(dead), self.keys.live(dead), self.keys.jobs,
+                self.keys.workers]
+        args = [me, str(ADOPT_HOLD), GROUP, str(count), dead, self.keys.call("")]
         with redis_errors("adopt"):
-            lock = self.keys.adopter(dead)
-            if not self.redis.set(lock, me, nx=True, ex=ADOPT_HOLD) and self.redis.get(lock) != me:
-                return None
-            try:
-                self.redis.rename(self.keys.live(dead), adopting)
-                calls_ = sorted(self.redis.smembers(adopting))
-                self.redis.delete(adopting)
-            except redis.ResponseError:  # no such key: nothing followed, or taken already
-                calls_ = []
-            pending = self.redis.xpending_range(self.keys.jobs, GROUP, "-", "+", count, consumername=dead)
-            ids = [p["message_id"] for p in pending]
-            entries = self.redis.xclaim(self.keys.jobs, GROUP, me, 0, ids) if ids else []
-            if not self.redis.xpending_range(self.keys.jobs, GROUP, "-", "+", 1, consumername=dead):
-                self.redis.srem(self.keys.workers, dead)
-        return calls_, [(e, f) for e, f in entries if f]
+            reply = self._adopt(keys=keys, args=args)
+        if not reply:
+            return None
+        calls_, entries = reply
+        return sorted(str(c) for c in calls_), [(e, f) for e, f in _entries(entries) if f]
 
     # ------------------------------------------------------------ webhooks
 

@@ -37,8 +37,9 @@ from . import dialstring
 from .calls import FINAL, CallRequest, CallState, check_policy, loads_request
 from .config import PACKAGE_RECORDINGS_DIR, Config, Node, check_recordings_dir
 from .errors import (ConfigError, EslCommandError, EslConnectionError, EslError, EslNotSent, EslTimeout,
-                     QueueUnavailable, ValidationError)
+                     JobTakenOver, LeaseLapsed, QueueUnavailable, ValidationError)
 from .esl import BackgroundJob, NodeLink
+from .lease import Lease
 from .pacing import Pacer, node_share, session_cost
 from .protocol import Event, fsctl_limit, job_result
 from .queue import JOB_FIELD, JobQueue
@@ -66,8 +67,12 @@ WORKER_EVENT_FORMAT = "json"
 # reach): Q.850 27, the destination cannot be reached because its interface
 # is not working. The same cause as an originate the switch refuses.
 CONNECT_FAILED_CAUSE = "DESTINATION_OUT_OF_ORDER"
-# A worker whose heartbeat is this old is dead; its calls are adopted.
+# A worker whose heartbeat is this old is dead; its calls are adopted. It
+# renews it every HEARTBEAT_TTL / 3 seconds (also while it drains), and acts
+# for its jobs only while its lease holds: until LEASE_MARGIN seconds before
+# its last renewal can expire (see ``lease``).
 HEARTBEAT_TTL = 6
+LEASE_MARGIN = 1.0
 # Every API command the worker sends (``api`` or ``bgapi``), and no other.
 # A directory user's esl-allowed-api (freeswitch-conf/directory/default/
 # eslengine.xml) must list exactly these: mod_event_socket's
@@ -241,6 +246,9 @@ class Call:
     release_claim: Callable[[], None] = _no_slot
     # Placed by another worker: the event sockets pass its events by job id.
     foreign: bool = False
+    # The lease epoch in which this worker last knew the job to be its own
+    # (``Worker._confirm``).
+    epoch: int = 0
     # The hangup cause last written to the call's record.
     hangup_cause: str = ""
     # The second party's last leg that ended before any of its legs
@@ -313,6 +321,15 @@ class Worker:
         self._entries: set[str] = set()
         self.stopped = gevent.event.Event()
         self.webhooks = Webhooks(queue, config)
+        # This worker acts for its jobs only while its lease holds; its
+        # heartbeat holds this token (one per process).
+        self._lease = Lease(LEASE_MARGIN)
+        self._token = uuid.uuid4().hex
+        # From start() until stop() has drained the calls: the heartbeat and
+        # the node places are renewed (``_running`` ends when draining begins).
+        self._alive = False
+        # Set (and replaced) at each successful renewal.
+        self._renewed = gevent.event.Event()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -333,8 +350,10 @@ class Worker:
                 max_delay=self.config.reconnect_max_delay,
             )
             state.link.start()
+        self._alive = True
         self._greenlets = [
             gevent.spawn(self._claim_loop),
+            gevent.spawn(self._beat_loop),
             gevent.spawn(self._reclaim_loop),
             gevent.spawn(self._cancel_listener),
             gevent.spawn(self._sweep_loop),
@@ -359,7 +378,11 @@ class Worker:
         if not self.pool.join(timeout=grace):
             log.warning("worker %s: %d call(s) still up after grace; no longer followed", self.consumer, len(self.pool))
             self.pool.kill(timeout=5)
+        # The heartbeat went on while the calls drained (a draining worker
+        # is alive: nobody adopts its calls); it stops only now.
         gevent.killall(self._greenlets, timeout=5)
+        self._alive = False
+        self._lease.end()
         self.webhooks.stop()
         for state in self.nodes:
             if state.link is not None:
@@ -397,8 +420,12 @@ class Worker:
                     self._claim_room.clear()
                     self._claim_room.wait(timeout=1)
                     continue
+                if not self._lease.holds(time.monotonic()):
+                    gevent.sleep(0.1)
+                    continue
+                epoch = self._lease.epoch
                 for entry_id, fields in self.queue.read(self.consumer, min(room, 200), 1000):
-                    self.pool.spawn(self._run_entry, entry_id, fields, self._claim_slot())
+                    self.pool.spawn(self._run_entry, entry_id, fields, self._claim_slot(), epoch)
                 backoff = 0.1
             except QueueUnavailable as exc:
                 log.warning("worker %s: Redis unavailable (%s); retrying in %.1fs", self.consumer, exc, backoff)
@@ -437,8 +464,9 @@ class Worker:
 
     def _share_loop(self) -> None:
         """Keep this worker's place among the workers pacing each node that
-        is up, and each pacer to this worker's share."""
-        while self._running:
+        is up, and each pacer to this worker's share; also while it drains
+        (a held call's second party still takes its turn)."""
+        while self._alive:
             self._share_wake.clear()
             for state in self.nodes:
                 if state.up:
@@ -543,24 +571,50 @@ class Worker:
             try:
                 if not any(s.up for s in self.nodes) or self.pool.free_count() <= 0:
                     continue
+                if not self._lease.holds(time.monotonic()):
+                    continue
+                epoch = self._lease.epoch
                 for entry_id, fields in self.queue.claim_stale(self.consumer, self.config.claim_idle_ms,
                                                                in_hand=self._entries):
                     if not self._running:
                         break
                     log.info("worker %s: took over stale entry %s", self.consumer, entry_id)
-                    self.pool.spawn(self._run_entry, entry_id, fields)
+                    self.pool.spawn(self._run_entry, entry_id, fields, _no_slot, epoch)
             except QueueUnavailable as exc:
                 log.warning("worker %s: reclaim skipped: %s", self.consumer, exc)
             except Exception:
                 log.exception("worker %s: reclaim loop error", self.consumer)
 
+    def _beat_loop(self) -> None:
+        """Renew this worker's heartbeat, and its lease with it, every
+        HEARTBEAT_TTL / 3 seconds until the worker has stopped (``stop``
+        ends it once the calls are drained). A renewal that finds the
+        heartbeat lapsed starts a new lease epoch: each job is checked to be
+        still this worker's before it acts for it again (``_confirm``)."""
+        while True:
+            sent = time.monotonic()
+            try:
+                unbroken = self.queue.beat(self.consumer, HEARTBEAT_TTL, self._token)
+            except QueueUnavailable as exc:
+                self._lease.failed()
+                log.warning("worker %s: heartbeat not renewed: %s", self.consumer, exc)
+                gevent.sleep(min(0.5, HEARTBEAT_TTL / 3))
+                continue
+            first = self._lease.epoch == 0
+            if self._lease.renewed(sent, HEARTBEAT_TTL, unbroken) and not first:
+                log.warning("worker %s: its heartbeat lapsed (or may have); each job is checked to be still its own "
+                            "before it acts for it again", self.consumer)
+            renewed, self._renewed = self._renewed, gevent.event.Event()
+            renewed.set()
+            gevent.sleep(HEARTBEAT_TTL / 3)
+
     def _sweep_loop(self) -> None:
-        """Keep this worker's heartbeat fresh, and adopt the calls and
-        unacknowledged jobs of workers whose heartbeat has expired."""
+        """Adopt the calls and unacknowledged jobs of workers whose
+        heartbeat has expired."""
         while self._running:
             try:
-                self.queue.beat(self.consumer, HEARTBEAT_TTL)
-                if any(s.up for s in self.nodes):
+                if any(s.up for s in self.nodes) and self._lease.holds(time.monotonic()):
+                    epoch = self._lease.epoch
                     for dead in self.queue.dead_workers(self.consumer):
                         adopted = self.queue.adopt(dead, self.consumer)
                         if adopted is None:
@@ -571,12 +625,12 @@ class Worker:
                                         self.consumer, len(calls_), len(entries), dead)
                         self._adopting.update(calls_)
                         for job_id in calls_:
-                            self.pool.spawn(self._adopt, job_id)
+                            self.pool.spawn(self._adopt, job_id, epoch)
                         if dead not in self._places_dropped:
                             self._places_dropped.add(dead)
                             gevent.spawn(self._drop_places, dead, calls_)
                         for entry_id, fields in entries:
-                            self.pool.spawn(self._run_entry, entry_id, fields)
+                            self.pool.spawn(self._run_entry, entry_id, fields, _no_slot, epoch)
             except QueueUnavailable as exc:
                 log.warning("worker %s: sweep skipped: %s", self.consumer, exc)
             except Exception:
@@ -619,7 +673,7 @@ class Worker:
             log.info("node %s: dead worker %s's place given up (%d session(s) held here)",
                      state.node.label, dead, state.pacer.live)
 
-    def _adopt(self, job_id: str) -> None:
+    def _adopt(self, job_id: str, epoch: int) -> None:
         try:
             record = self.queue.record(job_id)
             if not record or record.get("status") in FINAL or job_id in self.calls:
@@ -627,7 +681,9 @@ class Worker:
             # The policy is checked in _dial: a call already up is followed
             # whatever it says, nothing is placed again unless it allows it.
             request = loads_request(record["request"], self.config, job_id=job_id, check_policy=False)
-            self._dial(request, "")
+            self._dial(request, "", epoch=epoch)
+        except JobTakenOver as exc:
+            log.warning("%s while this worker's heartbeat had lapsed; no longer followed here", exc)
         except (QueueUnavailable, ValidationError, KeyError) as exc:
             log.warning("job %s: could not adopt: %s", job_id, exc)
         except Exception:
@@ -659,7 +715,8 @@ class Worker:
     # ------------------------------------------------------------ one job
 
     def _run_entry(self, entry_id: str, fields: dict[str, str],
-                   release_claim: Callable[[], None] = _no_slot) -> None:
+                   release_claim: Callable[[], None] = _no_slot, epoch: int = 0) -> None:
+        """One stream entry, taken while the lease held in ``epoch``."""
         job_id = ""
         self._entries.add(entry_id)
         try:
@@ -674,7 +731,9 @@ class Worker:
                 self.queue.dead_letter(entry_id, fields, "invalid job: %s: %s" % (exc.field, exc.reason))
                 return
             job_id = request.id
-            self._dial(request, entry_id, release_claim)
+            self._dial(request, entry_id, release_claim, epoch=epoch)
+        except JobTakenOver as exc:
+            log.warning("%s while this worker's heartbeat had lapsed; no longer followed here", exc)
         except QueueUnavailable as exc:
             log.warning("job %s: Redis unavailable (%s); left for another attempt", job_id or entry_id, exc)
         except Exception:
@@ -683,8 +742,12 @@ class Worker:
             self._entries.discard(entry_id)
             release_claim()
 
-    def _dial(self, request: CallRequest, entry_id: str, release_claim: Callable[[], None] = _no_slot) -> None:
-        """Place (or go on following) one job until its call ends."""
+    def _dial(self, request: CallRequest, entry_id: str, release_claim: Callable[[], None] = _no_slot, *,
+              epoch: int = 0) -> None:
+        """Place (or go on following) one job until its call ends. ``epoch``:
+        the lease epoch in which the job (``entry_id``, or the call) was
+        taken. Raises ``JobTakenOver`` once it is known that another worker
+        took the job over meanwhile."""
         job_id = request.id
         if job_id in self.calls:
             # This worker already follows the call (adopted from a dead worker
@@ -694,9 +757,11 @@ class Worker:
             return
         held = self.config.bridge == "engine" and dialstring.can_hold(request)
         first, second = self._cost(request, request.dial_first), self._cost(request, request.second)
-        call = Call(request, entry_id, cost=first + second, held=held, first_cost=first, release_claim=release_claim)
+        call = Call(request, entry_id, cost=first + second, held=held, first_cost=first, release_claim=release_claim,
+                    epoch=epoch)
         self.calls[job_id] = call  # before any I/O: one follower per job
         try:
+            self._confirm(call)
             # A job still queued moves to "dialing" as its record is read (one
             # round trip), unless its target call must be found first, or this
             # worker's policy refuses what the entry asks to dial: whoever
@@ -738,6 +803,56 @@ class Worker:
                 for state in self.nodes:
                     state.link.remove_filter(_JOB_HEADER, job_id)
 
+    def _confirm(self, call: Call) -> None:
+        """Return once this worker may act for ``call`` (write its record,
+        acknowledge its entry, place it): its lease holds and the job is its
+        own in the lease's epoch. While the lease does not hold (a renewal
+        late or failing: Redis out of reach, the process paused) it waits;
+        in a new epoch it asks Redis whether the job is still its own.
+        Raises ``JobTakenOver`` when another worker took it over."""
+        waited = False
+        while True:
+            lease = self._lease
+            if lease.holds(time.monotonic()):
+                if call.epoch == lease.epoch:
+                    return
+                epoch = lease.epoch
+                entry = call.entry_id if not call.settled else ""
+                if not self.queue.owns(self.consumer, self._token, call.request.id, entry):
+                    raise JobTakenOver(call.request.id)
+                if lease.epoch == epoch:
+                    call.epoch = epoch
+                continue
+            if not self._alive:
+                raise QueueUnavailable("job %s: this worker's heartbeat is no longer renewed" % call.request.id)
+            if not waited:
+                waited = True
+                log.info("job %s: waiting for this worker's heartbeat to be renewed", call.request.id)
+            self._renewed.wait(timeout=0.5)
+
+    def _still_owns(self, call: Call) -> bool:
+        """``_confirm`` as a yes or no; no when Redis cannot say."""
+        try:
+            self._confirm(call)
+        except (JobTakenOver, QueueUnavailable) as exc:
+            log.warning("job %s: not acted on: %s", call.request.id, exc)
+            return False
+        return True
+
+    def _lease_guard(self, call: Call) -> Callable[[], None]:
+        """The check made last before a command that starts a call leg is
+        written (``EslConnection.send`` calls it with nothing that yields
+        between the two): the lease holds, in the epoch in which the job was
+        last known to be this worker's. Else ``LeaseLapsed``, and nothing is
+        written. If the process is stopped between this check and the
+        socket write, the write happens when it resumes, lease or not: the
+        one window fencing leaves open."""
+        def guard() -> None:
+            lease = self._lease
+            if not lease.holds(time.monotonic()) or call.epoch != lease.epoch:
+                raise LeaseLapsed("job %s: this worker's lease has lapsed" % call.request.id)
+        return guard
+
     def _refusal(self, request: CallRequest) -> ValidationError | None:
         """What this worker's toll-fraud policy says of the request's
         destinations: None when it may dial them."""
@@ -752,6 +867,7 @@ class Worker:
         (or, without one, the job) dead-lettered with the reason."""
         request = call.request
         why = "%s: %s" % (refusal.field, refusal.reason)
+        self._confirm(call)
         log.warning("job %s: refused: %s", request.id, why)
         self.queue.transition(request.id, "failed", {"hangup_cause": "CALL_REJECTED", "error": why},
                               worker=self.consumer)
@@ -766,6 +882,7 @@ class Worker:
     def _ack(self, call: Call) -> None:
         """The originate's outcome is known: the job's entry may go."""
         if not call.settled:
+            self._confirm(call)
             if call.entry_id:
                 self.queue.ack(call.entry_id)
             call.settled = True
@@ -871,6 +988,7 @@ class Worker:
         candidates = self._candidates(request)
         if candidates is None:
             log.info("job %s: target call %s is on no node", job_id, request.target_call_id)
+            self._confirm(call)
             self.queue.transition(job_id, "failed", {"hangup_cause": "TARGET_CALL_NOT_FOUND",
                                                      "error": "target_call_id is not up on any node"})
             self._ack(call)
@@ -882,6 +1000,7 @@ class Worker:
         # command leaves at the moment the pacer chose, not a Redis round
         # trip later (which would bunch originates up at the switch).
         call.state.a_uuid = job_id
+        self._confirm(call)
         if claimed:
             bg_uuid = claimed
         else:
@@ -903,6 +1022,7 @@ class Worker:
         if call.state.cancel_requested or call.cancel_seen:
             # Cancelled before it was dialed (while waiting for the pacer).
             call.state.cancel_requested = True
+            self._confirm(call)
             self.queue.transition(job_id, "cancelled", {"hangup_cause": "ORIGINATOR_CANCEL"})
             self._ack(call)
             self._release(call)
@@ -918,7 +1038,18 @@ class Worker:
         call.bg_uuids.append(bg_uuid)
         try:
             with node.sending:
-                job = node.link.bgapi(command, job_uuid=bg_uuid)
+                job = node.link.bgapi(command, job_uuid=bg_uuid, guard=self._lease_guard(call))
+        except LeaseLapsed as exc:
+            # Not written: another worker may be adopting the job. Placed
+            # again (the same attempt) only once the lease holds again and
+            # the job is still this worker's.
+            self._bg.pop(bg_uuid, None)
+            log.warning("job %s: originate not sent (%s)", job_id, exc)
+            self._release(call)
+            self._confirm(call)
+            if self._running:
+                self._originate(call, attempt)
+            return
         except EslNotSent as exc:
             # Nothing reached the switch: place the same attempt again.
             self._bg.pop(bg_uuid, None)
@@ -948,9 +1079,11 @@ class Worker:
             # here on the attempt is never placed again.
             call.sent = True
             call.release_claim()
+            self._confirm(call)
             self.queue.transition(job_id, fields=sent)
             call.inbox.put(OriginateResult(False, "", exc))
             return
+        self._confirm(call)
         self.queue.annotate(job_id, sent)
         call.sent = True
         call.release_claim()
@@ -1104,7 +1237,9 @@ class Worker:
         command = dialstring.transfer_command(call.state.a_uuid)
         sent: list[BackgroundJob] = []
         error = self._send_held(call, node, lambda: sent.append(
-            node.link.bgapi(command, job_uuid=self._job_uuid())))  # type: ignore[union-attr]
+            node.link.bgapi(command, job_uuid=self._job_uuid(), guard=self._lease_guard(call))))  # type: ignore[union-attr]
+        if isinstance(error, LeaseLapsed):
+            return  # another worker took the call over
         if error is None:
             try:
                 ok, text = sent[-1].result(self.config.esl_timeout)
@@ -1134,6 +1269,12 @@ class Worker:
                 with node.sending:
                     send()
                 return None
+            except LeaseLapsed as exc:
+                # Not written. Sent once the lease holds again, if the call
+                # is still this worker's.
+                if not self._still_owns(call):
+                    return exc
+                tries -= 1
             except EslCommandError as exc:
                 return exc
             except EslError as exc:
@@ -1147,7 +1288,7 @@ class Worker:
         first party with CONNECT_FAILED_CAUSE rather than leave it waiting
         in park until its park_timeout. Its hangup event ends the call."""
         job_id = call.request.id
-        if call.state.final or call.state.cancel_requested:
+        if call.state.final or call.state.cancel_requested or not self._still_owns(call):
             return
         reply = error.reply if isinstance(error, EslCommandError) else str(error)
         why = "the second party could not be connected: %s: %s" % (command, reply)
@@ -1172,6 +1313,7 @@ class Worker:
         """A previous worker placed this job and died (or stopped): follow the
         call if a switch still has it; never place the same attempt again."""
         job_id = call.request.id
+        self._confirm(call)
         call.attempt = int(record.get("attempts", "1") or 1)
         call.state.status = record.get("status", "dialing")
         call.state.a_uuid = record.get(_party_field(call.request, "a_uuid"), "")
@@ -1373,6 +1515,7 @@ class Worker:
     def _store(self, call: Call, fields: dict[str, str], *, ack: bool = False) -> None:
         """Write the state machine's fields, its roles turned into the parties'
         names (a_uuid is party a's leg even when b was rung first)."""
+        self._confirm(call)
         status = fields.pop("status", "")
         if call.request.dial_first != "a":
             fields = {_party_field(call.request, k): v for k, v in fields.items()}

@@ -83,9 +83,11 @@ def test_a_live_workers_stale_entries_stay_its_own(queue: JobQueue) -> None:
     queue.beat("slow-worker", 60)
     assert queue.claim_stale("other-worker", min_idle_ms=0) == []
     assert queue.redis.xpending_range(queue.keys.jobs, GROUP, "-", "+", 10)[0]["consumer"] == "slow-worker"
-    # Its heartbeat gone, it is dead: the entry is taken.
+    # Its heartbeat gone, it is dead: the entry goes to the worker that
+    # adopts it, along with its calls; not to any worker that finds it idle.
     queue.forget_worker("slow-worker")
-    assert [e for e, _ in queue.claim_stale("other-worker", min_idle_ms=0)] == [slow]
+    assert queue.claim_stale("other-worker", min_idle_ms=0) == []
+    assert [e for e, _ in queue.adopt("slow-worker", "other-worker")[1]] == [slow]  # type: ignore[index]
 
 
 def test_stale_entries_behind_a_live_workers_are_reached(queue: JobQueue) -> None:
@@ -374,8 +376,44 @@ def test_workers_keep_their_places_on_a_node_until_they_lapse_or_leave(queue: Jo
 def test_one_worker_adopts_a_dead_one(queue: JobQueue, redis_client: redis.Redis) -> None:
     queue.ensure_group()
     redis_client.sadd(queue.keys.workers, "dead")
-    redis_client.sadd(queue.keys.live("dead"), "job-1", "job-2")
+    redis_client.sadd(queue.keys.live("dead"), "job-1", "job-2", "job-3", "job-4")
+    redis_client.hset(queue.keys.call("job-1"), mapping={"status": "bridged", "worker": "dead"})
+    redis_client.hset(queue.keys.call("job-2"), mapping={"status": "dialing"})
+    redis_client.hset(queue.keys.call("job-3"), mapping={"status": "bridged", "worker": "w3"})
     assert queue.adopt("dead", "w1") == (["job-1", "job-2"], [])
+    # The adopted calls' records name their new worker; a call another
+    # worker holds (job-3) and one with no record (job-4) are left alone.
+    assert [redis_client.hget(queue.keys.call(j), "worker") for j in ("job-1", "job-2", "job-3")] == ["w1", "w1",
+                                                                                                     "w3"]
     assert queue.adopt("dead", "w2") is None  # w1 holds it
     assert queue.adopt("dead", "w1") == ([], [])  # asking again: nothing left
     assert 0 < redis_client.ttl(queue.keys.adopter("dead")) <= 60
+
+
+def test_a_worker_whose_heartbeat_is_back_is_not_adopted(queue: JobQueue, redis_client: redis.Redis) -> None:
+    queue.ensure_group()
+    queue.enqueue(_request())
+    (entry_id, _), = queue.read("slow", 10, 10)
+    redis_client.sadd(queue.keys.live("slow"), "job-1")
+    redis_client.hset(queue.keys.call("job-1"), mapping={"status": "bridged", "worker": "slow"})
+    # Listed as dead, then its renewal reaches Redis before the adoption.
+    assert queue.dead_workers("w1") == []
+    redis_client.sadd(queue.keys.workers, "slow")
+    assert queue.dead_workers("w1") == ["slow"]
+    assert queue.beat("slow", 60, "token-1") is False  # first renewal: nothing to continue
+    assert queue.adopt("slow", "w1") is None
+    assert queue.claim_stale("w1", min_idle_ms=0) == []
+    assert queue.owns("slow", "token-1", "job-1") and queue.owns("slow", "token-1", "", entry_id)
+    assert queue.beat("slow", 60, "token-1") is True  # unbroken
+    # It lapses: adopted, entry and call; it owns neither any more.
+    queue.forget_worker("slow")
+    calls, entries = queue.adopt("slow", "w1")  # type: ignore[misc]
+    assert calls == ["job-1"] and [e for e, _ in entries] == [entry_id]
+    assert queue.beat("slow", 60, "token-1") is False  # back, after a lapse
+    assert not queue.owns("slow", "token-1", "job-1")
+    assert not queue.owns("slow", "token-1", "", entry_id)
+    assert queue.owns("w1", "", "job-1") is False  # w1 has no heartbeat with that token
+    queue.beat("w1", 60, "token-w1")
+    assert queue.owns("w1", "token-w1", "job-1") and queue.owns("w1", "token-w1", "", entry_id)
+    assert not queue.owns("w1", "other-process", "job-1")  # another process under the same name
+    assert 5000 < redis_client.pttl(queue.keys.heartbeat("w1")) <= 60_000

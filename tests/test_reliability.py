@@ -14,12 +14,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import gevent
+import gevent.event
 import pytest
 import redis
 
 from eslengine.calls import parse_request
 from eslengine.config import Config, Node
-from eslengine.fakeswitch import FakeSwitch
+from eslengine.errors import QueueUnavailable
+from eslengine.fakeswitch import FakeSwitch, Scenario
 from eslengine.queue import GROUP, JobQueue, Keys
 from eslengine import worker as worker_module
 from eslengine.esl import BackgroundJob
@@ -391,3 +393,184 @@ def test_refused_password_is_retried_until_fixed(rig: Rig) -> None:
     rig.switch.password = "s3cret"
     wait_for(lambda: worker.nodes[0].up, timeout=15)
     assert rig.final(rig.submit(a="+15551230001", b="+15551230002"))["status"] == "completed"
+
+
+class Partition:
+    """Cuts one worker's heartbeat renewals off Redis (everything else it
+    sends still gets through) while ``cut`` is set."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.cut = False
+        self._beat = worker.queue.beat
+        worker.queue.beat = self.beat  # type: ignore[method-assign]
+
+    def beat(self, *args: Any, **kwargs: Any) -> bool:
+        if self.cut:
+            raise QueueUnavailable("heartbeat: Connection refused (partitioned)")
+        return bool(self._beat(*args, **kwargs))
+
+
+def heartbeat_lapsed(rig: Rig, worker: Worker) -> bool:
+    return not rig.client.exists(rig.queue.keys.heartbeat(worker.consumer))
+
+
+@pytest.fixture
+def short_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker_module, "HEARTBEAT_TTL", 1.5)
+    monkeypatch.setattr(worker_module, "LEASE_MARGIN", 0.5)
+
+
+def paused_before_originate(worker: Worker) -> tuple[gevent.event.Event, gevent.event.Event]:
+    """Stop ``worker``'s greenlet world's originates right before they are
+    written: (set when one is there, set it to let it go on)."""
+    link = worker.nodes[0].link
+    write = link.bgapi
+    at_write, go_on = gevent.event.Event(), gevent.event.Event()
+
+    def paused_bgapi(command: str, **kwargs: Any) -> BackgroundJob:
+        if command.startswith("originate"):
+            at_write.set()
+            go_on.wait()
+        return write(command, **kwargs)
+
+    link.bgapi = paused_bgapi
+    return at_write, go_on
+
+
+@pytest.mark.usefixtures("short_heartbeat")
+def test_a_worker_whose_heartbeat_lapsed_does_not_send_and_its_adopter_places_the_job_once(
+        redis_server: RedisServer, key_prefix: str) -> None:
+    rig = Rig(redis_server, key_prefix, talk_time=1.0)
+    try:
+        first = rig.start_worker()
+        wait_for(lambda: first.nodes[0].up)
+        # The first worker stops right before writing its originate, and its
+        # heartbeat cannot be renewed.
+        at_write, go_on = paused_before_originate(first)
+        partition = Partition(first)
+        job = rig.submit(a="+15551230001", b="+15551230002")
+        assert at_write.wait(timeout=10)
+        partition.cut = True
+        wait_for(lambda: heartbeat_lapsed(rig, first), timeout=5)
+        second = rig.start_worker()
+        # The second adopts it: no channel, the attempt never left: placed again.
+        wait_for(lambda: attempts_seen(rig.switch, job) == ["2"], timeout=15)
+        go_on.set()  # the first resumes: its lease has lapsed, nothing is written
+        gevent.sleep(0.5)
+        assert job in first.calls and attempts_seen(rig.switch, job) == ["2"]
+        # Its heartbeat back, it finds the job taken and lets it go.
+        partition.cut = False
+        wait_for(lambda: job not in first.calls, timeout=5)
+        doc = rig.final(job, timeout=15)
+        assert doc["status"] == "completed" and doc["attempts"] == 2, json.dumps(doc)
+        assert attempts_seen(rig.switch, job) == ["2"]
+        assert rig.client.hget(rig.queue.keys.call(job), "worker") == second.consumer
+        assert rig.client.xpending(rig.queue.keys.jobs, GROUP)["pending"] == 0
+    finally:
+        rig.close()
+
+
+@pytest.mark.usefixtures("short_heartbeat")
+def test_a_worker_whose_lapsed_job_nobody_took_places_it_itself_once(redis_server: RedisServer,
+                                                                     key_prefix: str) -> None:
+    # The heartbeat lapses and nobody adopts the job: once renewed, the
+    # worker asks Redis whether the job is still its own, and places it.
+    rig = Rig(redis_server, key_prefix, talk_time=1.0)
+    try:
+        first = rig.start_worker()
+        wait_for(lambda: first.nodes[0].up)
+        at_write, go_on = paused_before_originate(first)
+        partition = Partition(first)
+        job = rig.submit(a="+15551230001", b="+15551230002")
+        assert at_write.wait(timeout=10)
+        partition.cut = True
+        wait_for(lambda: heartbeat_lapsed(rig, first), timeout=5)
+        epoch = first._lease.epoch
+        go_on.set()
+        gevent.sleep(0.5)
+        assert attempts_seen(rig.switch, job) == []
+        partition.cut = False
+        doc = rig.final(job, timeout=15)
+        assert doc["status"] == "completed" and attempts_seen(rig.switch, job) == ["1"], json.dumps(doc)
+        assert first._lease.epoch == epoch + 1
+    finally:
+        rig.close()
+
+
+@pytest.mark.usefixtures("short_heartbeat")
+def test_a_worker_whose_call_was_adopted_during_a_lapse_writes_nothing_more_for_it(
+        redis_server: RedisServer, key_prefix: str) -> None:
+    rig = Rig(redis_server, key_prefix)  # calls stay up until hung up
+    try:
+        first = rig.start_worker()
+        job = rig.submit(a="+15551230001", b="+15551230002")
+        wait_for(lambda: rig.queue.get(job)["status"] == "bridged")
+        partition = Partition(first)
+        partition.cut = True
+        wait_for(lambda: heartbeat_lapsed(rig, first), timeout=5)
+        second = rig.start_worker()
+        wait_for(lambda: job in second.calls, timeout=15)
+        writes: list[tuple[str, str]] = []
+        transition = first.queue.transition
+
+        def spy(job_id: str, status: str = "", fields: Any = None, **kw: Any) -> bool:
+            writes.append((job_id, status))
+            return transition(job_id, status, fields, **kw)
+
+        first.queue.transition = spy  # type: ignore[method-assign]
+        partition.cut = False
+        rig.switch.api("uuid_kill", job, None)  # both hear the hangup; only the owner writes it
+        doc = rig.final(job)
+        assert doc["status"] == "completed" and attempts_seen(rig.switch, job) == ["1"]
+        wait_for(lambda: job not in first.calls and job not in second.calls, timeout=5)
+        assert [w for w in writes if w[0] == job] == []
+    finally:
+        rig.close()
+
+
+@pytest.mark.usefixtures("short_heartbeat")
+def test_a_draining_worker_keeps_its_heartbeat_and_its_calls(redis_server: RedisServer, key_prefix: str) -> None:
+    rig = Rig(redis_server, key_prefix)  # calls stay up until hung up
+    try:
+        first = rig.start_worker()
+        job = rig.submit(a="+15551230001", b="+15551230002")
+        wait_for(lambda: rig.queue.get(job)["status"] == "bridged")
+        second = rig.start_worker()
+        rig.workers.remove(first)
+        stopping = gevent.spawn(first.stop, grace=30)  # SIGTERM
+        # Several heartbeat lifetimes later, the draining worker is alive and
+        # still the call's only follower.
+        deadline = time.monotonic() + 4 * worker_module.HEARTBEAT_TTL
+        while time.monotonic() < deadline:
+            assert job not in second.calls
+            assert not heartbeat_lapsed(rig, first)
+            gevent.sleep(0.1)
+        assert rig.client.hget(rig.queue.keys.call(job), "worker") == first.consumer
+        rig.switch.api("uuid_kill", job, None)
+        doc = rig.final(job)
+        assert doc["status"] == "completed" and attempts_seen(rig.switch, job) == ["1"]
+        stopping.get(timeout=10)  # drained: it stops now, and only now lets its heartbeat go
+        assert heartbeat_lapsed(rig, first)
+        assert job not in second.calls
+        assert [h["status"] for h in doc["history"]].count("completed") == 1
+    finally:
+        rig.close()
+
+
+def test_a_draining_worker_still_connects_a_held_call_s_second_party(redis_server: RedisServer,
+                                                                     key_prefix: str) -> None:
+    # The first party answers a few seconds into the drain, after the pacing
+    # share the worker had when it began would have lapsed.
+    rig = Rig(redis_server, key_prefix, talk_time=2.0, scenario=Scenario.from_dict(
+        {"rules": [{"match": "0001$", "outcome": "answer", "after": worker_module.SHARE_LEASE + 1.5}]}))
+    try:
+        first = rig.start_worker(bridge="engine")
+        job = rig.submit(a="+15551230001", b="+15551230002")
+        wait_for(lambda: rig.queue.get(job)["status"] == "ringing")
+        rig.workers.remove(first)
+        stopping = gevent.spawn(first.stop, grace=30)
+        doc = rig.final(job, timeout=15)
+        assert doc["status"] == "completed" and doc["b_uuid"], json.dumps(doc)
+        stopping.get(timeout=10)
+    finally:
+        rig.close()
