@@ -310,6 +310,22 @@ def referrers(kind: str, item_id: str, directory: Directory) -> list[str]:
     return out
 
 
+def parse_item(kind: str, data: Mapping[str, Any], directory: Directory, config: Config) -> dict[str, Any]:
+    """An item of ``kind`` as stored, from a client's document: its fields
+    (``parse_user`` ...), the ids it names (``check_references``) and, for a
+    click-to-call resource, the native request it makes
+    (``clicktocall.check_resource``). ``ValidationError`` naming the field."""
+    from . import clicktocall
+
+    parsers = {"users": parse_user, "devices": parse_device, "groups": parse_group, "media": parse_media,
+               "clicktocall": clicktocall.parse_resource}
+    document = parsers[kind](data, config)
+    check_references(kind, document, directory)
+    if kind == "clicktocall":
+        clicktocall.check_resource(document, directory, config)
+    return document
+
+
 def parse_account(data: Mapping[str, Any]) -> dict[str, Any]:
     spec = check_object("", data, ("name",))
     return {"name": parse_name("name", spec.get("name"))}
@@ -394,6 +410,12 @@ class AccountStore:
     def count(self, account_id: str, kind: str) -> int:
         with redis_errors("count %s" % kind):
             return int(self.redis.hlen(self._kind(account_id, kind)))
+
+    def add(self, account_id: str, kind: str, document: Mapping[str, Any], now: str) -> dict[str, Any]:
+        """Store a new item; returns it with its id and times."""
+        stored = {"id": new_id(), **document, "created_at": now, "updated_at": now}
+        self.save(account_id, kind, stored["id"], stored)
+        return stored
 
     def save(self, account_id: str, kind: str, item_id: str, document: Mapping[str, Any]) -> None:
         stored = {k: v for k, v in document.items() if k != "id"}

@@ -606,3 +606,49 @@ def test_stored_documents_are_json(app: Flask, client: FlaskClient) -> None:
     raw = app.extensions["eslengine"].redis.hget("%s:account:%s:users" % (app.extensions["eslengine.accounts"].prefix,
                                                                         one.account), one.user)
     assert json.loads(raw)["endpoint"] == "user/1000"
+
+
+# ------------------------------------------------------------------ the CLI
+
+
+def _cli(args: list[str], redis_url: str, prefix: str) -> Any:
+    import subprocess
+    import sys
+
+    env = {"PATH": "/usr/bin:/bin", "ESLENGINE_REDIS_URL": redis_url, "ESLENGINE_KEY_PREFIX": prefix,
+           "ESLENGINE_ALLOW_UNVALIDATED_NUMBERS": "1"}
+    return subprocess.run([sys.executable, "-m", "eslengine", "accounts", *args], env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_the_cli_manages_accounts_as_the_api_does(redis_server: Any, key_prefix: str, app: Flask) -> None:
+    url = redis_server.url
+    made = _cli(["create", "--name", "Acme"], url, key_prefix)
+    assert made.returncode == 0, made.stderr
+    account = made.stdout.strip()
+    assert _cli(["list"], url, key_prefix).stdout.split("\t")[:2] == [account, "Acme"]
+    key = _cli(["key", account, "--name", "site", "--scopes", "place,read"], url, key_prefix)
+    key_id, token = key.stdout.strip().split("\t")
+    assert key_id in _cli(["keys", account], url, key_prefix).stdout
+    user = _cli(["add", account, "users", '{"name": "Ann", "endpoint": "user/1000"}'], url, key_prefix)
+    assert user.returncode == 0, user.stderr
+    user_id = user.stdout.strip()
+    c2c = _cli(["add", account, "clicktocall", json.dumps({"name": "line", "extension": "user:" + user_id})],
+               url, key_prefix)
+    assert c2c.returncode == 0, c2c.stderr
+    bad = _cli(["add", account, "clicktocall", '{"name": "line", "extension": "user:%s"}' % ("f" * 32)],
+               url, key_prefix)
+    assert bad.returncode == 2 and "extension: no user" in bad.stderr and bad.stderr.count("\n") == 1
+    assert _cli(["set", account, "users", user_id, '{"name": "Ann B", "endpoint": "user/1001"}'], url,
+                key_prefix).returncode == 0
+    items = [json.loads(line) for line in _cli(["items", account, "users"], url, key_prefix).stdout.splitlines()]
+    assert [(i["id"], i["name"], i["endpoint"]) for i in items] == [(user_id, "Ann B", "user/1001")]
+    refused = _cli(["remove", account, "users", user_id], url, key_prefix)
+    assert refused.returncode == 1 and "clicktocall/" in refused.stderr
+    # What the CLI made, the API serves to the account's key.
+    client = app.test_client()
+    resp = client.post("/v1/accounts/%s/clicktocall/%s/connect" % (account, c2c.stdout.strip()),
+                       json={"contact": "+15551230004"}, headers=bearer(token))
+    assert resp.status_code == 202, resp.get_json()
+    assert _cli(["delete", account], url, key_prefix).returncode == 0
+    assert _cli(["keys", account], url, key_prefix).returncode == 1

@@ -30,15 +30,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import NotFound
 
 from .. import accounts, apikeys, clicktocall
-from ..accounts import Directory
-from ..config import Config
 from ..errors import ConfigError, ValidationError
 from ..queue import now_iso, redis_errors
 from . import auth, blocking, context, listing
@@ -50,14 +48,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("accounts_v1", __name__)
 auth.protect(bp, open_endpoints={"accounts_v1.connect"})
 
-KIND_PATH = "<any(users,devices,groups,media,clicktocall):kind>"
-_PARSERS: dict[str, Callable[[Mapping[str, Any], Config], dict[str, Any]]] = {
-    "users": accounts.parse_user,
-    "devices": accounts.parse_device,
-    "groups": accounts.parse_group,
-    "media": accounts.parse_media,
-    "clicktocall": clicktocall.parse_resource,
-}
+KIND_PATH = "<any(%s):kind>" % ",".join(accounts.KINDS)
 _READ_ONLY = ("id", "created_at", "updated_at")
 HISTORY_LIMIT = 100
 
@@ -208,15 +199,6 @@ def _strip_read_only(data: dict[str, Any], item_id: str | None) -> dict[str, Any
     return {k: v for k, v in data.items() if k not in _READ_ONLY}
 
 
-def _validated(kind: str, data: Mapping[str, Any], directory: Directory) -> dict[str, Any]:
-    config = context.config()
-    document = _PARSERS[kind](data, config)
-    accounts.check_references(kind, document, directory)
-    if kind == "clicktocall":
-        clicktocall.check_resource(document, directory, config)
-    return document
-
-
 def _item(account_id: str, kind: str, item_id: str) -> dict[str, Any]:
     found = context.account_store().item(account_id, kind, item_id)
     if found is None:
@@ -241,13 +223,10 @@ def create_item(account_id: str, kind: str) -> Response:
     store = context.account_store()
     if store.count(account_id, kind) >= accounts.MAX_ITEMS:
         return error(409, "conflict", "this account holds %d %s items, as many as it may" % (accounts.MAX_ITEMS, kind))
-    document = _validated(kind, data, store.directory(account_id))
-    item_id = accounts.new_id()
-    now = now_iso()
-    stored = {"id": item_id, **document, "created_at": now, "updated_at": now}
-    store.save(account_id, kind, item_id, stored)
-    log.info("account %s: %s %s created", account_id, kind, item_id)
-    return json_response(stored, 201, Location=_location(account_id, kind, item_id))
+    document = accounts.parse_item(kind, data, store.directory(account_id), context.config())
+    stored = store.add(account_id, kind, document, now_iso())
+    log.info("account %s: %s %s created", account_id, kind, stored["id"])
+    return json_response(stored, 201, Location=_location(account_id, kind, stored["id"]))
 
 
 @bp.get("/v1/accounts/<account_id>/%s/<item_id>" % KIND_PATH)
@@ -264,7 +243,7 @@ def change_item(account_id: str, kind: str, item_id: str) -> Response:
     if request.method == "PATCH":
         data = accounts.merge_patch({k: v for k, v in current.items() if k not in _READ_ONLY}, data)
     store = context.account_store()
-    document = _validated(kind, data, store.directory(account_id))
+    document = accounts.parse_item(kind, data, store.directory(account_id), context.config())
     stored = {"id": item_id, **document, "created_at": current.get("created_at", ""), "updated_at": now_iso()}
     store.save(account_id, kind, item_id, stored)
     return json_response(stored)
