@@ -652,3 +652,17 @@ def test_the_cli_manages_accounts_as_the_api_does(redis_server: Any, key_prefix:
     assert resp.status_code == 202, resp.get_json()
     assert _cli(["delete", account], url, key_prefix).returncode == 0
     assert _cli(["keys", account], url, key_prefix).returncode == 1
+
+
+def test_a_key_with_a_caller_id_list_connects_only_resources_presenting_listed_numbers(client: FlaskClient) -> None:
+    one = Tenant(client, "one")
+    limited = bearer(make(client, one.path + "/keys", {"name": "limited", "caller_ids": ["+15557770002", "+1555777*"]},
+                          one.auth)["token"])
+    resp = client.post(one.c2c_path + "/connect", json={"contact": "+15551230004"}, headers=limited)
+    assert resp.status_code == 422 and resp.get_json()["field"] == "outbound_callee_id_number"
+    assert client.patch(one.c2c_path, json={"outbound_callee_id_number": "+15557770001",
+                                            "caller_id_number": "+15550000000"}, headers=one.auth).status_code == 200
+    resp = client.post(one.c2c_path + "/connect", json={"contact": "+15551230004"}, headers=limited)
+    assert resp.status_code == 422 and resp.get_json()["field"] == "caller_id_number"
+    assert client.patch(one.c2c_path, json={"caller_id_number": "+15557770002"}, headers=one.auth).status_code == 200
+    assert client.post(one.c2c_path + "/connect", json={"contact": "+15551230004"}, headers=limited).status_code == 202

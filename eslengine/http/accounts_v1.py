@@ -304,7 +304,10 @@ def connect(account_id: str, item_id: str) -> Response:
     dialed = clicktocall.parse_contact(contact, config)
     call = clicktocall.connect_request(resource, store.directory(account_id), dialed, config)
     if key is not None and not key.operator:
-        call = apikeys.apply_caller_ids(key, call)
+        try:
+            call = apikeys.apply_caller_ids(key, call)
+        except ValidationError as exc:
+            raise ValidationError(clicktocall.resource_field(exc.field, resource), exc.reason) from None
     now = time.time()
     counters = clicktocall.limits(resource, public=key is None, ip=request.remote_addr or "-", contact=dialed,
                                   now=now)
