@@ -10,6 +10,9 @@ Two kinds of key:
   made). Each has a name, scopes, optional limits (calls a minute) and a
   caller-ID allow-list, and may carry its own webhook secret. A client key
   sees only the calls it placed: any other id is "no call with this id".
+- A client key may belong to an **account** (``accounts``): it then sees
+  every call of its account (and no other) and, with the ``manage`` scope,
+  changes what the account holds. It may not have the ``admin`` scope.
 
 A call id a client key chooses names the call within that key's own
 namespace: the engine stores the call (and the switch sees its first leg)
@@ -40,9 +43,12 @@ from .calls import CallRequest
 from .errors import ConfigError, ValidationError
 from .queue import redis_errors
 
-# What a key may do. ``admin`` sees and cancels every call, whoever placed it.
-SCOPES = ("place", "read", "cancel", "admin")
+# What a key may do. ``admin`` sees and cancels every call, whoever placed
+# it, and manages every account; ``manage`` changes what its own account
+# holds (users, devices, groups, media, click-to-call resources, keys).
+SCOPES = ("place", "read", "cancel", "manage", "admin")
 DEFAULT_SCOPES = ("place", "read", "cancel")
+ACCOUNT_SCOPES = ("place", "read", "cancel", "manage")
 TOKEN_PREFIX = "esk_"
 # Client keys looked up in Redis are remembered this long by each API
 # process: a revoked key stops working within this time.
@@ -68,19 +74,25 @@ class ApiKey:
     webhook_secret: str = field(default="", repr=False)
     created_at: str = ""
     operator: bool = False
+    # The account the key belongs to ('' for none).
+    account: str = ""
 
     def may(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes
 
     @property
     def sees_all(self) -> bool:
-        return self.operator or "admin" in self.scopes
+        return self.operator or ("admin" in self.scopes and not self.account)
+
+    def sees_account(self, account: str) -> bool:
+        """Whether the key sees (and, with its scopes, changes) ``account``."""
+        return self.sees_all or (bool(self.account) and self.account == account)
 
     def to_public(self) -> dict[str, object]:
         """The key as ``eslengine keys list`` shows it (no secret)."""
         return {"id": self.id, "name": self.name, "scopes": sorted(self.scopes), "caller_ids": list(self.caller_ids),
                 "rate_per_minute": self.rate_per_minute, "webhook_secret": bool(self.webhook_secret),
-                "created_at": self.created_at}
+                "created_at": self.created_at, "account": self.account or None}
 
 
 def token_digest(token: str) -> str:
@@ -196,6 +208,7 @@ def _from_hash(data: Mapping[str, str]) -> ApiKey:
         rate_per_minute=int(data.get("rate_per_minute") or 0),
         webhook_secret=data.get("webhook_secret", ""),
         created_at=data.get("created_at", ""),
+        account=data.get("account", ""),
     )
 
 
@@ -222,8 +235,10 @@ class KeyStore:
         return self.prefix + ":apikeys"
 
     def create(self, name: str, scopes: Iterable[str] = DEFAULT_SCOPES, *, caller_ids: Iterable[str] = (),
-               rate_per_minute: int = 0, webhook_secret: str = "", now: str = "") -> tuple[ApiKey, str]:
-        """Make a key; returns it and its token (which is not kept)."""
+               rate_per_minute: int = 0, webhook_secret: str = "", now: str = "",
+               account: str = "") -> tuple[ApiKey, str]:
+        """Make a key (of ``account``, if given); returns it and its token
+        (which is not kept)."""
         if not _NAME.fullmatch(name):
             raise ConfigError("name %r: 1 to 64 letters, digits, spaces or _ . : @ -" % name)
         scopes = frozenset(scopes)
@@ -231,14 +246,18 @@ class KeyStore:
             raise ConfigError("scopes: choose from %s" % ", ".join(SCOPES))
         if rate_per_minute < 0:
             raise ConfigError("rate: must be 0 or more")
+        if account and "admin" in scopes:
+            raise ConfigError("scopes: an account's key may not have the admin scope (it would see every call)")
         key = ApiKey(id="key_" + secrets.token_hex(6), name=name, scopes=scopes,
                      caller_ids=parse_caller_ids(caller_ids), rate_per_minute=rate_per_minute,
-                     webhook_secret=webhook_secret, created_at=now)
+                     webhook_secret=webhook_secret, created_at=now, account=account)
         token = new_token()
         digest = token_digest(token)
         fields = {"id": key.id, "name": key.name, "scopes": ",".join(sorted(key.scopes)),
                   "caller_ids": ",".join(key.caller_ids), "rate_per_minute": str(key.rate_per_minute),
                   "webhook_secret": key.webhook_secret, "created_at": key.created_at}
+        if account:
+            fields["account"] = account
         with redis_errors("create key"):
             pipe = self.redis.pipeline()
             pipe.hset(self._key(digest), mapping=fields)
@@ -272,14 +291,16 @@ class KeyStore:
             data = self.redis.hgetall(self._key(_text1(digest))) if digest else {}
         return _from_hash(_text(data)) if data else None
 
-    def list(self) -> list[ApiKey]:
+    def list(self, account: str | None = None) -> list[ApiKey]:
+        """Every key, or ``account``'s ('' for keys of no account)."""
         with redis_errors("list keys"):
             digests = self.redis.hgetall(self._index)
             pipe = self.redis.pipeline(transaction=False)
             for digest in digests.values():
                 pipe.hgetall(self._key(_text1(digest)))
             found = pipe.execute()
-        return sorted((_from_hash(_text(d)) for d in found if d), key=lambda k: (k.created_at, k.id))
+        keys = (_from_hash(_text(d)) for d in found if d)
+        return sorted((k for k in keys if account is None or k.account == account), key=lambda k: (k.created_at, k.id))
 
     def revoke(self, key_id: str) -> bool:
         with redis_errors("revoke key"):

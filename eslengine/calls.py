@@ -351,6 +351,12 @@ def _media(name: str, value: object, config: Config, *, tones: tuple[str, ...] =
     return Media("say", text, language or "", voice or "")
 
 
+def parse_media(name: str, value: object, config: Config, *, tones: tuple[str, ...] = ()) -> Media | None:
+    """A playable thing as the request's media fields take it (a tone of
+    ``tones``, ``{"file"}``, ``{"url"}`` or ``{"say"}``); None for None."""
+    return _media(name, value, config, tones=tones)
+
+
 def _region(value: object) -> str:
     """The request's "region": where its numbers written without a country
     code are (ISO 3166, e.g. "US"); '' for none."""

@@ -6,6 +6,8 @@
     eslengine demo                        everything above on one machine, a few calls
     eslengine nodes                       the workers sharing each node, and their shares
     eslengine keys create|list|revoke     client API keys (scopes, caller IDs, limits)
+    eslengine accounts ...                accounts, their keys, users, devices, groups,
+                                          media and click-to-call resources
 
 gevent's monkey-patching happens here, first, and nowhere else; settings come
 from ``ESLENGINE_*`` environment variables (see config.py). A bad setting or
@@ -15,7 +17,7 @@ argument is one line on stderr and exit status 2.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import runtime
 
@@ -92,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     keys_sub.add_parser("list", help="one line per key: id, name, scopes, caller IDs, rate (never tokens)")
     revoke = keys_sub.add_parser("revoke", help="delete keys by id; API processes stop taking them within 5 s")
     revoke.add_argument("ids", nargs="+", help="key ids from 'keys list'")
+    _account_parsers(sub)
     demo = sub.add_parser("demo", help="run the whole system locally and place a few calls")
     demo.add_argument("--keep-going", action="store_true", help=argparse.SUPPRESS)
 
@@ -151,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             return _nodes(config)
         if args.command == "keys":
             return _keys(config, args)
+        if args.command == "accounts":
+            return _accounts(config, args)
         if args.command == "demo":
             from .demo import run as run_demo
 
@@ -241,3 +246,127 @@ def _dead(config: object, args: object) -> int:
             print("eslengine dead requeue: error: %s" % exc, file=sys.stderr)
             failed += 1
     return 1 if failed else 0
+
+
+_KINDS = ("users", "devices", "groups", "media", "clicktocall")
+
+
+def _account_parsers(sub: Any) -> None:
+    accounts = sub.add_parser(
+        "accounts", help="accounts and what they hold: keys, users, devices, groups, media, click-to-call",
+        description=_wrap("Accounts, as the API's /v1/accounts manages them. An item (user, device, group, media, "
+                          "click-to-call resource) is given as the JSON document the API takes and checked the "
+                          "same way; README \"Accounts and saved click-to-call\" describes each."))
+    action = accounts.add_subparsers(dest="action", required=True)
+    create = action.add_parser("create", help="make an account; prints its id")
+    create.add_argument("--name", required=True, help="what the account is called (1 to 128 characters)")
+    action.add_parser("list", help="one line per account: id, name, created")
+    delete = action.add_parser("delete", help="delete an account, everything it holds, and revoke its keys")
+    delete.add_argument("account", help="the account's id")
+    key = action.add_parser("key", help="make a key of an account; prints its id and token (shown this once)")
+    key.add_argument("account", help="the account's id")
+    key.add_argument("--name", required=True, help="what the key is for")
+    key.add_argument("--scopes", default="place,read,cancel,manage",
+                     help="comma-separated, of place, read, cancel, manage (default: all four); manage changes "
+                          "what the account holds")
+    key.add_argument("--caller-id", action="append", default=[], metavar="NUMBER",
+                     help="a caller-ID number calls of this key may present (repeat; a trailing * allows a prefix)")
+    key.add_argument("--rate", type=int, default=0, metavar="N", help="calls a minute (default 0: no limit)")
+    keys = action.add_parser("keys", help="one line per key of an account (never tokens)")
+    keys.add_argument("account", help="the account's id")
+    add = action.add_parser("add", help="add an item to an account; prints its id")
+    add.add_argument("account", help="the account's id")
+    add.add_argument("kind", choices=_KINDS, help="what to add")
+    add.add_argument("document", help='the item as JSON, e.g. \'{"name": "Ann", "endpoint": "user/1000"}\'')
+    replace = action.add_parser("set", help="replace an item of an account")
+    replace.add_argument("account", help="the account's id")
+    replace.add_argument("kind", choices=_KINDS, help="what the item is")
+    replace.add_argument("id", help="the item's id")
+    replace.add_argument("document", help="the whole item as JSON")
+    items = action.add_parser("items", help="one JSON line per item of a kind")
+    items.add_argument("account", help="the account's id")
+    items.add_argument("kind", choices=_KINDS, help="which items")
+    remove = action.add_parser("remove", help="delete an item (refused while something of the account names it)")
+    remove.add_argument("account", help="the account's id")
+    remove.add_argument("kind", choices=_KINDS, help="what the item is")
+    remove.add_argument("id", help="the item's id")
+
+
+def _accounts(config: Config, args: Any) -> int:
+    import json
+
+    from .accounts import AccountStore, parse_account, parse_item, referrers
+    from .apikeys import KeyStore, parse_scopes
+    from .errors import ConfigError, ValidationError
+    from .queue import connect, now_iso
+
+    client = connect(config.redis_url)
+    store = AccountStore(client, config.key_prefix)
+    keys = KeyStore(client, config.key_prefix)
+    action = args.action
+
+    def fail(message: str) -> int:
+        print("eslengine accounts %s: error: %s" % (action, message), file=sys.stderr)
+        return 1
+
+    try:
+        if action == "create":
+            stored = store.create_account({**parse_account({"name": args.name}), "created_at": now_iso()})
+            print(stored["id"])
+            return 0
+        if action == "list":
+            found = store.accounts()
+            for account in found:
+                print("%s\t%s\t%s" % (account["id"], account["name"], account.get("created_at", "-")))
+            print("%d account(s)" % len(found), file=sys.stderr)
+            return 0
+        if store.account(args.account) is None:
+            return fail("no account %s" % args.account)
+        if action == "delete":
+            revoked = [k.id for k in keys.list(args.account) if keys.revoke(k.id)]
+            store.delete_account(args.account)
+            print("account %s deleted, %d key(s) revoked" % (args.account, len(revoked)), file=sys.stderr)
+            return 0
+        if action == "key":
+            if args.rate < 0:
+                raise ConfigError("--rate: must be 0 or more")
+            key, token = keys.create(args.name, parse_scopes(args.scopes), caller_ids=args.caller_id,
+                                     rate_per_minute=args.rate, now=now_iso(), account=args.account)
+            print("%s\t%s" % (key.id, token))
+            print("key %s made; its token is shown only this once" % key.id, file=sys.stderr)
+            return 0
+        if action == "keys":
+            for key in keys.list(args.account):
+                print("%s\t%s\t%s\t%s" % (key.id, key.name, ",".join(sorted(key.scopes)), key.created_at or "-"))
+            return 0
+        if action == "items":
+            for item in store.items(args.account, args.kind):
+                print(json.dumps(item, sort_keys=True))
+            return 0
+        if action == "remove":
+            if store.item(args.account, args.kind, args.id) is None:
+                return fail("no %s item %s" % (args.kind, args.id))
+            named_by = referrers(args.kind, args.id, store.directory(args.account))
+            if named_by:
+                return fail("named by %s; change or delete those first" % ", ".join(named_by))
+            store.delete(args.account, args.kind, args.id)
+            return 0
+        try:
+            data = json.loads(args.document)
+        except ValueError as exc:
+            return fail("the document is not JSON: %s" % exc)
+        if not isinstance(data, dict):
+            return fail("the document must be a JSON object")
+        current = store.item(args.account, args.kind, args.id) if action == "set" else None
+        if action == "set" and current is None:
+            return fail("no %s item %s" % (args.kind, args.id))
+        document = parse_item(args.kind, data, store.directory(args.account), config)
+        if current is None:
+            print(store.add(args.account, args.kind, document, now_iso())["id"])
+        else:
+            store.save(args.account, args.kind, args.id, {**document, "created_at": current.get("created_at", ""),
+                                                          "updated_at": now_iso()})
+        return 0
+    except ValidationError as exc:
+        fail("%s: %s" % (exc.field, exc.reason))
+        return 2

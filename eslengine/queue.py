@@ -244,9 +244,10 @@ return 2
 # Record, history and stream entry in one step, refusing an id already taken
 # (two producers racing with the same id: exactly one wins).
 # Every call is indexed by creation time (the listing), in the index of all
-# calls and in its owner's (KEYS[5], when it has one); index entries older
-# than the records' lifetime go as calls are added. With an Idempotency-Key
-# (KEYS[6]), a key already used answers with its call and request digest
+# calls and in its owner's and its account's (KEYS[5] on, when it has them);
+# index entries older than the records' lifetime go as calls are added. With
+# an Idempotency-Key (the last key, when ARGV[7], the request's digest, is
+# given), a key already used answers with its call and request digest
 # instead (or 0 when a call with the id exists).
 _INDEX = """
 local function index_call(id, score, cutoff, first, last)
@@ -258,8 +259,11 @@ end
 """
 
 _ENQUEUE = _INDEX + """
-if KEYS[6] then
-  local used = redis.call('GET', KEYS[6])
+local last = #KEYS
+local idem = nil
+if ARGV[7] ~= '' then idem = KEYS[last]; last = last - 1 end
+if idem then
+  local used = redis.call('GET', idem)
   if used then return used end
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -268,8 +272,8 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('RPUSH', KEYS[2], 'queued ' .. ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 redis.call('XADD', KEYS[3], '*', 'job', ARGV[2])
-index_call(ARGV[6], ARGV[4], ARGV[5], 4, KEYS[5] and 5 or 4)
-if KEYS[6] then redis.call('SET', KEYS[6], ARGV[6] .. ' ' .. ARGV[7], 'EX', ARGV[1]) end
+index_call(ARGV[6], ARGV[4], ARGV[5], 4, last)
+if idem then redis.call('SET', idem, ARGV[6] .. ' ' .. ARGV[7], 'EX', ARGV[1]) end
 return 1
 """
 
@@ -586,11 +590,13 @@ class JobQueue:
     # ------------------------------------------------------------ producers
 
     def enqueue(self, request: CallRequest, *, owner: str = "", client_id: str = "",
-                idempotency: tuple[str, str] | None = None) -> str:
+                idempotency: tuple[str, str] | None = None, account: str = "") -> str:
         """Store the call record (``queued``) and add the job, atomically.
         Raises ``JobExists`` when the id was already accepted. ``owner``: the
         id of the API key that placed it; ``client_id``: the id that key
-        knows the call by, when it is not ``request.id`` (apikeys.scoped_id).
+        knows the call by, when it is not ``request.id`` (apikeys.scoped_id);
+        ``account``: the account it is placed for (indexed under
+        ``account_index``).
 
         ``idempotency``: (key digest, request digest) of an Idempotency-Key:
         when the owner used that key before (within the records' lifetime),
@@ -603,13 +609,17 @@ class JobQueue:
         args: list[str] = [str(self.record_ttl), document, now, str(score), str(score - self.record_ttl * 1_000_000),
                            request.id, idempotency[1] if idempotency else ""]
         extra = {"owner": owner} if owner else {}
+        if account:
+            extra["account"] = account
         if client_id and client_id != request.id:
             extra["client_id"] = client_id
         for key, value in {**_initial_record(request, now, document), **extra}.items():
             args += [key, value]
         keys = [self.keys.call(request.id), self.keys.history(request.id), self.keys.jobs, self.keys.index()]
-        if owner or idempotency:
-            keys.append(self.keys.index(owner) if owner else self.keys.index())
+        if owner:
+            keys.append(self.keys.index(owner))
+        if account:
+            keys.append(self.keys.index(account_index(account)))
         if idempotency:
             keys.append(self.keys.idempotency(owner, idempotency[0]))
         with redis_errors("enqueue"):
@@ -1033,6 +1043,16 @@ class JobQueue:
             found = pipe.execute()
         return [None if status is None else (owner or "") for status, owner in found]
 
+    def holders(self, job_ids: Sequence[str]) -> list[tuple[str, str] | None]:
+        """Each call's (owner, account), '' for none, or None where there
+        is no such call."""
+        with redis_errors("read call"):
+            pipe = self.redis.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.hmget(self.keys.call(job_id), ["status", "owner", "account"])
+            found = pipe.execute()
+        return [None if status is None else (owner or "", account or "") for status, owner, account in found]
+
     def get(self, job_id: str) -> dict[str, Any] | None:
         """The call as the API shows it, or None."""
         with redis_errors("read call"):
@@ -1108,6 +1128,8 @@ def present(record: Mapping[str, str], history: list[str]) -> dict[str, Any]:
             out[key] = record[key]
     if record.get("owner"):
         out["key"] = record["owner"]
+    if record.get("account"):
+        out["account"] = record["account"]
     out["attempts"] = int(record.get("attempts", "0"))
     out["timestamps"] = {k[:-3]: record[k] for k in _TIMES if record.get(k)}
     out["durations"] = _durations(record)
@@ -1131,8 +1153,13 @@ def _durations(record: Mapping[str, str]) -> dict[str, float]:
     return out
 
 
+def account_index(account: str) -> str:
+    """The owner name (``Keys.index``) an account's calls are indexed under."""
+    return "account:" + account
+
+
 def enqueue(client: redis.Redis, job: Mapping[str, Any], *, prefix: str | None = None,
-            config: Config | None = None, owner: str = "") -> str:
+            config: Config | None = None, owner: str = "", account: str = "") -> str:
     """Validate a job document and queue it; returns its id.
 
     The Python way for another app to place a call without the HTTP API:
@@ -1145,7 +1172,9 @@ def enqueue(client: redis.Redis, job: Mapping[str, Any], *, prefix: str | None =
     setting and ``QueueUnavailable`` when Redis cannot be reached.
     ``owner``: the id of a client API key (``eslengine keys list``) whose
     calls this one joins: that key then sees it over HTTP; with none, only
-    operator and admin keys do. Its id is stored as given.
+    operator and admin keys do. Its id is stored as given. ``account``: the
+    account (``eslengine accounts list``) it is placed for: that account's
+    keys see it.
     """
     if config is None:
         config = _environment_config(tuple(sorted((k, v) for k, v in os.environ.items()
@@ -1153,7 +1182,7 @@ def enqueue(client: redis.Redis, job: Mapping[str, Any], *, prefix: str | None =
     if prefix is not None and prefix != config.key_prefix:
         config = dataclasses.replace(config, key_prefix=prefix)
     request = calls.parse_request(job, config)
-    return JobQueue.from_config(config, client).enqueue(request, owner=owner)
+    return JobQueue.from_config(config, client).enqueue(request, owner=owner, account=account)
 
 
 @functools.lru_cache(maxsize=4)

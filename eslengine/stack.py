@@ -187,7 +187,8 @@ class LocalStack:
              timeout: float = 10.0) -> tuple[int, dict[str, Any], Mapping[str, str]]:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.api_url + path, data=data, method=method)
-        request.add_header("Authorization", "Bearer %s" % (self.api_key if key is None else key))
+        if key != "":  # "": no Authorization header at all
+            request.add_header("Authorization", "Bearer %s" % (self.api_key if key is None else key))
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:

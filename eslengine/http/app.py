@@ -5,18 +5,20 @@ from __future__ import annotations
 
 from flask import Flask
 
+from ..accounts import AccountStore
 from ..apikeys import KeyStore
+from ..clicktocall import ClickToCallLog
 from ..config import Config
 from ..queue import JobQueue
-from . import calls_v1
+from . import accounts_v1, blocking, calls_v1
 from .auth import check_auth_config
-from .context import CONFIG_KEY, EXTENSION, KEYS_EXTENSION
+from .context import ACCOUNTS_EXTENSION, CLICKTOCALL_EXTENSION, CONFIG_KEY, EXTENSION, KEYS_EXTENSION
 from .fast_intake import FastIntake
 from .responses import MAX_BODY, register_errors
 
 
 def create_app(config: Config, queue: JobQueue | None = None, *, allow_no_auth: bool = False,
-               fast_intake: bool = False) -> Flask:
+               fast_intake: bool = False, max_wait: float = blocking.MAX_WAIT) -> Flask:
     """The API for ``config``. ``queue`` defaults to one built from the config
     (its Redis client connects on first use).
 
@@ -27,15 +29,21 @@ def create_app(config: Config, queue: JobQueue | None = None, *, allow_no_auth: 
     ``fast_intake``: serve ``POST /v1/calls`` through ``FastIntake`` in front
     of Flask (``serve`` does). Leave it off for an app you add request hooks
     or extensions to: the fast path does not run them.
+
+    ``max_wait``: the longest a blocking start (``?wait=originate``) waits,
+    whatever the request asks.
     """
     check_auth_config(config, allow_no_auth)
     app = Flask(__name__)
-    app.config.from_mapping({"MAX_CONTENT_LENGTH": MAX_BODY, CONFIG_KEY: config})
+    app.config.from_mapping({"MAX_CONTENT_LENGTH": MAX_BODY, CONFIG_KEY: config, calls_v1.WAIT_LIMIT: max_wait})
     jobs = queue if queue is not None else JobQueue.from_config(config)
     app.extensions[EXTENSION] = jobs
     app.extensions[KEYS_EXTENSION] = KeyStore(jobs.redis, config.key_prefix)
+    app.extensions[ACCOUNTS_EXTENSION] = AccountStore(jobs.redis, config.key_prefix)
+    app.extensions[CLICKTOCALL_EXTENSION] = ClickToCallLog(jobs.redis, config.key_prefix, record_ttl=jobs.record_ttl)
     register_errors(app)
     app.register_blueprint(calls_v1.bp)
+    app.register_blueprint(accounts_v1.bp)
     if fast_intake:
         app.wsgi_app = FastIntake(app.wsgi_app, config, jobs)  # type: ignore[method-assign]
     return app

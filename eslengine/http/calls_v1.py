@@ -1,7 +1,8 @@
 """The native API.
 
     POST   /v1/calls          queue a call; 202 + Location once it is in Redis
-                              (Idempotency-Key: the same key and body, the same call)
+                              (Idempotency-Key: the same key and body, the same call;
+                              ?wait=originate: once the first party's channel exists)
     GET    /v1/calls          the calls, newest first: filters and a cursor
     GET    /v1/calls/<id>     the call's status, causes, timestamps, history
     DELETE /v1/calls/<id>     cancel: at once if queued, else a worker hangs up
@@ -10,7 +11,7 @@
 
 Every ``/v1/`` route but the OpenAPI document needs ``Authorization: Bearer
 <key>``: an operator key of the config, or a client key (``apikeys``), which
-sees only its own calls.
+sees only its own calls (a key of an account: its account's).
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ import time
 import uuid
 
 import orjson
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import NotFound
 
 from .. import apikeys, calls
 from ..errors import IdempotencyKeyUsed, JobExists, QueueUnavailable, ValidationError
-from . import auth, context, listing
+from ..queue import account_index
+from . import auth, blocking, context, listing
 from .openapi import openapi_document
 from .responses import RETRY_AFTER, error, json_body, json_response
 
@@ -45,11 +47,13 @@ def place_call() -> Response:
     if not isinstance(data, dict):
         return error(400, "bad_request", "must be a JSON object", field="body")
     try:
+        wait = blocking.parse_wait(request.args)
         idempotency = _idempotency(data)
         call = calls.parse_request(data, context.config())
         call = apikeys.apply_caller_ids(key, call)
     except ValidationError as exc:
-        return error(422 if exc.field != IDEMPOTENCY_HEADER else 400, "invalid", exc.reason, field=exc.field)
+        return error(400 if exc.field in (IDEMPOTENCY_HEADER, "wait", "wait_timeout") else 422, "invalid",
+                     exc.reason, field=exc.field)
     # The id the client knows the call by; a client key's chosen ids are
     # stored under its own (apikeys.scoped_id).
     client_id = call.id
@@ -65,13 +69,35 @@ def place_call() -> Response:
             return response
     try:
         job_id = context.queue().enqueue(call, owner="" if key.operator else key.id, client_id=client_id,
-                                         idempotency=idempotency)
+                                         idempotency=idempotency, account=key.account)
     except JobExists:
         return exists(client_id)
     except IdempotencyKeyUsed as exc:
         return _replay((exc.job_id, exc.digest), idempotency, call, client_id)
     log.debug("job %s: queued%s", job_id, "" if key.operator else " for key %s as %s" % (key.id, client_id))
-    return json_response(queued(client_id, call), 202, Location=call_path(client_id))
+    return accepted(job_id, queued(client_id, call), call_path(client_id), wait)
+
+
+WAIT_LIMIT = "ESLENGINE_MAX_WAIT"
+
+
+def accepted(job_id: str, document: dict[str, object], location: str, wait: float | None) -> Response:
+    """The answer to a call just queued: 202 at once, or with ``wait``
+    (seconds) once the first party's channel exists (202 with the status
+    then), the deadline passed (202, still queued or dialing), or the call
+    failed before (502 with its hangup cause)."""
+    if wait is None:
+        return json_response(document, 202, Location=location)
+    seconds = min(wait, float(current_app.config.get(WAIT_LIMIT, blocking.MAX_WAIT)))
+    queue = context.queue()
+    found = blocking.wait_for_originate(lambda: queue.record(job_id), seconds)
+    if found.started is False:
+        log.info("job %s: %s before its first party's channel existed (%s)", job_id, found.status,
+                 found.hangup_cause)
+        return error(502, "originate_failed", "the call %s before its first party's channel existed (%s)" % (
+            found.status, found.hangup_cause), id=str(document["id"]), status=found.status,
+            hangup_cause=found.hangup_cause)
+    return json_response({**document, "status": found.status}, 202, Location=location)
 
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -109,7 +135,7 @@ def list_calls() -> Response:
         query = listing.parse_query(request.args.to_dict(flat=True))
     except ValidationError as exc:
         return error(422, "invalid", exc.reason, field=exc.field)
-    owner = "" if key.sees_all else key.id
+    owner = "" if key.sees_all else account_index(key.account) if key.account else key.id
     found: list[dict[str, object]] = []
     after, scanned, more = query.after, 0, True
     while len(found) < query.limit and scanned < listing.SCAN_LIMIT:
@@ -121,7 +147,10 @@ def list_calls() -> Response:
             scanned += 1
             after = (score, job_id)
             if record and query.matches(record):
-                found.append(listing.summary(record))
+                summary = listing.summary(record)
+                if key.account and record.get("owner") != key.id:
+                    summary["id"] = record.get("id")  # another key's own id is that key's
+                found.append(summary)
                 if len(found) == query.limit:
                     break
         else:
@@ -199,8 +228,9 @@ def _stored_id(job_id: str) -> str:
     if key.operator:
         return job_id
     candidates = [apikeys.scoped_id(key, job_id), job_id]
-    for candidate, owner in zip(candidates, context.queue().owners(candidates)):
-        if owner is not None and (owner == key.id or key.sees_all):
+    for candidate, holder in zip(candidates, context.queue().holders(candidates)):
+        if holder is not None and (holder[0] == key.id or key.sees_all or (key.account
+                                                                            and holder[1] == key.account)):
             return candidate
     raise NotFound("no call with this id")
 

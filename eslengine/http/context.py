@@ -1,17 +1,21 @@
 """What the app carries, read from the request's app: the ``Config``
-(``app.config``), the ``JobQueue`` and the client ``KeyStore``
-(``app.extensions``)."""
+(``app.config``), the ``JobQueue``, the client ``KeyStore``, the
+``AccountStore`` and the ``ClickToCallLog`` (``app.extensions``)."""
 
 from __future__ import annotations
 
 from flask import current_app
 
+from ..accounts import AccountStore
 from ..apikeys import KeyStore
+from ..clicktocall import ClickToCallLog
 from ..config import Config
 from ..queue import JobQueue
 
 EXTENSION = "eslengine"
 KEYS_EXTENSION = "eslengine.keys"
+ACCOUNTS_EXTENSION = "eslengine.accounts"
+CLICKTOCALL_EXTENSION = "eslengine.clicktocall"
 CONFIG_KEY = "ESLENGINE_CONFIG"
 
 
@@ -25,3 +29,11 @@ def queue() -> JobQueue:
 
 def key_store() -> KeyStore:
     return current_app.extensions[KEYS_EXTENSION]  # type: ignore[no-any-return]
+
+
+def account_store() -> AccountStore:
+    return current_app.extensions[ACCOUNTS_EXTENSION]  # type: ignore[no-any-return]
+
+
+def clicktocall_log() -> ClickToCallLog:
+    return current_app.extensions[CLICKTOCALL_EXTENSION]  # type: ignore[no-any-return]

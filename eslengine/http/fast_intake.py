@@ -79,6 +79,8 @@ class FastIntake:
             return 0
         if "HTTP_IDEMPOTENCY_KEY" in environ:
             return 0  # the route keeps the key's call
+        if environ.get("QUERY_STRING"):
+            return 0  # ?wait=originate and the like are the route's
         if environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() != "application/json":
             return 0
         # Operator keys only (and no key where none is configured); a client

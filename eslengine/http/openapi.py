@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import calls
 from ..config import Config
+from .openapi_accounts import add_accounts, originate_failed, wait_parameters
 from .responses import MAX_BODY
 
 _DESTINATION_PATTERN = (
@@ -97,7 +98,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                        "(Idempotent-Replayed: true) and places nothing; with another body, 422.",
                         "schema": {"type": "string", "minLength": 1, "maxLength": 255,
                                    "pattern": "^[\\x20-\\x7e]+$"},
-                    }],
+                    }, *wait_parameters()],
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": ref("CallRequest")}},
@@ -115,12 +116,13 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                 "content": {"application/json": {"schema": ref("Accepted")}},
                             },
                             "400": error("The body is not a JSON object (or not application/json), or the "
-                                         "Idempotency-Key header is malformed."),
+                                         "Idempotency-Key header or wait is malformed."),
                             "409": error("This key already placed a call with the given id."),
                             "413": error("The body is larger than %d bytes." % MAX_BODY),
                             "422": error("A field is invalid; 'field' names it."),
                             "429": error("The key placed as many calls this minute as it may.",
                                          {"Retry-After": {"schema": {"type": "string"}}}),
+                            "502": originate_failed(error),
                         }
                     ),
                 },
@@ -401,7 +403,9 @@ def openapi_document(config: Config) -> dict[str, Any]:
                     "additionalProperties": False,
                     "properties": {
                         "id": {"type": "string", "format": "uuid"},
-                        "status": {"type": "string", "enum": ["queued"]},
+                        "status": {"type": "string", "enum": list(calls.STATUSES),
+                                   "description": "queued; with wait=originate, the status once the first "
+                                                  "party's channel exists (or at the deadline)."},
                         "a": {"type": "array", "items": {"type": "string"},
                               "description": "The first party's destinations as they will be dialed (numbers in "
                                              "E.164, however they were written)."},
@@ -468,6 +472,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
                         "timeout": {"type": "integer", "nullable": True},
                         "variables": {"type": "object", "additionalProperties": {"type": "string"}},
                         "key": {"type": "string", "description": "The client API key that placed it."},
+                        "account": {"type": "string", "description": "The account it was placed for."},
                         "a_uuid": {"type": "string", "description": "The first leg's uuid on the switch (for a "
                                    "client key's own id, not that id: see the README's 'API keys')."},
                         "b_uuid": {"type": "string"},
@@ -527,11 +532,13 @@ def openapi_document(config: Config) -> dict[str, Any]:
                         },
                         "id": {"type": "string", "format": "uuid"},
                         "status": {"type": "string", "enum": list(calls.FINAL)},
+                        "hangup_cause": {"type": "string", "description": "Why a call failed (wait=originate)."},
                     },
                 },
             },
         },
     }
+    add_accounts(document, config, error, secured)
     if auth:
         document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         document["security"] = [{"bearer": []}]
