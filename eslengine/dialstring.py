@@ -408,12 +408,18 @@ class Marker:
 _CAUSE = re.compile(r"[A-Z][A-Z0-9_]{0,63}\Z")
 
 
+# What the event socket answers for an API command whose output is empty
+# (mod_event_socket.c, api_exec): a ``db select`` of a key that is not there.
+NO_REPLY = "-ERR no reply"
+
+
 def parse_marker(text: str) -> Marker | None:
-    """The marker a ``db select`` reply holds: None for an empty reply (no
-    marker). Raises ValueError for any other text (``-ERR ...``: no
-    mod_db, or the ESL user may not run ``db``; ``!err!``: a usage error)."""
+    """The marker a ``db select`` reply holds: None for no marker (the
+    event socket's NO_REPLY, or an empty body). Raises ValueError for any
+    other text (``-ERR ...``: no mod_db, or the ESL user may not run ``db``;
+    ``!err!``: a usage error)."""
     text = text.strip()
-    if not text:
+    if not text or text == NO_REPLY:
         return None
     parts = text.split(";")
     leg = _uuid_or_blank(parts[-1])

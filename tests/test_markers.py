@@ -80,6 +80,7 @@ def test_a_client_value_cannot_hold_what_expansion_reads() -> None:
 @pytest.mark.parametrize(("reply", "marker"), [
     ("", None),
     ("\n", None),
+    ("-ERR no reply\n", None),
     ("up;" + LEG1, Marker(False, LEG1)),
     ("end;NORMAL_CLEARING;1700000000;1700000001;NORMAL_CLEARING;" + LEG1,
      Marker(True, LEG1, "NORMAL_CLEARING", True, True, "NORMAL_CLEARING")),

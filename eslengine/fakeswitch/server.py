@@ -405,7 +405,8 @@ class Listener:
             if not self._api_allowed(cmd):
                 self.send(_reply("-ERR permission denied"))
                 return
-            self.send(_api_frame(sw.api(cmd, arg.strip(), self)))
+            # An empty output goes out as "-ERR no reply" (mod_event_socket.c, api_exec).
+            self.send(_api_frame(sw.api(cmd, arg.strip(), self) or "-ERR no reply\n"))
         elif low == "bgapi":
             cmd, _, arg = rest.strip().partition(" ")
             if not self._api_allowed(cmd):

@@ -20,15 +20,17 @@ from eslengine.config import Config
 from eslengine.dialstring import Marker, parse_marker
 from eslengine.fakeswitch import FakeSwitch
 
+from .eventsocket import EventSocket
 from .switch import RealSwitch
 
 GATEWAY = "selfgw"
+SIM_PASSWORD = "pw-markers"
 CONFIG = Config(allow_unvalidated_numbers=True, gateway=GATEWAY, route_template="sofia/gateway/{gateway}/{e164}")
 
 
 @pytest.fixture(scope="module")
 def simulator(real_switch: RealSwitch) -> Iterator[FakeSwitch]:
-    sim = FakeSwitch(("127.0.0.1", 0), "pw-markers", **real_switch.settings.fakeswitch_kwargs())
+    sim = FakeSwitch(("127.0.0.1", 0), SIM_PASSWORD, **real_switch.settings.fakeswitch_kwargs())
     sim.start()
     yield sim
     sim.stop()
@@ -57,12 +59,12 @@ def _markers_of(start: Callable[[str], None], api: Callable[[str], str], a: str,
     request = parse_request({"a": a, "b": b}, CONFIG)
     job_id = request.id
     select = dialstring.marker_select_command(job_id, 2)
-    assert api(dialstring.marker_select_command(job_id, 1)) == ""
+    before = api(dialstring.marker_select_command(job_id, 1))
     start(dialstring.originate_command(request, CONFIG, 2, worker="conformance"))
-    up = _poll(lambda: api(select), lambda r: r != "", 10.0)
+    up = _poll(lambda: api(select), lambda r: parse_marker(r) is not None, 10.0)
     end = _poll(lambda: api(select), lambda r: r.startswith("end;"), 20.0)
     deleted = api(dialstring.marker_delete_command(job_id, 2))
-    return {"first": _shape(parse_marker(up), job_id), "last": _shape(parse_marker(end), job_id),
+    return {"before": before, "first": _shape(parse_marker(up), job_id), "last": _shape(parse_marker(end), job_id),
             "delete": deleted, "after_delete": api(select), "never_placed": api(dialstring.marker_select_command(
                 job_id, 3))}
 
@@ -73,14 +75,25 @@ def test_the_originate_leaves_its_marker_as_the_engine_reads_it(real_switch: Rea
                                                                  a: str, b: str) -> None:
     with real_switch.connect() as conn:  # the shipped least-privilege user
         real = _markers_of(real_switch.bgapi_start, lambda c: conn.api(c), a, b)
-    sim = _markers_of(lambda command: simulator.board.spawn(simulator.bgapi, "originate",
-                                                            command[len("originate "):], str(uuid.uuid4())),
-                      lambda c: simulator.api(c.split(" ", 1)[0], c.split(" ", 1)[1], None), a, b)
+    with EventSocket("127.0.0.1", simulator.address[1]) as conn:
+        conn.connect()
+        assert conn.auth(SIM_PASSWORD).ok
+        sim = _markers_of(lambda command: simulator.board.spawn(simulator.bgapi, "originate",
+                                                                command[len("originate "):], str(uuid.uuid4())),
+                          lambda c: conn.api(c), a, b)
     if a.endswith("486"):
         # Busy at once: whether a reading catches the leg up is a matter of timing.
         real.pop("first"), sim.pop("first")
-    assert real == sim
-    assert real["delete"] == "+OK" and real["after_delete"] == "" and real["never_placed"] == ""
+    if not (a.endswith("486") or b.endswith("486")):
+        # A bridged call whose second party hung up: the real switch's first
+        # leg has no last_bridge_hangup_cause yet when its hangup hook runs,
+        # the simulator's has; the engine does not read it for a bridged call.
+        for found in (real, sim):
+            found["last"].pop("bridge_cause")
+    assert real == sim, "%r != %r" % (real["last"], sim["last"])
+    # An empty API output comes over the event socket as "-ERR no reply".
+    assert real["before"] == real["after_delete"] == real["never_placed"] == "-ERR no reply\n"
+    assert real["delete"] == "+OK"
     last = real["last"]
     assert last is not None and last["ended"] and last["first_leg"]
     if a.endswith("486"):
@@ -102,4 +115,4 @@ def test_without_nested_vars_the_switch_refuses_the_hangup_hook(real_switch: Rea
     with real_switch.connect() as conn:
         reply = _poll(lambda: conn.api(dialstring.marker_select_command(request.id, 1)),
                       lambda r: r.startswith("end;"), 2.0)
-    assert reply == ""
+    assert reply == "-ERR no reply\n"
