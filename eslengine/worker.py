@@ -919,6 +919,14 @@ class Worker:
         if claimed:
             bg_uuid = claimed
         else:
+            # Placed again (taken over, or never run by the switch): two
+            # workers may both have taken the job over (its stream entry and
+            # its dead worker's calls go separate ways); one places the attempt.
+            if not self.queue.take_attempt(job_id, attempt, self.consumer):
+                log.info("job %s: attempt %d is placed by another worker, or the call is over; left alone", job_id, attempt)
+                call.reconciling = False
+                self._ack(call)
+                return
             bg_uuid = self._job_uuid()
             fields = {"attempts": str(attempt), **self._dialing_fields(call, bg_uuid)}
             if call.throttled:
@@ -960,7 +968,8 @@ class Worker:
             self._release(call)
             gevent.sleep(0.2)
             if self._running:
-                self._originate(call, attempt)
+                # The same attempt, already recorded as this worker's.
+                self._originate(call, attempt, claimed=self._job_uuid())
             return
         except EslCommandError as exc:
             # The switch refused the command (-ERR): it did not run it.
@@ -975,7 +984,7 @@ class Worker:
                 self._ack(call)
                 return
             gevent.sleep(0.5 * call.refusals)
-            self._originate(call, attempt)
+            self._originate(call, attempt, claimed=self._job_uuid())
             return
         except EslError as exc:
             # Written, but the reply was lost: the switch may have it. Its

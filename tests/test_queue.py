@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
@@ -379,3 +380,17 @@ def test_one_worker_adopts_a_dead_one(queue: JobQueue, redis_client: redis.Redis
     assert queue.adopt("dead", "w2") is None  # w1 holds it
     assert queue.adopt("dead", "w1") == ([], [])  # asking again: nothing left
     assert 0 < redis_client.ttl(queue.keys.adopter("dead")) <= 60
+
+
+def test_one_worker_places_an_attempt_again_and_none_once_the_call_is_over(queue: JobQueue) -> None:
+    job = queue.enqueue(_request())  # type: ignore[arg-type]
+    assert not queue.take_attempt(str(uuid.uuid4()), 2, "w1")  # no record
+    queue.transition(job, "dialing", {"attempts": "1"})
+    assert not queue.take_attempt(job, 1, "w1")  # already counted: someone placed it
+    assert queue.take_attempt(job, 2, "w1")
+    assert queue.take_attempt(job, 2, "w1")  # and may ask again
+    assert not queue.take_attempt(job, 2, "w2")
+    queue.transition(job, "dialing", {"attempts": "2"}, keep_fields=True)
+    assert not queue.take_attempt(job, 2, "w2") and queue.take_attempt(job, 3, "w2")
+    queue.transition(job, "failed", {"hangup_cause": "USER_BUSY"})
+    assert not queue.take_attempt(job, 4, "w1")
