@@ -39,8 +39,18 @@ twice       jobs for which the switches received the same
             end: a failed result, the A leg's hangup, or the SIGKILL of the
             process holding it)
 
+unknown     jobs that ended failed with hangup cause UNKNOWN (the engine could
+            not find out what became of the call)
+crash       jobs that ended with hangup cause CRASH (their switch node was
+            killed while the call was up)
+
+Each node keeps mod_db's table in a file (``--db-file``), as FreeSWITCH
+keeps it in sqlite: a node killed and restarted still has the attempt
+markers its calls wrote.
+
 The last line is ``chaos: accepted=N originated=N completed=N failed=N
-lost=N twice=N``; the exit status is 1 when lost or twice is not 0. Every
+lost=N twice=N unknown=N crash=N``; the exit status is 1 when lost or twice
+is not 0. Every
 process's log and the journals stay in the run directory when the run fails
 (or with ``--keep``).
 """
@@ -85,6 +95,7 @@ class Node:
     name: str
     port: int
     journal: str
+    db_file: str = ""  # mod_db's table, kept across a kill and restart as FreeSWITCH keeps its sqlite file
     process: Process | None = None
     down_until: float = 0.0
 
@@ -136,7 +147,7 @@ class Chaos:
             sys.executable, "-m", "eslengine", "fakeswitch", "--bind", "127.0.0.1:%d" % node.port,
             "--password", self.stack.switch_password, "--sps", "1000", "--max-sessions", "20000",
             "--ring-time", "0.2", "--talk-time", "1.0", "--time-scale", "5",
-            "--stall-seconds", str(self.stall), "--record", node.journal,
+            "--stall-seconds", str(self.stall), "--record", node.journal, "--db-file", node.db_file,
         ])
         wait_for_port(node.port, 20, node.process.proc)
 
@@ -166,7 +177,8 @@ class Chaos:
 
     def start(self) -> None:
         self.stack.start_redis()
-        self.nodes = [Node("fs%d" % i, free_port(), os.path.join(self.stack.dir, "fs%d.received.jsonl" % i))
+        self.nodes = [Node("fs%d" % i, free_port(), os.path.join(self.stack.dir, "fs%d.received.jsonl" % i),
+                           os.path.join(self.stack.dir, "fs%d.db.jsonl" % i))
                       for i in (1, 2)]
         for node in self.nodes:
             self.start_node(node)
@@ -431,6 +443,7 @@ class Report:
     originated: int
     statuses: collections.Counter[str]
     failed_causes: collections.Counter[str]
+    completed_causes: collections.Counter[str]
     lost: dict[str, str]
     twice: dict[str, list[dict[str, Any]]]
     disagree: dict[str, str]
@@ -467,6 +480,7 @@ class Report:
                     hangups[job_id].append(entry)
         statuses: collections.Counter[str] = collections.Counter()
         failed_causes: collections.Counter[str] = collections.Counter()
+        completed_causes: collections.Counter[str] = collections.Counter()
         lost: dict[str, str] = {}
         disagree: dict[str, str] = {}
         unobserved: dict[str, str] = {}
@@ -477,6 +491,8 @@ class Report:
             statuses[status or "(no record)"] += 1
             if status == "failed":
                 failed_causes[record.get("hangup_cause") or "(none)"] += 1
+            elif status == "completed":
+                completed_causes[record.get("hangup_cause") or "(none)"] += 1
             if status not in FINAL:
                 lost[job_id] = "no final status (%s)" % (status or "no record")
             elif not received.get(job_id):
@@ -510,6 +526,7 @@ class Report:
             originated=sum(1 for j in received if j in accepted_set),
             statuses=statuses,
             failed_causes=failed_causes,
+            completed_causes=completed_causes,
             lost=lost,
             twice=twice,
             disagree=disagree,
@@ -556,6 +573,10 @@ class Report:
                 self.detail(title, job_id, why)
         for job_id in [j for j in self.twice if j not in self.overlapping][:10]:
             self.detail("twice", job_id, "%d originates" % len(self.twice[job_id]))
+        unknown = [j for j, r in self.records.items() if (r.get("status"), r.get("hangup_cause")) == ("failed", "UNKNOWN")
+                   and j not in self.unobserved]
+        for job_id in unknown[:10]:
+            self.detail("UNKNOWN", job_id, self.records[job_id].get("error") or "")
         completed = self.statuses.get("completed", 0)
         failed = self.statuses.get("failed", 0)
         bad = bool(self.lost or self.twice)
@@ -568,8 +589,10 @@ class Report:
                            "switch": {j: self.switch.get(j, []) for j in [*self.lost, *self.twice, *self.overlapping]}},
                           fh, indent=1)
             print("logs, journals and chaos-report.json kept in %s" % chaos.stack.dir)
-        print("chaos: accepted=%d originated=%d completed=%d failed=%d lost=%d twice=%d"
-              % (self.accepted, self.originated, completed, failed, len(self.lost), len(self.twice)), flush=True)
+        print("chaos: accepted=%d originated=%d completed=%d failed=%d lost=%d twice=%d unknown=%d crash=%d"
+              % (self.accepted, self.originated, completed, failed, len(self.lost), len(self.twice),
+                 self.failed_causes.get("UNKNOWN", 0), self.failed_causes.get("CRASH", 0)
+                 + self.completed_causes.get("CRASH", 0)), flush=True)
         return 1 if bad else 0
 
     def detail(self, title: str, job_id: str, why: str) -> None:

@@ -44,6 +44,7 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .config import PACKAGE_RECORDINGS_DIR
@@ -96,8 +97,37 @@ EXPANDED = "$"
 # the expansion round before the block's own rounds.
 BRIDGE_VAR = "eslengine_bridge"
 EXPANDED_VARS = frozenset({BRIDGE_VAR, "eslengine_announce", "eslengine_say", "eslengine_tts_engine",
-                           "eslengine_tts_voice"})
-EXPANDED_PREFIXES = ("execute_on_",)
+                           "eslengine_tts_voice", "api_hangup_hook"})
+EXPANDED_PREFIXES = ("execute_on_", "api_on_")
+
+# The attempt marker: every leg of an attempt's first party records in the
+# switch's mod_db (a sqlite table kept across restarts) that the switch
+# created it, and again how it ended, under the key ``marker_key``:
+#
+# * ``api_on_originate`` (switch_ivr_originate, run with do_api_on on each
+#   leg as soon as its channel exists, variables expanded):
+#   ``up;<leg uuid>``;
+# * ``api_hangup_hook`` (switch_core_session_hangup_state, after the
+#   hangup cause and the timestamps are set, while the channel still
+#   exists): ``end;<hangup_cause>;<answer_epoch>;<bridge_epoch>;
+#   <last_bridge_hangup_cause>;<leg uuid>``.
+#
+# ``db select/<realm>/<key>`` reads it back (an empty body: no such key),
+# ``db delete/<realm>/<key>`` drops it. The hooks hold ``${...}``, which
+# FreeSWITCH refuses in an originate's variables unless
+# ``origination_nested_vars=true`` (switch_channel_set_variable_var_check);
+# nothing a client sends can hold ``${`` (``check_value``), nor name a
+# variable (clients' names get VAR_PREFIX or ``sip_h_``).
+MARKER_REALM = "eslengine"
+MARKER_UP = "up"
+MARKER_END = "end"
+MARKER_CREATED_HOOK = "api_on_originate"
+MARKER_HANGUP_HOOK = "api_hangup_hook"
+NESTED_VARS = "origination_nested_vars"
+# Names that start a switch-side action or unlock ``${`` in the originate:
+# only this module sets them, never from a client's text.
+HOOK_NAMES = (MARKER_CREATED_HOOK, MARKER_HANGUP_HOOK, "api_reporting_hook", "session_in_hangup_hook",
+              "api_on_", "execute_on_", NESTED_VARS)
 
 
 def check_value(field: str, value: str) -> None:
@@ -306,10 +336,17 @@ def dial_string(request: CallRequest, name: str, config: Config, rounds: Iterabl
     party = request.party(name)
     variables = [*party_variables(request, name, config, attempt, worker), *extra]
     several = len(party.destinations) > 1
+    # The party rung first leaves the attempt markers, one a leg (its own
+    # ``[]`` block when there are several).
+    marked = name == request.dial_first
+    if marked:
+        variables.append((NESTED_VARS, "true"))
     own_uuid: list[tuple[str, str]] = []
     if several:
         own_uuid = [(n, v) for n, v in variables if n == "origination_uuid"]
         variables = [(n, v) for n, v in variables if n != "origination_uuid"]
+    elif marked:
+        variables += marker_variables(request.id, attempt)
     block = variable_block(variables, rounds)
     if not several:
         return block + endpoint(party.first, config)
@@ -317,8 +354,94 @@ def dial_string(request: CallRequest, name: str, config: Config, rounds: Iterabl
     legs = []
     for i, dest in enumerate(party.destinations):
         leg_vars = [*(own_uuid if i == 0 else ()), ("leg_timeout", str(party.timeout))]
+        if marked:
+            leg_vars += marker_variables(request.id, attempt, i + 1)
         legs.append(variable_block(leg_vars, rounds, "[]") + endpoint(dest, config))
     return block + separator.join(legs)
+
+
+def marker_key(job_id: str, attempt: int, leg: int = 1) -> str:
+    """The db key of the attempt marker of leg number ``leg`` (1-based, in
+    dial-string order) of placement ``attempt`` of job ``job_id``."""
+    return "%s_%d_%d" % (uuid.UUID(job_id), attempt, leg)
+
+
+def marker_variables(job_id: str, attempt: int, leg: int = 1) -> list[tuple[str, str]]:
+    """The hooks that write leg ``leg``'s attempt marker (see MARKER_REALM)."""
+    where = "db insert/%s/%s/" % (MARKER_REALM, marker_key(job_id, attempt, leg))
+    return [
+        (MARKER_CREATED_HOOK, where + "%s;${uuid}" % MARKER_UP),
+        (MARKER_HANGUP_HOOK, where + "%s;${hangup_cause};${answer_epoch};${bridge_epoch};"
+                                     "${last_bridge_hangup_cause};${uuid}" % MARKER_END),
+    ]
+
+
+def marker_legs(request: CallRequest) -> int:
+    """How many attempt markers a placement of ``request`` leaves: one a
+    destination of the party rung first."""
+    return len(request.party(request.dial_first).destinations)
+
+
+def marker_select_command(job_id: str, attempt: int, leg: int = 1) -> str:
+    """The API command that reads one attempt marker (an empty reply: none)."""
+    return "db select/%s/%s" % (MARKER_REALM, marker_key(job_id, attempt, leg))
+
+
+def marker_delete_command(job_id: str, attempt: int, leg: int = 1) -> str:
+    """The API command that drops one attempt marker (``+OK`` whether or not it was there)."""
+    return "db delete/%s/%s" % (MARKER_REALM, marker_key(job_id, attempt, leg))
+
+
+@dataclass(frozen=True)
+class Marker:
+    """One leg's attempt marker as read back. ``ended`` False: the switch
+    created the leg and has not hung it up (or stopped before it could)."""
+
+    ended: bool
+    uuid: str = ""
+    cause: str = ""
+    answered: bool = False
+    bridged: bool = False
+    bridge_cause: str = ""
+
+
+_CAUSE = re.compile(r"[A-Z][A-Z0-9_]{0,63}\Z")
+
+
+# What the event socket answers for an API command whose output is empty
+# (mod_event_socket.c, api_exec): a ``db select`` of a key that is not there.
+NO_REPLY = "-ERR no reply"
+
+
+def parse_marker(text: str) -> Marker | None:
+    """The marker a ``db select`` reply holds: None for no marker (the
+    event socket's NO_REPLY, or an empty body). Raises ValueError for any
+    other text (``-ERR ...``: no mod_db, or the ESL user may not run ``db``;
+    ``!err!``: a usage error)."""
+    text = text.strip()
+    if not text or text == NO_REPLY:
+        return None
+    parts = text.split(";")
+    leg = _uuid_or_blank(parts[-1])
+    if parts[0] == MARKER_UP and len(parts) == 2:
+        return Marker(False, leg)
+    if parts[0] == MARKER_END and len(parts) == 6:
+        cause, answered, bridged, bridge_cause = parts[1:5]
+        return Marker(True, leg, cause if _CAUSE.match(cause) else "",
+                      _epoch(answered), _epoch(bridged), bridge_cause if _CAUSE.match(bridge_cause) else "")
+    raise ValueError("not an attempt marker: %r" % text[:200])
+
+
+def _uuid_or_blank(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return ""
+
+
+def _epoch(text: str) -> bool:
+    """A ``*_epoch`` variable: set (not 0) when that moment came."""
+    return text.isdigit() and int(text) > 0
 
 
 def uses_dialplan(request: CallRequest) -> bool:

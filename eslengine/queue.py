@@ -114,6 +114,11 @@ class Keys:
         """STRING: "<call id> <request digest>" of an Idempotency-Key."""
         return "%s:idem:%s:%s" % (self.prefix, owner or "-", digest)
 
+    def placing(self, job_id: str, attempt: int) -> str:
+        """STRING: the worker that places attempt ``attempt`` of the job again
+        (``JobQueue.take_attempt``)."""
+        return "%s:call:%s:placing:%d" % (self.prefix, job_id, attempt)
+
     @property
     def webhooks(self) -> str:
         return self.prefix + ":webhooks"
@@ -570,6 +575,7 @@ class JobQueue:
         self._share = client.register_script(_SHARE)
         self._claim_webhooks = client.register_script(_CLAIM_WEBHOOKS)
         self._webhook_done = client.register_script(_WEBHOOK_DONE)
+        self._take_attempt = client.register_script(_TAKE_ATTEMPT)
         self._webhook_later = client.register_script(_WEBHOOK_LATER)
         self._beat = client.register_script(_BEAT)
         self._owns = client.register_script(_OWNS)
@@ -876,6 +882,17 @@ class JobQueue:
             pipe.exists(self.keys.heartbeat(name))
         return {name: bool(up) for name, up in zip(names, pipe.execute())}
 
+    def take_attempt(self, job_id: str, attempt: int, worker: str) -> bool:
+        """Whether ``worker`` may place attempt ``attempt`` of a job it took
+        over or found never run, in one step: not when the call is final
+        (another follower finished it) or its record already counts that
+        attempt; else the first worker to ask gets it (and may ask again),
+        and any other gets False and must leave the job alone. Kept as long
+        as the call record."""
+        with redis_errors("take attempt"):
+            return bool(self._take_attempt(keys=[self.keys.call(job_id), self.keys.placing(job_id, attempt)],
+                                           args=[worker, str(attempt), str(self.record_ttl)]))
+
     def follow(self, worker: str, job_id: str) -> None:
         with redis_errors("follow"):
             if self.batcher is not None:
@@ -1075,6 +1092,25 @@ class JobQueue:
                     args=[now_iso(), job_id, str(self.record_ttl)],
                 )
             )
+
+
+# KEYS: the call record, the attempt's placing key. ARGV: worker, attempt, ttl.
+_TAKE_ATTEMPT = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == false or status == 'completed' or status == 'failed' or status == 'cancelled' then
+  return 0
+end
+local owner = redis.call('GET', KEYS[2])
+if owner then
+  if owner == ARGV[1] then return 1 end
+  return 0
+end
+if tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3])
+return 1
+"""
 
 
 def _initial_record(request: CallRequest, now: str, document: str | None = None) -> dict[str, str]:

@@ -40,6 +40,7 @@ from .errors import (ConfigError, EslCommandError, EslConnectionError, EslError,
                      JobTakenOver, LeaseLapsed, QueueUnavailable, ValidationError)
 from .esl import BackgroundJob, NodeLink
 from .lease import Lease
+from .markers import NEVER_RAN_SETTLE, SWITCH_DIED_CAUSE, Resolution, Verdict, legs_to_find, resolve
 from .pacing import Pacer, node_share, session_cost
 from .protocol import Event, fsctl_limit, job_result
 from .queue import JOB_FIELD, JobQueue
@@ -87,6 +88,7 @@ ESL_API_COMMANDS = (
     "uuid_kill",      # a held first leg whose second party cannot be connected (_drop_held)
     "global_getvar",  # the node's recordings_dir, once a connection (_read_recordings_dir)
     "fsctl",          # only fsctl sps / fsctl max_sessions: the node's own limits (_read_limits)
+    "db",             # only db select / db delete of attempt markers (_attempt_on, _forget_loop)
 )
 
 
@@ -146,6 +148,20 @@ THROTTLE_SETTLE = 0.2
 # "Throttle Error!" / "Over Session Limit!") and the originate fails with
 # this cause before any channel exists.
 THROTTLE_CAUSE = "DESTINATION_OUT_OF_ORDER"
+
+# An originate whose result was lost is looked for on its switch through
+# the attempt markers (see markers.py). A switch that cannot be asked is
+# asked again, for up to RECONCILE_PATIENCE seconds after the loss (a
+# restart takes a few); then the call ends UNKNOWN. An attempt the switch
+# never ran is placed again as the next attempt, at most MAX_PLACED_AGAIN
+# times for one job and worker.
+RECONCILE_PATIENCE = 60.0
+MAX_PLACED_AGAIN = 5
+
+
+class MarkersUnavailable(Exception):
+    """The switch keeps no attempt markers for the engine: no mod_db, or
+    the ESL user may not run ``db``."""
 
 
 def _no_slot() -> None:
@@ -212,6 +228,16 @@ class Call:
     attempt: int = 1
     # The switch acknowledged this attempt's originate (bgapi +OK reply).
     sent: bool = False
+    # The node this attempt's originate was written to (or the one its
+    # markers were found on), kept after the call leaves ``node``.
+    sent_to: NodeState | None = None
+    # Waiting for what the switch says of an attempt whose result was lost;
+    # since when (monotonic), and when its markers were first found missing.
+    reconciling: bool = False
+    lost_at: float = 0.0
+    absent_since: float = 0.0
+    # Attempts placed again because the switch never ran them.
+    never_ran: int = 0
     # The job went back to the queue to be placed again later.
     retried: bool = False
     redials: int = 0
@@ -264,6 +290,8 @@ class OriginateResult:
     ok: bool
     text: str
     lost: BaseException | None = None
+    # The attempt it answers (0: the call's current one).
+    attempt: int = 0
 
 
 LinkFactory = Callable[..., Any]
@@ -319,6 +347,9 @@ class Worker:
         self._places_dropped: set[str] = set()
         # Stream entries this worker is working on: never its stale ones.
         self._entries: set[str] = set()
+        # Attempt markers to drop, per node (see _forget_loop).
+        self._forget: dict[int, gevent.queue.Queue] = {id(s): gevent.queue.Queue() for s in self.nodes}
+        self._markers_refused: set[str] = set()  # nodes logged as keeping no markers
         self.stopped = gevent.event.Event()
         self.webhooks = Webhooks(queue, config)
         # This worker acts for its jobs only while its lease holds; its
@@ -352,6 +383,7 @@ class Worker:
             state.link.start()
         self._alive = True
         self._greenlets = [
+            *(gevent.spawn(self._forget_loop, state) for state in self.nodes),
             gevent.spawn(self._claim_loop),
             gevent.spawn(self._beat_loop),
             gevent.spawn(self._reclaim_loop),
@@ -789,11 +821,13 @@ class Worker:
                 self._resume(call, record)
             else:
                 self._originate(call, int(record.get("attempts", "0")) + 1)
-            if call.node is not None:
+            if call.node is not None or call.reconciling:
                 self._follow(call)
             if call.retried:
                 self.queue.unfollow(self.consumer, job_id)
         finally:
+            if call.sent_to is not None and call.state.final and call.settled:
+                self._forget_markers(call, call.sent_to)
             if self.calls.get(job_id) is call:
                 del self.calls[job_id]
             for bg_uuid in call.bg_uuids:
@@ -1004,6 +1038,14 @@ class Worker:
         if claimed:
             bg_uuid = claimed
         else:
+            # Placed again (taken over, or never run by the switch): two
+            # workers may both have taken the job over (its stream entry and
+            # its dead worker's calls go separate ways); one places the attempt.
+            if not self.queue.take_attempt(job_id, attempt, self.consumer):
+                log.info("job %s: attempt %d is placed by another worker, or the call is over; left alone", job_id, attempt)
+                call.reconciling = False
+                self._ack(call)
+                return
             bg_uuid = self._job_uuid()
             fields = {"attempts": str(attempt), **self._dialing_fields(call, bg_uuid)}
             if call.throttled:
@@ -1048,7 +1090,8 @@ class Worker:
             self._release(call)
             self._confirm(call)
             if self._running:
-                self._originate(call, attempt)
+                # The same attempt, already recorded as this worker's.
+                self._originate(call, attempt, claimed=self._job_uuid())
             return
         except EslNotSent as exc:
             # Nothing reached the switch: place the same attempt again.
@@ -1057,7 +1100,8 @@ class Worker:
             self._release(call)
             gevent.sleep(0.2)
             if self._running:
-                self._originate(call, attempt)
+                # The same attempt, already recorded as this worker's.
+                self._originate(call, attempt, claimed=self._job_uuid())
             return
         except EslCommandError as exc:
             # The switch refused the command (-ERR): it did not run it.
@@ -1072,41 +1116,49 @@ class Worker:
                 self._ack(call)
                 return
             gevent.sleep(0.5 * call.refusals)
-            self._originate(call, attempt)
+            self._originate(call, attempt, claimed=self._job_uuid())
             return
         except EslError as exc:
-            # Written, but the reply was lost: the switch may have it. From
-            # here on the attempt is never placed again.
+            # Written, but the reply was lost: the switch may have it. Its
+            # attempt markers say whether it ran (_reconcile); the same
+            # attempt is never placed again.
             call.sent = True
+            call.sent_to = node
             call.release_claim()
             self._confirm(call)
             self.queue.transition(job_id, fields=sent)
-            call.inbox.put(OriginateResult(False, "", exc))
+            call.inbox.put(OriginateResult(False, "", exc, attempt))
             return
         self._confirm(call)
         self.queue.annotate(job_id, sent)
         call.sent = True
+        call.sent_to = node
         call.release_claim()
         # The BACKGROUND_JOB comes to the inbox like the channel events (which
         # are applied while the switch rings); the silence loop gives up on
         # it after this long.
         call.result_due = time.monotonic() + _result_wait(request)
         call.job = job  # the link keeps pending jobs only while someone holds them
-        job.add_done_callback(lambda done, call=call: call.inbox.put(_outcome(done)))
+        job.add_done_callback(lambda done, call=call, attempt=attempt: call.inbox.put(_outcome(done, attempt)))
 
     def _settle(self, call: Call, result: OriginateResult) -> None:
         job_id = call.request.id
-        if call.settled:
-            return  # a second copy of the result (after a reconnect), or too late
+        if call.settled or (result.attempt and result.attempt != call.attempt):
+            return  # a second copy of the result (after a reconnect), too late, or an earlier attempt's
         if result.lost is not None:
+            if call.lost:
+                return
             call.lost = True
+            call.reconciling = True
+            call.lost_at = time.monotonic()
             call.result_due = 0.0  # reconciling from here on
             log.warning("job %s: originate result lost (%s); reconciling", job_id, result.lost)
             # The BACKGROUND_JOB may still come on the new connection, or the
             # switch may not have run the originate yet: look again shortly.
             gevent.spawn_later(1.0, call.inbox.put, _RECONCILE)
             return
-        elif result.ok:
+        call.reconciling = False
+        if result.ok:
             log.debug("job %s: originate ok uuid=%s", job_id, result.text)
             # The answering leg; not the job id when the switch replaced a
             # duplicate uuid or another simultaneous destination won.
@@ -1335,7 +1387,13 @@ class Worker:
             self._ack(call)
             self._catch_up(call)
             return
-        self._lost_channel(call)
+        # Ended, never run, or up under another uuid: the attempt's markers
+        # say which, on the node it was sent to (any node if that is not known).
+        if call.sent:
+            call.sent_to = next((s for s in self.nodes if s.node.label == record.get("node")), None)
+        call.lost = call.reconciling = True
+        call.lost_at = time.monotonic()
+        self._reconcile(call)
 
     def _catch_up(self, call: Call) -> None:
         """What happened while nobody followed the call: read the first
@@ -1357,17 +1415,18 @@ class Worker:
             call.state.a_uuid = target
             self._start_connect(call, dump)
 
-    def _lost_channel(self, call: Call) -> None:
-        """No switch has the call's channel. If the switch had the originate,
-        the call has ended unseen: close it as UNKNOWN (its CDR on the switch
-        has the rest) and never place it again. If the originate never left,
-        place it now as the next attempt."""
+    def _lost_channel(self, call: Call, why: str = "the call ended while no worker was following it") -> None:
+        """No switch has the call's channel and its markers cannot be read
+        (the switch keeps none, or cannot be reached). If the switch had the
+        originate, the call has ended unseen: close it as UNKNOWN with
+        ``why`` (its CDR on the switch has the rest) and never place it
+        again. If the originate never left, place it now as the next attempt."""
         job_id = call.request.id
+        call.reconciling = False
         if call.sent or call.redials >= 3:
             log.info("job %s: no channel on any node; outcome not observed", job_id)
             call.state.originate_ok = False
-            self._store(call, {**call.state.on_originate_failed("UNKNOWN"),
-                               "error": "the call ended while no worker was following it"})
+            self._store(call, {**call.state.on_originate_failed("UNKNOWN"), "error": why})
             self._ack(call)
             return
         log.info("job %s: attempt %d never reached a switch; placing it again", job_id, call.attempt)
@@ -1388,20 +1447,193 @@ class Worker:
         return None
 
     def _reconcile(self, call: Call) -> None:
-        """The connection died between sending the originate and its result:
-        follow the call if a switch has its channel; after a few looks, close
-        it as UNKNOWN (never place the attempt again)."""
+        """The originate's result was lost (the connection died after it was
+        written, or the worker that wrote it): ask the switch what became
+        of the attempt, through its markers (markers.py). Follow a call that
+        is up; record the outcome of one that ended, or that its switch's
+        stop cut short; place again, as the next attempt, one the switch
+        never ran. Each call looks once and, until it knows, is looked at
+        again later (a _RECONCILE in its inbox)."""
         if call.settled:
+            call.reconciling = False
             return
         if call.state.final:
             # Its channel events followed the call to its end: the switch
             # ran the originate, and the record has the outcome.
             log.info("job %s: result lost, call seen to its end", call.request.id)
+            call.reconciling = False
             self._ack(call)
             return
+        job_id = call.request.id
+        nodes = [call.sent_to] if call.sent_to is not None else [call.node] if call.node is not None else self.nodes
+        try:
+            resolution, where = self._look(call, nodes)
+        except MarkersUnavailable:
+            self._reconcile_without_markers(call)
+            return
+        except EslError as exc:
+            call.looks += 1
+            if time.monotonic() - call.lost_at < RECONCILE_PATIENCE:
+                log.info("job %s: switch not reachable to reconcile (%s); asking again", job_id, exc)
+                gevent.spawn_later(min(2.0 * call.looks, 5.0), call.inbox.put, _RECONCILE)
+                return
+            self._lost_channel(call, "the switch the originate was sent to could not be asked what became of it "
+                                     "within %.0fs" % RECONCILE_PATIENCE)
+            return
+        verdict = resolution.verdict
+        if verdict is Verdict.NEVER_RAN:
+            now = time.monotonic()
+            if not call.absent_since:
+                call.absent_since = now
+            if now - call.absent_since < NEVER_RAN_SETTLE:
+                gevent.spawn_later(NEVER_RAN_SETTLE - (now - call.absent_since), call.inbox.put, _RECONCILE)
+                return
+            self._place_again(call)
+            return
+        assert where is not None and resolution.leg is not None
+        call.reconciling = False
+        call.sent_to = where
+        leg = resolution.leg.uuid or call.state.a_uuid or job_id
+        call.state.originate_ok = True
+        if verdict is Verdict.RUNNING:
+            log.info("job %s: channel found on %s after losing the result", job_id, where.node.label)
+            self._hold(call, where)
+            if leg != call.state.a_uuid:
+                call.state.a_uuid = leg
+                self._store(call, {_party_field(call.request, "a_uuid"): leg})
+            if call.foreign:
+                self.queue.follow(self.consumer, job_id)
+                self.queue.transition(job_id, fields={"node": where.node.label, "worker": self.consumer})
+            self._ack(call)
+            self._catch_up(call)
+            return
+        if verdict is Verdict.ENDED:
+            self._end_from_marker(call, resolution)
+        else:
+            self._end_switch_died(call, resolution)
+        self._ack(call)
+
+    def _look(self, call: Call, nodes: Sequence[NodeState]) -> tuple[Resolution, NodeState | None]:
+        """What ``nodes`` say of the call's current attempt: the first
+        verdict other than NEVER_RAN and its node, else NEVER_RAN. Raises
+        EslError when a node cannot be asked (the verdict would not be
+        sure) and MarkersUnavailable when one keeps no markers."""
+        unreachable: EslError | None = None
+        for state in nodes:
+            if not state.link.wait_up(self.config.esl_timeout):
+                unreachable = EslConnectionError("%s: not connected" % state.node.label)
+                continue
+            try:
+                resolution = self._attempt_on(call, state)
+            except MarkersUnavailable:
+                if state.node.label not in self._markers_refused:
+                    self._markers_refused.add(state.node.label)
+                    log.warning("node %s: keeps no attempt markers (no mod_db, or db not in the ESL user's "
+                                "esl-allowed-api): an originate whose result is lost ends UNKNOWN", state.node.label)
+                raise
+            except EslError as exc:
+                unreachable = exc
+                continue
+            if resolution.verdict is not Verdict.NEVER_RAN:
+                return resolution, state
+        if unreachable is not None:
+            raise unreachable
+        return Resolution(Verdict.NEVER_RAN), None
+
+    def _attempt_on(self, call: Call, state: NodeState) -> Resolution:
+        """Read the current attempt's markers on ``state``, look for the
+        legs marked up, and resolve. EslError: the node could not be asked;
+        MarkersUnavailable: it keeps no markers."""
+        request = call.request
+
+        def read(leg: int) -> dialstring.Marker | None:
+            try:
+                reply = state.link.api(dialstring.marker_select_command(request.id, call.attempt, leg))
+                return dialstring.parse_marker(reply)
+            except (EslCommandError, ValueError) as exc:
+                raise MarkersUnavailable(str(exc)) from exc
+
+        markers = [read(leg) for leg in range(1, dialstring.marker_legs(request) + 1)]
+        alive: set[str] = set()
+        for leg_uuid in legs_to_find(markers):
+            if state.link.api("uuid_exists %s" % leg_uuid).strip() == "true":
+                alive.add(leg_uuid)
+        for i, marker in enumerate(markers):
+            if marker is not None and not marker.ended and marker.uuid not in alive:
+                # Its end is written while its channel still exists: read
+                # again now that it is gone.
+                markers[i] = read(i + 1)
+        return resolve(markers, alive)
+
+    def _end_from_marker(self, call: Call, resolution: Resolution) -> None:
+        """The attempt ended while no worker followed it: its marker has
+        the first party's hangup cause, whether it answered and was
+        bridged, and the second party's cause."""
+        marker = resolution.leg
+        assert marker is not None
+        state = call.state
+        leg = marker.uuid or state.a_uuid or call.request.id
+        log.info("job %s: attempt %d ended unseen; outcome from the switch's marker: %s", call.request.id,
+                 call.attempt, marker.cause)
+        fields: dict[str, str] = {}
+        if leg != state.a_uuid:
+            state.a_uuid = fields[_party_field(call.request, "a_uuid")] = leg
+        if marker.answered and not state.answered:
+            fields.update(state.on_event("a", "CHANNEL_ANSWER", leg))
+        if marker.bridged and not state.bridged:
+            fields.update(state.on_event("a", "CHANNEL_BRIDGE", leg))
+        if fields:
+            self._store(call, fields)
+        self._store(call, state.on_event("a", "CHANNEL_HANGUP_COMPLETE", leg, marker.cause or "UNKNOWN",
+                                         marker.bridge_cause), ack=True)
+
+    def _end_switch_died(self, call: Call, resolution: Resolution) -> None:
+        """A leg of the attempt was up and is gone without its end marker:
+        its switch stopped (killed, crashed) while the call was up."""
+        marker = resolution.leg
+        assert marker is not None
+        state = call.state
+        leg = marker.uuid or state.a_uuid or call.request.id
+        log.warning("job %s: the switch stopped while the call was up", call.request.id)
+        if leg != state.a_uuid:
+            state.a_uuid = leg
+            self._store(call, {_party_field(call.request, "a_uuid"): leg})
+        state.originate_ok = True
+        self._store(call, {**state.on_event("a", "CHANNEL_HANGUP_COMPLETE", leg, SWITCH_DIED_CAUSE),
+                           "error": "the switch stopped while the call was up"}, ack=True)
+
+    def _place_again(self, call: Call) -> None:
+        """The switch never ran the attempt (no channel, no marker): place
+        the job again as the next attempt."""
+        job_id = call.request.id
+        call.reconciling = False
+        if call.never_ran >= MAX_PLACED_AGAIN:
+            log.warning("job %s: placed %d times, never run by the switch; giving up", job_id, call.attempt)
+            self._store(call, {**call.state.on_originate_failed(CONNECT_FAILED_CAUSE),
+                               "error": "placed %d times; the switch never ran it" % call.attempt}, ack=True)
+            self._ack(call)
+            return
+        log.info("job %s: the switch never ran attempt %d (no marker); placing it again", job_id, call.attempt)
+        self._release(call)
+        # A late result of that attempt is not the next one's.
+        for bg_uuid in call.bg_uuids:
+            self._bg.pop(bg_uuid, None)
+        call.never_ran += 1
+        call.lost = call.sent = False
+        call.looks = 0
+        call.absent_since = 0.0
+        call.sent_to = None
+        call.state = CallState(cancel_requested=call.state.cancel_requested)
+        self._originate(call, call.attempt + 1)
+
+    def _reconcile_without_markers(self, call: Call) -> None:
+        """A switch without markers: follow the call if a switch has its
+        channel; after a few looks, close it as UNKNOWN (never place the
+        attempt again)."""
         node = self._find_channel(call.state.a_uuid or call.request.id)
         if node is not None:
             log.info("job %s: channel found on %s after losing the result", call.request.id, node.node.label)
+            call.reconciling = False
             self._hold(call, node)
             call.state.originate_ok = True
             self._catch_up(call)
@@ -1412,6 +1644,32 @@ class Worker:
             gevent.spawn_later(2.0 * call.looks, call.inbox.put, _RECONCILE)
             return
         self._lost_channel(call)
+
+    def _forget_markers(self, call: Call, state: NodeState) -> None:
+        """The attempt is over and recorded: its markers may go."""
+        queue = self._forget.get(id(state))
+        if queue is not None and state.node.label not in self._markers_refused:
+            for leg in range(1, dialstring.marker_legs(call.request) + 1):
+                queue.put(dialstring.marker_delete_command(call.request.id, call.attempt, leg))
+
+    def _forget_loop(self, state: NodeState) -> None:
+        """Drop the markers of calls that are over, one command at a time
+        on the node's connection. One whose command cannot be sent (the node
+        down, the command failed) stays on the switch."""
+        queue = self._forget[id(state)]
+        while self._running:
+            try:
+                command = queue.get(timeout=1.0)
+            except gevent.queue.Empty:
+                continue
+            if not state.link.wait_up(self.config.esl_timeout):
+                continue  # dropped: the marker stays on the switch
+            try:
+                state.link.api(command)
+            except EslError as exc:
+                log.debug("node %s: %s failed: %s", state.node.label, command, exc)
+            except Exception:
+                log.exception("node %s: %s failed", state.node.label, command)
 
     def _silence_loop(self) -> None:
         """One timer for every call followed: a call that heard nothing for
@@ -1444,7 +1702,7 @@ class Worker:
                 self._recheck(call)
             else:
                 self._apply(call, item)
-            if call.node is None and not call.state.final:
+            if call.node is None and not call.state.final and not call.reconciling:
                 # Placed again, and the worker stopped before its turn came
                 # (the entry is left for the next worker), or cancelled then.
                 return
@@ -1521,7 +1779,7 @@ class Worker:
             fields = {_party_field(call.request, k): v for k, v in fields.items()}
         cause = fields.get("hangup_cause", "")
         # Attempts the switch's throttle refused rang nothing: they do not count.
-        rung = call.attempt - call.throttled
+        rung = call.attempt - call.throttled - call.never_ran
         if status == "failed" and not call.state.cancel_requested and call.request.retry.retries(cause, rung):
             due = time.time() + call.request.retry.delay(rung)
             fields = {k: v for k, v in fields.items() if k != "hangup_cause"}
@@ -1569,7 +1827,7 @@ class Worker:
         log.warning("job %s: still up after repeated hangup requests", job_id)
 
     def _recheck(self, call: Call) -> None:
-        if call.node is None or call.state.final:
+        if call.node is None or call.state.final or call.reconciling:
             return
         target = call.state.a_uuid or call.request.id
         try:
@@ -1579,10 +1837,32 @@ class Worker:
         if alive:
             self._catch_up(call)  # events may have been missed while the link was down
             return
+        # Gone without a hangup event: its marker says how it ended (or
+        # that its switch stopped while it was up).
+        try:
+            resolution: Resolution | None = self._attempt_on(call, call.node)
+        except EslConnectionError:
+            return
+        except (EslError, MarkersUnavailable):
+            resolution = None
+        if resolution is not None and resolution.verdict is Verdict.RUNNING:
+            assert resolution.leg is not None
+            if resolution.leg.uuid != call.state.a_uuid:
+                call.state.a_uuid = resolution.leg.uuid
+                self._store(call, {_party_field(call.request, "a_uuid"): resolution.leg.uuid})
+            self._catch_up(call)
+            return
+        if resolution is not None and resolution.verdict is Verdict.ENDED:
+            self._end_from_marker(call, resolution)
+            return
+        if resolution is not None and resolution.verdict is Verdict.DIED:
+            self._end_switch_died(call, resolution)
+            return
         log.warning("job %s: channel gone without a hangup event", call.request.id)
         call.state.a_cause = "UNKNOWN"
         self._store(call, {**call.state.on_originate_failed("UNKNOWN"),
-                           "error": "the call ended while its events were not seen"})
+                           "error": "the call ended while its events were not seen, and the switch kept no "
+                                    "marker of its end"})
 
     # ------------------------------------------------------------ events
 
@@ -1591,7 +1871,7 @@ class Worker:
             call = self._bg.get(event.headers.get("Job-UUID", ""))
             if call is not None and call.lost and not call.settled:
                 ok, text = job_result(event.body)
-                call.inbox.put(OriginateResult(ok, text))
+                call.inbox.put(OriginateResult(ok, text, attempt=call.attempt))
             return
         job_id = event.headers.get("variable_" + dialstring.JOB_VAR)
         if not job_id:
@@ -1647,13 +1927,13 @@ def _result_wait(request: CallRequest) -> float:
     return request.timeout * 6 + 30.0
 
 
-def _outcome(job: BackgroundJob) -> OriginateResult:
-    """A resolved BackgroundJob's result."""
+def _outcome(job: BackgroundJob, attempt: int = 0) -> OriginateResult:
+    """A resolved BackgroundJob's result (of attempt ``attempt``)."""
     try:
         ok, text = job.result(None)
     except EslError as exc:
-        return OriginateResult(False, "", exc)
-    return OriginateResult(ok, text)
+        return OriginateResult(False, "", exc, attempt)
+    return OriginateResult(ok, text, attempt=attempt)
 
 
 def _party_field(request: CallRequest, key: str) -> str:

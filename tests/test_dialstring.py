@@ -76,6 +76,10 @@ def expected_groups(request: CallRequest, name: str, config: Config,
             variables["leg_timeout"] = str(party.timeout)
         if own_uuid is not None and i == 0:
             variables["origination_uuid"] = own_uuid
+        if name == request.dial_first:
+            # The party rung first leaves the attempt markers, one a leg.
+            variables[dialstring.NESTED_VARS] = "true"
+            variables.update(dialstring.marker_variables(request.id, 1, i + 1))
         legs.append((dialstring.endpoint(dest, config), variables))
     return [[leg] for leg in legs] if party.mode == "sequential" else [legs]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
@@ -417,3 +418,17 @@ def test_a_worker_whose_heartbeat_is_back_is_not_adopted(queue: JobQueue, redis_
     assert queue.owns("w1", "token-w1", "job-1") and queue.owns("w1", "token-w1", "", entry_id)
     assert not queue.owns("w1", "other-process", "job-1")  # another process under the same name
     assert 5000 < redis_client.pttl(queue.keys.heartbeat("w1")) <= 60_000
+
+
+def test_one_worker_places_an_attempt_again_and_none_once_the_call_is_over(queue: JobQueue) -> None:
+    job = queue.enqueue(_request())  # type: ignore[arg-type]
+    assert not queue.take_attempt(str(uuid.uuid4()), 2, "w1")  # no record
+    queue.transition(job, "dialing", {"attempts": "1"})
+    assert not queue.take_attempt(job, 1, "w1")  # already counted: someone placed it
+    assert queue.take_attempt(job, 2, "w1")
+    assert queue.take_attempt(job, 2, "w1")  # and may ask again
+    assert not queue.take_attempt(job, 2, "w2")
+    queue.transition(job, "dialing", {"attempts": "2"}, keep_fields=True)
+    assert not queue.take_attempt(job, 2, "w2") and queue.take_attempt(job, 3, "w2")
+    queue.transition(job, "failed", {"hangup_cause": "USER_BUSY"})
+    assert not queue.take_attempt(job, 4, "w1")

@@ -18,6 +18,7 @@ import gevent.event
 import pytest
 import redis
 
+from eslengine import dialstring
 from eslengine.calls import parse_request
 from eslengine.config import Config, Node
 from eslengine.errors import QueueUnavailable
@@ -154,13 +155,97 @@ def test_originate_that_never_left_is_placed_as_the_next_attempt(rig: Rig) -> No
     assert attempts_seen(rig.switch, job) == ["2"]
 
 
-def test_originate_the_switch_had_is_never_placed_again(rig: Rig) -> None:
+def test_originate_written_but_never_run_is_placed_as_the_next_attempt(rig: Rig) -> None:
+    # The dead worker wrote it ("sent"), but the switch keeps no marker of
+    # attempt 1: it never created a channel for it.
     job = _half_placed(rig, "sent")
     rig.start_worker()
     doc = rig.final(job, timeout=15)
-    assert (doc["status"], doc["hangup_cause"]) == ("failed", "UNKNOWN")
-    assert "no worker was following" in doc["error"]
+    assert doc["status"] == "completed" and doc["attempts"] == 2
+    assert attempts_seen(rig.switch, job) == ["2"]
+
+
+@pytest.mark.parametrize("state", ["pending", "sent"])
+def test_originate_the_switch_ran_and_ended_gets_its_outcome_from_the_marker(rig: Rig, state: str) -> None:
+    job = _half_placed(rig, state)
+    leg = str(uuid.uuid4())
+    rig.switch.db.insert(dialstring.MARKER_REALM, dialstring.marker_key(job, 1),
+                         "end;NORMAL_CLEARING;1700000000;0;USER_BUSY;" + leg)
+    rig.start_worker()
+    doc = rig.final(job, timeout=15)
+    # The first party answered, the second was busy: never placed again.
+    assert (doc["status"], doc["hangup_cause"], doc["a_uuid"]) == ("failed", "USER_BUSY", leg), json.dumps(doc)
     assert attempts_seen(rig.switch, job) == []
+    wait_for(lambda: rig.switch.db.select(dialstring.MARKER_REALM, dialstring.marker_key(job, 1)) is None)
+
+
+def test_originate_the_switch_ran_and_lost_to_a_restart_ends_crash(rig: Rig) -> None:
+    job = _half_placed(rig, "sent")
+    rig.switch.db.insert(dialstring.MARKER_REALM, dialstring.marker_key(job, 1), "up;" + job)
+    rig.start_worker()
+    doc = rig.final(job, timeout=15)
+    assert (doc["status"], doc["hangup_cause"]) == ("failed", "CRASH"), json.dumps(doc)
+    assert "switch stopped" in doc["error"]
+    assert attempts_seen(rig.switch, job) == []
+
+
+@pytest.mark.parametrize(("a", "status", "cause"), [("+15551230001", "completed", "NORMAL_CLEARING"),
+                                                    ("+15551230486", "failed", "USER_BUSY")])
+def test_connection_lost_with_an_originate_the_switch_ran_records_its_real_outcome(
+        redis_server: RedisServer, key_prefix: str, a: str, status: str, cause: str) -> None:
+    # The connection dies right after the originate is written; the switch
+    # runs it, and the call ends before the worker is connected again: no
+    # result, no event. The attempt marker has the outcome.
+    rig = Rig(redis_server, key_prefix, ring_time=0.05, talk_time=0.2)
+    try:
+        # The switch bridges the second party itself (a held first party
+        # would wait in park for a worker that is not there).
+        worker = rig.start_worker(bridge="switch")
+        wait_for(lambda: worker.nodes[0].up)
+        rig.switch.lose_originate(run=True, stall=1.5)
+        job = rig.submit(a=a, b="+15551230002")
+        doc = rig.final(job, timeout=20)
+        assert (doc["status"], doc["hangup_cause"]) == (status, cause), json.dumps(doc)
+        assert attempts_seen(rig.switch, job) == ["1"]
+        wait_for(lambda: rig.switch.db.select(dialstring.MARKER_REALM, dialstring.marker_key(job, 1)) is None)
+    finally:
+        rig.close()
+
+
+def test_connection_lost_with_an_originate_the_switch_never_got_places_it_again_once(
+        redis_server: RedisServer, key_prefix: str) -> None:
+    rig = Rig(redis_server, key_prefix, ring_time=0.05, talk_time=0.2)
+    try:
+        worker = rig.start_worker()
+        wait_for(lambda: worker.nodes[0].up)
+        rig.switch.lose_originate(run=False, stall=1.0)
+        job = rig.submit(a="+15551230001", b="+15551230002")
+        doc = rig.final(job, timeout=20)
+        assert (doc["status"], doc["attempts"]) == ("completed", 2), json.dumps(doc)
+        assert attempts_seen(rig.switch, job) == ["2"]
+    finally:
+        rig.close()
+
+
+def test_a_call_whose_switch_died_while_it_was_up_ends_crash(redis_server: RedisServer, key_prefix: str,
+                                                             tmp_path: Any) -> None:
+    db_file = str(tmp_path / "fs.db.jsonl")
+    rig = Rig(redis_server, key_prefix, db_file=db_file)  # calls stay up until hung up
+    try:
+        worker = rig.start_worker()
+        job = rig.submit(a="+15551230001", b="+15551230002")
+        wait_for(lambda: rig.queue.get(job)["status"] == "bridged")
+        # SIGKILL: no hangup, no notice; mod_db's file stays. The same switch
+        # comes back on the same port.
+        address = rig.switch.address
+        rig.switch.stop()
+        rig.switch = FakeSwitch(address, "s3cret", ring_time=0.05, db_file=db_file)
+        rig.switch.start()
+        doc = rig.final(job, timeout=20)
+        assert (doc["status"], doc["hangup_cause"]) == ("completed", "CRASH"), json.dumps(doc)
+        assert worker.nodes[0].up
+    finally:
+        rig.close()
 
 
 def test_stopped_worker_hands_live_calls_over(redis_server: RedisServer, key_prefix: str) -> None:

@@ -483,6 +483,8 @@ class Switchboard:
         self._in_flight = 0
         self.shutting_down = False
         self.group = gevent.pool.Group()
+        # Runs an API command for a channel hook (FakeSwitch.api): (cmd, arg) -> body.
+        self.api_cb: Callable[[str, str], str] | None = None
 
     def later(self, seconds: float, func: Callable[..., Any], *args: Any) -> gevent.Greenlet:
         """``func(*args)`` in ``seconds``, killed with the switch."""
@@ -650,6 +652,8 @@ class Switchboard:
         v["start_uepoch"] = str(start)
         v["answer_epoch"] = str(ch.answered_us // 1_000_000)
         v["answer_uepoch"] = str(ch.answered_us)
+        v["bridge_epoch"] = str(ch.bridged_us // 1_000_000)
+        v["bridge_uepoch"] = str(ch.bridged_us)
         v["end_epoch"] = str(ch.hangup_us // 1_000_000)
         v["end_uepoch"] = str(ch.hangup_us)
         bill = (ch.hangup_us - ch.answered_us) if ch.answered_us else 0
@@ -659,6 +663,11 @@ class Switchboard:
         for path in ch.recordings:
             self.fire_channel("RECORD_STOP", ch, extra=(("Record-File-Path", path),))
         ch.recordings = []
+        # switch_core_session_hangup_state: the hangup cause and the
+        # timestamps are set, the channel still exists.
+        hook = v.get("api_hangup_hook")
+        if hook:
+            self.api_hook(ch, hook)
         self.fire_channel("CHANNEL_HANGUP_COMPLETE", ch)
         self.channels.pop(ch.uuid, None)
         for callback in ch.on_hangup:
@@ -919,6 +928,8 @@ class Switchboard:
             if originator is not None:
                 a.call_uuid = originator.uuid
                 a.variables["call_uuid"] = originator.uuid
+            # switch_ivr_originate, as soon as the leg's channel exists.
+            self.api_on(a, "api_on_originate")
             leg.a = a
             if leg.kind == "loopback":
                 if self._take_session():
@@ -1296,6 +1307,38 @@ class Switchboard:
         if ch.alive:
             self.fire_channel("CHANNEL_EXECUTE_COMPLETE", ch, tail=head + [
                 ("Application-Response", response), ("Application-UUID", app_uuid)])
+
+    # -- api_on_*, api_hangup_hook ----------------------------------------------
+
+    def api_on(self, ch: Channel, prefix: str) -> int:
+        """``switch_channel_api_on``: every variable whose name starts with
+        ``prefix`` (case-insensitive) runs its value as an API command
+        (``do_api_on``: the command is cut at the first blank, its argument
+        expanded). Returns how many ran."""
+        low = prefix.lower()
+        hooks = [value for name, value in ch.variables.items() if name.lower().startswith(low)]
+        for value in hooks:
+            cmd, _, arg = value.partition(" ")
+            self._api(cmd, self.expand(ch, arg) if arg else "")
+        return len(hooks)
+
+    def api_hook(self, ch: Channel, value: str) -> None:
+        """``api_hook`` (switch_core_state_machine.c) for ``api_hangup_hook``:
+        the command ends at ``::`` if the first ``:`` starts one, else at the
+        first blank; the argument is expanded."""
+        colon = value.find(":")
+        if colon != -1 and value[colon + 1:colon + 2] == ":":
+            cmd, arg = value[:colon], value[colon + 2:]
+        else:
+            cmd, _, arg = value.partition(" ")
+        self._api(cmd, self.expand(ch, arg) if arg else "")
+
+    def _api(self, cmd: str, arg: str) -> None:
+        if self.api_cb is None:
+            log.debug("api %s %s: no API in this switchboard", cmd, arg)
+            return
+        reply = self.api_cb(cmd, arg.strip())
+        log.debug("hook api %s(%s): %s", cmd, arg, reply.strip())
 
     # -- execute_on_* ------------------------------------------------------------
 

@@ -16,6 +16,15 @@ result and the hangup of every channel carrying ``eslengine_job_id`` to an
 simulator also takes faults from signals: SIGUSR1 drops every client
 connection, SIGUSR2 stalls command replies for ``--stall-seconds``.
 
+``db`` and ``hash`` are mod_db's and mod_hash's (:mod:`.store`); with
+``db_file`` (``--db-file FILE``) mod_db's table outlives the process, as
+FreeSWITCH's sqlite file does, so a simulator killed and started again on
+the same file still has it. A channel's ``api_on_originate*`` variables run
+as it is created and its ``api_hangup_hook`` as it hangs up (before
+CHANNEL_HANGUP_COMPLETE, while it still exists), with their variables
+expanded; FreeSWITCH keeps a ``${...}`` value in an originate's variables
+only with ``origination_nested_vars=true`` (see dialparse).
+
 ``time_scale`` (``--time-scale``) divides every FreeSWITCH delay the switch
 simulates (originate and leg timeouts, retry sleeps, ``sched_hangup``,
 ``sched_broadcast``, playback/speak time) so end-to-end tests can use the
@@ -76,6 +85,7 @@ from .channels import (
 )
 from .journal import ATTEMPT_VAR, JOB_VAR, OriginateJournal
 from .scenario import Scenario
+from .store import DbStore, HashStore
 
 log = logging.getLogger(__name__)
 
@@ -395,7 +405,8 @@ class Listener:
             if not self._api_allowed(cmd):
                 self.send(_reply("-ERR permission denied"))
                 return
-            self.send(_api_frame(sw.api(cmd, arg.strip(), self)))
+            # An empty output goes out as "-ERR no reply" (mod_event_socket.c, api_exec).
+            self.send(_api_frame(sw.api(cmd, arg.strip(), self) or "-ERR no reply\n"))
         elif low == "bgapi":
             cmd, _, arg = rest.strip().partition(" ")
             if not self._api_allowed(cmd):
@@ -406,6 +417,17 @@ class Listener:
                 self.send(_reply(sw.refusal_text))
                 return
             job = headers.get("Job-UUID") or str(uuidlib.uuid4())
+            if sw.lost_originates and cmd == "originate":
+                # Fault injection: the connection dies with the command,
+                # before its reply; the switch ran it or never read it.
+                run, stall = sw.lost_originates.pop(0)
+                if run:
+                    sw.bg_pending += 1
+                    sw.board.spawn(sw.bgapi, cmd, arg.strip(), job)
+                if stall:
+                    sw.stall(stall)
+                self.abort()
+                return
             self.send(_reply("+OK Job-UUID: %s" % job, ("Job-UUID", job)))
             sw.bg_pending += 1
             sw.board.spawn(sw.bgapi, cmd, arg.strip(), job)
@@ -550,7 +572,8 @@ class FakeSwitch:
                  users: dict[str, User] | None = None, hostname: str = "fakeswitch",
                  auth_timeout: float = 25.0, time_scale: float = 1.0, playback_time: float = 0.0,
                  events_kept: int = 10_000, originates_kept: int = 10_000,
-                 record: str | None = None, base_dir: str = "/usr/local/freeswitch") -> None:
+                 record: str | None = None, base_dir: str = "/usr/local/freeswitch",
+                 db_file: str | None = None) -> None:
         self.bind = bind
         self.password = password
         self.users: dict[str, User] = dict(users or {})
@@ -574,8 +597,15 @@ class FakeSwitch:
         # with `refusal_text` and not run.
         self.refusals = 0
         self.refusal_text = "-ERR permission denied"
+        # Fault injection: (run, stall) for the next bgapi originates (see lose_originate).
+        self.lost_originates: list[tuple[bool, float]] = []
         self.record = record
         self.journal: OriginateJournal | None = None
+        # mod_db's table (kept in ``db_file`` across restarts when given) and mod_hash's.
+        self.db_file = db_file
+        self.db = DbStore()
+        self.hash = HashStore()
+        self.board.api_cb = lambda cmd, arg: self.api(cmd, arg, None)
 
     # -- public state ----------------------------------------------------------
 
@@ -621,6 +651,8 @@ class FakeSwitch:
     def start(self) -> None:
         if self.record is not None and self.journal is None:
             self.journal = OriginateJournal(self.record)
+        if self.db_file is not None and self.db.path is None:
+            self.db = DbStore(self.db_file)
         self._server = StreamServer(self.bind, self._handle)
         self._server.start()
         host, port = self._server.address[:2]
@@ -640,6 +672,7 @@ class FakeSwitch:
         if self.journal is not None:
             self.journal.close()
             self.journal = None
+        self.db.close()
 
     def _handle(self, sock: socket.socket, addr: Any) -> None:
         listener = Listener(self, sock, addr)
@@ -658,6 +691,14 @@ class FakeSwitch:
         """Answer the next ``count`` bgapi commands with ``text`` without
         running them (fault injection)."""
         self.refusals, self.refusal_text = count, text
+
+    def lose_originate(self, *, run: bool, stall: float = 0.0) -> None:
+        """Fault injection: the next bgapi originate's connection drops
+        before its reply. With ``run`` the switch had read the command and
+        runs it; without, it never got it. ``stall`` then holds every
+        command (a new connection's auth included) for that many seconds,
+        so that what the call does meanwhile is seen by no client."""
+        self.lost_originates.append((run, stall))
 
     def drop_connections(self) -> None:
         for listener in list(self._listeners):
@@ -1038,6 +1079,8 @@ _API: dict[str, Callable[[FakeSwitch, str], str]] = {
     "sched_broadcast": FakeSwitch._api_sched_broadcast,
     "fsctl": FakeSwitch._api_fsctl,
     "global_getvar": FakeSwitch._api_global_getvar,
+    "db": lambda sw, arg: sw.db.api(arg),
+    "hash": lambda sw, arg: sw.hash.api(arg),
     "echo": lambda sw, arg: arg,
 }
 
@@ -1077,6 +1120,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds a playback/speak takes (before --time-scale)")
     parser.add_argument("--record", default=None, metavar="FILE",
                         help="append one JSON line per originate received (and one per result) to FILE")
+    parser.add_argument("--db-file", default=None, metavar="FILE",
+                        help="keep mod_db's table (db insert/select/delete) in FILE, across restarts, "
+                             "as FreeSWITCH keeps it in sqlite; without it the table starts empty")
     parser.add_argument("--stall-seconds", type=_positive, default=2.0,
                         help="how long SIGUSR2 stalls command replies")
     args = parser.parse_args(argv)
@@ -1084,7 +1130,7 @@ def main(argv: list[str] | None = None) -> int:
     switch = FakeSwitch(args.bind, args.password, sps=args.sps, max_sessions=args.max_sessions,
                         ring_time=args.ring_time, talk_time=args.talk_time, scenario=scenario,
                         time_scale=args.time_scale, playback_time=args.playback_time,
-                        record=args.record)
+                        record=args.record, db_file=args.db_file)
     switch.start()
     stopped = gevent.event.Event()
 
