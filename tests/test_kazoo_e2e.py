@@ -170,7 +170,7 @@ def test_a_quickcall_rings_the_device_then_the_number(stack: LocalStack, switch:
 def test_a_blocking_quickcall_to_a_device_that_fails_answers_as_kazoo_documents(stack: LocalStack) -> None:
     acme = Account(stack, "broken", device_endpoint="+15551230404")
     code, doc = kazoo(stack, "POST", "%s/devices/%s/quickcall/+15551230003" % (acme.path, acme.device), acme.token)
-    assert code == 500, doc
-    assert (doc["status"], doc["error"], doc["message"]) == ("error", "500", "quickcall initiation failed")
+    assert code == 502, doc
+    assert (doc["status"], doc["error"], doc["message"]) == ("error", "502", "quickcall initiation failed")
     assert doc["data"]["error_message"] == "UNALLOCATED_NUMBER"
     assert doc["data"]["request"]["endpoints"] == [{"invite_format": "route", "route": "+15551230404"}]

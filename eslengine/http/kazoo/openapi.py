@@ -32,8 +32,9 @@ def openapi_document(config: Config) -> dict[str, Any]:
                  405: "The method is not allowed here (invalid_method).",
                  413: "The body is too large.",
                  429: "Throttled (too_many_requests); Retry-After says when to retry.",
-                 500: "Blocking quickcall: the originate failed before the first leg rang; data.error_message "
-                      "is the hangup cause (Kazoo's documented reply).",
+                 502: "Blocking quickcall: the originate failed before the first leg rang; data.error_message "
+                      "is the hangup cause (Kazoo documents 500 for this: 502 says the call failed, not this "
+                      "service).",
                  503: "The datastore (Redis) cannot be reached; retry."}
         out = {str(code): answer(words[code], "Error") for code in codes}
         if "429" in out:
@@ -142,7 +143,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
                      "requestBody": {"required": False, "content": {"application/json": {
                          "schema": ref("QuickcallRequest")}}},
                      "responses": {"202": answer("The first leg's channel exists (or the wait ended).",
-                                                 "OriginateEnvelope"), **errors(*common, 413, 429, 500)}},
+                                                 "OriginateEnvelope"), **errors(*common, 413, 429, 502)}},
         },
     }
     envelope = {

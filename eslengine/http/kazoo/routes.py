@@ -379,7 +379,9 @@ def quickcall(account_id: str, kind: str, item_id: str, number: str) -> Response
     found = _wait(job_id, float(call.a.timeout) + 5)
     if found.started is False:
         log.info("job %s: quickcall %s before its first leg rang (%s)", job_id, found.status, found.hangup_cause)
-        raise Refused(500, crossbar.failure(500, "quickcall initiation failed", {
+        # Kazoo answers 500 here; the call failing is not a fault of this
+        # service, and a 5xx of its own would say so: 502, in Kazoo's shape.
+        raise Refused(502, crossbar.failure(502, "quickcall initiation failed", {
             "error_message": found.hangup_cause, "request": data_out}, _meta()))
     return reply({**data_out, "status": found.status}, 202)
 
