@@ -229,7 +229,7 @@ def _dead(config: object, args: object) -> int:
     letters = queue.dead_letters(count=100_000)
     if getattr(args, "action") == "list":
         for entry_id, fields in letters:
-            print("%s\t%s\t%s\t%s" % (entry_id, fields.get("job_id", "-"), fields.get("at", "-"),
+            print("%s\t%s\t%s\t%s" % (entry_id, fields.get("job_id") or "-", fields.get("at", "-"),
                                          fields.get("reason", "")))
         print("%d dead letter(s)" % len(letters), file=sys.stderr)
         return 0

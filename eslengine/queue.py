@@ -282,6 +282,17 @@ if idem then redis.call('SET', idem, ARGV[6] .. ' ' .. ARGV[7], 'EX', ARGV[1]) e
 return 1
 """
 
+# A job the worker refuses to read gets a failed record, unless its id is taken.
+_UNREADABLE = _INDEX + """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('RPUSH', KEYS[2], 'queued ' .. ARGV[2], 'failed ' .. ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+index_call(ARGV[5], ARGV[3], ARGV[4], 3, 3)
+return 1
+"""
+
 # A failed call goes back to "queued" to be placed again later (the only
 # backward move a status makes), keeping its history.
 _RETRY = """
@@ -576,6 +587,7 @@ class JobQueue:
         self._claim_webhooks = client.register_script(_CLAIM_WEBHOOKS)
         self._webhook_done = client.register_script(_WEBHOOK_DONE)
         self._take_attempt = client.register_script(_TAKE_ATTEMPT)
+        self._unreadable = client.register_script(_UNREADABLE)
         self._webhook_later = client.register_script(_WEBHOOK_LATER)
         self._beat = client.register_script(_BEAT)
         self._owns = client.register_script(_OWNS)
@@ -757,6 +769,24 @@ class JobQueue:
             pipe.xack(self.keys.jobs, GROUP, entry_id)
             pipe.xdel(self.keys.jobs, entry_id)
             pipe.execute()
+
+    def record_unreadable(self, job_id: str, raw: str, reason: str) -> bool:
+        """A job with an id that cannot be placed (a producer's bare ``XADD``
+        the worker refuses): give it a record, ``failed`` with the reason,
+        unless a call with the id exists (that call is left alone). Returns
+        whether a record was made."""
+        now = now_iso()
+        fields = {"id": job_id, "status": "failed", "request": raw if raw.startswith("{") else "{}",
+                  "error": reason, "hangup_cause": "CALL_REJECTED", "created_at": now, "queued_at": now,
+                  "failed_at": now, "ended_at": now, "updated_at": now}
+        ts = time.time()
+        with redis_errors("record refused job"):
+            made = self._unreadable(
+                keys=[self.keys.call(job_id), self.keys.history(job_id), self.keys.index()],
+                args=[str(self.record_ttl), now, str(int(ts * 1_000_000)),
+                      str(int((ts - self.record_ttl) * 1_000_000)), job_id,
+                      *[item for pair in fields.items() for item in pair]])
+        return bool(made)
 
     def dead_letter_job(self, job_id: str, request_json: str, reason: str) -> None:
         """Record a job that keeps failing in ``<p>:dead`` (its call record stays)."""

@@ -34,7 +34,7 @@ import gevent.pool
 import gevent.queue
 
 from . import dialstring
-from .calls import FINAL, CallRequest, CallState, check_policy, loads_request
+from .calls import FINAL, CallRequest, CallState, check_policy, loads_request, parse_id
 from .config import PACKAGE_RECORDINGS_DIR, Config, Node, check_recordings_dir
 from .errors import (ConfigError, EslCommandError, EslConnectionError, EslError, EslNotSent, EslTimeout,
                      JobTakenOver, LeaseLapsed, QueueUnavailable, ValidationError)
@@ -759,8 +759,15 @@ class Worker:
                 # The policy is checked in _dial, on every job.
                 request = loads_request(raw, self.config, check_policy=False)
             except ValidationError as exc:
-                log.warning("entry %s: dead-lettered: %s", entry_id, exc)
-                self.queue.dead_letter(entry_id, fields, "invalid job: %s: %s" % (exc.field, exc.reason))
+                reason = "invalid job: %s: %s" % (exc.field, exc.reason)
+                job_id = _job_id_of(fields.get(JOB_FIELD) or "")
+                # A job that names its id gets a record saying why it failed
+                # (its producer looks it up by that id).
+                if job_id and self.queue.record_unreadable(job_id, fields.get(JOB_FIELD) or "", reason):
+                    log.warning("job %s: entry %s dead-lettered: %s", job_id, entry_id, exc)
+                else:
+                    log.warning("entry %s: dead-lettered: %s", entry_id, exc)
+                self.queue.dead_letter(entry_id, fields, reason, job_id=job_id)
                 return
             job_id = request.id
             self._dial(request, entry_id, release_claim, epoch=epoch)
@@ -1919,6 +1926,15 @@ class Worker:
                 state.config = replace(self.config, recordings_dir=directory)
             log.info("node %s: recordings go to %s", label, directory)
         state.ready = True
+
+
+def _job_id_of(raw: str) -> str:
+    """The id a job document names, if it is one (a UUID), else ''."""
+    try:
+        document = json.loads(raw)
+        return parse_id(document.get("id")) if isinstance(document, dict) and document.get("id") else ""
+    except (ValueError, ValidationError):
+        return ""
 
 
 def _result_wait(request: CallRequest) -> float:

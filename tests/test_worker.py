@@ -260,6 +260,23 @@ def test_malformed_entries_are_dead_lettered_and_the_worker_goes_on(rig: Rig) ->
     assert len(rig.switch.originates) == 1
 
 
+def test_a_refused_job_that_names_its_id_gets_a_failed_record_saying_why(rig: Rig) -> None:
+    job_id = str(uuid.uuid4())
+    rig.client.xadd(rig.queue.keys.jobs, {"job": json.dumps({"id": job_id, "a": "555 123 0001", "b": "+15551230002"})})
+    # An id already in use: that call's record is left as it is.
+    taken = rig.submit(a="+15551230001", b="+15551230002")
+    rig.client.xadd(rig.queue.keys.jobs, {"job": json.dumps({"id": taken, "a": "nope", "b": "+15551230002"})})
+    rig.start_worker()
+    doc = wait_for(lambda: rig.queue.get(job_id))
+    assert (doc["status"], doc["hangup_cause"]) == ("failed", "CALL_REJECTED")
+    assert doc["error"].startswith("invalid job: a: a number without its country code")
+    assert [h["status"] for h in doc["history"]] == ["queued", "failed"]
+    dead = wait_for(lambda: len(rig.queue.dead_letters()) == 2 and rig.queue.dead_letters())
+    assert sorted(d["job_id"] for _, d in dead) == sorted([job_id, taken])
+    assert rig.final(taken)["status"] == "completed"
+    assert len(rig.switch.originates) == 1
+
+
 def test_taken_over_job_with_live_channel_is_followed_not_redialed(rig: Rig) -> None:
     # A first worker originated this job, then died before acknowledging it.
     first = rig.start_worker(claim_idle_ms=60_000)
