@@ -10,7 +10,7 @@ from ..apikeys import KeyStore
 from ..clicktocall import ClickToCallLog
 from ..config import Config
 from ..queue import JobQueue
-from . import accounts_v1, blocking, calls_v1, telecmi_v2
+from . import accounts_v1, blocking, calls_v1, sarv_v2, telecmi_v2
 from .auth import check_auth_config
 from .context import ACCOUNTS_EXTENSION, CLICKTOCALL_EXTENSION, CONFIG_KEY, EXTENSION, KEYS_EXTENSION
 from .fast_intake import FastIntake
@@ -45,6 +45,7 @@ def create_app(config: Config, queue: JobQueue | None = None, *, allow_no_auth: 
     app.register_blueprint(calls_v1.bp)
     app.register_blueprint(accounts_v1.bp)
     app.register_blueprint(telecmi_v2.bp)
+    app.register_blueprint(sarv_v2.bp)
     if fast_intake:
         app.wsgi_app = FastIntake(app.wsgi_app, config, jobs)  # type: ignore[method-assign]
     return app
