@@ -374,9 +374,9 @@ def test_a_tokens_rate_is_429(client: FlaskClient) -> None:
     assert call(client, tenant, **{"from": "9876543210", "to": "9812345678"})[1]["code"] == "429"
 
 
-def test_other_methods_are_405_in_sarvs_shape(client: FlaskClient) -> None:
+def test_other_methods_are_405(client: FlaskClient) -> None:
     response = client.delete("/v2/clickToCall/para")
-    assert (response.status_code, response.get_json()["code"]) == (405, "405")
+    assert response.status_code == 405 and response.headers["Allow"]
 
 
 def test_the_openapi_document_lists_every_parameter(client: FlaskClient) -> None:

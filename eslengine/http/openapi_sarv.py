@@ -8,7 +8,9 @@ from typing import Any
 from .. import calls, sarv
 from ..config import Config
 from . import openapi
+from .openapi_telecmi import openapi_path
 
+DOCUMENT = "/v1/openapi/sarv.json"
 _DESCRIPTIONS = {
     "user_id": "The account's id.",
     "token": "An API key of the account with the place scope (its token).",
@@ -73,7 +75,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
         "openapi": "3.0.3",
         "info": {"title": "eslengine: Sarv clickToCall", "version": openapi._version(),
                  "description": "Sarv's click-to-call API on eslengine: ring 'from', then connect 'to'."},
-        "paths": {sarv.PATH: operations},
+        "paths": {DOCUMENT: openapi_path("sarvOpenApi"), sarv.PATH: operations},
         "components": {"schemas": {
             "Placed": {"type": "object", "required": ["callid", "status", "code"], "additionalProperties": False,
                        "properties": {"callid": {"type": "string", "format": "uuid"},

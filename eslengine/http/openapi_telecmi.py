@@ -9,6 +9,7 @@ from .. import calls, telecmi
 from ..config import Config
 from . import openapi
 
+DOCUMENT = "/v1/openapi/telecmi.json"
 _NUMBER = {"anyOf": [{"type": "integer", "minimum": 100000, "maximum": 999999999999999},
                      {"type": "string", "pattern": "^\\+?[0-9]{6,15}$"}]}
 _BOOL = {"anyOf": [{"type": "boolean"}, {"type": "string", "enum": ["true", "false"]}]}
@@ -64,6 +65,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
         "info": {"title": "eslengine: TeleCMI click2call", "version": openapi._version(),
                  "description": "TeleCMI's click-to-call API on eslengine: ring the user, then connect 'to'."},
         "paths": {
+            DOCUMENT: openapi_path("telecmiOpenApi"),
             telecmi.PATH: {
                 "get": {"operationId": "telecmiClick2CallGet", "summary": "Place a call (query string).",
                         "parameters": query, "responses": responses},
@@ -85,3 +87,9 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                          "request_id": {"type": "string", "format": "uuid"}}},
         }},
     }
+
+
+def openapi_path(operation_id: str) -> dict[str, Any]:
+    """The path item of a surface's own OpenAPI document."""
+    return {"get": {"operationId": operation_id, "summary": "This OpenAPI document.", "responses": {
+        "200": {"description": "The document.", "content": {"application/json": {"schema": {"type": "object"}}}}}}}

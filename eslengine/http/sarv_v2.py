@@ -11,7 +11,7 @@ a parameter in both is refused). Answers are Sarv's: ``{"callid", "status":
 "code"}`` with Sarv's numeric code: HTTP 401 for the credentials' codes
 (1002, 1013, 1014, 1020), 503 for 1501 (Redis unreachable), 400 for every
 other. Conditions Sarv has no code for carry the HTTP status as the code:
-403 (the token lacks the ``place`` scope), 405, 413, 429 (the token's rate,
+403 (the token lacks the ``place`` scope), 413, 429 (the token's rate,
 with ``Retry-After``).
 """
 
@@ -27,14 +27,13 @@ from werkzeug.exceptions import HTTPException
 from .. import apikeys, calls, sarv
 from ..errors import QueueUnavailable, ValidationError
 from . import auth, context
-from .openapi_sarv import openapi_document
+from .openapi_sarv import DOCUMENT, openapi_document
 from .responses import RETRY_AFTER, json_response
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("sarv_v2", __name__)
 METHODS = ("GET", "POST")
-DOCUMENT = "/v1/openapi/sarv.json"
 
 
 def status_of(code: str) -> int:
@@ -82,10 +81,8 @@ def _pairs() -> list[tuple[str, str]]:
     return pairs
 
 
-@bp.route(sarv.PATH, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+@bp.route(sarv.PATH, methods=METHODS)
 def click_to_call() -> Response:
-    if request.method not in METHODS:
-        return _answer("405", "use POST (or GET) with the parameters in the query string", Allow=", ".join(METHODS))
     params = sarv.parameters(_pairs())
     account, token = sarv.credentials(params)
     key = auth.principal("Bearer " + token)

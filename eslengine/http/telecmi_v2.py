@@ -8,7 +8,7 @@ Answers are TeleCMI's ``{"code", "msg"[, "request_id"]}`` with the code as
 the HTTP status: 200 "Call initiated" (``request_id`` is the call's id, for
 ``GET /v1/calls/<id>`` with the same key), 400 a missing or malformed
 parameter (named), 404 "invalid user_id", 407 "invalid app secret", and the
-engine's own 403 (the secret lacks the ``place`` scope), 405, 413, 429
+engine's own 403 (the secret lacks the ``place`` scope), 413, 429
 (the key's rate, with ``Retry-After``) and 503 (Redis unreachable).
 """
 
@@ -26,14 +26,13 @@ from .. import apikeys, calls, telecmi
 from ..config import Config
 from ..errors import QueueUnavailable, ValidationError
 from . import auth, context
-from .openapi_telecmi import openapi_document
+from .openapi_telecmi import DOCUMENT, openapi_document
 from .responses import RETRY_AFTER, BadBody, json_body, json_response
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("telecmi_v2", __name__)
 METHODS = ("GET", "POST")
-DOCUMENT = "/v1/openapi/telecmi.json"
 
 
 def _answer(status: int, msg: str, **headers: str) -> Response:
@@ -64,10 +63,8 @@ bp.register_error_handler(HTTPException, _http_exception)
 bp.register_error_handler(QueueUnavailable, _unavailable)
 
 
-@bp.route(telecmi.PATH, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+@bp.route(telecmi.PATH, methods=METHODS)
 def click2call() -> Response:
-    if request.method not in METHODS:
-        return _answer(405, "use GET with a query string or POST with a JSON body", Allow=", ".join(METHODS))
     if request.method == "GET":
         data: object = telecmi.query_request(list(request.args.items(multi=True)))
     else:
