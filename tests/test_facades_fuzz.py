@@ -85,3 +85,13 @@ def test_sarv_fuzzed(app: Flask, tenant: dict[str, str], data: st.DataObject) ->
             case.query.update({"fromType": "agent", "from": tenant["user"], "toType": "number"})
     response = case.call()
     case.validate_response(response, excluded_checks=EXCLUDED)
+
+
+@pytest.mark.parametrize(("blueprint", "document"), [("telecmi_v2", "/v1/openapi/telecmi.json"),
+                                                     ("sarv_v2", "/v1/openapi/sarv.json")])
+def test_each_facades_document_describes_its_every_route(app: Flask, blueprint: str, document: str) -> None:
+    routes = {(rule.rule, method.lower()) for rule in app.url_map.iter_rules()
+              if rule.endpoint.startswith(blueprint + ".") for method in rule.methods or ()
+              if method not in ("HEAD", "OPTIONS")}
+    paths = app.test_client().get(document).get_json()["paths"]
+    assert {(path, method) for path, item in paths.items() for method in item} == routes
