@@ -48,7 +48,7 @@ __all__ = ["MAX_FILTER_PATTERN", "Destination", "CallRequest", "CallState", "Par
 KNOWN_FIELDS = frozenset({
     "id", "a", "b", "dial_first", "caller_id_number", "caller_id_name", "timeout", "variables",
     "number_filter", "region", "ringback", "announcement", "max_duration", "warnings", "record", "media",
-    "node", "target_call_id", "callback_url", "retry",
+    "node", "target_call_id", "callback_url", "retry", "metadata",
 })
 PARTY_FIELDS = frozenset({
     "to", "mode", "timeout", "retries", "ignore_early_media", "auto_answer", "caller_id_number",
@@ -73,6 +73,9 @@ MAX_VALUE = 256
 MAX_SAY = 500
 MAX_WARNINGS = 5
 MAX_SIP_HEADERS = 10
+# The encoded size and the nesting depth of a request's metadata.
+MAX_METADATA = 2048
+MAX_METADATA_DEPTH = 8
 MIN_RING_TIMEOUT = 5
 MIN_DURATION = 10
 
@@ -207,6 +210,9 @@ class CallRequest:
     target_call_id: str | None = None
     callback_url: str | None = None
     retry: RetryPolicy = RetryPolicy()
+    # The client's own JSON object, kept with the call (record, status,
+    # webhooks) and never sent to the switch.
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def party(self, name: str) -> Party:
         return self.a if name == "a" else self.b
@@ -238,6 +244,8 @@ class CallRequest:
         if self.media != "process":
             data["media"] = self.media
         data["retry"] = self.retry.to_json()
+        if self.metadata:
+            data["metadata"] = dict(self.metadata)
         return data
 
     def dumps(self) -> str:
@@ -516,6 +524,38 @@ def _retry(value: object, config: Config) -> RetryPolicy:
     )
 
 
+def _depth(value: object) -> int:
+    """How deeply ``value`` nests objects and arrays (a scalar: 0), counted
+    up to one past ``MAX_METADATA_DEPTH``."""
+    depth, level = 0, [value]
+    while depth <= MAX_METADATA_DEPTH:
+        containers = [v for v in level if isinstance(v, (Mapping, list))]
+        if not containers:
+            break
+        depth += 1
+        level = [child for c in containers for child in (c.values() if isinstance(c, Mapping) else c)]
+    return depth
+
+
+def _metadata(value: object) -> dict[str, Any]:
+    """The client's own JSON object carried with the call: at most
+    ``MAX_METADATA`` bytes encoded, nested at most ``MAX_METADATA_DEPTH``
+    deep. Nothing in it reaches the switch, so no character is refused."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationError("metadata", "must be a JSON object")
+    if _depth(value) > MAX_METADATA_DEPTH:
+        raise ValidationError("metadata", "nests objects and arrays at most %d deep" % MAX_METADATA_DEPTH)
+    try:
+        encoded = orjson.dumps(value)
+    except TypeError:
+        raise ValidationError("metadata", "must hold JSON values only") from None
+    if len(encoded) > MAX_METADATA:
+        raise ValidationError("metadata", "at most %d bytes as JSON" % MAX_METADATA)
+    return dict(value)
+
+
 def _record(value: object) -> Recording | None:
     if value is None or value is False:
         return None
@@ -612,6 +652,7 @@ def parse_request(data: object, config: Config, *, job_id: str | None = None,
         target_call_id=parse_id(target, "target_call_id") if target is not None else None,
         callback_url=callback,
         retry=_retry(data.get("retry"), config),
+        metadata=_metadata(data.get("metadata")),
     )
     return request
 

@@ -104,6 +104,23 @@ def test_invalid_requests_name_the_field(body: dict[str, object], field: str) ->
     assert info.value.reason
 
 
+def test_metadata_is_kept_as_given_and_round_trips() -> None:
+    metadata = {"name": '{"click2call":"true"}', "crm": True, "deal": {"id": 42, "tags": ["a", "b"]}}
+    req = parse_request({"a": "+15551230001", "b": "+15551230002", "metadata": metadata}, CONFIG)
+    assert req.metadata == metadata
+    assert loads_request(req.dumps(), CONFIG) == req
+    assert "metadata" not in parse_request({"a": "+15551230001", "b": "+15551230002"}, CONFIG).to_json()
+
+
+@pytest.mark.parametrize("metadata", [
+    [1], "x", 5, {"deep": [[[[[[[[1]]]]]]]]}, {"big": "x" * 2100}, {"n": 2 ** 70},
+], ids=["list", "string", "number", "too-deep", "too-big", "huge-int"])
+def test_metadata_that_is_not_a_small_json_object_is_refused(metadata: object) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_request({"a": "+15551230001", "b": "+15551230002", "metadata": metadata}, CONFIG)
+    assert info.value.field == "metadata"
+
+
 def test_non_object_bodies_are_refused() -> None:
     for body in ([], "x", 3, None):
         with pytest.raises(ValidationError) as info:

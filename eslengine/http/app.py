@@ -14,6 +14,7 @@ from . import accounts_v1, blocking, calls_v1, kazoo
 from .auth import check_auth_config
 from .context import ACCOUNTS_EXTENSION, CLICKTOCALL_EXTENSION, CONFIG_KEY, EXTENSION, KEYS_EXTENSION
 from .fast_intake import FastIntake
+from . import sarv_v2, telecmi_v2
 from .responses import MAX_BODY, register_errors
 
 
@@ -42,6 +43,8 @@ def create_app(config: Config, queue: JobQueue | None = None, *, allow_no_auth: 
     app.extensions[ACCOUNTS_EXTENSION] = AccountStore(jobs.redis, config.key_prefix)
     app.extensions[CLICKTOCALL_EXTENSION] = ClickToCallLog(jobs.redis, config.key_prefix, record_ttl=jobs.record_ttl)
     register_errors(app)
+    app.register_blueprint(telecmi_v2.bp)
+    app.register_blueprint(sarv_v2.bp)
     app.register_blueprint(calls_v1.bp)
     app.register_blueprint(accounts_v1.bp)
     app.register_blueprint(kazoo.bp)

@@ -346,6 +346,11 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                                                   "enum": sorted(calls.RETRY_GROUPS)}},
                             },
                         },
+                        "metadata": {"type": "object", "nullable": True,
+                                     "description": "Your own JSON object (at most %d bytes encoded, nested at "
+                                     "most %d deep), kept with the call: in its status and every webhook "
+                                     "(under request), never sent to the switch."
+                                     % (calls.MAX_METADATA, calls.MAX_METADATA_DEPTH)},
                         "callback_url": {"type": "string", "maxLength": 500, "nullable": True,
                                          "description": "Webhook: receives the call's document on every status "
                                          "change, signed (X-Eslengine-Signature: t=<unix time>,v1=<HMAC of "
