@@ -718,6 +718,14 @@ class CallState:
     bridged: bool = False
     originate_ok: bool = False
     cancel_requested: bool = False
+    # Who ended it: the role whose leg hung up first once bridged; before
+    # that, whether the first party hung up while a leg of the second was
+    # still up (it left) or after the second party's legs had all failed
+    # (``b_legs``: the second party's legs seen and not yet hung up).
+    hung_up_first: str = ""
+    b_legs: set[str] = field(default_factory=set)
+    b_seen: bool = False
+    a_left: bool | None = None
 
     @property
     def final(self) -> bool:
@@ -734,12 +742,19 @@ class CallState:
         (``"b"``) party. ``bridge_cause`` is what the first party's hangup
         reports about a failed bridge (``last_bridge_hangup_cause``)."""
         fields: dict[str, str] = {}
+        if role == "b" and uuid_:
+            self.b_seen = True
+            if name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
+                self.b_legs.discard(uuid_)
+            else:
+                self.b_legs.add(uuid_)  # ringing (progress), answered or bridged
         if role == "b" and name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
             if uuid_ == self.b_uuid:
                 if not self.b_cause:
                     self.b_cause = fields["b_hangup_cause"] = cause
                     if self.bridged and not self.first_hangup_cause and name == "CHANNEL_HANGUP":
                         self.first_hangup_cause = cause
+                        self.hung_up_first = self.hung_up_first or "b"
             elif cause:
                 self.b_last_cause = cause
             return fields
@@ -762,6 +777,9 @@ class CallState:
             elif name == "CHANNEL_HANGUP" and uuid_ == self.a_uuid and (self.answered or self.originate_ok):
                 if self.bridged and not self.first_hangup_cause:
                     self.first_hangup_cause = cause
+                    self.hung_up_first = self.hung_up_first or "a"
+                if self.a_left is None:
+                    self.a_left = bool(self.b_legs) or not self.b_seen
             elif name == "CHANNEL_HANGUP_COMPLETE" and uuid_ == self.a_uuid and (self.answered or self.originate_ok):
                 self.a_cause = fields["a_hangup_cause"] = cause
                 if bridge_cause and not self.b_cause and not self.bridged:
@@ -802,11 +820,25 @@ class CallState:
     def _finish(self, fields: dict[str, str]) -> dict[str, str]:
         status, cause = self.final_status()
         fields["hangup_cause"] = cause
+        if status == "completed":
+            fields["ended_by"] = "api" if self.cancel_requested else (self.hung_up_first or "a")
+        elif status == "failed":
+            fields["failed_party"] = self.failed_party()
         return self._move(status, fields)
 
+    def failed_party(self) -> str:
+        """The role of the party whose leg ended a call that never connected:
+        the first party when it did not answer, or hung up while the second
+        was still ringing (or before it was rung); else the second."""
+        if not self.answered:
+            return "a"
+        return "a" if self.a_left else "b"
+
     def final_status(self) -> tuple[str, str]:
-        """(status, hangup_cause) once the first party is gone."""
-        if self.cancel_requested:
+        """(status, hangup_cause) once the first party is gone. A call that
+        connected ends ``completed`` whoever hung it up, a cancel included;
+        ``cancelled`` is for one cancelled before it connected."""
+        if self.cancel_requested and not self.bridged:
             return "cancelled", self.a_cause or "ORIGINATOR_CANCEL"
         if self.bridged:
             return "completed", self.first_hangup_cause or self.a_cause or self.b_cause or "NORMAL_CLEARING"

@@ -1167,6 +1167,8 @@ _PUBLIC = (
     "hangup_cause",
     "a_hangup_cause",
     "b_hangup_cause",
+    "ended_by",
+    "failed_party",
     "error",
 )
 _TIMES = tuple(s + "_at" for s in calls.STATUSES) + ("created_at", "ended_at", "updated_at")

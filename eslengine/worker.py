@@ -1784,12 +1784,15 @@ class Worker:
         status = fields.pop("status", "")
         if call.request.dial_first != "a":
             fields = {_party_field(call.request, k): v for k, v in fields.items()}
+            for key in ("ended_by", "failed_party"):
+                if fields.get(key) in ("a", "b"):
+                    fields[key] = "b" if fields[key] == "a" else "a"  # a role, named for the party
         cause = fields.get("hangup_cause", "")
         # Attempts the switch's throttle refused rang nothing: they do not count.
         rung = call.attempt - call.throttled - call.never_ran
         if status == "failed" and not call.state.cancel_requested and call.request.retry.retries(cause, rung):
             due = time.time() + call.request.retry.delay(rung)
-            fields = {k: v for k, v in fields.items() if k != "hangup_cause"}
+            fields = {k: v for k, v in fields.items() if k not in ("hangup_cause", "failed_party")}
             self.queue.transition(call.request.id, fields=fields)
             if self.queue.schedule_retry(call.request.id, due, cause):
                 call.retried = True

@@ -254,7 +254,8 @@ def test_state_completed_call() -> None:
     assert st.on_event("b", "CHANNEL_HANGUP", B, "NORMAL_CLEARING") == {"b_hangup_cause": "NORMAL_CLEARING"}
     assert st.on_event("a", "CHANNEL_HANGUP", A, "NORMAL_CLEARING") == {}
     assert st.on_event("a", "CHANNEL_HANGUP_COMPLETE", A, "NORMAL_CLEARING") == {
-        "a_hangup_cause": "NORMAL_CLEARING", "hangup_cause": "NORMAL_CLEARING", "status": "completed"}
+        "a_hangup_cause": "NORMAL_CLEARING", "hangup_cause": "NORMAL_CLEARING", "status": "completed",
+        "ended_by": "b"}
     assert st.on_event("b", "CHANNEL_HANGUP_COMPLETE", B, "NORMAL_CLEARING") == {}
     assert st.status == "completed"
 
@@ -277,8 +278,44 @@ def test_state_b_busy_fails_with_b_cause() -> None:
     st.on_event("a", "CHANNEL_ANSWER", A)
     st.on_event("b", "CHANNEL_CREATE", B)
     st.on_event("b", "CHANNEL_HANGUP_COMPLETE", B, "USER_BUSY")
+    st.on_event("a", "CHANNEL_HANGUP", A, "NORMAL_CLEARING")
     fields = st.on_event("a", "CHANNEL_HANGUP_COMPLETE", A, "NORMAL_CLEARING")
     assert fields["status"] == "failed" and fields["hangup_cause"] == "USER_BUSY"
+    assert fields["failed_party"] == "b"
+
+
+def test_state_the_first_party_hanging_up_while_the_second_rings_failed_it() -> None:
+    st = CallState()
+    st.on_event("a", "CHANNEL_ANSWER", A)
+    st.on_event("b", "CHANNEL_PROGRESS", B)
+    st.on_event("a", "CHANNEL_HANGUP", A, "NORMAL_CLEARING")
+    st.on_event("b", "CHANNEL_HANGUP", B, "ORIGINATOR_CANCEL")
+    fields = st.on_event("a", "CHANNEL_HANGUP_COMPLETE", A, "NORMAL_CLEARING")
+    assert (fields["status"], fields["hangup_cause"], fields["failed_party"]) == ("failed", "ORIGINATOR_CANCEL", "a")
+    # Hanging up before the second party was even rung: the first party left too.
+    st = CallState()
+    st.on_event("a", "CHANNEL_ANSWER", A)
+    st.on_event("a", "CHANNEL_HANGUP", A, "NORMAL_CLEARING")
+    assert st.on_event("a", "CHANNEL_HANGUP_COMPLETE", A, "NORMAL_CLEARING")["failed_party"] == "a"
+
+
+def test_state_a_connected_call_cancelled_is_completed_and_ended_by_the_api() -> None:
+    st = CallState()
+    st.on_event("a", "CHANNEL_ANSWER", A)
+    st.on_event("b", "CHANNEL_ANSWER", B)
+    st.on_event("a", "CHANNEL_BRIDGE", A)
+    st.cancel_requested = True
+    st.on_event("a", "CHANNEL_HANGUP", A, "NORMAL_CLEARING")
+    fields = st.on_event("a", "CHANNEL_HANGUP_COMPLETE", A, "NORMAL_CLEARING")
+    assert (fields["status"], fields["ended_by"]) == ("completed", "api")
+    # The first party hanging up first: ended by a.
+    st = CallState()
+    st.on_event("a", "CHANNEL_ANSWER", A)
+    st.on_event("b", "CHANNEL_ANSWER", B)
+    st.on_event("a", "CHANNEL_BRIDGE", A)
+    st.on_event("a", "CHANNEL_HANGUP", A, "NORMAL_CLEARING")
+    st.on_event("b", "CHANNEL_HANGUP", B, "NORMAL_CLEARING")
+    assert st.on_event("a", "CHANNEL_HANGUP_COMPLETE", A, "NORMAL_CLEARING")["ended_by"] == "a"
 
 
 def test_state_bridge_cause_from_a_leg_when_b_event_missing() -> None:
@@ -295,7 +332,8 @@ def test_state_originate_failure_and_late_events_are_ignored() -> None:
     # Before the result, a hangup may be one attempt of several: not final.
     assert st.on_event("a", "CHANNEL_HANGUP_COMPLETE", A, "USER_BUSY") == {}
     fields = st.on_originate_failed("USER_BUSY")
-    assert fields == {"a_hangup_cause": "USER_BUSY", "hangup_cause": "USER_BUSY", "status": "failed"}
+    assert fields == {"a_hangup_cause": "USER_BUSY", "hangup_cause": "USER_BUSY", "status": "failed",
+                      "failed_party": "a"}
     assert st.on_event("a", "CHANNEL_HANGUP_COMPLETE", A, "USER_BUSY") == {}
     assert st.on_originate_failed("NO_ANSWER") == {}
 

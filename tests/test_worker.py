@@ -149,7 +149,9 @@ def test_cancel_live_call_hangs_it_up(redis_server: RedisServer, key_prefix: str
         wait_for(lambda: rig.queue.get(job_id)["status"] == "bridged")  # type: ignore[index]
         assert rig.queue.request_cancel(job_id) == "cancelling:bridged"
         doc = rig.final(job_id)
-        assert (doc["status"], doc["hangup_cause"]) == ("cancelled", "ORIGINATOR_CANCEL")
+        # It connected: completed (ended by the cancel), not cancelled.
+        assert (doc["status"], doc["hangup_cause"], doc["ended_by"]) == ("completed", "ORIGINATOR_CANCEL", "api")
+        assert doc["durations"]["talk_seconds"] >= 0 and "failed_party" not in doc
         wait_for(lambda: not rig.switch.channels)
     finally:
         rig.close()

@@ -129,7 +129,7 @@ def summary(record: Mapping[str, str]) -> dict[str, Any]:
         "created_at": record.get("created_at"),
         "updated_at": record.get("updated_at"),
     }
-    for name in ("hangup_cause", "ended_at"):
+    for name in ("hangup_cause", "ended_at", "ended_by", "failed_party"):
         if record.get(name):
             out[name] = record[name]
     if record.get("owner"):

@@ -434,6 +434,8 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                 "updated_at": {"type": "string", "nullable": True},
                                 "ended_at": {"type": "string"},
                                 "hangup_cause": {"type": "string"},
+                                "ended_by": {"type": "string"},
+                                "failed_party": {"type": "string"},
                                 "key": {"type": "string"},
                             },
                         }},
@@ -485,6 +487,12 @@ def openapi_document(config: Config) -> dict[str, Any]:
                         "hangup_cause": {"type": "string"},
                         "a_hangup_cause": {"type": "string"},
                         "b_hangup_cause": {"type": "string"},
+                        "ended_by": {"type": "string", "enum": ["a", "b", "api"],
+                                     "description": "A completed call: the party that hung up first, or api "
+                                                    "(DELETE)."},
+                        "failed_party": {"type": "string", "enum": ["a", "b"],
+                                         "description": "A failed call: the party whose leg ended it (not "
+                                                        "reached, or hung up before the other answered)."},
                         "error": {"type": "string"},
                         "attempts": {"type": "integer", "minimum": 0},
                         "timestamps": {

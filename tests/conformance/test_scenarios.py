@@ -156,7 +156,7 @@ class LegView:
 
 def _summary(record: dict[str, Any], legs: list[LegView]) -> dict[str, Any]:
     out: dict[str, Any] = {k: record.get(k) for k in ("status", "hangup_cause", "a_hangup_cause",
-                                                       "b_hangup_cause")}
+                                                       "b_hangup_cause", "ended_by", "failed_party")}
     for party in ("a", "b"):
         mine = sorted((leg for leg in legs if leg.party == party), key=lambda leg: (leg.destination, leg.cause))
         out[party] = [
@@ -349,9 +349,15 @@ def test_connect(targets: list[Target], real_switch: RealSwitch, simulator: Fake
 ], ids=["b-busy", "a-busy", "a-no-answer", "b-no-answer", "a-hangs-up-while-b-rings", "unallocated",
         "temporary-failure"])
 def test_failures(targets: list[Target], real_switch: RealSwitch, simulator: FakeSwitch, body: dict[str, Any],
-                  status: str, cause: str) -> None:
+                  status: str, cause: str, request: pytest.FixtureRequest) -> None:
     got = same(run(targets, real_switch, simulator, body))
     assert (got["status"], got["hangup_cause"]) == (status, cause)
+    assert got["failed_party"] == FAILED_PARTY[request.node.callspec.id]
+
+
+# Whose leg ended each failure (test_failures' ids).
+FAILED_PARTY = {"b-busy": "b", "a-busy": "a", "a-no-answer": "a", "b-no-answer": "b", "a-hangs-up-while-b-rings": "a",
+                "unallocated": "a", "temporary-failure": "b"}
 
 
 def test_cancel_while_ringing(targets: list[Target], real_switch: RealSwitch, simulator: FakeSwitch) -> None:
@@ -378,7 +384,8 @@ def test_hang_up_a_bridged_call(targets: list[Target], real_switch: RealSwitch, 
         assert summary["b_hangup_cause"] in either and summary["b"][0]["cause"] in either, summary
         summary["b_hangup_cause"] = summary["b"][0]["cause"] = "ORIGINATOR_CANCEL or NORMAL_CLEARING"
     got = same(result)
-    assert (got["status"], got["a_hangup_cause"]) == ("cancelled", "ORIGINATOR_CANCEL")
+    # It had connected: completed, ended by the API's hangup.
+    assert (got["status"], got["a_hangup_cause"], got["ended_by"]) == ("completed", "ORIGINATOR_CANCEL", "api")
 
 
 def test_caller_ids_as_the_called_side_sees_them(targets: list[Target], real_switch: RealSwitch,
