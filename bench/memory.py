@@ -1,6 +1,12 @@
 """Memory: Redis bytes per queued job and per finished call record, and the
 worker's resident memory with many calls up.
 
+A live call's cost in the worker is ``(RSS with N calls up - RSS at rest) /
+N``: the resident memory of the worker once all N calls are up, less that
+of a worker with the same settings, connected and with nothing to do,
+divided by N. Target: under TARGET_KIB, a worker that follows 50,000 calls
+in 500 MiB.
+
 Redis figures are ``INFO memory`` ``used_memory`` deltas on a private,
 otherwise empty Redis, divided by the count: jobs queued through
 ``JobQueue.enqueue`` (record, history and stream entry, what the API
@@ -23,6 +29,9 @@ from eslengine.queue import JobQueue, Keys
 from .harness import NO_LIMIT_SPS, BenchStack, Result, job, rss_bytes, wait_until
 
 
+TARGET_KIB = 10.0
+
+
 def _used(client: redis.Redis) -> int:
     return int(client.info("memory")["used_memory"])
 
@@ -37,6 +46,12 @@ def run(quick: bool) -> list[Result]:
     stack.start()
     try:
         client = stack.client()
+        # The worker at rest: connected, nothing queued.
+        idle = stack.start_worker("idle-worker")
+        stack.wait_worker_connected("idle-worker")
+        time.sleep(2)
+        rest = rss_bytes(idle.proc.pid)
+        idle.stop()
         queue = JobQueue(client, Keys("eslengine"))
         config = Config(allow_unvalidated_numbers=True)  # the fictional +1555 numbers
         queue.ensure_group()
@@ -74,9 +89,11 @@ def run(quick: bool) -> list[Result]:
             per_record = (_used(client) - before) / count
         except TimeoutError as exc:
             print("  finished-record size not measured: %s" % exc, file=sys.stderr)
-        print("  %d calls: %.0f B/queued job, %.0f B/finished record, worker RSS %.1f MiB with %d channels up "
-              "(statuses %s)" % (count, per_job, per_record, rss / 2**20, conn_stats["live_sessions"], statuses),
-              file=sys.stderr)
+        per_call = (rss - rest) / max(up, 1) / 1024
+        print("  %d calls: %.0f B/queued job, %.0f B/finished record, worker RSS %.1f MiB with %d channels up, "
+              "%.1f MiB at rest: %.2f KiB per live call (statuses %s)" % (
+                  count, per_job, per_record, rss / 2**20, conn_stats["live_sessions"], rest / 2**20, per_call,
+                  statuses), file=sys.stderr)
     finally:
         stack.stop()
         stack.cleanup()
@@ -89,4 +106,10 @@ def run(quick: bool) -> list[Result]:
         Result("worker RSS with %d calls up" % count, round(rss / 2**20, 1), "MiB", "%d calls up" % count,
                up >= count, "%d answered calls (%d channels) were up when measured; %d worker warnings/errors by then" % (
                    up, 2 * up, warnings)),
+        Result("worker RSS at rest", round(rest / 2**20, 1), "MiB", "(reported)", None,
+               "a worker with the same settings, connected, nothing queued"),
+        Result("worker memory per live call", round(per_call, 2), "KiB", "< %g" % TARGET_KIB,
+               up >= count and per_call < TARGET_KIB,
+               "(RSS with the calls up - RSS at rest) / calls up; 50,000 calls would take %.0f MiB" % (
+                   (rest + 50_000 * per_call * 1024) / 2**20)),
     ]

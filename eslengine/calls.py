@@ -80,7 +80,7 @@ MIN_RING_TIMEOUT = 5
 MIN_DURATION = 10
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Party:
     """One side of the call and how to ring it."""
 
@@ -114,7 +114,7 @@ class Party:
         return out if len(out) > 1 else to
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Media:
     """Something the switch plays: a file under its sound directory, an
     allowed URL, or text to speech."""
@@ -135,7 +135,7 @@ class Media:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Warning:
     """A sound played to both parties ``at`` seconds after they are connected."""
 
@@ -161,7 +161,7 @@ MAX_BACKOFF = 3600
 MIN_BACKOFF = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """How many times a failed call is placed again, after how long."""
 
@@ -182,13 +182,13 @@ class RetryPolicy:
         return {"attempts": self.attempts, "backoff": self.backoff, "on": sorted(self.on)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Recording:
     format: str = "wav"
     stereo: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallRequest:
     """A validated click-to-call job."""
 
@@ -694,7 +694,7 @@ def can_move(current: str, new: str) -> bool:
     return _RANK[new] > _RANK[current]
 
 
-@dataclass
+@dataclass(slots=True)
 class CallState:
     """What the engine knows of one call, fed by its channels' events.
 

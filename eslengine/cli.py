@@ -140,7 +140,10 @@ def main(argv: list[str] | None = None) -> int:
             from .queue import JobQueue
             from .worker import run
 
+            import gevent
+
             runtime.tune_gc()
+            gevent.spawn(runtime.trim_heap_forever)
             run(config, JobQueue.from_config(config), stop_signals=(signal.SIGTERM, signal.SIGINT))
             return 0
         if args.command == "api":

@@ -55,7 +55,7 @@ NUMBER_TYPES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Destination:
     """One number or address to ring."""
 

@@ -1,13 +1,17 @@
 """The worker: claim jobs from Redis, originate them, follow their calls.
 
-One gevent pool; one greenlet per call for the call's whole life:
+One gevent pool; one place in it per call for the call's whole life:
 
     claim → validate → pick a node (pacing) → mark dialing → bgapi originate
           → BACKGROUND_JOB result → ack → follow channel events → final status
 
 Channel events arrive on each node's event-socket connection and are routed by
 their ``eslengine_job_id`` variable into the owning call's inbox, so handlers
-stay short and each call's state changes in one place. The job's stream entry
+stay short and each call's state changes in one place. A call has a greenlet
+only while its inbox has something for it: one that waits for its next event
+keeps its place in the pool with an unstarted greenlet, which that event
+starts (``Inbox``, ``CallPool``); a live call then costs a few KiB, not the
+ten or more of a parked greenlet's stack and frames. The job's stream entry
 is acknowledged once the originate's outcome is known; until then a worker
 that dies leaves it to be taken over by another. Webhook deliveries, queued
 in Redis with each status change, go out from a pool of their own
@@ -30,7 +34,6 @@ from typing import Any
 import gevent
 import gevent.event
 import gevent.lock
-import gevent.pool
 import gevent.queue
 
 from . import dialstring
@@ -41,6 +44,7 @@ from .errors import (ConfigError, EslCommandError, EslConnectionError, EslError,
 from .esl import BackgroundJob, NodeLink
 from .lease import Lease
 from .markers import NEVER_RAN_SETTLE, SWITCH_DIED_CAUSE, Resolution, Verdict, legs_to_find, resolve
+from .inbox import CallPool, Follower, Inbox
 from .pacing import Pacer, node_share, session_cost
 from .protocol import Event, fsctl_limit, job_result
 from .queue import JOB_FIELD, JobQueue
@@ -216,12 +220,12 @@ class NodeState:
         return min(self.node.max_sessions, self.switch_max_sessions or self.node.max_sessions)
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     request: CallRequest
     entry_id: str
     state: CallState = field(default_factory=CallState)
-    inbox: gevent.queue.Queue = field(default_factory=gevent.queue.Queue)
+    inbox: Inbox = field(default_factory=Inbox)
     node: NodeState | None = None
     # True once the originate's outcome is known and the entry acknowledged.
     settled: bool = False
@@ -316,7 +320,7 @@ class Worker:
             raise ValueError("worker name %r: use 1-100 letters, digits and . _ : @ + -" % self.consumer)
         # Every bgapi Job-UUID this worker sends starts with this tag.
         self._job_tag = uuid.uuid4().hex[:8]
-        self.pool = gevent.pool.Pool(config.concurrency)
+        self.pool = CallPool(config.concurrency, greenlet_class=Follower)
         # The pacers' second is 5 ms longer than the switch's: what the engine
         # sends evenly can reach the switch a few milliseconds closer together.
         # No share of any node until this worker has its place among the
@@ -410,6 +414,8 @@ class Worker:
         if not self.pool.join(timeout=grace):
             log.warning("worker %s: %d call(s) still up after grace; no longer followed", self.consumer, len(self.pool))
             self.pool.kill(timeout=5)
+            for call in list(self.calls.values()):
+                self._let_go(call)  # parked: its greenlet, never started, was stopped
         # The heartbeat went on while the calls drained (a draining worker
         # is alive: nobody adopts its calls); it stops only now.
         gevent.killall(self._greenlets, timeout=5)
@@ -750,6 +756,7 @@ class Worker:
                    release_claim: Callable[[], None] = _no_slot, epoch: int = 0) -> None:
         """One stream entry, taken while the lease held in ``epoch``."""
         job_id = ""
+        parked = False
         self._entries.add(entry_id)
         try:
             try:
@@ -770,7 +777,7 @@ class Worker:
                 self.queue.dead_letter(entry_id, fields, reason, job_id=job_id)
                 return
             job_id = request.id
-            self._dial(request, entry_id, release_claim, epoch=epoch)
+            parked = self._dial(request, entry_id, release_claim, epoch=epoch)
         except JobTakenOver as exc:
             log.warning("%s while this worker's heartbeat had lapsed; no longer followed here", exc)
         except QueueUnavailable as exc:
@@ -778,27 +785,31 @@ class Worker:
         except Exception:
             log.exception("job %s: unexpected error", job_id or entry_id)
         finally:
-            self._entries.discard(entry_id)
+            if not parked:  # else the call's follower lets go of the entry (_let_go)
+                self._entries.discard(entry_id)
             release_claim()
 
     def _dial(self, request: CallRequest, entry_id: str, release_claim: Callable[[], None] = _no_slot, *,
-              epoch: int = 0) -> None:
+              epoch: int = 0) -> bool:
         """Place (or go on following) one job until its call ends. ``epoch``:
         the lease epoch in which the job (``entry_id``, or the call) was
         taken. Raises ``JobTakenOver`` once it is known that another worker
-        took the job over meanwhile."""
+        took the job over meanwhile. True when the call was parked instead,
+        waiting for its next inbox item (``_park``): ``_follow_on`` follows
+        it from there."""
         job_id = request.id
         if job_id in self.calls:
             # This worker already follows the call (adopted from a dead worker
             # along with this entry): the entry has nothing left to do.
             if entry_id:
                 self.queue.ack(entry_id)
-            return
+            return False
         held = self.config.bridge == "engine" and dialstring.can_hold(request)
         first, second = self._cost(request, request.dial_first), self._cost(request, request.second)
         call = Call(request, entry_id, cost=first + second, held=held, first_cost=first, release_claim=release_claim,
                     epoch=epoch)
         self.calls[job_id] = call  # before any I/O: one follower per job
+        parked = False
         try:
             self._confirm(call)
             # A job still queued moves to "dialing" as its record is read (one
@@ -816,10 +827,10 @@ class Worker:
                 if entry_id:
                     self.queue.ack(entry_id)
                 self.queue.unfollow(self.consumer, job_id)
-                return
+                return False
             if refusal is not None and record.get("originated") != "1":
                 self._refuse(call, refusal)
-                return
+                return False
             call.state.cancel_requested = record.get("cancel_requested") == "1"
             call.throttled = int(record.get("throttled") or 0)
             if "claimed" in record:
@@ -829,20 +840,63 @@ class Worker:
             else:
                 self._originate(call, int(record.get("attempts", "0")) + 1)
             if call.node is not None or call.reconciling:
-                self._follow(call)
-            if call.retried:
+                parked = not self._follow(call)
+            if call.retried and not parked:
                 self.queue.unfollow(self.consumer, job_id)
         finally:
-            if call.sent_to is not None and call.state.final and call.settled:
-                self._forget_markers(call, call.sent_to)
-            if self.calls.get(job_id) is call:
-                del self.calls[job_id]
-            for bg_uuid in call.bg_uuids:
-                self._bg.pop(bg_uuid, None)
-            self._release(call)
-            if call.foreign:
-                for state in self.nodes:
-                    state.link.remove_filter(_JOB_HEADER, job_id)
+            if not parked:
+                self._let_go(call)
+        return parked
+
+    def _follow_on(self, call: Call) -> None:
+        """Follow a parked call whose inbox has an item (the greenlet
+        ``_park`` left, started by the item), until it parks again or ends."""
+        job_id = call.request.id
+        parked = False
+        try:
+            parked = not self._follow(call)
+            if call.retried and not parked:
+                self.queue.unfollow(self.consumer, job_id)
+        except JobTakenOver as exc:
+            log.warning("%s while this worker's heartbeat had lapsed; no longer followed here", exc)
+        except QueueUnavailable as exc:
+            log.warning("job %s: Redis unavailable (%s); left for another attempt", job_id, exc)
+        except Exception:
+            log.exception("job %s: unexpected error", job_id)
+        finally:
+            if not parked:
+                self._let_go(call)
+
+    def _park(self, call: Call) -> None:
+        """The call waits for its next inbox item with no greenlet: the
+        current one (about to end) gives its place in the pool to an
+        unstarted one, which that item starts (``_follow_on``)."""
+        if call.job is not None and call.job.ready():
+            call.job = None  # its result is in the inbox, or was applied
+        # No originate of the call waits to be written: the claim loop's slot goes back.
+        call.release_claim()
+        call.release_claim = _no_slot
+        follower = Follower(self._follow_on, call)
+        self.pool.hand_over(gevent.getcurrent(), follower)
+        call.inbox.park(follower)
+
+    def _let_go(self, call: Call) -> None:
+        """The worker no longer follows the call (it ended, was placed
+        again later, or is left to another worker): let go of it."""
+        job_id = call.request.id
+        if call.sent_to is not None and call.state.final and call.settled:
+            self._forget_markers(call, call.sent_to)
+        if self.calls.get(job_id) is call:
+            del self.calls[job_id]
+        for bg_uuid in call.bg_uuids:
+            self._bg.pop(bg_uuid, None)
+        self._release(call)
+        if call.entry_id:
+            self._entries.discard(call.entry_id)
+        call.release_claim()
+        if call.foreign:
+            for state in self.nodes:
+                state.link.remove_filter(_JOB_HEADER, job_id)
 
     def _confirm(self, call: Call) -> None:
         """Return once this worker may act for ``call`` (write its record,
@@ -1694,10 +1748,17 @@ class Worker:
                     call.heard = now
                     call.inbox.put(_RECHECK)
 
-    def _follow(self, call: Call) -> None:
+    def _follow(self, call: Call) -> bool:
+        """Apply what comes to the call's inbox until the call is over
+        (True), or until the inbox is empty: then the call is parked
+        (``_park``) and this returns False."""
         job_id = call.request.id
         while not (call.state.final and call.settled):
-            item = call.inbox.get()
+            try:
+                item = call.inbox.get_nowait()
+            except gevent.queue.Empty:
+                self._park(call)
+                return False
             call.heard = time.monotonic()
             if isinstance(item, OriginateResult):
                 self._settle(call, item)
@@ -1712,12 +1773,13 @@ class Worker:
             if call.node is None and not call.state.final and not call.reconciling:
                 # Placed again, and the worker stopped before its turn came
                 # (the entry is left for the next worker), or cancelled then.
-                return
+                return True
         # The B leg's own hangup usually follows the A leg's by milliseconds.
         if call.state.b_uuid and not call.state.b_cause:
             self._apply_events(call, 2.0, lambda: bool(call.state.b_cause))
         if not call.retried:  # else _store said so, with the next attempt's time
             log.info("job %s: %s cause=%s", job_id, call.state.status, call.hangup_cause)
+        return True
 
     def _apply_events(self, call: Call, seconds: float, done: Callable[[], bool]) -> list[Any]:
         """Apply the call's channel events as they come, for up to
