@@ -292,7 +292,10 @@ class Webhooks:
             while True:
                 item = self.queue.next_webhook(job_id)
                 if item is None:
-                    self.queue.webhook_done(job_id, "", self.lease)
+                    # One queued since next_webhook looked keeps the call
+                    # held (due only when the lease ends): deliver it now.
+                    if self.queue.webhook_done(job_id, "", self.lease):
+                        continue
                     return
                 delivery = Delivery.parse(item)
                 later = self._attempt(job_id, delivery)
