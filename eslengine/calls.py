@@ -48,7 +48,7 @@ __all__ = ["MAX_FILTER_PATTERN", "Destination", "CallRequest", "CallState", "Par
 KNOWN_FIELDS = frozenset({
     "id", "a", "b", "dial_first", "caller_id_number", "caller_id_name", "timeout", "variables",
     "number_filter", "region", "ringback", "announcement", "max_duration", "warnings", "record", "media",
-    "node", "target_call_id", "callback_url", "retry", "metadata",
+    "node", "target_call_id", "callback_url", "callback_format", "retry", "metadata",
 })
 PARTY_FIELDS = frozenset({
     "to", "mode", "timeout", "retries", "ignore_early_media", "auto_answer", "caller_id_number",
@@ -159,6 +159,11 @@ RETRY_GROUPS = {
 }
 MAX_BACKOFF = 3600
 MIN_BACKOFF = 1
+# The longest wait a retry's ``delays`` may name (a day).
+MAX_RETRY_DELAY = 86400
+# How a webhook delivery's body is written: the engine's own document, or
+# Infobip's delivery report as JSON or XML (``infobip.report``).
+CALLBACK_FORMATS = ("eslengine", "infobip+json", "infobip+xml")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +173,9 @@ class RetryPolicy:
     attempts: int = 1
     backoff: int = 60  # seconds before the second attempt; doubles each time
     on: frozenset[str] = frozenset(RETRY_GROUPS)
+    # Seconds before each retry, in order (the last repeats); replaces the
+    # doubling ``backoff`` when given.
+    delays: tuple[int, ...] = ()
 
     def retries(self, cause: str, attempt: int) -> bool:
         """Whether attempt number ``attempt`` that failed with ``cause``
@@ -176,10 +184,17 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt ``attempt`` (1-based)."""
+        if self.delays:
+            return float(self.delays[min(attempt, len(self.delays)) - 1])
         return float(min(MAX_BACKOFF, self.backoff * 2 ** (attempt - 1)))
 
     def to_json(self) -> dict[str, Any]:
-        return {"attempts": self.attempts, "backoff": self.backoff, "on": sorted(self.on)}
+        out: dict[str, Any] = {"attempts": self.attempts, "on": sorted(self.on)}
+        if self.delays:
+            out["delays"] = list(self.delays)
+        else:
+            out["backoff"] = self.backoff
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +224,7 @@ class CallRequest:
     node: str | None = None
     target_call_id: str | None = None
     callback_url: str | None = None
+    callback_format: str = "eslengine"
     retry: RetryPolicy = RetryPolicy()
     # The client's own JSON object, kept with the call (record, status,
     # webhooks) and never sent to the switch.
@@ -243,6 +259,8 @@ class CallRequest:
             data["record"] = {"format": self.record.format, "stereo": self.record.stereo}
         if self.media != "process":
             data["media"] = self.media
+        if self.callback_format != "eslengine":
+            data["callback_format"] = self.callback_format
         data["retry"] = self.retry.to_json()
         if self.metadata:
             data["metadata"] = dict(self.metadata)
@@ -510,17 +528,28 @@ def _retry(value: object, config: Config) -> RetryPolicy:
     default = RetryPolicy(config.default_attempts, config.default_retry_backoff)
     if value is None:
         return default
-    spec = _object("retry", value, frozenset({"attempts", "backoff", "on"}))
+    spec = _object("retry", value, frozenset({"attempts", "backoff", "on", "delays"}))
     on = default.on
     if spec.get("on") is not None:
         raw = spec["on"]
         if not isinstance(raw, list) or not raw or any(not isinstance(g, str) or g not in RETRY_GROUPS for g in raw):
             raise ValidationError("retry.on", "a list of %s" % ", ".join(sorted(RETRY_GROUPS)))
         on = frozenset(raw)
+    delays: tuple[int, ...] = ()
+    if spec.get("delays") is not None:
+        raw_delays = spec["delays"]
+        if spec.get("backoff") is not None:
+            raise ValidationError("retry.delays", "give backoff or delays, not both")
+        if not isinstance(raw_delays, list) or not 0 < len(raw_delays) < config.max_attempts:
+            raise ValidationError("retry.delays", "a list of 1 to %d waits in seconds, one per retry"
+                                  % max(1, config.max_attempts - 1))
+        delays = tuple(_int("retry.delays.%d" % i, d, MIN_BACKOFF, MAX_RETRY_DELAY, None) or MIN_BACKOFF
+                       for i, d in enumerate(raw_delays))
     return RetryPolicy(
         attempts=_int("retry.attempts", spec.get("attempts"), 1, config.max_attempts, default.attempts) or 1,
         backoff=_int("retry.backoff", spec.get("backoff"), MIN_BACKOFF, MAX_BACKOFF, default.backoff) or 1,
         on=on,
+        delays=delays,
     )
 
 
@@ -631,6 +660,9 @@ def parse_request(data: object, config: Config, *, job_id: str | None = None,
         host = urlsplit(callback).hostname or ""
         if urls.ip_literal(host) and not urls.address_allowed(host, config.webhook_allow_networks):
             raise ValidationError("callback_url", "may not point to a private, loopback or reserved address (setting: ESLENGINE_WEBHOOK_ALLOW_NETWORKS)")
+    callback_format = _choice("callback_format", data.get("callback_format"), CALLBACK_FORMATS, "eslengine")
+    if callback_format != "eslengine" and callback is None:
+        raise ValidationError("callback_format", "needs callback_url")
     request = CallRequest(
         id=job_id,
         a=a,
@@ -651,6 +683,7 @@ def parse_request(data: object, config: Config, *, job_id: str | None = None,
         node=node,
         target_call_id=parse_id(target, "target_call_id") if target is not None else None,
         callback_url=callback,
+        callback_format=callback_format,
         retry=_retry(data.get("retry"), config),
         metadata=_metadata(data.get("metadata")),
     )

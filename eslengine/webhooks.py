@@ -44,7 +44,7 @@ import gevent
 import gevent.event
 import gevent.pool
 
-from . import urls
+from . import infobip, urls
 from .apikeys import KeyStore
 from .config import Config
 from .errors import QueueUnavailable, WebhookFailed, WebhookRefused
@@ -206,6 +206,19 @@ def post(url: str, body: bytes, headers: Mapping[str, str], *, networks: Sequenc
     raise WebhookFailed("HTTP %d" % status)
 
 
+def body_of(document: Mapping[str, Any], delivery: Delivery) -> tuple[bytes, str] | None:
+    """A delivery's body and content type in the call's ``callback_format``:
+    the engine's own document (every status change), or Infobip's delivery
+    report as JSON or XML (``infobip.report``: the final status only; None
+    for the others, which are then done with unsent)."""
+    fmt = str((document.get("request") or {}).get("callback_format") or "eslengine")
+    if fmt.startswith("infobip+"):
+        return infobip.report(document, fmt) if delivery.status in ("completed", "failed", "cancelled") else None
+    body = json.dumps({"event": delivery.event, "delivery": delivery.id, "call": document},
+                      separators=(",", ":")).encode()
+    return body, "application/json"
+
+
 class Webhooks:
     """A worker's webhook sender: delivers the deliveries queued in Redis,
     at most ``config.webhook_concurrency`` calls' at once."""
@@ -279,7 +292,10 @@ class Webhooks:
             while True:
                 item = self.queue.next_webhook(job_id)
                 if item is None:
-                    self.queue.webhook_done(job_id, "", self.lease)
+                    # One queued since next_webhook looked keeps the call
+                    # held (due only when the lease ends): deliver it now.
+                    if self.queue.webhook_done(job_id, "", self.lease):
+                        continue
                     return
                 delivery = Delivery.parse(item)
                 later = self._attempt(job_id, delivery)
@@ -319,9 +335,13 @@ class Webhooks:
         until, _ = self._down.get(origin, (0.0, 0))
         if now < until:
             return delivery, until - now + random.uniform(0, 0.1 * (until - now))
-        body = json.dumps({"event": delivery.event, "delivery": delivery.id, "call": document},
-                          separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", "User-Agent": "eslengine-webhook",
+        formatted = body_of(document, delivery)
+        if formatted is None:
+            log.debug("job %s: webhook %s %s: nothing to report in this call's format", job_id, delivery.event,
+                      delivery.id)
+            return None
+        body, content_type = formatted
+        headers = {"Content-Type": content_type, "User-Agent": "eslengine-webhook",
                    "X-Eslengine-Event": delivery.event, "X-Eslengine-Delivery": delivery.id}
         secret = self._secret(document)
         if secret:

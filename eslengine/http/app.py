@@ -15,6 +15,7 @@ from .auth import check_auth_config
 from .context import ACCOUNTS_EXTENSION, CLICKTOCALL_EXTENSION, CONFIG_KEY, EXTENSION, KEYS_EXTENSION
 from .fast_intake import FastIntake
 from . import sarv_v2, telecmi_v2
+from . import infobip_ctc
 from .responses import MAX_BODY, register_errors
 
 
@@ -45,6 +46,7 @@ def create_app(config: Config, queue: JobQueue | None = None, *, allow_no_auth: 
     register_errors(app)
     app.register_blueprint(telecmi_v2.bp)
     app.register_blueprint(sarv_v2.bp)
+    app.register_blueprint(infobip_ctc.bp)
     app.register_blueprint(calls_v1.bp)
     app.register_blueprint(accounts_v1.bp)
     app.register_blueprint(kazoo.bp)

@@ -342,6 +342,12 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                             "maximum": calls.MAX_BACKOFF, "default": config.default_retry_backoff,
                                             "description": "Seconds before the second attempt; doubles after "
                                             "each."},
+                                "delays": {"type": "array", "minItems": 1,
+                                           "maxItems": max(1, config.max_attempts - 1),
+                                           "items": {"type": "integer", "minimum": calls.MIN_BACKOFF,
+                                                     "maximum": calls.MAX_RETRY_DELAY},
+                                           "description": "Seconds before each retry, in order (the last "
+                                           "repeats); instead of backoff."},
                                 "on": {"type": "array", "items": {"type": "string",
                                                                   "enum": sorted(calls.RETRY_GROUPS)}},
                             },
@@ -356,6 +362,11 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                          "change, signed (X-Eslengine-Signature: t=<unix time>,v1=<HMAC of "
                                          "'<t>.<body>'>) and retried until delivered. Only URLs the operator "
                                          "allows, on public addresses unless the operator allows others."},
+                        "callback_format": {"type": "string", "enum": list(calls.CALLBACK_FORMATS),
+                                            "default": "eslengine",
+                                            "description": "The webhook body: the engine's own document, or "
+                                            "Infobip's delivery report (JSON or XML), sent once, at the end. "
+                                            "Needs callback_url."},
                         "caller_id_number": {
                             "type": "string",
                             "nullable": True,
