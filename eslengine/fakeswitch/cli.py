@@ -38,25 +38,38 @@ def main(argv: list[str] | None = None) -> int:
     """``eslengine fakeswitch``: run the simulator until SIGINT/SIGTERM."""
     parser = argparse.ArgumentParser(prog="eslengine fakeswitch",
                                      description="FreeSWITCH event-socket simulator")
-    parser.add_argument("--bind", type=bind_address, default=("127.0.0.1", 8021))
-    parser.add_argument("--password", default="ClueCon")
-    parser.add_argument("--sps", type=int, default=30)
-    parser.add_argument("--max-sessions", type=int, default=1000)
-    parser.add_argument("--ring-time", type=float, default=0.2)
-    parser.add_argument("--talk-time", type=float, default=None)
-    parser.add_argument("--scenario", default=None, help="scenario JSON file")
+    parser.add_argument("--bind", type=bind_address, default=("127.0.0.1", 8021), metavar="HOST:PORT",
+                        help="address to listen on (default: 127.0.0.1:8021)")
+    parser.add_argument("--password", default="ClueCon",
+                        help="the event socket's password for auth (default: %(default)s)")
+    parser.add_argument("--sps", type=int, default=30,
+                        help="sessions per second the switch accepts, as FreeSWITCH counts them "
+                             "(default: %(default)s)")
+    parser.add_argument("--max-sessions", type=int, default=1000,
+                        help="live sessions the switch accepts (default: %(default)s)")
+    parser.add_argument("--ring-time", type=float, default=0.2, metavar="SECONDS",
+                        help="how long a leg rings before it answers, unless the scenario says "
+                             "otherwise; not scaled by --time-scale (default: %(default)s)")
+    parser.add_argument("--talk-time", type=float, default=None, metavar="SECONDS",
+                        help="how long an answered call lasts before it hangs up NORMAL_CLEARING; "
+                             "not scaled by --time-scale (default: until hung up)")
+    parser.add_argument("--scenario", default=None, metavar="FILE",
+                        help="scenario JSON file: which outcome each dialled number gets "
+                             "(default: numbers ending 486 busy, 408 no answer, 404 and 503 fail, "
+                             "others answer)")
     parser.add_argument("--time-scale", type=_positive, default=1.0,
                         help="divide every FreeSWITCH delay (originate/leg timeouts, retry sleeps, "
-                             "sched_hangup, sched_broadcast, playback) by this factor")
-    parser.add_argument("--playback-time", type=float, default=0.0,
-                        help="seconds a playback/speak takes (before --time-scale)")
+                             "sched_hangup, sched_broadcast, playback) by this factor (default: %(default)s)")
+    parser.add_argument("--playback-time", type=float, default=0.0, metavar="SECONDS",
+                        help="seconds a playback/speak takes (before --time-scale) (default: %(default)s)")
     parser.add_argument("--record", default=None, metavar="FILE",
-                        help="append one JSON line per originate received (and one per result) to FILE")
+                        help="append one JSON line per originate received (and one per result) to FILE "
+                             "(default: no journal)")
     parser.add_argument("--db-file", default=None, metavar="FILE",
                         help="keep mod_db's table (db insert/select/delete) in FILE, across restarts, "
-                             "as FreeSWITCH keeps it in sqlite; without it the table starts empty")
-    parser.add_argument("--stall-seconds", type=_positive, default=2.0,
-                        help="how long SIGUSR2 stalls command replies")
+                             "as FreeSWITCH keeps it in sqlite (default: none; the table starts empty)")
+    parser.add_argument("--stall-seconds", type=_positive, default=2.0, metavar="SECONDS",
+                        help="how long SIGUSR2 stalls command replies (default: %(default)s)")
     args = parser.parse_args(argv)
     scenario = Scenario.from_file(args.scenario) if args.scenario else None
     switch = FakeSwitch(args.bind, args.password, sps=args.sps, max_sessions=args.max_sessions,
