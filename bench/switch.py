@@ -26,8 +26,9 @@ import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 from gevent.server import StreamServer  # noqa: E402
 
+from eslengine.fakeswitch.cli import bind_address  # noqa: E402
 from eslengine.fakeswitch.scenario import Scenario  # noqa: E402
-from eslengine.fakeswitch.server import FakeSwitch, _bind  # noqa: E402
+from eslengine.fakeswitch.server import FakeSwitch  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,14 @@ class Recorder:
         self.starts: list[float] = []
         self.refused: list[float] = []
         board = switch.board
-        take = board._take_session
+        take = board.take_session
 
         def take_session() -> bool:
             ok = take()
             (self.starts if ok else self.refused).append(time.time())
             return ok
 
-        board._take_session = take_session  # type: ignore[method-assign]
+        board.take_session = take_session  # type: ignore[method-assign]
 
     def counts(self) -> dict[str, int]:
         stats = self.switch.board.stats
@@ -69,8 +70,8 @@ class Recorder:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.switch")
-    parser.add_argument("--bind", type=_bind, required=True)
-    parser.add_argument("--stats", type=_bind, required=True)
+    parser.add_argument("--bind", type=bind_address, required=True)
+    parser.add_argument("--stats", type=bind_address, required=True)
     parser.add_argument("--password", default="ClueCon")
     parser.add_argument("--sps", type=int, default=30)
     parser.add_argument("--max-sessions", type=int, default=1000)

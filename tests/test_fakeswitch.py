@@ -11,7 +11,7 @@ import pytest
 from gevent import socket
 
 from eslengine.fakeswitch import FakeSwitch, Scenario
-from eslengine.fakeswitch.server import EventFilter, filter_passes, header_lookup
+from eslengine.fakeswitch.listener import EventFilter, filter_passes, header_lookup
 from eslengine.protocol import (
     API_RESPONSE,
     COMMAND_REPLY,

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from eslengine.fakeswitch import FakeSwitch, Scenario
-from eslengine.fakeswitch.channels import execute_on_split
-from eslengine.fakeswitch.server import main
+from eslengine.fakeswitch.apps import execute_on_split
+from eslengine.fakeswitch.cli import main
 from eslengine.protocol import Event
 
 from .test_fakeswitch import Client, events_client

@@ -11,8 +11,8 @@ from eslengine import dialstring
 from eslengine.calls import parse_request
 from eslengine.config import Config
 from eslengine.dialstring import Marker, marker_key, marker_variables, parse_marker
-from eslengine.fakeswitch.channels import originate_variables
 from eslengine.fakeswitch.dialparse import parse_originate
+from eslengine.fakeswitch.originate import originate_variables
 from eslengine.fakeswitch.store import DbStore, HashStore
 from eslengine.markers import Resolution, Verdict, legs_to_find, resolve
 
