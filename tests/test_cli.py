@@ -170,8 +170,8 @@ def test_tune_gc_freezes_what_is_loaded_and_raises_the_young_threshold() -> None
     assert proc.stdout.strip() == "ok"
 
 
-@pytest.mark.parametrize("command", [[], ["worker"], ["api"], ["keys", "create"], ["dead"], ["nodes"], ["demo"],
-                                     ["accounts"], ["accounts", "key"], ["accounts", "add"]])
+@pytest.mark.parametrize("command", [[], ["worker"], ["api"], ["fakeswitch"], ["keys", "create"], ["dead"], ["nodes"],
+                                     ["demo"], ["accounts"], ["accounts", "key"], ["accounts", "add"]])
 def test_every_command_explains_itself_and_its_options(command: list[str]) -> None:
     proc = run(*command, "--help")
     assert proc.returncode == 0, proc.stderr
