@@ -756,7 +756,7 @@ class CallState:
     # still up (it left) or after the second party's legs had all failed
     # (``b_legs``: the second party's legs seen and not yet hung up).
     hung_up_first: str = ""
-    b_legs: set[str] = field(default_factory=set)
+    b_legs: set[str] | None = None  # made on the first one (a set per call costs 216 bytes)
     b_seen: bool = False
     a_left: bool | None = None
 
@@ -778,9 +778,12 @@ class CallState:
         if role == "b" and uuid_:
             self.b_seen = True
             if name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
-                self.b_legs.discard(uuid_)
+                if self.b_legs:
+                    self.b_legs.discard(uuid_)
+            elif self.b_legs is None:
+                self.b_legs = {uuid_}  # ringing (progress), answered or bridged
             else:
-                self.b_legs.add(uuid_)  # ringing (progress), answered or bridged
+                self.b_legs.add(uuid_)
         if role == "b" and name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
             if uuid_ == self.b_uuid:
                 if not self.b_cause:
