@@ -306,7 +306,8 @@ def referrers(kind: str, item_id: str, directory: Directory) -> list[str]:
                 if c.get("extension") == "%s:%s" % (singular, item_id)]
     if kind == "media":
         out += ["clicktocall/%s" % i for i, c in sorted(directory.clicktocall.items())
-                if item_id in (c.get("ringback"), c.get("announcement"))]
+                if item_id in (c.get("ringback"), c.get("announcement"),
+                               (c.get("music_on_hold") or {}).get("media_id"))]
     return out
 
 

@@ -47,7 +47,7 @@ PARTY_NAMES = ("a", "b")
 __all__ = ["MAX_FILTER_PATTERN", "Destination", "CallRequest", "CallState", "Party", "parse_request"]
 KNOWN_FIELDS = frozenset({
     "id", "a", "b", "dial_first", "caller_id_number", "caller_id_name", "timeout", "variables",
-    "number_filter", "region", "ringback", "announcement", "max_duration", "warnings", "record", "media",
+    "number_filter", "region", "ringback", "music_on_hold", "announcement", "max_duration", "warnings", "record", "media",
     "node", "target_call_id", "callback_url", "callback_format", "retry", "metadata",
 })
 PARTY_FIELDS = frozenset({
@@ -216,6 +216,8 @@ class CallRequest:
     timeout: int = 30
     variables: Mapping[str, str] = field(default_factory=dict)
     ringback: Media | None = None
+    # What a party hears while the other holds it (FreeSWITCH's hold_music).
+    music_on_hold: Media | None = None
     announcement: Media | None = None
     max_duration: int | None = None
     warnings: tuple[Warning, ...] = ()
@@ -251,6 +253,8 @@ class CallRequest:
             data["variables"] = dict(self.variables)
         if self.ringback is not None:
             data["ringback"] = self.ringback.to_json()
+        if self.music_on_hold is not None:
+            data["music_on_hold"] = self.music_on_hold.to_json()
         if self.announcement is not None:
             data["announcement"] = self.announcement.to_json()
         if self.warnings:
@@ -639,12 +643,15 @@ def parse_request(data: object, config: Config, *, job_id: str | None = None,
     ringback = _media("ringback", data.get("ringback"), config, tones=RINGBACK_TONES)
     if ringback is not None and ringback.kind == "say":
         raise ValidationError("ringback", "ringback plays a tone, music on hold, a file or a URL")
+    music_on_hold = _media("music_on_hold", data.get("music_on_hold"), config, tones=("moh",))
+    if music_on_hold is not None and music_on_hold.kind == "say":
+        raise ValidationError("music_on_hold", "music on hold is moh (the switch's own), a file or a URL")
     announcement = _media("announcement", data.get("announcement"), config)
     warnings = _warnings(data.get("warnings"), max_duration, config)
     record = _record(data.get("record"))
     if media != "process":
         for name, used in (("record", record), ("announcement", announcement), ("warnings", warnings),
-                           ("ringback", ringback)):
+                           ("ringback", ringback), ("music_on_hold", music_on_hold)):
             if used:
                 raise ValidationError(name, "needs media: process (the switch cannot touch bypassed media)")
     node = _text("node", data.get("node"), 100, _NODE, "must name a configured node")
@@ -675,6 +682,7 @@ def parse_request(data: object, config: Config, *, job_id: str | None = None,
         timeout=timeout or config.default_ring_timeout,
         variables=_variables(data.get("variables"), config),
         ringback=ringback,
+        music_on_hold=music_on_hold,
         announcement=announcement,
         max_duration=max_duration,
         warnings=warnings,

@@ -169,10 +169,13 @@ def parse_resource(data: Mapping[str, Any], config: Config) -> dict[str, Any]:
     announcement = _media_ref("announcement", spec.get("announcement"))
     if announcement is not None:
         out["announcement"] = announcement
-    if spec.get("music_on_hold") not in (None, {}):
-        raise ValidationError("music_on_hold", "not supported: the engine sets no hold music on a call it "
-                              "places (the switch's own hold_music applies); use ringback for what the first "
-                              "party hears while the second is rung")
+    hold = spec.get("music_on_hold")
+    if hold not in (None, {}):
+        hold = check_object("music_on_hold", hold, ("media_id",))
+        media_id = _media_ref("music_on_hold.media_id", hold.get("media_id"), tones=("moh",))
+        if media_id is None:
+            raise ValidationError("music_on_hold.media_id", "required: moh, or the id of a media item")
+        out["music_on_hold"] = {"media_id": media_id}
     out["bypass_media"] = _bool("bypass_media", spec.get("bypass_media"), False)
     media = spec.get("media")
     ignore_early_media = True
@@ -222,6 +225,13 @@ def native_request(resource: Mapping[str, Any], directory: Directory, contact: s
                                                                                      "language", "voice")}
         else:
             raise ValidationError(name, "no media %s in this account" % value)
+    hold = (resource.get("music_on_hold") or {}).get("media_id")
+    if hold == "moh":
+        document["music_on_hold"] = "moh"
+    elif hold is not None:
+        if hold not in directory.media:
+            raise ValidationError("music_on_hold.media_id", "no media %s in this account" % hold)
+        document["music_on_hold"] = {k: v for k, v in directory.media[hold].items() if k in ("file", "url", "say")}
     if resource.get("bypass_media"):
         document["media"] = "bypass"
     return document
@@ -234,7 +244,8 @@ _FIELDS = (
     ("a.sip_headers", "custom_sip_headers"), ("a.ignore_early_media", "media.ignore_early_media"),
     ("a.timeout", "timeout"), ("b.to", "contact"), ("b.caller_id_number", "caller_id_number"),
     ("b.caller_id_name", "caller_id_name"), ("b.timeout", "timeout"), ("variables", "custom_application_vars"),
-    ("ringback", "ringback"), ("announcement", "announcement"), ("media", "bypass_media"),
+    ("ringback", "ringback"), ("music_on_hold", "music_on_hold.media_id"), ("announcement", "announcement"),
+    ("media", "bypass_media"),
     ("timeout", "timeout"), ("a", "extension"), ("b", "contact"),
 )
 

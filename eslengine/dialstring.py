@@ -289,6 +289,8 @@ def party_variables(request: CallRequest, name: str, config: Config, attempt: in
         out.append(("sip_auto_answer", "true"))
     if party.presence_id:
         out.append(("presence_id", party.presence_id))
+    if request.music_on_hold is not None:
+        out.append(("hold_music", playable(request.music_on_hold)))
     out += [("sip_h_" + header, value) for header, value in party.sip_headers]
     # FreeSWITCH deletes a variable set to the empty string: send none.
     out += [(VAR_PREFIX + key, value) for key, value in request.variables.items() if value]

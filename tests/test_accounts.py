@@ -150,7 +150,8 @@ def test_a_resource_is_normalised_with_every_default() -> None:
     ({"throttle": True}, "throttle"),
     ({"dial_first": "both"}, "dial_first"),
     ({"custom_sip_headers": {"in": {"X-A": "1"}}}, "custom_sip_headers.in"),
-    ({"music_on_hold": {"media_id": M1}}, "music_on_hold"),
+    ({"music_on_hold": {"media_id": 7}}, "music_on_hold.media_id"),
+    ({"music_on_hold": {"file": "x.wav"}}, "music_on_hold.file"),
     ({"ringback": "bells"}, "ringback"),
     ({"media": {"ignore_early_media": "yes"}}, "media.ignore_early_media"),
     ({"timeout": 1}, "timeout"),
@@ -174,6 +175,8 @@ def test_bad_resources_are_refused_naming_the_field(fields: dict[str, Any], fiel
     ({"presence_id": "nobody"}, "presence_id"),
     ({"bypass_media": True, "ringback": "moh"}, "ringback"),
     ({"ringback": "f" * 32}, "ringback"),
+    ({"music_on_hold": {"media_id": "f" * 32}}, "music_on_hold.media_id"),
+    ({"bypass_media": True, "music_on_hold": {"media_id": "moh"}}, "music_on_hold.media_id"),
 ])
 def test_a_resource_is_checked_as_the_native_request_it_makes(fields: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as info:
@@ -195,6 +198,14 @@ def test_a_connect_is_a_native_request() -> None:
     assert (call.b.caller_id_number, call.b.caller_id_name) == ("+15557770000", "Acme")
     assert dict(call.variables) == {"campaign": "spring"}
     assert call.ringback is not None and call.ringback.value == "ivr/ivr-welcome.wav"
+    assert call.music_on_hold is None
+
+
+def test_a_resources_music_on_hold_is_the_calls() -> None:
+    held = clicktocall.connect_request(resource(music_on_hold={"media_id": M1}), DIRECTORY, "+15551230004", CONFIG)
+    assert held.music_on_hold is not None and held.music_on_hold.value == "ivr/ivr-welcome.wav"
+    moh = clicktocall.connect_request(resource(music_on_hold={"media_id": "moh"}), DIRECTORY, "+15551230004", CONFIG)
+    assert moh.music_on_hold is not None and moh.music_on_hold.kind == "tone"
 
 
 def test_the_extension_sees_the_callee_id_when_one_is_set() -> None:

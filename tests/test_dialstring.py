@@ -208,6 +208,7 @@ OPTIONS: dict[str, Any] = {
     "caller_id_number": mostly(st.just("+15557770000")),
     "variables": st.dictionaries(mostly(st.sampled_from(["campaign", "lead_id"])), text, max_size=3),
     "ringback": mostly(st.sampled_from(["ring", "uk-ring", "moh"]), st.fixed_dictionaries({"file": text})),
+    "music_on_hold": mostly(st.sampled_from(["moh", {"file": "music/hold.wav"}]), st.fixed_dictionaries({"file": text})),
     "announcement": st.one_of(
         st.fixed_dictionaries({"file": mostly(st.just("ivr/hello.wav"))}),
         st.fixed_dictionaries({"say": text}),

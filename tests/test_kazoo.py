@@ -451,7 +451,7 @@ def test_a_resource_without_auth_connects_without_a_token_by_post(client: FlaskC
     ({"extension": "1000"}, "name"),
     ({"name": "x"}, "extension"),
     ({"name": "x", "extension": "1000", "colour": "red"}, "colour"),
-    ({"name": "x", "extension": "1000", "music_on_hold": {"media_id": "m"}}, "music_on_hold"),
+    ({"name": "x", "extension": "1000", "music_on_hold": {"media_id": 5}}, "music_on_hold.media_id"),
     ({"name": "x", "extension": "1000", "bypass_media": "auto"}, "bypass_media"),
     ({"name": "x", "extension": "1000", "dial_first": "both"}, "dial_first"),
     ({"name": "x", "extension": "1000", "whitelist": ["("]}, "whitelist.0"),

@@ -299,6 +299,9 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                    "ESLENGINE_DEFAULT_REGION (none: such numbers are refused)."},
                         "ringback": dict(ref("Media"), description="What the first party hears while the second "
                                          "rings: ring, us-ring, uk-ring, moh (music on hold), or {file}/{url}."),
+                        "music_on_hold": dict(ref("Media"), description="What a party hears while the other holds "
+                                              "the call (FreeSWITCH's hold_music on every leg): moh (the switch's "
+                                              "own), or {file}/{url}. Needs media: process."),
                         "announcement": dict(ref("Media"), description="Played to the first party when it answers, "
                                              "before the second is rung: {file}, {url} or {say, language, voice} "
                                              "(text to speech where the switch has a TTS module)."),

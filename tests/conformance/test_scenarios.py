@@ -141,6 +141,11 @@ def _wait_status(stack: LocalStack, job_id: str, statuses: tuple[str, ...], time
         gevent.sleep(0.05)
 
 
+# Channel variables of the engine's own compared on both switches, beside
+# the custom (eslengine_var_*) ones.
+SHOWN_VARIABLES = frozenset({"variable_hold_music"})
+
+
 @dataclass
 class LegView:
     party: str
@@ -192,7 +197,7 @@ def _sim_legs(sim: FakeSwitch, job_id: str) -> list[LegView]:
             headers=tuple(sorted((k[len("variable_sip_h_"):], v) for k, v in final.items()
                                  if k.startswith("variable_sip_h_X-") and not k.startswith("variable_sip_h_X-Conf"))),
             variables=tuple(sorted((k[len("variable_"):], v) for k, v in final.items()
-                                   if k.startswith("variable_eslengine_var_"))),
+                                   if k.startswith("variable_eslengine_var_") or k in SHOWN_VARIABLES)),
             reached=reached,
             creates=sum(1 for n, _ in events if n == "CHANNEL_CREATE"),
         ))
@@ -222,7 +227,7 @@ def _real_legs(rs: RealSwitch, job_id: str, since: int) -> list[LegView]:
             headers=tuple(sorted((k, v) for k, v in (seen.sip_headers if seen else {}).items()
                                  if not k.startswith("X-Conf"))),
             variables=tuple(sorted((name[len("variable_"):], value) for name, value in _variables(leg)
-                                   if name.startswith("variable_eslengine_var_"))),
+                                   if name.startswith("variable_eslengine_var_") or name in SHOWN_VARIABLES)),
             reached=seen is not None,
             creates=leg.names.count("CHANNEL_CREATE"),
         ))
@@ -446,6 +451,13 @@ def test_recording(targets: list[Target], real_switch: RealSwitch, simulator: Fa
     got = same(result)
     assert got["status"] == "completed"
     assert "record_session" in got["b"][0]["apps"]
+
+
+def test_music_on_hold(targets: list[Target], real_switch: RealSwitch, simulator: FakeSwitch) -> None:
+    got = same(run(targets, real_switch, simulator, {"a": A, "b": B, "music_on_hold": "moh"}))
+    assert got["status"] == "completed"
+    for party in ("a", "b"):
+        assert got[party][0]["variables"] == {"hold_music": "local_stream://moh"}
 
 
 def test_ringback(targets: list[Target], real_switch: RealSwitch, simulator: FakeSwitch) -> None:

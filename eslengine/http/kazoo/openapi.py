@@ -174,8 +174,10 @@ def openapi_document(config: Config) -> dict[str, Any]:
         "dial_first": {"type": "string", "enum": list(clicktocall.DIAL_FIRST)},
         "media": {"type": "object", "properties": {"ignore_early_media": {"type": "boolean"}},
                   "additionalProperties": False},
-        "music_on_hold": {"type": "object", "maxProperties": 0,
-                          "description": "Refused unless empty: the engine sets no hold music."},
+        "music_on_hold": {"type": "object", "properties": {"media_id": {"type": "string"}},
+                          "additionalProperties": False,
+                          "description": "media_id: a media item of the account (a file or URL), or moh: what "
+                                         "each party hears while the other holds it (hold_music)."},
         "presence_id": {"type": "string"},
         "ringback": {"type": "string"}, "announcement": {"type": "string"},
         "throttle": {"type": "integer", "minimum": 0, "maximum": clicktocall.MAX_THROTTLE},
