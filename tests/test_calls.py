@@ -698,17 +698,17 @@ def test_music_on_hold_is_every_legs_hold_music() -> None:
 
     config = Config(allow_unvalidated_numbers=True, media_url_prefixes=("https://media.example.com/",),
                     tts_engine="flite")
-    for given, played in (("moh", "local_stream://moh"), ({"file": "music/hold.wav"}, "music/hold.wav"),
+    for value, played in (("moh", "local_stream://moh"), ({"file": "music/hold.wav"}, "music/hold.wav"),
                           ({"url": "https://media.example.com/h.mp3"}, "http_cache://https://media.example.com/h.mp3")):
         request = parse_request({"a": "+15551230001", "b": ["+15551230002", "+15551230003"],
-                                 "music_on_hold": given}, config)
+                                 "music_on_hold": value}, config)
         assert parse_request(request.to_json(), config) == request
         for party in ("a", "b"):
             assert dict(dialstring.party_variables(request, party, config))["hold_music"] == played
-    for given, reason in (({"say": "please hold"}, "music on hold is moh"), ("uk-ring", "one of moh"),
+    for value, reason in (({"say": "please hold"}, "music on hold is moh"), ("uk-ring", "one of moh"),
                           ({"url": "https://elsewhere.example.com/x.mp3"}, "not allowed")):
         with pytest.raises(ValidationError) as info:
-            parse_request({"a": "+15551230001", "b": "+15551230002", "music_on_hold": given}, config)
+            parse_request({"a": "+15551230001", "b": "+15551230002", "music_on_hold": value}, config)
         assert info.value.field.startswith("music_on_hold") and reason in info.value.reason, info.value.reason
     with pytest.raises(ValidationError) as info:
         parse_request({"a": "+15551230001", "b": "+15551230002", "music_on_hold": "moh", "media": "bypass"}, config)
