@@ -401,6 +401,16 @@ class Worker:
         self.webhooks.start()
         log.info("worker %s: started, %d node(s), pool %d", self.consumer, len(self.nodes), self.config.concurrency)
 
+    def halt(self) -> None:
+        """Stop dead, as SIGKILL would: nothing more is acknowledged,
+        recorded or renewed, no call is hung up, and the event sockets
+        close (what another worker then adopts; tests use it)."""
+        self._running = False
+        self.pool.kill(block=True)
+        gevent.killall(self._greenlets)
+        for state in self.nodes:
+            state.link.stop()
+
     def stop(self, grace: float = 30.0) -> None:
         """Stop claiming; let calls in progress finish for up to ``grace``
         seconds, then stop following them. Jobs whose originate outcome was not

@@ -18,7 +18,6 @@ monkey.patch_all()
 import itertools  # noqa: E402
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,11 +26,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from eslengine.stack import free_port  # one helper for the suite and the stack
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["free_port"]
 
 
 class RedisServer:

@@ -86,12 +86,7 @@ def test_failures_that_must_not_retry(rig: Rig, a: str) -> None:
 def crash(rig: Rig, worker: Worker) -> None:
     """What SIGKILL leaves behind: nothing acknowledged, nothing cleaned up;
     the heartbeat expires (here: at once)."""
-    worker._running = False
-    gevent.killall(worker._greenlets)
-    worker.pool.kill(block=True)
-    for state in worker.nodes:
-        state.link.stop()
-    rig.workers.remove(worker)
+    rig.crash(worker)
     rig.queue.forget_worker(worker.consumer)
 
 

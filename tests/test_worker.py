@@ -64,11 +64,7 @@ class Rig:
     def crash(self, worker: Worker) -> None:
         """Stop ``worker`` dead: it acknowledges, records and renews nothing
         more, and its event sockets close."""
-        worker._running = False
-        worker.pool.kill(block=True)
-        gevent.killall(worker._greenlets)
-        for state in worker.nodes:
-            state.link.stop()
+        worker.halt()
         self.workers.remove(worker)
 
     def submit(self, **body: Any) -> str:
