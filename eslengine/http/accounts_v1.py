@@ -36,7 +36,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import NotFound
 
-from .. import accounts, apikeys, clicktocall
+from .. import accounts, apikeys, calls, clicktocall
 from ..errors import ConfigError, ValidationError
 from ..queue import now_iso, redis_errors
 from . import auth, blocking, context, listing
@@ -303,6 +303,26 @@ def connect(account_id: str, item_id: str) -> Response:
         contact = request.args.get("contact")
     dialed = clicktocall.parse_contact(contact, config)
     call = clicktocall.connect_request(resource, store.directory(account_id), dialed, config)
+    placed = place_connect(key, account_id, item_id, resource, call, dialed)
+    if isinstance(placed, float):
+        response = error(429, "rate_limited", "this click-to-call was connected as often as it may for now")
+        response.headers["Retry-After"] = str(max(1, math.ceil(placed)))
+        return response
+    job_id, call = placed
+    log.info("job %s: click-to-call %s of account %s connected%s", job_id, item_id, account_id,
+             "" if key is not None else " without a key")
+    document = {"id": job_id, "status": "queued", "clicktocall": item_id, "contact": dialed,
+                "a": [str(d) for d in call.a.destinations], "b": [str(d) for d in call.b.destinations]}
+    return accepted(job_id, document, call_path(job_id), wait)
+
+
+def place_connect(key: apikeys.ApiKey | None, account_id: str, item_id: str, resource: dict[str, Any],
+                  call: calls.CallRequest, dialed: str) -> tuple[str, calls.CallRequest] | float:
+    """Queue one connect of a click-to-call resource (every surface's): the
+    connecting key's caller IDs (a refusal names the resource's field), the
+    resource's and the key's limits, then the call, owned by the key and the
+    account, in the resource's history. The job id and the call as queued,
+    or the seconds until the limits allow another connect."""
     if key is not None and not key.operator:
         try:
             call = apikeys.apply_caller_ids(key, call)
@@ -315,17 +335,11 @@ def connect(account_id: str, item_id: str) -> Response:
     if not retry and key is not None and not key.operator and key.rate_per_minute:
         retry = context.key_store().take_call(key, now)
     if retry:
-        response = error(429, "rate_limited", "this click-to-call was connected as often as it may for now")
-        response.headers["Retry-After"] = str(max(1, math.ceil(retry)))
-        return response
+        return float(retry)
     owner = key.id if key is not None and not key.operator else ""
     job_id = context.queue().enqueue(call, owner=owner, account=account_id)
     context.clicktocall_log().add(account_id, item_id, job_id, now)
-    log.info("job %s: click-to-call %s of account %s connected%s", job_id, item_id, account_id,
-             "" if key is not None else " without a key")
-    document = {"id": job_id, "status": "queued", "clicktocall": item_id, "contact": dialed,
-                "a": [str(d) for d in call.a.destinations], "b": [str(d) for d in call.b.destinations]}
-    return accepted(job_id, document, call_path(job_id), wait)
+    return job_id, call
 
 
 def _unauthorized() -> Response:

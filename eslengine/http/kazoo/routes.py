@@ -37,6 +37,7 @@ from ... import accounts, apikeys, calls, clicktocall
 from ...errors import QueueUnavailable, ValidationError
 from ...queue import now_iso, redis_errors
 from .. import auth, blocking, context, listing
+from ..accounts_v1 import place_connect
 from ..calls_v1 import WAIT_LIMIT
 from ..responses import BadBody, decode_json, json_response
 from . import crossbar, translate
@@ -307,23 +308,12 @@ def connect(account_id: str, item_id: str) -> Response:
     directory = store.directory(account_id)
     call = clicktocall.connect_request({**resource, "custom_application_vars": variables}, directory, dialed,
                                        config)
-    if key is not None and not key.operator:
-        try:
-            call = apikeys.apply_caller_ids(key, call)
-        except ValidationError as exc:
-            raise ValidationError(clicktocall.resource_field(exc.field, resource), exc.reason) from None
     now = time.time()
-    counters = clicktocall.limits(resource, public=key is None, ip=request.remote_addr or "-", contact=dialed,
-                                  now=now)
-    retry = context.clicktocall_log().take(account_id, item_id, counters)
-    if not retry and key is not None and not key.operator and key.rate_per_minute:
-        retry = context.key_store().take_call(key, now)
-    if retry:
+    placed = place_connect(key, account_id, item_id, resource, call, dialed)
+    if isinstance(placed, float):
         refuse(429, "this clicktocall was connected as often as it may for now",
-               **{"Retry-After": str(max(1, math.ceil(retry)))})
-    owner = key.id if key is not None and not key.operator else ""
-    job_id = context.queue().enqueue(call, owner=owner, account=account_id)
-    context.clicktocall_log().add(account_id, item_id, job_id, now)
+               **{"Retry-After": str(max(1, math.ceil(placed)))})
+    job_id, call = placed
     log.info("job %s: clicktocall %s of account %s connected (kazoo)%s", job_id, item_id, account_id,
              "" if key is not None else " without a token")
     if not wait:
