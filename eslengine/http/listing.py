@@ -22,6 +22,7 @@ from typing import Any
 
 from .. import calls
 from ..errors import ValidationError
+from ..queue import present
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
@@ -115,23 +116,14 @@ def decode_cursor(text: str) -> tuple[int, str]:
 
 
 def summary(record: Mapping[str, str]) -> dict[str, Any]:
-    """A call as a listing shows it (``GET /v1/calls/<id>`` has the rest)."""
-    try:
-        request = json.loads(record.get("request") or "{}")
-    except ValueError:
-        request = {}
-    out: dict[str, Any] = {
-        "id": record.get("client_id") or record.get("id"),
-        "status": record.get("status"),
-        "a": request.get("a", record.get("a")) if isinstance(request, dict) else record.get("a"),
-        "b": request.get("b", record.get("b")) if isinstance(request, dict) else record.get("b"),
-        "variables": request.get("variables", {}) if isinstance(request, dict) else {},
-        "created_at": record.get("created_at"),
-        "updated_at": record.get("updated_at"),
-    }
-    for name in ("hangup_cause", "ended_at", "ended_by", "failed_party"):
-        if record.get(name):
-            out[name] = record[name]
-    if record.get("owner"):
-        out["key"] = record["owner"]
+    """A call as a listing shows it: part of what ``GET /v1/calls/<id>``
+    shows (``queue.present``), which has the rest."""
+    document = present(record, [])
+    out: dict[str, Any] = {name: document.get(name) for name in ("id", "status", "a", "b", "variables")}
+    out["created_at"], out["updated_at"] = record.get("created_at"), record.get("updated_at")
+    if record.get("ended_at"):
+        out["ended_at"] = record["ended_at"]
+    for name in ("hangup_cause", "ended_by", "failed_party", "key"):
+        if name in document:
+            out[name] = document[name]
     return out
