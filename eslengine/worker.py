@@ -1152,24 +1152,18 @@ class Worker:
         try:
             with node.sending:
                 job = node.link.bgapi(command, job_uuid=bg_uuid, guard=self._lease_guard(call))
-        except LeaseLapsed as exc:
-            # Not written: another worker may be adopting the job. Placed
-            # again (the same attempt) only once the lease holds again and
-            # the job is still this worker's.
-            self._bg.pop(bg_uuid, None)
-            log.warning("job %s: originate not sent (%s)", job_id, exc)
-            self._release(call)
-            self._confirm(call)
-            if self._running:
-                # The same attempt, already recorded as this worker's.
-                self._originate(call, attempt, claimed=self._job_uuid())
-            return
         except EslNotSent as exc:
-            # Nothing reached the switch: place the same attempt again.
+            # Nothing reached the switch: place the same attempt again. Held
+            # back by the lease (LeaseLapsed), another worker may be adopting
+            # the job: only once the lease holds again and the job is still
+            # this worker's.
             self._bg.pop(bg_uuid, None)
             log.warning("job %s: originate not sent (%s); placing it again", job_id, exc)
             self._release(call)
-            gevent.sleep(0.2)
+            if isinstance(exc, LeaseLapsed):
+                self._confirm(call)
+            else:
+                gevent.sleep(0.2)
             if self._running:
                 # The same attempt, already recorded as this worker's.
                 self._originate(call, attempt, claimed=self._job_uuid())
