@@ -11,7 +11,6 @@ The simulator runs at ten times FreeSWITCH's speed (``time_scale``): a
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -19,16 +18,15 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import gevent
 import pytest
 
 from eslengine.fakeswitch import FakeSwitch, Scenario
 from eslengine.stack import LocalStack
 from tests.conftest import RedisServer
+from tests.test_accounts_e2e import creates, final, ok
 
 pytestmark = pytest.mark.e2e
 
-FINAL = ("completed", "failed", "cancelled")
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +55,6 @@ def stack(redis_server: RedisServer, switch: FakeSwitch) -> Iterator[LocalStack]
     s.cleanup()
 
 
-def ok(stack: LocalStack, method: str, path: str, body: Any = None, *, key: str | None = None,
-       code: int = 201) -> dict[str, Any]:
-    got, doc, _ = stack.http(method, path, body, key=key)
-    assert got == code, (method, path, doc)
-    return doc
 
 
 def raw(stack: LocalStack, method: str, path: str, body: bytes | None = None,
@@ -75,21 +68,8 @@ def raw(stack: LocalStack, method: str, path: str, body: bytes | None = None,
         return exc.code, json.loads(exc.read())
 
 
-def final(stack: LocalStack, job_id: str, key: str, timeout: float = 15.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        code, doc, _ = stack.http("GET", "/v1/calls/%s" % job_id, key=key)
-        assert code == 200, doc
-        if doc["status"] in FINAL:
-            return doc
-        assert time.monotonic() < deadline, doc
-        gevent.sleep(0.05)
 
 
-def creates(switch: FakeSwitch, job_id: str) -> list[dict[str, str]]:
-    """The CHANNEL_CREATE of each of a job's legs, oldest first."""
-    return [h for name, h in switch.events_for(job_id)
-            if name == "CHANNEL_CREATE" and h.get("variable_loopback_leg") != "B"]
 
 
 def played(switch: FakeSwitch, job_id: str) -> list[str]:

@@ -9,23 +9,21 @@ caller ID (cid-number / cid-name)."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import gevent
 import pytest
 
 from eslengine.fakeswitch import FakeSwitch
 from eslengine.stack import LocalStack
 from tests.conftest import RedisServer
+from tests.test_accounts_e2e import creates, final, ok
 
 pytestmark = pytest.mark.e2e
 
-FINAL = ("completed", "failed", "cancelled")
 
 
 @pytest.fixture(scope="module")
@@ -62,27 +60,10 @@ def kazoo(stack: LocalStack, method: str, path: str, token: str | None, data: st
         return exc.code, json.loads(exc.read())
 
 
-def ok(stack: LocalStack, method: str, path: str, body: Any = None, *, key: str | None = None,
-       code: int = 201) -> dict[str, Any]:
-    got, doc, _ = stack.http(method, path, body, key=key)
-    assert got == code, (method, path, doc)
-    return doc
 
 
-def final(stack: LocalStack, job_id: str, token: str, timeout: float = 15.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        code, doc, _ = stack.http("GET", "/v1/calls/%s" % job_id, key=token)
-        assert code == 200, doc
-        if doc["status"] in FINAL:
-            return doc
-        assert time.monotonic() < deadline, doc
-        gevent.sleep(0.05)
 
 
-def creates(switch: FakeSwitch, job_id: str) -> list[dict[str, str]]:
-    return [h for name, h in switch.events_for(job_id)
-            if name == "CHANNEL_CREATE" and h.get("variable_loopback_leg") != "B"]
 
 
 class Account:
