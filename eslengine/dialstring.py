@@ -96,6 +96,13 @@ EXPANDED = "$"
 # bridge ${eslengine_bridge}) or runs as application data: their values pass
 # the expansion round before the block's own rounds.
 BRIDGE_VAR = "eslengine_bridge"
+# Set by the shipped dialplan's eslengine_connect_refused extension on a held
+# first leg that parks again because the switch refused the second party's
+# session (no channel created).
+CONNECT_REFUSED_VAR = "eslengine_connect_refused"
+# Marks a first leg the engine holds (originated into park), with its park
+# timeout: what that extension re-arms before it parks the leg again.
+PARK_TIMEOUT_VAR = "eslengine_park_timeout"
 EXPANDED_VARS = frozenset({BRIDGE_VAR, "eslengine_announce", "eslengine_say", "eslengine_tts_engine",
                            "eslengine_tts_voice", "api_hangup_hook"})
 EXPANDED_PREFIXES = ("execute_on_", "api_on_")
@@ -472,6 +479,13 @@ def bridge_setvar_command(channel_uuid: str, request: CallRequest, config: Confi
     return "uuid_setvar %s %s %s" % (uuid.UUID(channel_uuid), BRIDGE_VAR, encode_value(value, (EXPANDED, "")))
 
 
+def connect_refused_clear_command(channel_uuid: str) -> str:
+    """The API command that clears ``CONNECT_REFUSED_VAR`` on a held first
+    leg (``uuid_setvar`` with no value unsets) before it is sent to the
+    connect extension again."""
+    return "uuid_setvar %s %s" % (uuid.UUID(channel_uuid), CONNECT_REFUSED_VAR)
+
+
 def transfer_command(channel_uuid: str) -> str:
     """The API command that sends a held first leg on to the connect
     extension. Only a canonical UUID reaches it."""
@@ -503,7 +517,9 @@ def originate_args(request: CallRequest, config: Config, attempt: int = 1, *, ho
     elif media is not None:
         extra.append(("eslengine_announce", playable(media)))
     if hold:
-        extra.append(("park_timeout", str(PARK_TIMEOUT)))
+        # park consumes park_timeout; the connect extension parks a leg whose
+        # second party's session was refused again with this one.
+        extra += [("park_timeout", str(PARK_TIMEOUT)), (PARK_TIMEOUT_VAR, str(PARK_TIMEOUT))]
         target = "&park()"
     elif uses_dialplan(request):
         target = CONNECT_EXTENSION

@@ -87,7 +87,7 @@ ESL_API_COMMANDS = (
     "uuid_setvar",    # a held first leg's second party (_connect_held)
     "uuid_transfer",  # then to the connect extension (bgapi)
     "uuid_exists",    # is a call's leg still up (_find_channel, _recheck)
-    "uuid_dump",      # what a live leg did while unseen (_catch_up, _await_park)
+    "uuid_dump",      # what a live leg did while unseen (_catch_up, _await_park, _connect_refused)
     "hupall",         # cancel: every leg of one job (_hangup_until_gone)
     "uuid_kill",      # a held first leg whose second party cannot be connected (_drop_held)
     "global_getvar",  # the node's recordings_dir, once a connection (_read_recordings_dir)
@@ -147,6 +147,16 @@ LIMITS_PERIOD = 10.0
 LIMITS_MIN_GAP = 1.0
 THROTTLE_HOLD = 3.0
 THROTTLE_SETTLE = 0.2
+# A held call's second party is started by the switch's dialplan (the
+# connect extension's bridge); when the throttle refuses that session, the
+# extension parks the first party again with CONNECT_REFUSED_VAR set. The
+# worker looks (uuid_dump) when no sign of the second party came within
+# CONNECT_CHECK seconds of the transfer, every CONNECT_LOOK seconds for up
+# to CONNECT_LOOK_FOR, and sends it again, at most CONNECT_REFUSALS times.
+CONNECT_CHECK = 1.0
+CONNECT_LOOK = 0.5
+CONNECT_LOOK_FOR = 10.0
+CONNECT_REFUSALS = 20
 # FreeSWITCH's answer when its sps throttle or session limit refuses a new
 # session: the endpoint gets no session (switch_core_session_request_uuid,
 # "Throttle Error!" / "Over Session Limit!") and the originate fails with
@@ -262,6 +272,9 @@ class Call:
     held: bool = False
     first_cost: int = 0
     connecting: bool = False  # _connect_held is running or ran
+    # While _connect_held looks for the second party after a transfer: set
+    # by the second party's first event, the bridge, or the call's end.
+    connect_wait: gevent.event.Event | None = None
     # A cancel arrived (it is also in the inbox, for the follow loop).
     cancel_seen: bool = False
     # The bgapi Job-UUIDs of its originates (keys of Worker._bg).
@@ -1254,6 +1267,20 @@ class Worker:
         if call.channel_seen or call.cancel_seen:
             return False
         job_id = call.request.id
+        self._slow_down(node)
+        call.throttled += 1
+        log.info("job %s: attempt %d refused by %s's throttle, no channel created; placing it again",
+                 job_id, call.attempt, node.node.label)
+        self._release(call)
+        call.sent = False
+        call.state = CallState(cancel_requested=call.state.cancel_requested)
+        self._originate(call, call.attempt + 1)
+        return True
+
+    def _slow_down(self, node: NodeState) -> None:
+        """The node's switch refused a session start (its throttle or session
+        limit): start fewer sessions there for THROTTLE_HOLD seconds and read
+        its limits again (at most every LIMITS_MIN_GAP seconds)."""
         now = time.monotonic()
         before = node.pacer.rate
         node.pacer.slow_down(now, THROTTLE_HOLD)
@@ -1263,14 +1290,6 @@ class Worker:
         if now - node.limits_asked >= LIMITS_MIN_GAP:
             node.limits_asked = now
             gevent.spawn(self._read_limits, node)
-        call.throttled += 1
-        log.info("job %s: attempt %d refused by %s's throttle, no channel created; placing it again",
-                 job_id, call.attempt, node.node.label)
-        self._release(call)
-        call.sent = False
-        call.state = CallState(cancel_requested=call.state.cancel_requested)
-        self._originate(call, call.attempt + 1)
-        return True
 
     def _start_connect(self, call: Call, dump: dict[str, Any] | None = None) -> None:
         """Connect the held call's second party, once. With ``dump`` (the
@@ -1336,42 +1355,104 @@ class Worker:
         if error is not None:
             self._drop_held(call, node, "uuid_setvar", error)
             return
+        refused = 0
+        while True:
+            if not self._pace_second(call, node):
+                return
+            command = dialstring.transfer_command(call.state.a_uuid)
+            sent: list[BackgroundJob] = []
+            call.connect_wait = gevent.event.Event()
+            error = self._send_held(call, node, lambda: sent.append(
+                node.link.bgapi(command, job_uuid=self._job_uuid(), guard=self._lease_guard(call))))  # type: ignore[union-attr]
+            if isinstance(error, LeaseLapsed):
+                return  # another worker took the call over
+            if error is None:
+                try:
+                    ok, text = sent[-1].result(self.config.esl_timeout)
+                except EslError as exc:
+                    # The switch has the transfer: the leg's events say whether it ran.
+                    log.warning("job %s: the transfer's result was not seen: %s", call.request.id, exc)
+                    return
+                if ok:
+                    if not self._connect_refused(call, node):
+                        return
+                    refused += 1
+                    if refused > CONNECT_REFUSALS:
+                        error = EslCommandError("bridge", "-ERR the switch refused the second party's session "
+                                                          "%d times" % refused)
+                        break
+                    self._slow_down(node)
+                    log.info("job %s: the second party's session refused by %s's throttle, no channel created; "
+                             "connecting it again", call.request.id, node.node.label)
+                    clear = dialstring.connect_refused_clear_command(call.state.a_uuid)
+                    error = self._send_held(call, node, lambda: self._api_ok(node, clear, "uuid_setvar"), again=True)
+                    if error is not None:
+                        break
+                    continue
+                error = EslCommandError("uuid_transfer", "-ERR " + text if text else "-ERR")
+            elif not isinstance(error, (EslCommandError, EslNotSent)):
+                # Written and unanswered: the switch may be running it.
+                log.warning("job %s: the transfer may not have reached the switch: %s", call.request.id, error)
+                return
+            break
+        self._drop_held(call, node, "uuid_transfer" if refused <= CONNECT_REFUSALS else "bridge", error)
+
+    @staticmethod
+    def _api_ok(node: NodeState, command: str, name: str) -> None:
+        reply = node.link.api(command)  # type: ignore[union-attr]
+        if not reply.startswith("+OK"):
+            raise EslCommandError(name, reply.strip())
+
+    def _pace_second(self, call: Call, node: NodeState) -> bool:
+        """Wait for the second party's turn on the node's pacer (before any
+        new originate there) and take it; False when the call no longer
+        needs it."""
         second = max(0, call.cost - call.first_cost)
         node.connecting += 1
         try:
             while True:
                 if call.state.final or call.state.cancel_requested or call.node is not node:
-                    return
+                    return False
                 now = time.monotonic()
                 delay = node.pacer.delay(now, second, sessions=0)
                 if delay == 0:
                     node.pacer.start(now, second, sessions=0)
-                    break
+                    return True
                 gevent.sleep(delay if delay is not None else 0.05)
         finally:
             node.connecting -= 1
             self._capacity.set()
-        command = dialstring.transfer_command(call.state.a_uuid)
-        sent: list[BackgroundJob] = []
-        error = self._send_held(call, node, lambda: sent.append(
-            node.link.bgapi(command, job_uuid=self._job_uuid(), guard=self._lease_guard(call))))  # type: ignore[union-attr]
-        if isinstance(error, LeaseLapsed):
-            return  # another worker took the call over
-        if error is None:
-            try:
-                ok, text = sent[-1].result(self.config.esl_timeout)
-            except EslError as exc:
-                # The switch has the transfer: the leg's events say whether it ran.
-                log.warning("job %s: the transfer's result was not seen: %s", call.request.id, exc)
-                return
-            if ok:
-                return
-            error = EslCommandError("uuid_transfer", "-ERR " + text if text else "-ERR")
-        elif not isinstance(error, (EslCommandError, EslNotSent)):
-            # Written and unanswered: the switch may be running it.
-            log.warning("job %s: the transfer may not have reached the switch: %s", call.request.id, error)
-            return
-        self._drop_held(call, node, "uuid_transfer", error)
+
+    def _connect_refused(self, call: Call, node: NodeState) -> bool:
+        """After a transfer to the connect extension: whether the switch
+        refused the second party's session (its throttle or session limit,
+        no channel created) and the first party waits in park again with
+        CONNECT_REFUSED_VAR set. Any event of the second party, the bridge
+        or the call's end says no at once; without one within CONNECT_CHECK
+        seconds the first leg is looked at (uuid_dump)."""
+        wait = call.connect_wait
+        try:
+            if wait is not None and wait.wait(CONNECT_CHECK):
+                return False
+            deadline = time.monotonic() + CONNECT_LOOK_FOR
+            bridging = 0
+            while not call.state.final and call.node is node and time.monotonic() < deadline:
+                dump = self._dump(call)
+                if dump is None or (wait is not None and wait.is_set()):
+                    return False
+                application = dump.get("variable_current_application")
+                if application == "park" and dump.get("variable_" + dialstring.CONNECT_REFUSED_VAR) == "true":
+                    return True
+                if application == "bridge":
+                    # Ringing without a word yet; looked at once more in case
+                    # the bridge was just being refused.
+                    bridging += 1
+                    if bridging > 1:
+                        return False
+                gevent.sleep(CONNECT_LOOK)
+            return False
+        finally:
+            call.connect_wait = None
 
     def _send_held(self, call: Call, node: NodeState, send: Callable[[], Any], *,
                    again: bool = False) -> EslError | None:
@@ -1806,6 +1887,8 @@ class Worker:
         headers = event.headers
         call.channel_seen = True
         role = "a" if headers.get("variable_" + dialstring.ROLE_VAR, "first") == "first" else "b"
+        if call.connect_wait is not None and (role == "b" or event.name in ("CHANNEL_BRIDGE", "CHANNEL_HANGUP")):
+            call.connect_wait.set()
         if role == "a" and event.name == "CHANNEL_HANGUP_COMPLETE" and headers.get("Unique-ID") == call.state.a_uuid:
             # The first party's CDR says whether it was answered and bridged,
             # even if those events were missed while a connection was down.

@@ -107,7 +107,7 @@ def assert_exact(request: CallRequest, config: Config) -> None:
 WORKER = "host-1.example_9:w@x+y"
 
 _EXTRA_VARS = (dialstring.BRIDGE_VAR, "eslengine_announce", "eslengine_say", "eslengine_tts_engine",
-               "eslengine_tts_voice", "park_timeout")
+               "eslengine_tts_voice", "park_timeout", dialstring.PARK_TIMEOUT_VAR)
 # The connect extension's actions (freeswitch-conf/dialplan/eslengine.xml)
 # and what the engine puts in &bridge(...): read through ${...}.
 BRIDGE_DATA = "${%s}" % dialstring.BRIDGE_VAR
@@ -147,8 +147,8 @@ def _assert_exact(request: CallRequest, config: Config, hold: bool) -> None:
         expected_extra.add("eslengine_announce")
         assert expand_variables("${eslengine_announce}", channel.get) == dialstring.playable(media)
     if hold:
-        expected_extra.add("park_timeout")
-        assert dict(extra)["park_timeout"] == str(dialstring.PARK_TIMEOUT)
+        expected_extra |= {"park_timeout", dialstring.PARK_TIMEOUT_VAR}
+        assert dict(extra)["park_timeout"] == dict(extra)[dialstring.PARK_TIMEOUT_VAR] == str(dialstring.PARK_TIMEOUT)
         # The second dial string comes at connect time, as uuid_setvar reads it.
         setvar = dialstring.bridge_setvar_command(request.id, request, config, worker=WORKER)
         encode_command("api " + setvar)

@@ -13,6 +13,7 @@ import pytest
 from eslengine.fakeswitch import FakeSwitch, Scenario
 from eslengine.fakeswitch.apps import execute_on_split
 from eslengine.fakeswitch.cli import main
+from eslengine.fakeswitch.dialplan import CONNECT_CONTINUE
 from eslengine.protocol import Event
 
 from .test_fakeswitch import Client, events_client
@@ -259,6 +260,8 @@ def test_connect_extension_announces_then_bridges(switch: FakeSwitch) -> None:
         ("CHANNEL_EXECUTE", "answer", None), ("CHANNEL_EXECUTE_COMPLETE", "answer", None),
         ("CHANNEL_EXECUTE", "playback", "/sounds/hi.wav"), ("CHANNEL_EXECUTE_COMPLETE", "playback", "/sounds/hi.wav"),
         ("CHANNEL_EXECUTE", "speak", "flite|kal|Your call"), ("CHANNEL_EXECUTE_COMPLETE", "speak", "flite|kal|Your call"),
+        ("CHANNEL_EXECUTE", "set", "continue_on_fail=" + CONNECT_CONTINUE),
+        ("CHANNEL_EXECUTE_COMPLETE", "set", "continue_on_fail=" + CONNECT_CONTINUE),
         ("CHANNEL_EXECUTE", "bridge", bridge.replace("\\,", ",")),
     ]
     assert all(e.get("Unique-ID") == A for e in evs[1:-1])

@@ -168,3 +168,57 @@ def test_a_throttled_attempt_does_not_count_against_the_retry_policy(redis_serve
         assert [r.variables.get("eslengine_attempt") for r in originates] == ["1", "2", "3", "4"]
     finally:
         rig.close()
+
+
+def test_a_second_party_the_throttle_refuses_is_connected_again(redis_server: RedisServer, key_prefix: str,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    # The first party answers and waits parked; the switch (its session
+    # limit lowered behind the worker's back) refuses the second party's
+    # session. The connect extension parks the first party again with
+    # eslengine_connect_refused=true; the worker sees it, slows down and
+    # connects it again once the switch allows: one originate, one call.
+    # The first party (...0777) stays on the line until the call ends.
+    scenario = Scenario((Rule(re.compile("0777$"), Outcome("answer", talk=3600)),))
+    rig = Rig(redis_server, key_prefix, sps=30, talk_time=1.0, scenario=scenario)
+    try:
+        worker = rig.start_worker()
+        wait_for(lambda: worker.nodes[0].pacer.rate == 29, timeout=10)
+        rig.switch.board.max_sessions = 1
+        with caplog.at_level("INFO", logger="eslengine.worker"):
+            job_id = rig.submit(a="+15551230777", b="+15551230002")
+            wait_for(lambda: rig.switch.stats.refused_over_limit >= 1, timeout=5)
+            wait_for(lambda: any("connecting it again" in r.getMessage() for r in caplog.records), timeout=5)
+            rig.switch.board.max_sessions = 1000
+            doc = rig.final(job_id, timeout=20)
+        assert (doc["status"], doc["hangup_cause"], doc.get("error")) == ("completed", "NORMAL_CLEARING", None)
+        assert "bridged" in doc["timestamps"]
+        originates = rig.switch.originates_with("eslengine_job_id", job_id)
+        assert len(originates) == 1
+    finally:
+        rig.close()
+
+
+def test_a_second_party_that_fails_out_of_order_ends_the_call(redis_server: RedisServer, key_prefix: str) -> None:
+    # A second party whose leg was created and failed DESTINATION_OUT_OF_ORDER
+    # is a real failure: not connected again.
+    scenario = Scenario((Rule(re.compile("9999$"), Outcome("fail", cause="DESTINATION_OUT_OF_ORDER")),))
+    rig = Rig(redis_server, key_prefix, sps=30, talk_time=1.0, scenario=scenario)
+    sent: list[str] = []
+    api = rig.switch.api
+
+    def recording(cmd: str, arg: str, listener: Any) -> str:
+        sent.append(cmd)
+        return api(cmd, arg, listener)
+
+    rig.switch.api = recording  # type: ignore[method-assign]
+    try:
+        worker = rig.start_worker()
+        wait_for(lambda: worker.nodes[0].pacer.rate == 29, timeout=10)
+        job_id = rig.submit(a="+15551230001", b="+15551239999")
+        doc = rig.final(job_id, timeout=15)
+        assert (doc["status"], doc["hangup_cause"], doc["failed_party"]) == \
+            ("failed", "DESTINATION_OUT_OF_ORDER", "b")
+        assert rig.switch.stats.refused_over_limit == 0
+        assert sent.count("uuid_transfer") == 1
+    finally:
+        rig.close()

@@ -54,14 +54,18 @@ class Applications:
     # -- park ------------------------------------------------------------------
 
     def park_timer(self, ch: Channel) -> None:
-        """``park_timeout=<seconds>[:<cause>]``: a channel still parked then is
-        hung up (NORMAL_CLEARING unless a cause is given)."""
-        seconds, _, cause = ch.variables.get("park_timeout", "").partition(":")
+        """``park_timeout=<seconds>[:<cause>]``: a channel still in this park
+        then is hung up (NORMAL_CLEARING unless a cause is given); a later
+        park has a timeout of its own."""
+        # switch_ivr_park reads it once and unsets it.
+        seconds, _, cause = (ch.variables.pop("park_timeout", None) or "").partition(":")
+        ch.parks += 1
         if not seconds.strip().isdigit() or int(seconds) <= 0:
             return
+        park = ch.parks
 
         def expire() -> None:
-            if ch.alive and ch.app == "park":
+            if ch.alive and ch.app == "park" and ch.parks == park:
                 self.board.hangup(ch, hangup_cause(cause.strip() or None))
 
         self.board.later(self.board.scaled(int(seconds)), expire)

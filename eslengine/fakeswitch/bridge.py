@@ -4,11 +4,13 @@ channels (``switch_ivr_multi_threaded_bridge``) or fail as
 ``switch_channel_handle_cause`` does.
 
 * A failed ``bridge`` hangs the A leg up with the B leg's cause
-  (``switch_channel_handle_cause`` without ``continue_on_fail``), except for
-  NO_ANSWER, NO_USER_RESPONSE and ORIGINATOR_CANCEL, after which the A leg
-  has nothing left to run and ends NORMAL_CLEARING; it sets
+  (``switch_channel_handle_cause``), except for the causes the dialplan
+  continues on: with no ``continue_on_fail``, NO_ANSWER, NO_USER_RESPONSE
+  and ORIGINATOR_CANCEL; with ``continue_on_fail`` true, every cause; with a
+  list, the causes (names or numbers) it names. ``bridge`` then returns the
+  cause, for the caller to run what follows. It sets
   ``originate_disposition``, ``DIALSTATUS`` and ``last_bridge_hangup_cause``
-  on it first.
+  on the A leg first.
 * When the bridged second party hangs up, the first party takes its cause
   only with ``hangup_after_bridge`` true or ``explicit``; otherwise the bridge
   application returns and the channel hangs up NORMAL_CLEARING, keeping
@@ -20,8 +22,8 @@ from __future__ import annotations
 
 import logging
 
-from .channel import Channel, now_us
-from .dialparse import DialStringError, parse_enterprise
+from .channel import Q850, Channel, now_us
+from .dialparse import DialStringError, parse_enterprise, switch_true
 from .originate import Dialer, timeout_seconds
 from .switchboard import Switchboard
 
@@ -31,6 +33,20 @@ log = logging.getLogger(__name__)
 _CONTINUE_CAUSES = ("NO_ANSWER", "NO_USER_RESPONSE", "ORIGINATOR_CANCEL")
 
 
+def continues(continue_on_fail: str | None, cause: str) -> bool:
+    """Whether ``switch_channel_handle_cause`` lets the dialplan go on after
+    a bridge failed with ``cause``: with no ``continue_on_fail``, only for
+    no answer (_CONTINUE_CAUSES); with a true value for every cause; else
+    for the causes the comma list names (by name, any case, or number)."""
+    if continue_on_fail is None:
+        return cause in _CONTINUE_CAUSES
+    if switch_true(continue_on_fail):
+        return True
+    number = Q850.get(cause)
+    return any(item.strip().upper() == cause or (number is not None and item.strip() == str(number))
+               for item in continue_on_fail.split(","))
+
+
 class Bridge:
     """Runs ``bridge`` on the switchboard's channels."""
 
@@ -38,37 +54,40 @@ class Bridge:
         self.board = board
         self.dialer = dialer
 
-    def bridge(self, a: Channel, data: str) -> None:
-        """``bridge`` with already expanded ``data``."""
+    def bridge(self, a: Channel, data: str) -> str | None:
+        """``bridge`` with already expanded ``data``. Returns the failure's
+        cause when the A leg goes on to what follows the bridge (a cause
+        the dialplan continues on), else None (bridged, or hung up)."""
         try:
             parts = parse_enterprise(data)
         except DialStringError as exc:
             log.info("bridge %s: bad dial string %r: %s", a.uuid, data, exc)
-            self._failed(a, exc.cause or "DESTINATION_OUT_OF_ORDER")
-            return
+            return self._failed(a, exc.cause or "DESTINATION_OUT_OF_ORDER")
         timelimit = timeout_seconds(a.variables.get("call_timeout"))
         winner, cause = self.dialer.dial_parts(parts, a, timelimit)
         if not a.alive:
             if winner is not None and winner.a is not None and winner.a.alive:
                 self.board.hangup(winner.a, "ORIGINATOR_CANCEL")
-            return
+            return None
         if winner is not None and winner.a is not None:
             self._link(a, winner.a)
-            return
-        self._failed(a, cause)
+            return None
+        return self._failed(a, cause)
 
-    def _failed(self, a: Channel, cause: str) -> None:
+    def _failed(self, a: Channel, cause: str) -> str | None:
         """``bridge`` failed: ``switch_channel_handle_cause`` hangs the
-        channel up with the cause, except that no answer (``NO_ANSWER``,
-        ``NO_USER_RESPONSE``, ``ORIGINATOR_CANCEL``) is "always a reason to
-        continue": the dialplan (or ``&bridge``) goes on, has nothing left,
-        and the channel hangs up ``NORMAL_CLEARING``."""
+        channel up with the cause unless it continues on it (see
+        ``continues``); then the cause is returned."""
         a.variables["originate_disposition"] = cause
         a.variables["DIALSTATUS"] = cause
         a.variables["originate_failed_cause"] = cause
         a.variables["last_bridge_hangup_cause"] = cause
-        if a.alive:
-            self.board.hangup(a, "NORMAL_CLEARING" if cause in _CONTINUE_CAUSES else cause)
+        if not a.alive:
+            return None
+        if continues(a.variables.get("continue_on_fail"), cause):
+            return cause
+        self.board.hangup(a, cause)
+        return None
 
     def _link(self, a: Channel, b: Channel) -> None:
         now = now_us()

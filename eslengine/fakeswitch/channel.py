@@ -63,7 +63,7 @@ class Channel:
         "created_us", "answered_us", "progress_us", "progress_media_us", "hangup_us", "bridged_us",
         "answered", "hangup_cause", "peer", "bridge", "bridge_role", "call_uuid", "app",
         "on_hangup", "talk_timer", "hit_dialplan", "screen", "hide_name", "hide_number", "recordings",
-        "dialing",
+        "dialing", "parks",
     )
 
     def __init__(self, uuid: str, name: str, direction: str, dest: str, context: str,
@@ -99,6 +99,8 @@ class Channel:
         # Legs this channel's bridge is ringing: cancelled (ORIGINATOR_CANCEL)
         # when it hangs up, before its own CHANNEL_HANGUP_COMPLETE.
         self.dialing: list[Channel] = []
+        # Times it started park (a park_timeout is for that one park only).
+        self.parks = 0
         self.talk_timer: gevent.Greenlet | None = None
         self.hit_dialplan = direction == "inbound"
         # origination_privacy resets the profile flags, then sets each word it contains

@@ -26,6 +26,12 @@ log = logging.getLogger(__name__)
 
 CONNECT_EXTEN = "eslengine_connect"
 CONNECT_CONTEXT = "eslengine"
+CONNECT_FAILED_EXTEN = "eslengine_connect_failed"
+# The connect extension's continue_on_fail: the three causes FreeSWITCH
+# continues on by default, and the throttle's.
+CONNECT_CONTINUE = "NO_ANSWER,NO_USER_RESPONSE,ORIGINATOR_CANCEL,DESTINATION_OUT_OF_ORDER"
+REFUSED_VAR = "eslengine_connect_refused"
+PARK_TIMEOUT_VAR = "eslengine_park_timeout"
 
 
 def is_connect(exten: str | None, dialplan: str | None, context: str | None) -> bool:
@@ -66,7 +72,8 @@ class Dialplan:
             return
         self.apps.begin(a, app, app_args)
         if app == "bridge":
-            self.bridge.bridge(a, app_args)
+            if self.bridge.bridge(a, app_args) is not None:
+                board.hangup(a, "NORMAL_CLEARING")  # nothing follows &bridge
         elif app == "hangup":
             board.hangup(a, hangup_cause(app_args.strip() or None))
         elif app in LASTING_APPS:
@@ -105,8 +112,10 @@ class Dialplan:
         """Extension ``eslengine_connect`` (context ``eslengine``): answer;
         playback ``${eslengine_announce}`` if set; speak
         ``${eslengine_tts_engine}|${eslengine_tts_voice}|${eslengine_say}`` if
-        set; bridge ``${eslengine_bridge}``. With nothing to bridge the
-        extension ends and the channel hangs up NORMAL_CLEARING."""
+        set; set ``continue_on_fail`` (CONNECT_CONTINUE); bridge
+        ``${eslengine_bridge}``; transfer to ``eslengine_connect_failed``
+        (``_connect_failed``). With nothing to bridge the extension ends and
+        the channel hangs up NORMAL_CLEARING."""
         apps = self.apps
         a.context = CONNECT_CONTEXT
         a.dest = CONNECT_EXTEN
@@ -125,6 +134,35 @@ class Dialplan:
         if not bridge:
             self.board.hangup(a, "NORMAL_CLEARING")
             return
+        apps.execute(a, "set", "continue_on_fail=" + CONNECT_CONTINUE)
+        a.variables["continue_on_fail"] = CONNECT_CONTINUE
         a.app = "bridge"
         apps.begin(a, "bridge", bridge)
-        self.bridge.bridge(a, bridge)
+        cause = self.bridge.bridge(a, bridge)
+        if cause is not None and a.alive:
+            apps.execute(a, "transfer", CONNECT_FAILED_EXTEN + " XML " + CONNECT_CONTEXT)
+            self._connect_failed(a)
+
+    def _connect_failed(self, a: Channel) -> None:
+        """Extensions ``eslengine_connect_refused`` and
+        ``eslengine_connect_failed``: a held first leg (one with an
+        ``eslengine_park_timeout``) whose bridge failed DESTINATION_OUT_OF_ORDER with
+        no channel created (an empty ``originate_causes``: the throttle or
+        session limit refused it) parks again, that park timeout re-armed,
+        with ``eslengine_connect_refused=true``; any other DESTINATION_OUT_OF_ORDER
+        hangs up with it; anything else NORMAL_CLEARING."""
+        a.dest = CONNECT_FAILED_EXTEN
+        disposition = a.variables.get("originate_disposition", "")
+        park_timeout = a.variables.get(PARK_TIMEOUT_VAR, "")
+        if (disposition == "DESTINATION_OUT_OF_ORDER" and not a.variables.get("originate_causes")
+                and park_timeout.isdigit()):
+            a.variables[REFUSED_VAR] = "true"
+            self.apps.execute(a, "set", REFUSED_VAR + "=true")
+            a.variables["park_timeout"] = park_timeout
+            self.apps.execute(a, "set", "park_timeout=" + park_timeout)
+            a.app = "park"
+            self.apps.begin(a, "park", None)
+            self.apps.park_timer(a)
+            return
+        self.board.hangup(a, "DESTINATION_OUT_OF_ORDER" if disposition == "DESTINATION_OUT_OF_ORDER"
+                          else "NORMAL_CLEARING")

@@ -318,6 +318,13 @@ class Dialer:
         if originator is not None:
             originator.dialing = []
         if winner is None:
+            if originator is not None:
+                # switch_ivr_originate pushes "<uuid>;<cause>" of every leg it
+                # created onto the originator (the array form for several).
+                for leg in ringing:
+                    if leg.a is not None:
+                        push_variable(originator.variables, "originate_causes",
+                                      "%s;%s" % (leg.a.uuid, leg.a.hangup_cause or "NONE"))
             if timed_out:
                 return None, "NO_ANSWER", True
             return None, (causes[0] if causes else first_cause or "NO_ANSWER"), False
@@ -541,3 +548,15 @@ class Dialer:
             self.board.hangup(first, cause)
         elif leg.a is not None and leg.a.alive:
             self.board.hangup(leg.a, cause)
+
+
+def push_variable(variables: dict[str, str], name: str, value: str) -> None:
+    """``switch_channel_add_variable_var_check(..., SWITCH_STACK_PUSH)``:
+    a second value turns the variable into ``ARRAY::first|:second``."""
+    old = variables.get(name)
+    if not old:
+        variables[name] = value
+    elif old.startswith("ARRAY::"):
+        variables[name] = old + "|:" + value
+    else:
+        variables[name] = "ARRAY::%s|:%s" % (old, value)

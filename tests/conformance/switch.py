@@ -124,6 +124,8 @@ class SwitchSettings:
     ``ring_time``: seconds an answering callee rings (180) before it answers.
     ``talk_time``: seconds it stays up after answering, then hangs up
     NORMAL_CLEARING; None: until the caller hangs up.
+    ``rtp_ports``: how many UDP ports the switch may use for media (two a
+    leg: RTP and the odd one after it).
     """
 
     ring_time: float = 0.5
@@ -131,6 +133,7 @@ class SwitchSettings:
     sps: int = 100
     max_sessions: int = 1000
     log_level: str = "info"
+    rtp_ports: int = 200
 
     def __post_init__(self) -> None:
         if self.log_level not in LOG_LEVELS:
@@ -199,14 +202,14 @@ def free_rtp_range(count: int = 200, taken: set[int] | None = None) -> tuple[int
     raise SwitchError("no block of %d free UDP ports on %s" % (count, HOST))
 
 
-def choose_ports() -> Ports:
+def choose_ports(rtp_ports: int = 200) -> Ports:
     taken: set[int] = set()
     picked = []
     for _ in range(3):
         port = free_port(taken)
         taken.add(port)
         picked.append(port)
-    start, end = free_rtp_range(taken=taken)
+    start, end = free_rtp_range(rtp_ports, taken=taken)
     return Ports(picked[0], picked[1], picked[2], start, end)
 
 
@@ -268,13 +271,17 @@ def _milliseconds(seconds: float | None) -> str:
     return "-1" if seconds is None else str(int(round(seconds * 1000)))
 
 
-def render(conf_dir: Path, settings: SwitchSettings, ports: Ports, keys: Secrets) -> None:
-    """Write the whole configuration into ``conf_dir`` (which must not exist)."""
+def render(conf_dir: Path, settings: SwitchSettings, ports: Ports, keys: Secrets,
+           gateway_proxy: str | None = None) -> None:
+    """Write the whole configuration into ``conf_dir`` (which must not exist).
+    ``gateway_proxy`` (host:port) is where the carrier gateway sends calls:
+    by default this switch's own callee profile."""
     shutil.copytree(TEMPLATES, conf_dir)
     level = LOG_LEVELS.index(settings.log_level)
     values = {
         "carrier_sip_port": str(ports.carrier_sip),
         "callee_sip_port": str(ports.callee_sip),
+        "gateway_proxy": gateway_proxy or "%s:%d" % (HOST, ports.callee_sip),
         "rtp_start_port": str(ports.rtp_start),
         "rtp_end_port": str(ports.rtp_end),
         "log_level": settings.log_level,
@@ -355,11 +362,13 @@ class RealSwitch:
     domain = DOMAIN
     gateway = GATEWAY
 
-    def __init__(self, settings: SwitchSettings | None = None, environ: dict[str, str] | None = None) -> None:
+    def __init__(self, settings: SwitchSettings | None = None, environ: dict[str, str] | None = None,
+                 gateway_proxy: str | None = None) -> None:
         self.settings = settings or SwitchSettings()
+        self.gateway_proxy = gateway_proxy
         self.prefix = prefix(environ)
         self.binary = self.prefix / "bin" / "freeswitch"
-        self.ports = choose_ports()
+        self.ports = choose_ports(self.settings.rtp_ports)
         self.keys = Secrets.fresh()
         self.workdir = Path(tempfile.mkdtemp(prefix="eslengine-freeswitch-"))
         self.conf_dir = self.workdir / "conf"
@@ -393,9 +402,14 @@ class RealSwitch:
 
     @property
     def freeswitch_url(self) -> str:
+        return self.url_with_limits(self.settings.sps, self.settings.max_sessions)
+
+    def url_with_limits(self, sps: int, max_sessions: int) -> str:
+        """``ESLENGINE_FREESWITCH`` for the shipped user, saying these limits
+        (which need not be the switch's own)."""
         return "esl://%s:%s@%s:%d?sps=%d&max_sessions=%d" % (
             urllib.parse.quote(self.esl_user, safe=""), self.esl_user_password, HOST, self.esl_port,
-            self.settings.sps, self.settings.max_sessions)
+            sps, max_sessions)
 
     def api(self, command: str, timeout: float = 10.0) -> str:
         """``api <command>`` on the admin connection; the response body."""
@@ -474,7 +488,7 @@ class RealSwitch:
             command += ["-" + name, str(self.workdir / name)]
         began = time.monotonic()
         try:
-            render(self.conf_dir, self.settings, self.ports, self.keys)
+            render(self.conf_dir, self.settings, self.ports, self.keys, self.gateway_proxy)
             for name in DIR_OPTIONS:
                 (self.workdir / name).mkdir(exist_ok=True)
             with open(self.console_path, "wb") as console:
@@ -550,8 +564,8 @@ class RealSwitch:
 
 
 @contextlib.contextmanager
-def running_switch(settings: SwitchSettings | None = None) -> Iterator[RealSwitch]:
-    switch = RealSwitch(settings)
+def running_switch(settings: SwitchSettings | None = None, gateway_proxy: str | None = None) -> Iterator[RealSwitch]:
+    switch = RealSwitch(settings, gateway_proxy=gateway_proxy)
     switch.start()
     try:
         yield switch
