@@ -140,7 +140,7 @@ def zones_for(number: str, default: str = "") -> tuple[str, ...]:
 def _country_zones(country_code: int) -> tuple[str, ...]:
     zones: set[str] = set()
     prefix = str(country_code)
-    data = phone_timezones.TIMEZONE_DATA
+    data = phone_timezones.TIMEZONE_DATA  # type: ignore[attr-defined]  # not in the package's stubs
     for key, value in data.items():
         if key.startswith(prefix):
             zones.update(z for z in value if z != _UNKNOWN)

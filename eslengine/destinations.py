@@ -156,7 +156,7 @@ def apply_number_filter(field: str, value: str, number_filter: str | NumberFilte
         match = number_filter.search(value[:MAX_FILTER_INPUT])
         if match is None or not match.group(1):
             raise ValidationError(field, "does not match number_filter")
-        result = match.group(1)
+        result = str(match.group(1))
     result = result.lstrip("+")
     if not (result.isascii() and result.isdigit()):
         raise ValidationError(field, "number_filter left no number to dial")
@@ -208,7 +208,7 @@ def classify(number: str) -> tuple[int, str | None, bool] | None:
         return None
     region = phonenumbers.region_code_for_number(parsed)
     # is_valid_number(parsed), with the region found once.
-    valid = phonenumbers.is_valid_number_for_region(parsed, region)
+    valid = region is not None and phonenumbers.is_valid_number_for_region(parsed, region)
     return phonenumbers.number_type(parsed), region, valid
 
 
