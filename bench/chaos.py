@@ -76,7 +76,7 @@ from typing import Any
 import redis
 
 import eslengine
-from eslengine.calls import FINAL
+from eslengine.status import FINAL
 from eslengine.config import Config
 from eslengine.errors import JobExists, QueueUnavailable
 from eslengine.fakeswitch.journal import read_journal

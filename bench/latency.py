@@ -39,11 +39,11 @@ def run(quick: bool) -> list[Result]:
             doc = json.loads(out)
             accepted = {job_id: t for job_id, status, t in doc["responses"] if status == 202}
 
-            def arrived() -> dict[str, float]:
+            def arrived(accepted: dict[str, float] = accepted) -> dict[str, float]:
                 return {j: t for t, j in stack.switch_stats()["originates"] if j in accepted}
 
             try:
-                wait_until(lambda: len(arrived()) >= len(accepted), 60, "originates missing", interval=0.5)
+                wait_until(lambda: len(arrived()) >= len(accepted), 60, "originates missing", interval=0.5)  # noqa: B023
             except TimeoutError:
                 pass
             seen = arrived()

@@ -28,7 +28,6 @@ from eslengine.queue import JobQueue, Keys
 
 from .harness import NO_LIMIT_SPS, BenchStack, Result, job, rss_bytes, wait_until
 
-
 TARGET_KIB = 10.0
 
 

@@ -31,8 +31,18 @@ from typing import Any
 import gevent
 import gevent.event
 
-from .harness import (NO_LIMIT_SESSIONS, NO_LIMIT_SPS, BenchStack, CpuMeter, Result, core_split, fill_stream, job,
-                      pin, wait_until)
+from .harness import (
+    NO_LIMIT_SESSIONS,
+    NO_LIMIT_SPS,
+    BenchStack,
+    CpuMeter,
+    Result,
+    core_split,
+    fill_stream,
+    job,
+    pin,
+    wait_until,
+)
 
 TARGET_RATE = 2000.0
 TARGET_RATIO = 0.8

@@ -31,13 +31,14 @@ from .destinations import (
     Destination,
     NumberFilter,
     apply_number_filter,
+    check_filter_pattern,
     check_number_allowed,
     check_user_domain,
-    check_filter_pattern,
     parse_destination,
 )
 from .errors import ValidationError
 from .escaping import check_display_name, check_value
+
 # The status machine lives in status.py; its names stay importable from here.
 from .status import FINAL, STATUSES, CallState, can_move  # noqa: F401
 
@@ -370,7 +371,8 @@ def _media(name: str, value: object, config: Config, *, tones: tuple[str, ...] =
         text = _text(field_name, spec["url"], 500, _URL, "must be an http(s) URL")
         assert text is not None
         if not urls.media_url_allowed(text, config.media_url_prefixes):
-            raise ValidationError(field_name, "audio URLs from this location are not allowed (setting: ESLENGINE_MEDIA_URL_PREFIXES)")
+            raise ValidationError(field_name, "audio URLs from this location are not allowed "
+                                              "(setting: ESLENGINE_MEDIA_URL_PREFIXES)")
         return Media("url", text)
     if not config.tts_engine:
         raise ValidationError(field_name, "text to speech is not available on this service (setting: ESLENGINE_TTS_ENGINE)")
@@ -666,7 +668,8 @@ def parse_request(data: object, config: Config, *, job_id: str | None = None,
             raise ValidationError("callback_url", "this callback URL is not allowed (setting: ESLENGINE_WEBHOOK_ALLOW)")
         host = urlsplit(callback).hostname or ""
         if urls.ip_literal(host) and not urls.address_allowed(host, config.webhook_allow_networks):
-            raise ValidationError("callback_url", "may not point to a private, loopback or reserved address (setting: ESLENGINE_WEBHOOK_ALLOW_NETWORKS)")
+            raise ValidationError("callback_url", "may not point to a private, loopback or reserved address "
+                                                  "(setting: ESLENGINE_WEBHOOK_ALLOW_NETWORKS)")
     callback_format = _choice("callback_format", data.get("callback_format"), CALLBACK_FORMATS, "eslengine")
     if callback_format != "eslengine" and callback is None:
         raise ValidationError("callback_format", "needs callback_url")

@@ -282,17 +282,21 @@ def check_number_allowed(field: str, number: str, config: Config) -> None:
         # catch a premium-rate range libphonenumber's metadata does not
         # describe, or a number one digit longer than its range.
         if validate and (classified is None or not classified[2]):
-            raise ValidationError(field, "not a valid phone number for its country (setting: ESLENGINE_ALLOW_UNVALIDATED_NUMBERS)")
+            raise ValidationError(field, "not a valid phone number for its country "
+                                         "(setting: ESLENGINE_ALLOW_UNVALIDATED_NUMBERS)")
         if classified is None:
             if config.countries:
-                raise ValidationError(field, "destination country unknown is not served (setting: ESLENGINE_COUNTRIES)")
+                raise ValidationError(field, "destination country unknown is not served "
+                                             "(setting: ESLENGINE_COUNTRIES)")
             return _check_allow_list(field, number, config)
         kind, region, _ = classified
         for name in config.refused_number_types:
             if NUMBER_TYPES.get(name) == kind:
-                raise ValidationError(field, "%s numbers are not allowed (setting: ESLENGINE_REFUSED_NUMBER_TYPES)" % name.replace("_", "-"))
+                raise ValidationError(field, "%s numbers are not allowed (setting: ESLENGINE_REFUSED_NUMBER_TYPES)"
+                                      % name.replace("_", "-"))
         if config.countries and region not in config.countries:
-            raise ValidationError(field, "destination country %s is not served (setting: ESLENGINE_COUNTRIES)" % (region or "unknown"))
+            raise ValidationError(field, "destination country %s is not served (setting: ESLENGINE_COUNTRIES)"
+                                  % (region or "unknown"))
     _check_allow_list(field, number, config)
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .config import PACKAGE_RECORDINGS_DIR
-from .escaping import ARG_ROUNDS, EXPANDED, VAR_ROUNDS, check_display_name, check_value, encode_value
+from .escaping import ARG_ROUNDS, EXPANDED, VAR_ROUNDS, encode_value
 
 if TYPE_CHECKING:
     from .calls import CallRequest, Media, Party

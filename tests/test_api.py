@@ -27,9 +27,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from eslengine import calls
-from eslengine.http import MAX_BODY, authorized, create_app, openapi_document, serve
 from eslengine.config import Config
 from eslengine.errors import ConfigError
+from eslengine.http import MAX_BODY, authorized, create_app, openapi_document, serve
 from eslengine.queue import JobQueue, Keys, connect
 
 KEY = "k-3f9a1c0e7d5b"

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 import schemathesis
-from schemathesis import checks
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis import checks
 
-from eslengine.http import create_app
 from eslengine.config import Config
+from eslengine.http import create_app
 from eslengine.queue import JobQueue, Keys, connect
 
 KEY = "k-fuzz-5512"

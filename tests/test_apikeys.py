@@ -18,11 +18,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from eslengine import apikeys, calls
-from eslengine.http import create_app, openapi_document
-from eslengine.http.context import KEYS_EXTENSION
 from eslengine.apikeys import ApiKey, KeyStore
 from eslengine.config import Config
 from eslengine.errors import ConfigError, ValidationError
+from eslengine.http import create_app, openapi_document
+from eslengine.http.context import KEYS_EXTENSION
 from eslengine.queue import JobQueue, Keys, connect, enqueue
 from eslengine.webhooks import Webhooks
 

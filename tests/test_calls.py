@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from eslengine import destinations
 from eslengine.calls import (
     KNOWN_FIELDS,
     loads_request,
     parse_request,
 )
 from eslengine.config import Config
-from eslengine import destinations
 from eslengine.destinations import Destination
 from eslengine.errors import ConfigError, ValidationError
 

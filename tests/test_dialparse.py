@@ -15,14 +15,19 @@ from hypothesis import strategies as st
 
 from eslengine.fakeswitch.dialparse import (
     ORIGINATE_SYNTAX,
+    ApiExpansion,
     DialString,
     DialStringError,
     Leg,
     UsageError,
+    app_data_refused,
     atoi,
     cleanup_separated_string,
+    expand_variables,
     find_end_paren,
+    has_escaped_data,
     parse_dial_string,
+    parse_enterprise,
     parse_originate,
     parse_variable_block,
     separate_string,
@@ -31,11 +36,6 @@ from eslengine.fakeswitch.dialparse import (
     string_var_check,
     switch_true,
     unescape_char,
-    ApiExpansion,
-    app_data_refused,
-    expand_variables,
-    has_escaped_data,
-    parse_enterprise,
 )
 
 TRANSCRIPTS = Path(__file__).resolve().parent / "data" / "transcripts"

@@ -284,7 +284,7 @@ def test_custom_variables_in_status_cdr_and_webhooks(stack: LocalStack, switch: 
         gevent.sleep(0.05)
     assert [p["event"] for _, p in mine] == ["call.dialing", "call.ringing", "call.answered", "call.bridged",
                                              "call.completed"]
-    for headers, payload in mine:
+    for _headers, payload in mine:
         assert payload["call"]["variables"] == {"campaign": "spring", "lead": "42"}
     raw = [b for h, b in hooks.received[before:] if json.loads(b)["call"]["id"] == job][-1]
     stamp, _, mac = mine[-1][0]["HTTP_X_ESLENGINE_SIGNATURE"].partition(",v1=")

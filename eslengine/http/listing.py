@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from .. import calls
+from .. import status
 from ..errors import ValidationError
 from ..queue import present
 
@@ -65,9 +65,9 @@ def parse_query(args: Mapping[str, str]) -> CallQuery:
     for name, value in args.items():
         if name == "status":
             statuses = frozenset(s.strip() for s in value.split(",") if s.strip())
-            unknown = sorted(statuses - set(calls.STATUSES))
+            unknown = sorted(statuses - set(status.STATUSES))
             if not statuses or unknown:
-                raise ValidationError("status", "one or more of %s, comma-separated" % ", ".join(calls.STATUSES))
+                raise ValidationError("status", "one or more of %s, comma-separated" % ", ".join(status.STATUSES))
         elif name in ("since", "until"):
             moment = _time(name, value)
             if name == "since":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import calls
+from .. import calls, status
 from ..config import Config
 from .openapi_accounts import add_accounts, originate_failed, wait_parameters
 from .responses import MAX_BODY
@@ -131,7 +131,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
                     "summary": "The calls the key may see, newest first, a page at a time.",
                     "parameters": [
                         {"name": "status", "in": "query", "required": False,
-                         "description": "Comma-separated statuses: %s." % ", ".join(calls.STATUSES),
+                         "description": "Comma-separated statuses: %s." % ", ".join(status.STATUSES),
                          "schema": {"type": "string"}},
                         {"name": "since", "in": "query", "required": False,
                          "description": "Created at or after (ISO 8601).", "schema": {"type": "string"}},
@@ -422,7 +422,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
                     "additionalProperties": False,
                     "properties": {
                         "id": {"type": "string", "format": "uuid"},
-                        "status": {"type": "string", "enum": list(calls.STATUSES),
+                        "status": {"type": "string", "enum": list(status.STATUSES),
                                    "description": "queued; with wait=originate, the status once the first "
                                                   "party's channel exists (or at the deadline)."},
                         "a": {"type": "array", "items": {"type": "string"},
@@ -441,7 +441,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
                             "required": ["id", "status"],
                             "properties": {
                                 "id": {"type": "string", "format": "uuid"},
-                                "status": {"type": "string", "enum": list(calls.STATUSES)},
+                                "status": {"type": "string", "enum": list(status.STATUSES)},
                                 "a": {}, "b": {},
                                 "variables": {"type": "object"},
                                 "created_at": {"type": "string", "nullable": True},
@@ -471,7 +471,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
                     "additionalProperties": False,
                     "properties": {
                         "id": {"type": "string", "format": "uuid"},
-                        "status": {"type": "string", "enum": [s for s in calls.STATUSES if s not in calls.FINAL]},
+                        "status": {"type": "string", "enum": [s for s in status.STATUSES if s not in status.FINAL]},
                         "cancel": {"type": "string", "enum": ["requested"]},
                     },
                 },
@@ -483,7 +483,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
                     ],
                     "properties": {
                         "id": {"type": "string", "format": "uuid"},
-                        "status": {"type": "string", "enum": list(calls.STATUSES)},
+                        "status": {"type": "string", "enum": list(status.STATUSES)},
                         "a": ref("Party"),
                         "b": ref("Party"),
                         "request": {"type": "object", "description": "The accepted request, normalised."},
@@ -526,7 +526,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                 "type": "object",
                                 "required": ["status", "at"],
                                 "properties": {
-                                    "status": {"type": "string", "enum": list(calls.STATUSES)},
+                                    "status": {"type": "string", "enum": list(status.STATUSES)},
                                     "at": {"type": "string"},
                                 },
                             },
@@ -558,7 +558,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
                             "description": "The offending field, dotted (variables.campaign); 'body' for the body.",
                         },
                         "id": {"type": "string", "format": "uuid"},
-                        "status": {"type": "string", "enum": list(calls.FINAL)},
+                        "status": {"type": "string", "enum": list(status.FINAL)},
                         "hangup_cause": {"type": "string", "description": "Why a call failed (wait=originate)."},
                     },
                 },

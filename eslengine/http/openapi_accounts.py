@@ -8,7 +8,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from .. import accounts, apikeys, calls, clicktocall
+from .. import accounts, apikeys, calls, clicktocall, status
 from ..config import Config
 from . import blocking
 
@@ -282,7 +282,7 @@ def _schemas(config: Config) -> dict[str, Any]:
     out["Connected"] = {"type": "object", "required": ["id", "status", "clicktocall", "contact", "a", "b"],
                         "additionalProperties": False, "properties": {
                             "id": {"type": "string", "format": "uuid"},
-                            "status": {"type": "string", "enum": list(calls.STATUSES)},
+                            "status": {"type": "string", "enum": list(status.STATUSES)},
                             "clicktocall": _ID, "contact": {"type": "string"},
                             "a": {"type": "array", "items": {"type": "string"},
                                   "description": "The extension's destinations."},
@@ -292,7 +292,7 @@ def _schemas(config: Config) -> dict[str, Any]:
         "connects": {"type": "array", "items": {
             "type": "object", "required": ["id", "status", "contact", "extension", "timestamps"], "properties": {
                 "id": {"type": "string", "format": "uuid"},
-                "status": {"type": "string", "enum": list(calls.STATUSES)},
+                "status": {"type": "string", "enum": list(status.STATUSES)},
                 "contact": {"type": "string"}, "extension": {"type": "string"},
                 "hangup_cause": {"type": "string"}, "a_hangup_cause": {"type": "string"},
                 "b_hangup_cause": {"type": "string"}, "key": {"type": "string"},

@@ -78,8 +78,8 @@ class _GunicornServer(BaseApplication):  # type: ignore[misc]
         # worker has its own Redis connections. Under gevent the enqueues of
         # concurrent requests share pipelines (group commit); each request
         # still answers 202 only once its job is in Redis.
-        from ..runtime import tune_gc
         from ..redisbatch import CommandBatcher
+        from ..runtime import tune_gc
 
         app = create_app(self.config, allow_no_auth=self.allow_no_auth, fast_intake=True)
         queue = app.extensions[EXTENSION]

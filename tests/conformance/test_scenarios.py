@@ -27,8 +27,8 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gevent
