@@ -42,6 +42,7 @@ _SETTINGS = """settings (environment variables; README "Configuration" lists the
   ESLENGINE_WEBHOOK_ALLOW, ESLENGINE_WEBHOOK_SECRET
                             webhook targets, and their signing secret
   ESLENGINE_LOG_LEVEL       DEBUG, INFO (default), WARNING
+  ESLENGINE_LOG_FORMAT      text (default) or json: one JSON object a line
 Every process that queues or dials jobs (API, worker, eslengine.enqueue) must
 have the same policy settings: the worker checks every job again with its own."""
 
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print("eslengine: error: %s" % exc, file=sys.stderr)
         return 2
-    runtime.setup_logging(config.log_level)
+    runtime.setup_logging(config.log_level, config.log_format)
     from .config import unknown_settings
 
     for warning in unknown_settings(os.environ):

@@ -167,12 +167,13 @@ SETTINGS = (
     "WEBHOOK_ALLOW", "WEBHOOK_ALLOW_NETWORKS", "WEBHOOK_SECRET", "DEFAULT_RING_TIMEOUT", "MAX_RING_TIMEOUT",
     "CONCURRENCY", "CLAIM_IDLE_MS", "RECORD_TTL", "DEAD_LETTER_MAX", "MAX_ATTEMPTS", "DEFAULT_ATTEMPTS",
     "DEFAULT_RETRY_BACKOFF", "MAX_DESTINATIONS", "MAX_CALL_DURATION", "WEBHOOK_CONCURRENCY", "WEBHOOK_MAX_AGE",
-    "ESL_TIMEOUT", "RECONNECT_MAX_DELAY", "BRIDGE", "LOG_LEVEL",
+    "ESL_TIMEOUT", "RECONNECT_MAX_DELAY", "BRIDGE", "LOG_LEVEL", "LOG_FORMAT",
 )
 # ESLENGINE_* variables of the project's own tools (the conformance suite, the
 # examples), not of the engine.
 TOOL_SETTINGS = ("CONFORMANCE", "CONFORMANCE_KEEP", "FREESWITCH_PREFIX", "URL", "KEY")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 
 
 def unknown_settings(environ: Mapping[str, str]) -> list[str]:
@@ -291,6 +292,9 @@ class Config:
     default_retry_backoff: int = 60
 
     log_level: str = "INFO"
+    # "text": one line a record, for a terminal; "json": one JSON object a
+    # line with the job id, node, worker, event and cause as fields.
+    log_format: str = "text"
 
     def __repr__(self) -> str:
         """The settings, with no password, key or secret in them."""
@@ -432,6 +436,10 @@ class Config:
             if v.strip().upper() not in LOG_LEVELS:
                 raise ConfigError("ESLENGINE_LOG_LEVEL must be one of %s, got %r" % (", ".join(LOG_LEVELS), v))
             kwargs["log_level"] = v.strip().upper()
+        if (v := take("LOG_FORMAT")) is not None:
+            if v.strip().lower() not in LOG_FORMATS:
+                raise ConfigError("ESLENGINE_LOG_FORMAT must be one of %s, got %r" % (", ".join(LOG_FORMATS), v))
+            kwargs["log_format"] = v.strip().lower()
         config = cls(**kwargs)  # type: ignore[arg-type]
         for name, value in (("ESLENGINE_SIP_PROFILE", config.sip_profile), ("ESLENGINE_TTS_ENGINE", config.tts_engine),
                             ("ESLENGINE_TTS_VOICE", config.tts_voice), ("ESLENGINE_GATEWAY", config.gateway)):

@@ -15,7 +15,12 @@ def patch() -> None:
         monkey.patch_all()
 
 
-def setup_logging(level: str) -> None:
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(level: str, log_format: str = "text") -> None:
+    """Log to stderr at ``level``: one text line a record, or with
+    ``log_format`` "json" one JSON object a line (``logformat``)."""
     import logging
 
     # No format here or in gunicorn's uses these; skipping them saves a frame
@@ -24,11 +29,14 @@ def setup_logging(level: str) -> None:
     logging._srcfile = None  # type: ignore[attr-defined]
     logging.logThreads = False
     logging.logMultiprocessing = False
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        from .logformat import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
 
 
 # The cyclic collector's young-generation threshold. A worker or API process

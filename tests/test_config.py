@@ -60,6 +60,7 @@ CASES: dict[str, tuple[str, str, Any, str | None]] = {
     "RECONNECT_MAX_DELAY": ("4", "reconnect_max_delay", 4.0, "-3"),
     "BRIDGE": ("Switch", "bridge", "switch", "both"),
     "LOG_LEVEL": ("debug", "log_level", "DEBUG", "chatty"),
+    "LOG_FORMAT": ("JSON", "log_format", "json", "yaml"),
 }
 
 
