@@ -5,6 +5,7 @@
                               ?wait=originate: once the first party's channel exists)
     GET    /v1/calls          the calls, newest first: filters and a cursor
     GET    /v1/calls/<id>     the call's status, causes, timestamps, history
+    GET    /v1/calls/<id>/events  its status changes as Server-Sent Events (events.py)
     DELETE /v1/calls/<id>     cancel: at once if queued, else a worker hangs up
     GET    /healthz           200, or 503 when Redis cannot be reached
     GET    /v1/openapi.json   the OpenAPI 3.0 description of all of the above
@@ -30,11 +31,18 @@ from werkzeug.exceptions import NotFound
 from .. import apikeys, calls
 from ..errors import IdempotencyKeyUsed, JobExists, QueueUnavailable, ValidationError
 from ..queue import account_index
-from . import auth, blocking, context, listing
+from . import auth, blocking, context, events, listing
 from .openapi import openapi_document
 from .responses import RETRY_AFTER, error, json_body, json_response
 
 log = logging.getLogger(__name__)
+
+
+def gevent_sleep(seconds: float) -> None:
+    import gevent
+
+    gevent.sleep(seconds)
+
 
 bp = Blueprint("calls_v1", __name__)
 auth.protect(bp, open_endpoints={"calls_v1.openapi", "calls_v1.healthz"})
@@ -184,6 +192,18 @@ def get_call(job_id: str) -> Response:
     if document is None:
         raise NotFound("no call with this id")
     return json_response(document)
+
+
+@bp.get("/v1/calls/<job_id>/events")
+def call_events(job_id: str) -> Response:
+    auth.require("read", "read calls")
+    stored = _stored_id(job_id)
+    queue = context.queue()
+    if queue.get(stored) is None:
+        raise NotFound("no call with this id")
+    after = events.last_event_id(request.headers.get("Last-Event-ID"))
+    stream = events.follow(lambda: queue.get(stored), after=after, sleep=gevent_sleep)
+    return Response(stream, mimetype="text/event-stream", headers=events.HEADERS)
 
 
 @bp.delete("/v1/calls/<job_id>")

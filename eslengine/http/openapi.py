@@ -189,6 +189,30 @@ def openapi_document(config: Config) -> dict[str, Any]:
                     ),
                 },
             },
+            "/v1/calls/{id}/events": {
+                "parameters": [id_parameter],
+                "get": {
+                    "operationId": "callEvents",
+                    "summary": "A call's status changes as Server-Sent Events, ending with the final one.",
+                    "description": (
+                        "text/event-stream: one `status` event a change, in order (`id:` its place in the "
+                        "call's history; `data:` JSON with `status` and `at`, and on the newest change also "
+                        "`call`, the document GET /v1/calls/{id} answers). The stream ends after `completed`, "
+                        "`failed` or `cancelled`. Send `Last-Event-ID` when reconnecting to get only later "
+                        "changes. A `gone` event: the record expired."),
+                    "parameters": [{"name": "Last-Event-ID", "in": "header", "required": False,
+                                    "schema": {"type": "string", "pattern": "^[0-9]{1,5}$"}}],
+                    "responses": secured(
+                        {
+                            "200": {
+                                "description": "The stream of status changes.",
+                                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                            },
+                            "404": error("No call with this id."),
+                        }
+                    ),
+                },
+            },
             "/healthz": {
                 "get": {
                     "operationId": "health",
