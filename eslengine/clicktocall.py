@@ -41,11 +41,12 @@ from .config import Config
 from .destinations import parse_destination
 from .errors import ValidationError
 from .queue import redis_errors
+from .widget import DEFAULT_NETWORK_PER_HOUR, network_of, parse_widget
 
 FIELDS = (
     "name", "extension", "whitelist", "throttle", "auth_required", "allow_get_connect", "per_ip_per_hour",
     "per_contact_per_hour", "dial_first", "caller_id_number", "caller_id_name", "outbound_callee_id_number",
-    "outbound_callee_id_name", "custom_application_vars", "custom_sip_headers", "ringback", "music_on_hold",
+    "outbound_callee_id_name", "custom_application_vars", "custom_sip_headers", "ringback", "music_on_hold", "widget",
     "announcement", "presence_id", "bypass_media", "media", "timeout",
 )
 DIAL_FIRST = ("extension", "contact")
@@ -186,6 +187,10 @@ def parse_resource(data: Mapping[str, Any], config: Config) -> dict[str, Any]:
     timeout = _int("timeout", spec.get("timeout"), calls.MIN_RING_TIMEOUT, config.max_ring_timeout)
     if timeout is not None:
         out["timeout"] = timeout
+    if spec.get("widget") is not None:
+        if out["auth_required"]:
+            raise ValidationError("widget", "a widget goes on a public page: set auth_required to false")
+        out["widget"] = parse_widget(spec["widget"])
     return out
 
 
@@ -315,7 +320,8 @@ def limits(resource: Mapping[str, Any], *, public: bool, ip: str, contact: str,
            now: float) -> list[tuple[str, int, int, float]]:
     """The counters a connect counts against: (counter name, limit, window
     length, seconds until that window ends) each. ``throttle`` per minute
-    always; per address and per contact an hour when no key was given."""
+    always; per address and per contact an hour when no key was given, and
+    per network (``widget.network_of``) for a resource with a widget."""
     out = []
     if resource.get("throttle"):
         index, left = window(now, 60)
@@ -325,6 +331,9 @@ def limits(resource: Mapping[str, Any], *, public: bool, ip: str, contact: str,
         out.append(("ip:%s:%d" % (ip, index), int(resource.get("per_ip_per_hour") or PUBLIC_PER_IP), 3600, left))
         out.append(("contact:%s:%d" % (contact, index),
                     int(resource.get("per_contact_per_hour") or PUBLIC_PER_CONTACT), 3600, left))
+        if resource.get("widget"):
+            out.append(("net:%s:%d" % (network_of(ip), index),
+                        int(resource["widget"].get("per_network_per_hour") or DEFAULT_NETWORK_PER_HOUR), 3600, left))
     return out
 
 

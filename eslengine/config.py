@@ -167,7 +167,8 @@ SETTINGS = (
     "WEBHOOK_ALLOW", "WEBHOOK_ALLOW_NETWORKS", "WEBHOOK_SECRET", "DEFAULT_RING_TIMEOUT", "MAX_RING_TIMEOUT",
     "CONCURRENCY", "CLAIM_IDLE_MS", "RECORD_TTL", "DEAD_LETTER_MAX", "MAX_ATTEMPTS", "DEFAULT_ATTEMPTS",
     "DEFAULT_RETRY_BACKOFF", "MAX_DESTINATIONS", "MAX_CALL_DURATION", "WEBHOOK_CONCURRENCY", "WEBHOOK_MAX_AGE",
-    "ESL_TIMEOUT", "RECONNECT_MAX_DELAY", "BRIDGE", "LOG_LEVEL", "LOG_FORMAT",
+    "ESL_TIMEOUT", "RECONNECT_MAX_DELAY", "BRIDGE", "LOG_LEVEL", "LOG_FORMAT", "WIDGET_SECRET",
+    "WIDGET_PER_DESTINATION",
 )
 # ESLENGINE_* variables of the project's own tools (the conformance suite, the
 # examples), not of the engine.
@@ -257,6 +258,11 @@ class Config:
     # Networks (CIDR) a webhook may reach although they are not public
     # (loopback, private, link-local ...); empty = public addresses only.
     webhook_allow_networks: tuple[str, ...] = ()
+    # Signs the "call me" widget's tokens (widget.py); every API process must
+    # have the same one. Empty: widgets are off. And how often one number may
+    # be called an hour through any widget.
+    widget_secret: str = ""
+    widget_per_destination: int = 3
     # Deliveries one worker makes at once, and how long (s) a delivery is
     # retried before it is dropped (and logged).
     webhook_concurrency: int = 20
@@ -303,7 +309,7 @@ class Config:
             value = getattr(self, f.name)
             if f.name == "redis_url":
                 value = redact_url(value)
-            elif f.name in ("api_keys", "webhook_secret") and value:
+            elif f.name in ("api_keys", "webhook_secret", "widget_secret") and value:
                 value = "***"
             shown.append("%s=%r" % (f.name, value))
         return "Config(%s)" % ", ".join(shown)
@@ -408,6 +414,13 @@ class Config:
                 raise ConfigError("ESLENGINE_WEBHOOK_ALLOW_NETWORKS: %s" % exc) from exc
         if (v := take("WEBHOOK_SECRET")) is not None:
             kwargs["webhook_secret"] = v
+        if (v := take("WIDGET_SECRET")) is not None:
+            if v and (len(v) < 32 or not v.isascii() or not v.isprintable()):
+                raise ConfigError("ESLENGINE_WIDGET_SECRET must be at least 32 printable ASCII characters "
+                                  "(e.g. the output of: openssl rand -hex 32)")
+            kwargs["widget_secret"] = v
+        if (v := take("WIDGET_PER_DESTINATION")) is not None:
+            kwargs["widget_per_destination"] = _positive_int("ESLENGINE_WIDGET_PER_DESTINATION", v)
         for name, key in (
             ("default_ring_timeout", "DEFAULT_RING_TIMEOUT"),
             ("max_ring_timeout", "MAX_RING_TIMEOUT"),

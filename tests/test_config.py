@@ -61,6 +61,8 @@ CASES: dict[str, tuple[str, str, Any, str | None]] = {
     "BRIDGE": ("Switch", "bridge", "switch", "both"),
     "LOG_LEVEL": ("debug", "log_level", "DEBUG", "chatty"),
     "LOG_FORMAT": ("JSON", "log_format", "json", "yaml"),
+    "WIDGET_SECRET": ("w" * 40, "widget_secret", "w" * 40, "short"),
+    "WIDGET_PER_DESTINATION": ("5", "widget_per_destination", 5, "0"),
 }
 
 

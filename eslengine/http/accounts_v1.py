@@ -348,6 +348,15 @@ def _unauthorized() -> Response:
     return response
 
 
+@bp.get("/v1/accounts/<account_id>/clicktocall/<item_id>/widget/refusals")
+def widget_refusals(account_id: str, item_id: str) -> Response:
+    _account(account_id, "read", "read click-to-call")
+    _item(account_id, "clicktocall", item_id)
+    from .widget import refusal_counts
+
+    return json_response({"refusals": refusal_counts(account_id, item_id)})
+
+
 @bp.get("/v1/accounts/<account_id>/clicktocall/<item_id>/history")
 def history(account_id: str, item_id: str) -> Response:
     _account(account_id, "read", "read click-to-call history")

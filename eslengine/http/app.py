@@ -10,7 +10,7 @@ from ..apikeys import KeyStore
 from ..clicktocall import ClickToCallLog
 from ..config import Config
 from ..queue import JobQueue
-from . import accounts_v1, blocking, calls_v1, kazoo
+from . import accounts_v1, blocking, calls_v1, kazoo, widget
 from .auth import check_auth_config
 from .context import ACCOUNTS_EXTENSION, CLICKTOCALL_EXTENSION, CONFIG_KEY, EXTENSION, KEYS_EXTENSION
 from .fast_intake import FastIntake
@@ -50,6 +50,7 @@ def create_app(config: Config, queue: JobQueue | None = None, *, allow_no_auth: 
     app.register_blueprint(calls_v1.bp)
     app.register_blueprint(accounts_v1.bp)
     app.register_blueprint(kazoo.bp)
+    app.register_blueprint(widget.bp)
     if fast_intake:
         app.wsgi_app = FastIntake(app.wsgi_app, config, jobs)  # type: ignore[method-assign]
     return app

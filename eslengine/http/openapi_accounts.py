@@ -8,7 +8,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from .. import accounts, apikeys, calls, clicktocall, status
+from .. import accounts, apikeys, calls, clicktocall, status, widget
 from ..config import Config
 from . import blocking
 
@@ -175,6 +175,15 @@ def add_accounts(document: dict[str, Any], config: Config, error: Callable[..., 
                 "responses": secured({**ok("200", "A page of connects.", "ConnectHistory"), "404": missing,
                                       "422": error("A query parameter is invalid; 'field' names it.")})},
     }
+    paths["/v1/accounts/{account}/clicktocall/{id}/widget/refusals"] = {
+        "parameters": [account, item],
+        "get": {"operationId": "widgetRefusals",
+                "summary": "How often each of the widget's abuse controls refused a call.",
+                "responses": secured({"200": {"description": "Counts by reason.", "content": {"application/json": {
+                    "schema": {"type": "object", "required": ["refusals"], "properties": {"refusals": {
+                        "type": "object", "properties": {r: {"type": "integer"} for r in widget.REFUSALS}}}}}}},
+                    "404": missing})},
+    }
     document["paths"].update(paths)
     document["components"]["schemas"].update(_schemas(config))
 
@@ -232,8 +241,32 @@ def _schemas(config: Config) -> dict[str, Any]:
             "ringback": {"type": "string", "description": "%s, or a media id of the account."
                          % ", ".join(calls.RINGBACK_TONES)},
             "announcement": dict(_ID, description="A media id, played to the first party when it answers."),
-            "music_on_hold": {"type": "object", "maxProperties": 0,
-                              "description": "Not supported (the engine sets no hold music)."},
+            "music_on_hold": {"type": "object", "additionalProperties": False,
+                              "properties": {"media_id": {"type": "string", "maxLength": 64}},
+                              "description": "What a party waiting for the other hears: media_id moh, or a "
+                                             "media id of the account."},
+            "widget": {"type": "object", "additionalProperties": False, "required": ["origins"],
+                       "description": "The embeddable \"call me\" widget (auth_required must be false): "
+                                      "GET /v1/widget/{account}/{id}/widget.js.",
+                       "properties": {
+                           "origins": {"type": "array", "minItems": 1, "maxItems": widget.MAX_ORIGINS,
+                                       "items": {"type": "string", "maxLength": 200}},
+                           "region": {"type": "string", "pattern": "^[A-Za-z]{2}$"},
+                           "language": {"type": "string", "enum": list(widget.LANGUAGES)},
+                           "texts": {"type": "object", "additionalProperties": False,
+                                     "properties": {name: {"type": "string", "minLength": 1,
+                                                           "maxLength": widget.MAX_TEXT}
+                                                    for name in widget.TEXTS["en"]}},
+                           "hours": {"type": "object", "required": ["timezone"],
+                                     "properties": {"timezone": {"type": "string"},
+                                                    "days": {"type": "array", "items": {"type": "string"}},
+                                                    "hours": {"type": "string"},
+                                                    "holidays": {"type": "array", "items": {"type": "string"}}}},
+                           "per_network_per_hour": {"type": "integer", "minimum": 1,
+                                                    "maximum": widget.MAX_NETWORK_PER_HOUR},
+                           "challenge": {"type": "string", "enum": list(widget.CHALLENGES)},
+                           "pow_bits": {"type": "integer", "minimum": widget.POW_BITS[0],
+                                        "maximum": widget.POW_BITS[1]}}},
             "presence_id": {"type": "string"},
             "bypass_media": {"type": "boolean", "default": False},
             "media": {"type": "object", "additionalProperties": False,
