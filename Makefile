@@ -9,7 +9,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
 SUDO    = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all setup redis-server example-runtimes wrk demo test bench bench-quick chaos clean
+.PHONY: all setup redis-server example-runtimes browser wrk demo test bench bench-quick chaos clean
 
 all: test
 
@@ -39,6 +39,14 @@ example-runtimes:
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    $$(command -v node >/dev/null 2>&1 || echo nodejs) $$(command -v php >/dev/null 2>&1 || echo php-cli); }
 
+# Headless Chromium and its driver, for the widget's browser tests
+# (tests/test_widget_browser.py, driven by selenium).
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium and chromium-driver (for the widget's browser tests)"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
+
 wrk:
 	@command -v wrk >/dev/null 2>&1 || { \
 	  echo "installing Debian's wrk (HTTP load generator for the benchmarks)"; \
@@ -55,7 +63,7 @@ bench-quick: setup wrk
 demo: setup
 	$(VENV)/bin/eslengine demo
 
-test: setup example-runtimes
+test: setup example-runtimes browser
 	$(PY) -m pytest -q
 
 # The real-switch conformance suite (tests/conformance): starts a private
