@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     _account_parsers(sub)
     demo = sub.add_parser("demo", help="run the whole system locally and place a few calls")
     demo.add_argument("--keep-going", action="store_true", help=argparse.SUPPRESS)
+    demo.add_argument("--widget", action="store_true",
+                      help="serve a sample page with the \"call me\" widget instead, print its URL, run until Ctrl-C")
+    demo.add_argument("--stop-after", type=float, default=None, help=argparse.SUPPRESS)
 
     if argv[:1] == ["fakeswitch"]:
         runtime.patch()
@@ -162,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
             return _accounts(config, args)
         if args.command == "demo":
             from .demo import run as run_demo
+            from .demo import run_widget
 
+            if args.widget:
+                return run_widget(config, stop_after=args.stop_after)
             return run_demo(config)
     except ConfigError as exc:
         print("eslengine: error: %s" % exc, file=sys.stderr)

@@ -5,12 +5,22 @@ a real process on a free loopback port), places a handful of click-to-calls
 through HTTP and one pushed straight into Redis, prints every status change
 as it happens, then stops everything it started. Exit status 0 when every
 call ended the way the simulator's rules say it must.
+
+``eslengine demo --widget`` instead serves a sample page with the "call me"
+widget (on 127.0.0.1, another origin than the API's) and prints its URL:
+open it, type a number (...486 is busy, ...408 never answers, anything
+else connects) and watch the status. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
 
+import http.server
 import json
+import secrets
+import signal
+import socketserver
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -130,3 +140,100 @@ def _place_calls(stack: LocalStack, say: Any, deadline: float) -> int:
         say("%-10s %-10s %-22s %s" % (call.label, got[0], got[1], "yes" if match else "NO (expected %s %s)" % call.expect))
     say("demo %s" % ("ok" if ok else "FAILED"))
     return 0 if ok else 1
+
+
+# ------------------------------------------------------------------ the widget
+
+
+class _Page(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+
+
+def _page(html: bytes) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(html)))
+            self.end_headers()
+            self.wfile.write(html)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+WIDGET_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Example shop: call me</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 40em; margin: 2em auto">
+<h1>Example shop</h1>
+<p>Leave your number and Sales calls you back at once. (A simulated switch:
+numbers ending 486 are busy, 408 never answer, anything else connects.)</p>
+<div data-eslengine-widget></div>
+<script src="%(api)s/v1/widget/%(account)s/%(c2c)s/widget.js" async></script>
+</body>
+</html>
+"""
+
+
+def run_widget(config: Config, *, out: Any = None, stop_after: float | None = None) -> int:
+    """Serve a sample page with the widget until Ctrl-C (or ``stop_after``
+    seconds) and print its URL."""
+    out = out or sys.stdout
+    from .stack import free_port
+
+    def say(text: str) -> None:
+        print(text, file=out, flush=True)
+
+    page_port = free_port()
+    stack = LocalStack(switch_args=["--ring-time", RING_TIME, "--talk-time", "20"],
+                       env={"ESLENGINE_LOG_LEVEL": "INFO", "ESLENGINE_WIDGET_SECRET": secrets.token_hex(24),
+                            "ESLENGINE_DEFAULT_REGION": "US"})
+    say("eslengine demo --widget: starting a private Redis, the FreeSWITCH simulator, a worker and the API ...")
+    stack.start()
+    server = None
+    try:
+        ids = []
+        for path, body in (("/v1/accounts", {"name": "Example shop"}),
+                           ("/v1/accounts/{0}/users", {"name": "Sales desk", "endpoint": "user/1000"}),
+                           ("/v1/accounts/{0}/clicktocall", {
+                               "name": "Sales", "extension": "user:{1}", "auth_required": False, "timeout": 20,
+                               "widget": {"origins": ["http://127.0.0.1:%d" % page_port], "region": "US"}})):
+            filled = json.loads(json.dumps(body).replace("{1}", ids[1] if len(ids) > 1 else ""))
+            code, doc, _ = stack.http("POST", path.format(*ids), filled)
+            if code != 201:
+                say("POST %s answered %d: %s" % (path, code, doc))
+                return 1
+            ids.append(str(doc["id"]))
+        html = (WIDGET_PAGE % {"api": stack.api_url, "account": ids[0], "c2c": ids[2]}).encode()
+        server = _Page(("127.0.0.1", page_port), _page(html))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        say("  api        %s  (Authorization: Bearer %s)" % (stack.api_url, stack.api_key))
+        say("  logs       %s" % stack.dir)
+        say("")
+        say("Open the sample page: http://127.0.0.1:%d/" % page_port)
+        say("(calls: %s/v1/calls; widget refusals: %s/v1/accounts/%s/clicktocall/%s/widget/refusals)"
+            % (stack.api_url, stack.api_url, ids[0], ids[2]))
+        say("Ctrl-C stops everything the demo started.")
+        deadline = None if stop_after is None else time.monotonic() + stop_after
+
+        def stop(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop)  # a service manager's stop, like Ctrl-C
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+        return 0
+    finally:
+        say("stopping everything the demo started ...")
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        stack.stop()
+        stack.cleanup()

@@ -220,3 +220,31 @@ def test_past_the_per_address_limit_the_visitor_is_told_to_wait(site: dict[str, 
     code, doc, _ = site["stack"].http(
         "GET", "/v1/accounts/%s/clicktocall/%s/widget/refusals" % (site["account"], site["c2c"]))
     assert code == 200 and doc["refusals"]["rate_limited"] == 1 and doc["refusals"]["invalid"] == 2
+
+
+def test_the_widget_demo_serves_a_page_a_visitor_can_use(browser: Any) -> None:
+    import re
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "eslengine", "demo", "--widget", "--stop-after", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, stdin=subprocess.DEVNULL)
+    try:
+        url = None
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            match = re.match(r"Open the sample page: (http://127\.0\.0\.1:\d+/)$", line.strip())
+            if match:
+                url = match.group(1)
+                break
+        assert url is not None, "the demo printed no page URL"
+        visitor = Visitor(browser, url)
+        visitor.call("555 123 0199")
+        visitor.wait_for("Connected")
+    finally:
+        proc.terminate()  # the demo stops what it started (SIGTERM ends the sleep like Ctrl-C)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
