@@ -44,7 +44,7 @@ from .queue import redis_errors
 from .widget import DEFAULT_NETWORK_PER_HOUR, network_of, parse_widget
 
 FIELDS = (
-    "name", "extension", "whitelist", "throttle", "auth_required", "allow_get_connect", "per_ip_per_hour",
+    "name", "extension", "whitelist", "throttle", "max_concurrent", "auth_required", "allow_get_connect", "per_ip_per_hour",
     "per_contact_per_hour", "dial_first", "caller_id_number", "caller_id_name", "outbound_callee_id_number",
     "outbound_callee_id_name", "custom_application_vars", "custom_sip_headers", "ringback", "music_on_hold", "widget",
     "announcement", "presence_id", "bypass_media", "media", "timeout",
@@ -53,6 +53,9 @@ DIAL_FIRST = ("extension", "contact")
 MAX_WHITELIST = 20
 MAX_PATTERN = 200
 MAX_THROTTLE = 10_000
+# Calls of one resource up at once (max_concurrent): counted among its
+# newest connects, at most this many.
+MAX_CONCURRENT = 200
 # Connects without a key, per hour: from one address, and to one contact.
 PUBLIC_PER_IP = 10
 PUBLIC_PER_CONTACT = 3
@@ -130,6 +133,9 @@ def parse_resource(data: Mapping[str, Any], config: Config) -> dict[str, Any]:
         compile_whitelist("whitelist", whitelist)
     out["whitelist"] = list(whitelist or [])
     out["throttle"] = _int("throttle", spec.get("throttle"), 0, MAX_THROTTLE) or 0
+    concurrent = _int("max_concurrent", spec.get("max_concurrent"), 1, MAX_CONCURRENT)
+    if concurrent is not None:
+        out["max_concurrent"] = concurrent
     out["auth_required"] = _bool("auth_required", spec.get("auth_required"), True)
     out["allow_get_connect"] = _bool("allow_get_connect", spec.get("allow_get_connect"), False)
     per_ip = _int("per_ip_per_hour", spec.get("per_ip_per_hour"), 1, MAX_PUBLIC_LIMIT)

@@ -291,3 +291,17 @@ def test_without_a_secret_widgets_are_off(redis_server: Any, key_prefix: str) ->
     site = Site(client)
     resp = site.session()
     assert resp.status_code == 503 and resp.get_json()["error"] == "widgets_off"
+
+
+def test_a_resource_takes_only_so_many_calls_at_once(client: FlaskClient, app: Flask) -> None:
+    site = Site(client)
+    resp = client.patch("/v1/accounts/%s/clicktocall/%s" % (site.account, site.c2c), json={"max_concurrent": 2},
+                        headers=AUTH)
+    assert resp.status_code == 200, resp.get_json()
+    first = site.call("+15551230011").get_json()["id"]
+    assert site.call("+15551230012").status_code == 202
+    resp = site.call("+15551230013")
+    assert resp.status_code == 429 and resp.get_json()["error"] == "rate_limited"
+    # One ends: room for another.
+    app.extensions["eslengine"].transition(first, "failed", {"hangup_cause": "USER_BUSY"})
+    assert site.call("+15551230013").status_code == 202

@@ -39,6 +39,7 @@ from werkzeug.exceptions import NotFound
 from .. import accounts, apikeys, calls, clicktocall
 from ..errors import ConfigError, ValidationError
 from ..queue import now_iso, redis_errors
+from ..status import FINAL
 from . import auth, blocking, context, listing
 from .calls_v1 import accepted, call_path
 from .responses import Forbidden, error, json_body, json_response
@@ -329,6 +330,8 @@ def place_connect(key: apikeys.ApiKey | None, account_id: str, item_id: str, res
         except ValidationError as exc:
             raise ValidationError(clicktocall.resource_field(exc.field, resource), exc.reason) from None
     now = time.time()
+    if resource.get("max_concurrent") and _live_calls(account_id, item_id) >= int(resource["max_concurrent"]):
+        return float(CONCURRENT_RETRY)
     counters = clicktocall.limits(resource, public=key is None, ip=request.remote_addr or "-", contact=dialed,
                                   now=now)
     retry = context.clicktocall_log().take(account_id, item_id, counters)
@@ -340,6 +343,25 @@ def place_connect(key: apikeys.ApiKey | None, account_id: str, item_id: str, res
     job_id = context.queue().enqueue(call, owner=owner, account=account_id)
     context.clicktocall_log().add(account_id, item_id, job_id, now)
     return job_id, call
+
+
+# Seconds a connect refused for the resource's max_concurrent is told to wait.
+CONCURRENT_RETRY = 30
+
+
+def _live_calls(account_id: str, item_id: str) -> int:
+    """The resource's calls not yet over, among its newest connects (a call
+    up for longer than its MAX_CONCURRENT newer connects is not counted)."""
+    entries = context.clicktocall_log().history(account_id, item_id, after=None, count=clicktocall.MAX_CONCURRENT)
+    if not entries:
+        return 0
+    queue = context.queue()
+    with redis_errors("read calls"):
+        pipe = queue.redis.pipeline(transaction=False)
+        for _, job_id in entries:
+            pipe.hget(queue.keys.call(job_id), "status")
+        statuses = pipe.execute()
+    return sum(1 for status in statuses if status and status not in FINAL)
 
 
 def _unauthorized() -> Response:

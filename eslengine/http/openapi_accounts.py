@@ -221,6 +221,8 @@ def _schemas(config: Config) -> dict[str, Any]:
                           "description": "RE2 regexes; the contact, as dialed, must match one (anywhere)."},
             "throttle": {"type": "integer", "minimum": 0, "maximum": clicktocall.MAX_THROTTLE,
                          "description": "Connects a minute (0: no limit)."},
+            "max_concurrent": {"type": "integer", "minimum": 1, "maximum": clicktocall.MAX_CONCURRENT,
+                               "description": "Calls of this resource up at once; more connects answer 429."},
             "auth_required": {"type": "boolean", "default": True},
             "allow_get_connect": {"type": "boolean", "default": False,
                                   "description": "Connects without a key by GET too."},
