@@ -290,28 +290,6 @@ def test_every_printable_value_round_trips(value: str, dial_first: str, mode: st
             assert_exact(request, CONFIGS[0])
 
 
-@pytest.mark.parametrize(
-    ("value", "encoded"),
-    [
-        ("c42", "c42"),
-        ("Click To Call", "Click\\sTo\\sCall"),
-        ("a,b", "a\\\\,b"),
-        (" a b ", "\\\\\\\\sa\\sb\\\\\\\\s"),
-        ("it's", "it\\\\\\\\\\\\\\'s"),
-    ],
-)
-def test_encoding_table(value: str, encoded: str) -> None:
-    assert dialstring.encode_value(value) == encoded
-
-
-@pytest.mark.parametrize("value", ["a{b", "a}b", "a[b", "a]b", "a<b", "a>b", "a(b", "a)b", "a|b", "a\nb", "a\rb",
-                                   "${x}", "a\x00b", "a\x7fb", "a\u2028b", "a\u200bb", "caf\u00e9 ${x}",
-                                   "US$$5", ":_:sofia/gateway/gw/+19005550000", "a:_:b", "^^~x", "',^^~log"])
-def test_values_no_escape_can_carry_are_refused(value: str) -> None:
-    with pytest.raises(ValidationError):
-        dialstring.check_value("f", value)
-
-
 def test_variable_names_are_checked_by_the_builder_too() -> None:
     with pytest.raises(ValueError):
         dialstring.variable_block([("bad=name", "x")])

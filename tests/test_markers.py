@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from eslengine import dialstring
+from eslengine import dialstring, escaping
 from eslengine.calls import parse_request
 from eslengine.config import Config
 from eslengine.dialstring import Marker, marker_key, marker_variables, parse_marker
@@ -74,7 +74,7 @@ def test_a_client_value_cannot_hold_what_expansion_reads() -> None:
     from eslengine.errors import ValidationError
     for value in ("${hangup_cause}", "$\\{x}", "a}b", "{x"):
         with pytest.raises(ValidationError):
-            dialstring.check_value("variables.x", value)
+            escaping.check_value("variables.x", value)
 
 
 @pytest.mark.parametrize(("reply", "marker"), [
