@@ -42,7 +42,9 @@ def _url_node(rig: Rig, **settings: Any) -> Any:
 
 def test_a_switch_with_a_lower_sps_than_the_url_completes_every_call(redis_server: RedisServer,
                                                                       key_prefix: str) -> None:
-    rig = Rig(redis_server, key_prefix, sps=20, talk_time=0.2)
+    # The first party stays 1 s: time for its second party's turn on a node
+    # paced at 19 sessions a second, behind the other calls' second parties.
+    rig = Rig(redis_server, key_prefix, sps=20, talk_time=1.0)
     try:
         rig.start_worker(nodes=(_url_node(rig, sps=1000),))
         jobs = [rig.submit(a="+1555123%04d" % (2 * i), b="+1555123%04d" % (2 * i + 1)) for i in range(100)]
