@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -282,6 +284,27 @@ def test_no_greeting_times_out(switch: Callable[..., ScriptedSwitch]) -> None:
         conn.connect()
     assert time.monotonic() - started < 2
     assert not conn.connected
+
+
+def test_the_connection_speaks_the_protocol_itself() -> None:
+    """EslConnection is a plain class over protocol.py: importing it loads
+    no other event-socket client."""
+    assert EslConnection.__mro__ == (EslConnection, object)
+    probe = "import sys, eslengine.esl; print(sorted(m for m in sys.modules if m.split('.')[0] == 'greenswitch'))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_as_a_context_manager_it_connects_and_closes(switch: Callable[..., ScriptedSwitch]) -> None:
+    sw = switch(hold_after_prelude)
+    rec = Recorder()
+    node = sw.node()
+    with EslConnection(node, timeout=2, on_close=rec.on_close) as conn:
+        assert conn.connected
+        assert (conn.host, conn.port, conn.password, conn.label) == ("127.0.0.1", sw.port, "ClueCon", "fs-test")
+    assert not conn.connected
+    assert wait_for(lambda: rec.closes == [None])
+    assert wait_for(lambda: sw.peers[0].closed_by_client.is_set())
 
 
 def test_connection_refused() -> None:
