@@ -386,6 +386,39 @@ def test_crlf_is_refused_before_anything_is_written(
     assert conn.connected
 
 
+def test_pipelined_commands_get_their_own_replies_in_order(
+    switch: Callable[..., ScriptedSwitch], conns: list[EslConnection]
+) -> None:
+    commands = ["version", "global_getvar hostname", "global_getvar nosuchvar"]
+    replies = [replies_to("02_api_basic.json", "api " + c)[0] for c in commands]
+    all_written = gevent.event.Event()
+
+    def script(peer: Peer) -> None:
+        peer.prelude()
+        for _ in commands:
+            peer.read_command()
+        all_written.set()
+        peer.send(*replies)  # one write: three replies in one recv
+        peer.hold()
+
+    sw = switch(script)
+    conn = EslConnection(sw.node(), timeout=2)
+    conns.append(conn)
+    conn.connect()
+    callers: list[gevent.Greenlet] = []
+    for command in commands:
+        callers.append(gevent.spawn(conn.api, command))
+        gevent.sleep(0)  # each caller writes before the next starts
+    assert all_written.wait(timeout=2)
+    gevent.joinall(callers, timeout=2)
+    assert [g.value for g in callers] == [body_of(r) for r in replies]
+    assert [g.value for g in callers] == [
+        "FreeSWITCH Version 1.11.3-dev~64bit ( 64bit)\n", "vm", "-ERR no reply\n"]
+    assert sw.peers[0].commands[2:] == ["api " + c for c in commands]
+    assert conn.unanswered_for(time.monotonic()) == 0.0
+    assert conn.connected
+
+
 # -- bgapi and events ------------------------------------------------------------
 
 
@@ -568,6 +601,34 @@ def test_bgapi_err_reply_is_command_error(switch: Callable[..., ScriptedSwitch],
     assert info.value.reply == "-ERR command not found"
     assert JOB_PLAIN not in conn._jobs
     assert conn.connected
+
+
+def test_frames_split_across_reads_are_put_back_together(
+    switch: Callable[..., ScriptedSwitch], conns: list[EslConnection]
+) -> None:
+    frames = server_frames("04c_originate_json_jobuuid.json")
+    data = "".join(frames[5:11]).encode("utf-8")  # reply, four channel events, BACKGROUND_JOB
+
+    def script(peer: Peer) -> None:
+        peer.prelude(subscribed=frames[4])
+        peer.read_command()
+        peer.sock.setsockopt(gevent.socket.IPPROTO_TCP, gevent.socket.TCP_NODELAY, 1)
+        for start in range(0, len(data), 7):  # splits headers, lengths and bodies
+            peer.sock.sendall(data[start : start + 7])
+            gevent.sleep(0)
+        peer.hold()
+
+    sw = switch(script)
+    rec = Recorder()
+    conn = EslConnection(sw.node(), timeout=2, event_format="json", on_event=rec.on_event)
+    conns.append(conn)
+    conn.connect()
+    job = conn.bgapi("originate x", job_uuid=JOB_JSON)
+    assert job.result(timeout=2) == (True, A_UUID_JSON)
+    assert wait_for(lambda: len(rec.events) == 5)
+    assert [e.name for e in rec.events] == [
+        "CHANNEL_CREATE", "CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_ANSWER", "BACKGROUND_JOB"]
+    assert rec.events[0].variable("origination_caller_id_name") == "Click To Call"
 
 
 def test_header_value_with_encoded_newline(switch: Callable[..., ScriptedSwitch], conns: list[EslConnection]) -> None:
