@@ -19,6 +19,7 @@ names no command. BACKGROUND_JOB events are matched by their ``Job-UUID``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -387,9 +388,9 @@ class EslConnection:
                 self._shut(EslConnectionError("%s: stalled writing %s" % (self.label, what)), cause=error)
                 raise error from exc
             except OSError as exc:
-                error = EslConnectionError("%s: write failed: %s" % (self.label, exc))
-                self._shut(error, cause=exc)
-                raise error from exc
+                lost = EslConnectionError("%s: write failed: %s" % (self.label, exc))
+                self._shut(lost, cause=exc)
+                raise lost from exc
         finally:
             self._write_lock.release()
         try:
@@ -537,6 +538,12 @@ class EslConnection:
         self._event_queue.put(_CLOSED)
 
 
+def _record_close(closed: gevent.event.Event, reasons: list[BaseException | None],
+                  _conn: EslConnection, exc: BaseException | None) -> None:
+    reasons.append(exc)
+    closed.set()
+
+
 class NodeLink:
     """Keeps one EslConnection to a node alive: reconnects with capped
     exponential backoff + jitter.
@@ -680,18 +687,13 @@ class NodeLink:
         while not self._stopping.is_set():
             closed = gevent.event.Event()
             reasons: list[BaseException | None] = []
-
-            def on_close(_conn: EslConnection, exc: BaseException | None) -> None:
-                reasons.append(exc)
-                closed.set()
-
             conn = EslConnection(
                 self.node,
                 timeout=self.timeout,
                 events=self.events,
                 event_format=self.event_format,
                 on_event=self._on_event,
-                on_close=on_close,
+                on_close=functools.partial(_record_close, closed, reasons),
                 filters=self.filters,
             )
             try:

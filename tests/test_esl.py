@@ -21,9 +21,9 @@ import gevent
 import gevent.event
 import gevent.socket
 import pytest
+from gevent.server import StreamServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from gevent.server import StreamServer
 
 from eslengine import protocol
 from eslengine.config import Node
