@@ -19,7 +19,7 @@
         ├── WebhookRefused          it never will: not allowed, an address refused, the receiver said 4xx
         └── WebhookFailed           it may later: DNS, connection, timeout, 5xx, 408, 429
 
-Lower libraries' errors (redis, socket, http.client, greenswitch) are translated into these
+Lower libraries' errors (redis, socket, http.client) are translated into these
 where they enter eslengine, with ``raise ... from exc``.
 """
 

@@ -1,19 +1,25 @@
-"""Inbound event-socket connections to FreeSWITCH, on top of greenswitch.
+"""Inbound event-socket connections to FreeSWITCH.
 
-``EslConnection`` is a ``greenswitch.esl.InboundESL`` whose sharp edges are
-filed off: every command has a deadline, a missed reply or a dead socket fails
-everything that waits on the connection, writes go out whole under a lock,
-frames are parsed from whole buffers by ``protocol.FrameReader``, and errors
-come out as ``eslengine.errors`` exceptions. ``NodeLink`` keeps one such
-connection to a node alive.
+``EslConnection`` owns one TCP connection and speaks the protocol itself,
+over ``protocol.py``: every command has a deadline, a missed reply or a dead
+socket fails everything that waits on the connection, writes go out whole
+under a lock, frames are parsed from whole buffers by
+``protocol.FrameReader``, and errors come out as ``eslengine.errors``
+exceptions. ``NodeLink`` keeps one such connection to a node alive.
 
 Greenlets per connection: a reader (``receive_events``) that never runs user
 code, and a dispatcher (``process_events``) that hands events to ``on_event``
 one at a time, in arrival order, then calls ``on_close`` once.
+
+Replies are matched to commands by order: mod_event_socket's
+``listener_run`` reads one command, runs ``parse_command`` and writes its
+reply before it reads the next, and a ``command/reply`` or ``api/response``
+names no command. BACKGROUND_JOB events are matched by their ``Job-UUID``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -25,8 +31,8 @@ from collections.abc import Callable, Sequence
 import gevent
 import gevent.event
 import gevent.lock
+import gevent.queue
 import gevent.socket
-import greenswitch.esl
 
 from . import protocol
 from .config import Node
@@ -140,7 +146,7 @@ class BackgroundJob:
         return "<BackgroundJob %s %s>" % (self.job_uuid, "ready" if self.ready() else "pending")
 
 
-class EslConnection(greenswitch.esl.InboundESL):
+class EslConnection:
     """One authenticated inbound connection to one FreeSWITCH node.
 
     Replies are matched to commands by order, as the protocol requires, so a
@@ -154,6 +160,8 @@ class EslConnection(greenswitch.esl.InboundESL):
 
     ``on_event`` runs in the dispatcher greenlet and must be short: events
     queue up behind it. An exception it raises is logged and dropped.
+
+    As a context manager it connects on entry and closes on exit.
     """
 
     def __init__(
@@ -171,9 +179,8 @@ class EslConnection(greenswitch.esl.InboundESL):
             raise ValueError("event_format must be one of %s, got %r" % (", ".join(EVENT_FORMATS), event_format))
         if timeout <= 0:
             raise ValueError("timeout must be positive, got %r" % timeout)
-        self._connected = False
-        super().__init__(node.host, node.port, node.password, timeout=timeout)
         self.node = node
+        self.timeout = timeout
         self.events = tuple(events)
         self.event_format = event_format
         self.filters = tuple(filters)
@@ -183,27 +190,48 @@ class EslConnection(greenswitch.esl.InboundESL):
         self._on_close = on_close
         self._reader = protocol.FrameReader()
         self._write_lock = gevent.lock.Semaphore()
-        # Commands written and not yet answered, oldest first (greenswitch's
-        # name): (what, waiter, when it was written by time.monotonic()).
+        # Commands written and not yet answered, oldest first:
+        # (what, waiter, when it was written by time.monotonic()).
         self._commands_sent: deque[tuple[str, gevent.event.AsyncResult, float]] = deque()
         self._jobs: weakref.WeakValueDictionary[str, BackgroundJob] = weakref.WeakValueDictionary()
+        # Set by the switch's auth/request greeting, or by the end of the connection.
+        self._greeted = gevent.event.Event()
+        # Events for the dispatcher, then _CLOSED.
+        self._event_queue: gevent.queue.Queue = gevent.queue.Queue()
+        self._receive_events_greenlet: gevent.Greenlet | None = None
+        self._process_events_greenlet: gevent.Greenlet | None = None
+        self._connected = False
         self._established = False
         self._closed = False
         self._close_reason: BaseException | None = None
         self.sock: gevent.socket.socket | None = None
-        self.sock_file = None
 
     @property
     def label(self) -> str:
         return self.node.label
 
     @property
+    def host(self) -> str:
+        return self.node.host
+
+    @property
+    def port(self) -> int:
+        return self.node.port
+
+    @property
+    def password(self) -> str:
+        return self.node.password
+
+    @property
     def connected(self) -> bool:
         return self._connected and not self._closed
 
-    @connected.setter
-    def connected(self, value: bool) -> None:
-        self._connected = value
+    def __enter__(self) -> EslConnection:
+        self.connect()
+        return self
+
+    def __exit__(self, *_exc_info: object) -> None:
+        self.close()
 
     def connect(self) -> None:
         """TCP connect, wait for ``auth/request``, ``auth`` (or ``userauth``
@@ -225,10 +253,11 @@ class EslConnection(greenswitch.esl.InboundESL):
         self.sock.settimeout(None)
         self.sock.setsockopt(gevent.socket.IPPROTO_TCP, gevent.socket.TCP_NODELAY, 1)
         self._connected = True
-        self.start_event_handlers()
+        self._receive_events_greenlet = gevent.spawn(self.receive_events)
+        self._process_events_greenlet = gevent.spawn(self.process_events)
         done = False
         try:
-            if not self._auth_request_event.wait(timeout=self.timeout):
+            if not self._greeted.wait(timeout=self.timeout):
                 raise EslTimeout("%s: no auth/request greeting within %ss" % (self.label, self.timeout))
             if self._closed:
                 raise EslConnectionError("%s: closed before auth: %s" % (self.label, self._close_reason))
@@ -318,7 +347,7 @@ class EslConnection(greenswitch.esl.InboundESL):
                 self._jobs[echoed] = job
         return job
 
-    def send(self, command: str, headers: dict[str, str] | None = None,  # type: ignore[override]
+    def send(self, command: str, headers: dict[str, str] | None = None,
              timeout: float | None = None, *, guard: Callable[[], None] | None = None) -> Frame:
         """Write one command frame and return its reply frame.
 
@@ -359,9 +388,9 @@ class EslConnection(greenswitch.esl.InboundESL):
                 self._shut(EslConnectionError("%s: stalled writing %s" % (self.label, what)), cause=error)
                 raise error from exc
             except OSError as exc:
-                error = EslConnectionError("%s: write failed: %s" % (self.label, exc))
-                self._shut(error, cause=exc)
-                raise error from exc
+                lost = EslConnectionError("%s: write failed: %s" % (self.label, exc))
+                self._shut(lost, cause=exc)
+                raise lost from exc
         finally:
             self._write_lock.release()
         try:
@@ -438,7 +467,7 @@ class EslConnection(greenswitch.esl.InboundESL):
                 job = self._jobs.pop(event.headers.get("Job-UUID", ""), None)
                 if job is not None:
                     job._resolve(event)
-            self._esl_event_queue.put(event)
+            self._event_queue.put(event)
         elif kind in (protocol.COMMAND_REPLY, protocol.API_RESPONSE):
             if not self._commands_sent:
                 log.warning("%s: %s with no command waiting, dropped", self.label, kind)
@@ -446,7 +475,7 @@ class EslConnection(greenswitch.esl.InboundESL):
             waiter = self._commands_sent.popleft()[1]
             waiter.set(frame)
         elif kind == protocol.AUTH_REQUEST:
-            self._auth_request_event.set()
+            self._greeted.set()
         elif kind == protocol.DISCONNECT_NOTICE:
             if frame.headers.get("Content-Disposition") == "linger":
                 return
@@ -459,7 +488,7 @@ class EslConnection(greenswitch.esl.InboundESL):
     # -- dispatcher greenlet ---------------------------------------------
 
     def process_events(self) -> None:
-        queue = self._esl_event_queue
+        queue = self._event_queue
         while True:
             # Unbounded wait by design: _shut() always queues _CLOSED.
             event = queue.get()
@@ -487,7 +516,6 @@ class EslConnection(greenswitch.esl.InboundESL):
             return
         self._closed = True
         self._connected = False
-        self._run = False
         if reason is not None and cause is not None and reason.__cause__ is None:
             reason.__cause__ = cause
         self._close_reason = reason
@@ -504,10 +532,16 @@ class EslConnection(greenswitch.esl.InboundESL):
         for job in jobs:
             job._fail(failure)
         # Wake a connect() still waiting for the greeting.
-        self._auth_request_event.set()
+        self._greeted.set()
         if self.sock is not None:
             self.sock.close()
-        self._esl_event_queue.put(_CLOSED)
+        self._event_queue.put(_CLOSED)
+
+
+def _record_close(closed: gevent.event.Event, reasons: list[BaseException | None],
+                  _conn: EslConnection, exc: BaseException | None) -> None:
+    reasons.append(exc)
+    closed.set()
 
 
 class NodeLink:
@@ -653,18 +687,13 @@ class NodeLink:
         while not self._stopping.is_set():
             closed = gevent.event.Event()
             reasons: list[BaseException | None] = []
-
-            def on_close(_conn: EslConnection, exc: BaseException | None) -> None:
-                reasons.append(exc)
-                closed.set()
-
             conn = EslConnection(
                 self.node,
                 timeout=self.timeout,
                 events=self.events,
                 event_format=self.event_format,
                 on_event=self._on_event,
-                on_close=on_close,
+                on_close=functools.partial(_record_close, closed, reasons),
                 filters=self.filters,
             )
             try:

@@ -1,7 +1,7 @@
 """FreeSWITCH event-socket wire format, without I/O.
 
 Both ends of the protocol live here as pure functions and one incremental
-reader, so the client wrapper (``esl.py``) and the simulator
+reader, so the client (``esl.py``) and the simulator
 (``fakeswitch/``) agree byte for byte with each other and with the recorded
 transcripts.
 

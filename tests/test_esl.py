@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -19,9 +21,9 @@ import gevent
 import gevent.event
 import gevent.socket
 import pytest
+from gevent.server import StreamServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from gevent.server import StreamServer
 
 from eslengine import protocol
 from eslengine.config import Node
@@ -284,6 +286,27 @@ def test_no_greeting_times_out(switch: Callable[..., ScriptedSwitch]) -> None:
     assert not conn.connected
 
 
+def test_the_connection_speaks_the_protocol_itself() -> None:
+    """EslConnection is a plain class over protocol.py: importing it loads
+    no other event-socket client."""
+    assert EslConnection.__mro__ == (EslConnection, object)
+    probe = "import sys, eslengine.esl; print(sorted(m for m in sys.modules if m.split('.')[0] == 'greenswitch'))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_as_a_context_manager_it_connects_and_closes(switch: Callable[..., ScriptedSwitch]) -> None:
+    sw = switch(hold_after_prelude)
+    rec = Recorder()
+    node = sw.node()
+    with EslConnection(node, timeout=2, on_close=rec.on_close) as conn:
+        assert conn.connected
+        assert (conn.host, conn.port, conn.password, conn.label) == ("127.0.0.1", sw.port, "ClueCon", "fs-test")
+    assert not conn.connected
+    assert wait_for(lambda: rec.closes == [None])
+    assert wait_for(lambda: sw.peers[0].closed_by_client.is_set())
+
+
 def test_connection_refused() -> None:
     probe = gevent.socket.socket()
     probe.bind(("127.0.0.1", 0))
@@ -360,6 +383,39 @@ def test_crlf_is_refused_before_anything_is_written(
     # The next command is the only thing the switch sees after the subscription.
     assert conn.api("status") == body_of(status)
     assert sw.peers[0].commands[2:] == ["api status"]
+    assert conn.connected
+
+
+def test_pipelined_commands_get_their_own_replies_in_order(
+    switch: Callable[..., ScriptedSwitch], conns: list[EslConnection]
+) -> None:
+    commands = ["version", "global_getvar hostname", "global_getvar nosuchvar"]
+    replies = [replies_to("02_api_basic.json", "api " + c)[0] for c in commands]
+    all_written = gevent.event.Event()
+
+    def script(peer: Peer) -> None:
+        peer.prelude()
+        for _ in commands:
+            peer.read_command()
+        all_written.set()
+        peer.send(*replies)  # one write: three replies in one recv
+        peer.hold()
+
+    sw = switch(script)
+    conn = EslConnection(sw.node(), timeout=2)
+    conns.append(conn)
+    conn.connect()
+    callers: list[gevent.Greenlet] = []
+    for command in commands:
+        callers.append(gevent.spawn(conn.api, command))
+        gevent.sleep(0)  # each caller writes before the next starts
+    assert all_written.wait(timeout=2)
+    gevent.joinall(callers, timeout=2)
+    assert [g.value for g in callers] == [body_of(r) for r in replies]
+    assert [g.value for g in callers] == [
+        "FreeSWITCH Version 1.11.3-dev~64bit ( 64bit)\n", "vm", "-ERR no reply\n"]
+    assert sw.peers[0].commands[2:] == ["api " + c for c in commands]
+    assert conn.unanswered_for(time.monotonic()) == 0.0
     assert conn.connected
 
 
@@ -545,6 +601,34 @@ def test_bgapi_err_reply_is_command_error(switch: Callable[..., ScriptedSwitch],
     assert info.value.reply == "-ERR command not found"
     assert JOB_PLAIN not in conn._jobs
     assert conn.connected
+
+
+def test_frames_split_across_reads_are_put_back_together(
+    switch: Callable[..., ScriptedSwitch], conns: list[EslConnection]
+) -> None:
+    frames = server_frames("04c_originate_json_jobuuid.json")
+    data = "".join(frames[5:11]).encode("utf-8")  # reply, four channel events, BACKGROUND_JOB
+
+    def script(peer: Peer) -> None:
+        peer.prelude(subscribed=frames[4])
+        peer.read_command()
+        peer.sock.setsockopt(gevent.socket.IPPROTO_TCP, gevent.socket.TCP_NODELAY, 1)
+        for start in range(0, len(data), 7):  # splits headers, lengths and bodies
+            peer.sock.sendall(data[start : start + 7])
+            gevent.sleep(0)
+        peer.hold()
+
+    sw = switch(script)
+    rec = Recorder()
+    conn = EslConnection(sw.node(), timeout=2, event_format="json", on_event=rec.on_event)
+    conns.append(conn)
+    conn.connect()
+    job = conn.bgapi("originate x", job_uuid=JOB_JSON)
+    assert job.result(timeout=2) == (True, A_UUID_JSON)
+    assert wait_for(lambda: len(rec.events) == 5)
+    assert [e.name for e in rec.events] == [
+        "CHANNEL_CREATE", "CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_ANSWER", "BACKGROUND_JOB"]
+    assert rec.events[0].variable("origination_caller_id_name") == "Click To Call"
 
 
 def test_header_value_with_encoded_newline(switch: Callable[..., ScriptedSwitch], conns: list[EslConnection]) -> None:
