@@ -24,7 +24,7 @@ import redis
 from eslengine import calls
 from eslengine.config import Config, Node
 from eslengine.esl import EslConnection
-from eslengine.queue import JobQueue, Keys
+from eslengine.store import JobQueue, Keys
 
 from .harness import NO_LIMIT_SPS, BenchStack, Result, job, rss_bytes, wait_until
 

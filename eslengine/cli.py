@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "worker":
             import signal
 
-            from .queue import JobQueue
+            from .store import JobQueue
             from .worker import run
 
             import gevent
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 def _nodes(config: Config) -> int:
     """One line per node of this config, then one per worker pacing it."""
     from .pacing import node_share
-    from .queue import JobQueue
+    from .store import JobQueue
 
     queue = JobQueue.from_config(config)
     for node in config.nodes:
@@ -197,7 +197,7 @@ def _nodes(config: Config) -> int:
 def _keys(config: Config, args: object) -> int:
     from .apikeys import KeyStore, parse_scopes
     from .errors import ConfigError
-    from .queue import connect, now_iso
+    from .store import connect, now_iso
 
     store = KeyStore(connect(config.redis_url), config.key_prefix)
     action = getattr(args, "action")
@@ -226,7 +226,7 @@ def _keys(config: Config, args: object) -> int:
 
 
 def _dead(config: object, args: object) -> int:
-    from .queue import JobQueue
+    from .store import JobQueue
 
     queue = JobQueue.from_config(config)  # type: ignore[arg-type]
     letters = queue.dead_letters(count=100_000)
@@ -301,7 +301,7 @@ def _accounts(config: Config, args: Any) -> int:
     from .accounts import AccountStore, parse_account, parse_item, referrers
     from .apikeys import KeyStore, parse_scopes
     from .errors import ConfigError, ValidationError
-    from .queue import connect, now_iso
+    from .store import connect, now_iso
 
     client = connect(config.redis_url)
     store = AccountStore(client, config.key_prefix)

@@ -38,7 +38,7 @@ from werkzeug.exceptions import NotFound
 
 from .. import accounts, apikeys, calls, clicktocall
 from ..errors import ConfigError, ValidationError
-from ..queue import now_iso, redis_errors
+from ..store import now_iso, redis_errors
 from . import auth, blocking, context, listing
 from .calls_v1 import accepted, call_path
 from .responses import Forbidden, error, json_body, json_response

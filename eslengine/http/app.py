@@ -9,7 +9,7 @@ from ..accounts import AccountStore
 from ..apikeys import KeyStore
 from ..clicktocall import ClickToCallLog
 from ..config import Config
-from ..queue import JobQueue
+from ..store import JobQueue
 from . import accounts_v1, blocking, calls_v1, kazoo
 from .auth import check_auth_config
 from .context import ACCOUNTS_EXTENSION, CLICKTOCALL_EXTENSION, CONFIG_KEY, EXTENSION, KEYS_EXTENSION
