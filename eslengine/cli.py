@@ -33,7 +33,7 @@ def _wrap(text: str) -> str:
 
 _SETTINGS = """settings (environment variables; README "Configuration" lists them all):
   ESLENGINE_REDIS_URL       Redis (default redis://127.0.0.1:6379/0)
-  ESLENGINE_KEY_PREFIX      prefix of every Redis key (default eslengine)
+  ESLENGINE_KEY_PREFIX      prefix of every Redis key, {<prefix>}:... (default eslengine)
   ESLENGINE_FREESWITCH      nodes: esl://:password@host:port?sps=30&max_sessions=1000[,...]
   ESLENGINE_API_KEYS        operator bearer keys, comma-separated (the API refuses to start without)
   ESLENGINE_ROUTE_TEMPLATE  endpoint of E.164 numbers (default sofia/gateway/{gateway}/{number})

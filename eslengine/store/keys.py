@@ -1,33 +1,36 @@
 """Every Redis key name eslengine uses, in one place.
 
-Each key is ``<prefix>:<name>`` (``<prefix>`` is ``ESLENGINE_KEY_PREFIX``,
-``eslengine`` by default).
+Each key is ``{<prefix>}:<name>`` (``<prefix>`` is ``ESLENGINE_KEY_PREFIX``,
+``eslengine`` by default). The braces are a Redis Cluster hash tag: only the
+prefix is hashed, so every key of one prefix lives in the same hash slot and
+any script may touch any of them on a cluster as on a single server
+(https://redis.io/docs/reference/cluster-spec/#hash-tags).
 
-``<p>:jobs``                     STREAM: one entry per job, one field ``job``
+``{p}:jobs``                     STREAM: one entry per job, one field ``job``
                                  holding the request JSON. Any app may ``XADD``.
-``<p>:dead``                     STREAM: jobs that cannot be dialed, with ``reason``.
-``<p>:call:<id>``                HASH: the call's status, timestamps, causes, request.
-``<p>:call:<id>:history``        LIST: ``<status> <iso time>`` in order.
-``<p>:call:<id>:placing:<n>``    STRING: the worker placing attempt n again.
-``<p>:calls`` / ``<p>:calls:<owner>``  ZSET: call ids by creation time (µs).
-``<p>:idem:<owner>:<digest>``    STRING: ``<call id> <request digest>`` of an Idempotency-Key.
-``<p>:cancel``                   pub/sub channel: ids whose live call must be hung up.
-``<p>:retry``                    ZSET: calls waiting to be placed again, by when.
-``<p>:workers``                  SET: worker names.
-``<p>:worker:<name>``            STRING: a worker's heartbeat (its token).
-``<p>:live:<name>``              SET: the calls a worker follows.
-``<p>:adopter:<name>``           STRING: the worker adopting a dead one.
-``<p>:node:<node>:workers``      ZSET: the workers pacing a node, by when each lapses.
-``<p>:node:<node>:held``         HASH: worker -> ``<sessions held> <session share>``.
-``<p>:webhooks``                 ZSET: calls with webhook deliveries pending, by when due.
-``<p>:webhooks:<id>``            LIST: a call's pending deliveries, in order.
-``<p>:accounts``                 HASH: account id -> JSON document.
-``<p>:account:<id>:<kind>``      HASH: item id -> JSON document.
-``<p>:account:<id>:c2c-calls:<c2c id>``            ZSET: calls a click-to-call placed.
-``<p>:account:<id>:c2c-limit:<c2c id>:<counter>``  a click-to-call's connect counters.
-``<p>:apikey:<sha256 of the token>``               HASH: a client key.
-``<p>:apikeys``                  HASH: key id -> token digest.
-``<p>:apikey-rate:<id>:<minute>``  counter of calls a key placed.
+``{p}:dead``                     STREAM: jobs that cannot be dialed, with ``reason``.
+``{p}:call:<id>``                HASH: the call's status, timestamps, causes, request.
+``{p}:call:<id>:history``        LIST: ``<status> <iso time>`` in order.
+``{p}:call:<id>:placing:<n>``    STRING: the worker placing attempt n again.
+``{p}:calls`` / ``{p}:calls:<owner>``  ZSET: call ids by creation time (µs).
+``{p}:idem:<owner>:<digest>``    STRING: ``<call id> <request digest>`` of an Idempotency-Key.
+``{p}:cancel``                   pub/sub channel: ids whose live call must be hung up.
+``{p}:retry``                    ZSET: calls waiting to be placed again, by when.
+``{p}:workers``                  SET: worker names.
+``{p}:worker:<name>``            STRING: a worker's heartbeat (its token).
+``{p}:live:<name>``              SET: the calls a worker follows.
+``{p}:adopter:<name>``           STRING: the worker adopting a dead one.
+``{p}:node:<node>:workers``      ZSET: the workers pacing a node, by when each lapses.
+``{p}:node:<node>:held``         HASH: worker -> ``<sessions held> <session share>``.
+``{p}:webhooks``                 ZSET: calls with webhook deliveries pending, by when due.
+``{p}:webhooks:<id>``            LIST: a call's pending deliveries, in order.
+``{p}:accounts``                 HASH: account id -> JSON document.
+``{p}:account:<id>:<kind>``      HASH: item id -> JSON document.
+``{p}:account:<id>:c2c-calls:<c2c id>``            ZSET: calls a click-to-call placed.
+``{p}:account:<id>:c2c-limit:<c2c id>:<counter>``  a click-to-call's connect counters.
+``{p}:apikey:<sha256 of the token>``               HASH: a client key.
+``{p}:apikeys``                  HASH: key id -> token digest.
+``{p}:apikey-rate:<id>:<minute>``  counter of calls a key placed.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ class Keys:
 
     def __init__(self, prefix: str = "eslengine") -> None:
         self.prefix = prefix
-        self.tag = prefix  # what every key name starts with
+        self.tag = "{%s}" % prefix
         self.jobs = self.tag + ":jobs"
         self.dead = self.tag + ":dead"
         self.cancel = self.tag + ":cancel"
