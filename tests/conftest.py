@@ -37,7 +37,7 @@ __all__ = ["STORE_CONFIG", "call_request", "free_port", "maybe_batched"]
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    def __init__(self, *options: str) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed; run `make test`, which installs it")
@@ -45,7 +45,7 @@ class RedisServer:
         self.dir = tempfile.mkdtemp(prefix="eslengine-redis-")
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning"],
+             "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning", *options],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
