@@ -5,23 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import QueueUnavailable
-from .store import (
-    ADOPT_HOLD,
-    GROUP,
-    JOB_FIELD,
-    STALE_PAGES,
-    JobQueue,
-    Keys,
-    account_index,
-    connect,
-    enqueue,
-    now_iso,
-    redis_errors,
-)
+from .store import GROUP, JOB_FIELD, JobQueue, Keys, account_index, connect, enqueue, now_iso, redis_errors
 
-__all__ = ["ADOPT_HOLD", "GROUP", "JOB_FIELD", "STALE_PAGES", "JobQueue", "Keys", "QueueUnavailable",
-           "account_index", "connect", "enqueue", "now_iso", "redis_errors"]
+__all__ = ["GROUP", "JOB_FIELD", "JobQueue", "Keys", "account_index", "connect", "enqueue", "now_iso",
+           "redis_errors"]
 
 
 def __getattr__(name: str) -> Any:

@@ -109,7 +109,9 @@ def test_every_script_runs_on_a_redis_cluster(key_prefix: str, script_calls: lis
                          "--cluster-port", str(free_port()))
     try:
         client = redis.Redis.from_url(server.url, decode_responses=True, socket_timeout=5)
-        client.execute_command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
+        if int(client.info("server")["redis_version"].split(".")[0]) < 7:
+            pytest.skip("script shebang lines need Redis 7")
+        client.execute_command("CLUSTER", "ADDSLOTS", *range(16384))
         deadline = time.monotonic() + 10
         while "cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
             assert time.monotonic() < deadline, "the cluster node did not take its slots"
@@ -135,3 +137,4 @@ def test_accounts_keys_and_connects_are_kept_under_the_prefixs_tag(redis_client:
     assert all(name.startswith("{%s}:" % key_prefix) for name in written), written
     assert accounts.delete_account(account["id"])
     assert not [name for name in redis_client.scan_iter(match="*%s*:account:*" % key_prefix)]
+
