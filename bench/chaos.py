@@ -80,7 +80,7 @@ from eslengine.status import FINAL
 from eslengine.config import Config
 from eslengine.errors import JobExists, QueueUnavailable
 from eslengine.fakeswitch.journal import read_journal
-from eslengine.queue import Keys
+from eslengine.store import Keys
 from eslengine.stack import LocalStack, Process, free_port, wait_for_port
 from eslengine.worker import HEARTBEAT_TTL
 

@@ -138,7 +138,7 @@ def job(a: str = "+15551230486", b: str = "+15551230002", job_id: str | None = N
     return {"id": job_id or str(uuid.uuid4()), "a": a, "b": b}
 
 
-def fill_stream(client: redis.Redis, jobs: Iterable[dict[str, str]], stream: str = "eslengine:jobs",
+def fill_stream(client: redis.Redis, jobs: Iterable[dict[str, str]], stream: str = "{eslengine}:jobs",
                 batch: int = 2000) -> int:
     """Bare ``XADD``s (the documented non-HTTP way), pipelined; returns the count."""
     count = 0

@@ -94,7 +94,7 @@ def run(quick: bool) -> list[Result]:
         best = max(probe, key=lambda n: probe[n]["rps"])
         bare_r = probe[best]
         api_r = generators[best](api_url, stack.api_key)
-        queued = stack.client().xlen("eslengine:jobs")
+        queued = stack.client().xlen("{eslengine}:jobs")
         print("  POST /v1/calls with %-13s %7.0f accepted/s  p50 %.2f ms  p99 %.2f ms  (%d queued)" % (
             best, api_r["accepted_rps"], api_r["p50_ms"], api_r["p99_ms"], queued), file=sys.stderr)
     finally:

@@ -24,7 +24,7 @@ import redis
 from eslengine import calls
 from eslengine.config import Config, Node
 from eslengine.esl import EslConnection
-from eslengine.queue import JobQueue, Keys
+from eslengine.store import JobQueue, Keys
 
 from .harness import NO_LIMIT_SPS, BenchStack, Result, job, rss_bytes, wait_until
 
@@ -77,14 +77,14 @@ def run(quick: bool) -> list[Result]:
         per_record = float("nan")
         statuses: set[str | None] = set()
         try:
-            wait_until(lambda: client.xlen("eslengine:jobs") == 0 and stack.switch_stats()["live_sessions"] == 0,
+            wait_until(lambda: client.xlen("{eslengine}:jobs") == 0 and stack.switch_stats()["live_sessions"] == 0,
                        120, "calls never finished", worker, 0.5)
-            wait_until(lambda: int(client.xinfo_groups("eslengine:jobs")[0]["pending"]) == 0, 60, "pending", worker)
+            wait_until(lambda: int(client.xinfo_groups("{eslengine}:jobs")[0]["pending"]) == 0, 60, "pending", worker)
             time.sleep(3)
-            finished = [k for k in client.scan_iter("eslengine:call:*", count=1000) if not k.endswith(":history")]
+            finished = [k for k in client.scan_iter("{eslengine}:call:*", count=1000) if not k.endswith(":history")]
             statuses = {client.hget(k, "status") for k in finished[:50]}
             worker.stop(timeout=60)
-            client.xtrim("eslengine:jobs", maxlen=0)
+            client.xtrim("{eslengine}:jobs", maxlen=0)
             per_record = (_used(client) - before) / count
         except TimeoutError as exc:
             print("  finished-record size not measured: %s" % exc, file=sys.stderr)

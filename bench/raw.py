@@ -2,7 +2,7 @@
 turn stream entries into originates.
 
 ``python -m bench.raw --redis URL --switch PASSWORD@HOST:PORT --count K``
-reads ``eslengine:jobs`` through the consumer group, builds each originate
+reads ``{eslengine}:jobs`` through the consumer group, builds each originate
 with the engine's own pure functions, in the form the worker sends by
 default (so the switch receives the same bytes), sends it as ``bgapi`` over
 a plain ``greenswitch.esl.InboundESL`` from a pool of greenlets, and
@@ -49,7 +49,7 @@ def main() -> int:
     config = Config(gateway="demo", allow_unvalidated_numbers=True)  # the fictional +1555 numbers
     client = redis.Redis.from_url(args.redis, decode_responses=True, socket_timeout=10)
     try:
-        client.xgroup_create("eslengine:jobs", "workers", id="0", mkstream=True)
+        client.xgroup_create("{eslengine}:jobs", "workers", id="0", mkstream=True)
     except redis.ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
@@ -79,7 +79,7 @@ def main() -> int:
         free = pool.free_count()
         if free <= 0:
             continue
-        reply = client.xreadgroup("workers", "raw", {"eslengine:jobs": ">"}, count=min(free, 200), block=200)
+        reply = client.xreadgroup("workers", "raw", {"{eslengine}:jobs": ">"}, count=min(free, 200), block=200)
         entries = [(i, f) for _, batch in reply or [] for i, f in batch]
         if not entries:
             continue
@@ -89,8 +89,8 @@ def main() -> int:
         def ack(greenlets: list[gevent.Greenlet] = batch, ids: list[str] = ids) -> None:
             gevent.joinall(greenlets, timeout=30)
             pipe = client.pipeline(transaction=False)
-            pipe.xack("eslengine:jobs", "workers", *ids)
-            pipe.xdel("eslengine:jobs", *ids)
+            pipe.xack("{eslengine}:jobs", "workers", *ids)
+            pipe.xdel("{eslengine}:jobs", *ids)
             pipe.execute()
 
         gevent.spawn(ack)

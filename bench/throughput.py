@@ -47,7 +47,7 @@ from .harness import (
 TARGET_RATE = 2000.0
 TARGET_RATIO = 0.8
 TARGET_FLAT = 0.9
-STREAM = "eslengine:jobs"
+STREAM = "{eslengine}:jobs"
 TOP_UP_BATCH = 500
 
 

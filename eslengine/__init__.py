@@ -16,10 +16,10 @@ def enqueue(client: Any, job: Any, *, prefix: str | None = None, config: Any = N
             account: str = "") -> str:
     """Validate ``job`` (the document ``POST /v1/calls`` accepts) with the
     policy of ``config`` (default: this process's ``ESLENGINE_*`` settings)
-    and add it to the queue at ``<prefix>:jobs`` (default: the config's
+    and add it to the queue at ``{<prefix>}:jobs`` (default: the config's
     prefix); returns the job id. ``owner``: a client API key's id, whose
     calls it joins; ``account``: the account it is placed for. See
-    ``eslengine.queue.enqueue``."""
-    from .queue import enqueue as _enqueue
+    ``eslengine.store.enqueue``."""
+    from .store import enqueue as _enqueue
 
     return _enqueue(client, job, prefix=prefix, config=config, owner=owner, account=account)

@@ -39,7 +39,7 @@ from . import calls
 from .config import Config
 from .destinations import parse_destination
 from .errors import ValidationError
-from .queue import redis_errors
+from .store import Keys, redis_errors
 
 KINDS = ("users", "devices", "groups", "media", "clicktocall")
 # Items of one kind an account may hold (each kind is one Redis hash, read whole).
@@ -336,23 +336,15 @@ def parse_account(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class AccountStore:
-    """Accounts and their items in Redis under ``prefix``:
-
-    ``<prefix>:accounts``                   HASH: account id -> JSON document
-    ``<prefix>:account:<id>:<kind>``        HASH: item id -> JSON document (each kind of KINDS)
-    ``<prefix>:account:<id>:c2c-calls:<c2c id>``  ZSET: the calls a click-to-call placed (clicktocall.py)
-    """
+    """Accounts and their items in Redis under ``prefix`` (``Keys.accounts``,
+    ``Keys.account_items``, and ``Keys.c2c_calls`` for clicktocall.py)."""
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.redis = client
         self.prefix = prefix
-
-    @property
-    def _accounts(self) -> str:
-        return self.prefix + ":accounts"
-
-    def _kind(self, account: str, kind: str) -> str:
-        return "%s:account:%s:%s" % (self.prefix, account, kind)
+        self.keys = Keys(prefix)
+        self._accounts = self.keys.accounts
+        self._kind = self.keys.account_items
 
     def create_account(self, document: Mapping[str, Any]) -> dict[str, Any]:
         account_id = new_id()
@@ -383,7 +375,7 @@ class AccountStore:
         with redis_errors("delete account"):
             if not self.redis.hdel(self._accounts, account_id):
                 return False
-            keys = list(self.redis.scan_iter(match="%s:account:%s:*" % (self.prefix, account_id), count=500))
+            keys = list(self.redis.scan_iter(match=self.keys.account_pattern(account_id), count=500))
             for start in range(0, len(keys), 500):
                 self.redis.delete(*keys[start:start + 500])
         return True

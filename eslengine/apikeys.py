@@ -41,7 +41,7 @@ import redis
 
 from .calls import CallRequest
 from .errors import ConfigError, ValidationError
-from .queue import redis_errors
+from .store import Keys, redis_errors
 
 # What a key may do. ``admin`` sees and cancels every call, whoever placed
 # it, and manages every account; ``manage`` changes what its own account
@@ -213,26 +213,18 @@ def _from_hash(data: Mapping[str, str]) -> ApiKey:
 
 
 class KeyStore:
-    """Client keys in Redis under ``prefix``:
-
-    ``<prefix>:apikey:<sha256 of the token>``  HASH: the key
-    ``<prefix>:apikeys``                       HASH: key id -> token digest
-    ``<prefix>:apikey-rate:<id>:<minute>``     counter of calls placed
-    """
+    """Client keys in Redis under ``prefix`` (``Keys.apikey``, ``Keys.apikeys``,
+    ``Keys.apikey_rate``)."""
 
     def __init__(self, client: redis.Redis, prefix: str, *, clock: object = time.monotonic) -> None:
         self.redis = client
         self.prefix = prefix
+        self.keys = Keys(prefix)
+        self._key = self.keys.apikey
+        self._index = self.keys.apikeys
         self._clock = clock
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
         self._lock = threading.Lock()
-
-    def _key(self, digest: str) -> str:
-        return "%s:apikey:%s" % (self.prefix, digest)
-
-    @property
-    def _index(self) -> str:
-        return self.prefix + ":apikeys"
 
     def create(self, name: str, scopes: Iterable[str] = DEFAULT_SCOPES, *, caller_ids: Iterable[str] = (),
                rate_per_minute: int = 0, webhook_secret: str = "", now: str = "",
@@ -319,7 +311,7 @@ class KeyStore:
         if not key.rate_per_minute:
             return 0.0
         minute, left = rate_window(now)
-        counter = "%s:apikey-rate:%s:%d" % (self.prefix, key.id, minute)
+        counter = self.keys.apikey_rate(key.id, minute)
         with redis_errors("count calls"):
             pipe = self.redis.pipeline()
             pipe.incr(counter)

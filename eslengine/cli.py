@@ -33,7 +33,7 @@ def _wrap(text: str) -> str:
 
 _SETTINGS = """settings (environment variables; README "Configuration" lists them all):
   ESLENGINE_REDIS_URL       Redis (default redis://127.0.0.1:6379/0)
-  ESLENGINE_KEY_PREFIX      prefix of every Redis key (default eslengine)
+  ESLENGINE_KEY_PREFIX      prefix of every Redis key, {<prefix>}:... (default eslengine)
   ESLENGINE_FREESWITCH      nodes: esl://:password@host:port?sps=30&max_sessions=1000[,...]
   ESLENGINE_API_KEYS        operator bearer keys, comma-separated (the API refuses to start without)
   ESLENGINE_ROUTE_TEMPLATE  endpoint of E.164 numbers (default sofia/gateway/{gateway}/{number})
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "worker":
             import signal
 
-            from .queue import JobQueue
+            from .store import JobQueue
             from .worker import run
 
             import gevent
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 def _nodes(config: Config) -> int:
     """One line per node of this config, then one per worker pacing it."""
     from .pacing import node_share
-    from .queue import JobQueue
+    from .store import JobQueue
 
     queue = JobQueue.from_config(config)
     for node in config.nodes:
@@ -204,7 +204,7 @@ def _nodes(config: Config) -> int:
 def _keys(config: Config, args: object) -> int:
     from .apikeys import KeyStore, parse_scopes
     from .errors import ConfigError
-    from .queue import connect, now_iso
+    from .store import connect, now_iso
 
     store = KeyStore(connect(config.redis_url), config.key_prefix)
     action = getattr(args, "action")
@@ -233,7 +233,7 @@ def _keys(config: Config, args: object) -> int:
 
 
 def _dead(config: object, args: object) -> int:
-    from .queue import JobQueue
+    from .store import JobQueue
 
     queue = JobQueue.from_config(config)  # type: ignore[arg-type]
     letters = queue.dead_letters(count=100_000)
@@ -308,7 +308,7 @@ def _accounts(config: Config, args: Any) -> int:
     from .accounts import AccountStore, parse_account, parse_item, referrers
     from .apikeys import KeyStore, parse_scopes
     from .errors import ConfigError, ValidationError
-    from .queue import connect, now_iso
+    from .store import connect, now_iso
 
     client = connect(config.redis_url)
     store = AccountStore(client, config.key_prefix)

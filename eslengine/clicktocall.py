@@ -40,7 +40,8 @@ from .accounts import Directory, check_object, parse_name, parse_reference, reso
 from .config import Config
 from .destinations import parse_destination
 from .errors import ValidationError
-from .queue import redis_errors
+from .store import Keys, redis_errors
+from .store.executor import Executor
 from .widget import DEFAULT_NETWORK_PER_HOUR, network_of, parse_widget
 
 FIELDS = (
@@ -348,50 +349,32 @@ def retry_after(over: Sequence[int], counters: Sequence[tuple[str, int, int, flo
     return max((counters[i][3] for i in over), default=0.0)
 
 
-# Count a connect on every counter, or on none when one is over its limit.
-# KEYS: the counters; ARGV: limit and ttl of each. Returns the 0-based
-# indexes of the counters that were over.
-_TAKE = """
-local over = {}
-for i, key in ipairs(KEYS) do
-  local n = redis.call('INCR', key)
-  if n == 1 then redis.call('EXPIRE', key, ARGV[2 * i]) end
-  if n > tonumber(ARGV[2 * i - 1]) then table.insert(over, i - 1) end
-end
-if #over > 0 then
-  for _, key in ipairs(KEYS) do redis.call('DECR', key) end
-end
-return over
-"""
-
-
 class ClickToCallLog:
     """Connect counters and history of click-to-call resources in Redis:
 
-    ``<prefix>:account:<account>:c2c-calls:<id>``    ZSET: call ids by connect time (µs)
-    ``<prefix>:account:<account>:c2c-limit:<id>:<counter>``  connect counters (``limits``)
+    ``Keys.c2c_calls``, call ids by connect time (µs), and ``Keys.c2c_limit``,
+    the connect counters (``limits``); counted by ``connect_limits.lua``.
     """
 
     def __init__(self, client: redis.Redis, prefix: str, *, record_ttl: int) -> None:
         self.redis = client
         self.prefix = prefix
+        self.keys = Keys(prefix)
         self.record_ttl = record_ttl
-        self._take = client.register_script(_TAKE)
-
-    def _calls(self, account: str, item_id: str) -> str:
-        return "%s:account:%s:c2c-calls:%s" % (self.prefix, account, item_id)
+        self.run = Executor(client)
+        self._calls = self.keys.c2c_calls
 
     def take(self, account: str, item_id: str, counters: Sequence[tuple[str, int, int, float]]) -> float:
         """Count one connect: 0.0 when it may go ahead, else the seconds
         until it may (then nothing is counted)."""
         if not counters:
             return 0.0
-        keys = ["%s:account:%s:c2c-limit:%s:%s" % (self.prefix, account, item_id, c[0]) for c in counters]
+        keys = [self.keys.c2c_limit(account, item_id, c[0]) for c in counters]
         args: list[str] = []
         for _, limit, length, _ in counters:
             args += [str(limit), str(length * 2)]
         with redis_errors("count connects"):
-            over = self._take(keys=keys, args=args)
+            over = self.run.script("connect_limits", keys, args)
         return retry_after([int(i) for i in over], counters)
 
     def add(self, account: str, item_id: str, job_id: str, now: float | None = None) -> None:

@@ -31,6 +31,7 @@ import redis
 
 from .config import Config
 from .stack import LocalStack
+from .store import JOB_FIELD, Keys
 
 # The simulator's rules (see fakeswitch): ...486 is busy, ...408 never
 # answers, anything else answers after the ring time and talks for the
@@ -103,8 +104,8 @@ def _place_calls(stack: LocalStack, say: Any, deadline: float) -> int:
                 % (call.label, call.body["a"], call.body["b"], doc["status"], headers.get("Location")))
         else:
             call.id = call.body["id"]
-            client.xadd("eslengine:jobs", {"job": json.dumps(call.body)})
-            say("XADD eslengine:jobs %-10s a=%s b=%s id=%s" % (call.label, call.body["a"], call.body["b"], call.id))
+            client.xadd(Keys().jobs, {JOB_FIELD: json.dumps(call.body)})
+            say("XADD %s %-10s a=%s b=%s id=%s" % (Keys().jobs, call.label, call.body["a"], call.body["b"], call.id))
 
     cancelled = False
     while time.monotonic() - start < deadline:

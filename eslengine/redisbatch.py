@@ -15,7 +15,7 @@ a visible share of a worker's CPU.
 
 Every caller's wait is bounded without a timer of its own: a command still
 queued ``timeout`` seconds after it was submitted fails unsent, and a sent
-pipeline is bounded by the client's socket timeout (``queue.connect`` sets
+pipeline is bounded by the client's socket timeout (``store.connect`` sets
 one), after which its callers get ``QueueUnavailable``.
 """
 

@@ -10,7 +10,7 @@ the body, so a receiver that refuses old timestamps cannot be fed a recorded
 delivery again, and the delivery id (unique per status change, the same on
 every attempt) lets it drop a repeat. The README shows how to verify one.
 
-The status-change scripts queue every delivery in Redis (``queue.py``) in the
+The status-change scripts queue every delivery in Redis (``store/outbox.py``) in the
 same step as the change. Every worker runs a ``Webhooks``: it takes calls
 whose deliveries are due, holds each for a lease (a worker that dies lets go
 when the lease ends) and delivers that call's deliveries in order. A
@@ -48,6 +48,7 @@ from . import infobip, urls
 from .apikeys import KeyStore
 from .config import Config
 from .errors import QueueUnavailable, WebhookFailed, WebhookRefused
+from .http.present import present
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +321,8 @@ class Webhooks:
             log.warning("job %s: webhook %s %s dropped: not delivered within %ds (%d attempts)", job_id,
                         delivery.event, delivery.id, self.config.webhook_max_age, delivery.attempts)
             return None
-        document = self.queue.get(job_id)
+        found = self.queue.read_call(job_id)
+        document = present(*found) if found is not None else None
         url = str((document or {}).get("request", {}).get("callback_url") or "")
         if document is None or not url:
             log.warning("job %s: webhook %s %s dropped: the call's record is gone", job_id, delivery.event,

@@ -15,7 +15,8 @@ from gevent import monkey
 
 monkey.patch_all()
 
-import itertools  # noqa: E402
+import contextlib  # noqa: E402
+import itertools
 import os
 import shutil
 import subprocess
@@ -26,13 +27,17 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from eslengine.calls import CallRequest, parse_request
+from eslengine.config import Config
+from eslengine.redisbatch import CommandBatcher
 from eslengine.stack import free_port  # one helper for the suite and the stack
+from eslengine.store import JobQueue, Keys
 
-__all__ = ["free_port"]
+__all__ = ["STORE_CONFIG", "call_request", "free_port", "maybe_batched"]
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    def __init__(self, *options: str) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed; run `make test`, which installs it")
@@ -40,7 +45,7 @@ class RedisServer:
         self.dir = tempfile.mkdtemp(prefix="eslengine-redis-")
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning"],
+             "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning", *options],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -87,3 +92,33 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_server.url, decode_responses=True, socket_timeout=5)
     yield client
     client.close()
+
+
+# The suite dials the fictional 555-01xx range (+1 555 123 0001), which libphonenumber
+# does not validate: configs that dial it allow unvalidated numbers.
+STORE_CONFIG = Config(allow_unvalidated_numbers=True)
+
+
+def call_request(**extra: object) -> CallRequest:
+    """A valid call request (first party +15551230001, second user/1000) with ``extra`` fields."""
+    return parse_request({"a": "+15551230001", "b": "user/1000", **extra}, STORE_CONFIG)
+
+
+@pytest.fixture
+def queue(redis_client: redis.Redis, key_prefix: str) -> JobQueue:
+    """A JobQueue on the suite's Redis under the test's own prefix."""
+    return JobQueue(redis_client, Keys(key_prefix), record_ttl=60)
+
+
+@contextlib.contextmanager
+def maybe_batched(queue: JobQueue, batched: bool) -> Iterator[None]:
+    """``queue`` sending through a CommandBatcher (as the worker's does) when ``batched``."""
+    batcher = CommandBatcher(queue.redis) if batched else None
+    if batcher is not None:
+        batcher.start()
+        queue.use_batcher(batcher)
+    try:
+        yield
+    finally:
+        if batcher is not None:
+            batcher.stop()

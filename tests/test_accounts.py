@@ -22,7 +22,7 @@ from eslengine.config import Config
 from eslengine.errors import ValidationError
 from eslengine.http import create_app
 from eslengine.http.blocking import Outcome, outcome, parse_wait, wait_for_originate
-from eslengine.queue import JobQueue, Keys, connect
+from eslengine.store import JobQueue, Keys, connect
 
 OPERATOR = "op-acct-7731"
 AUTH = {"Authorization": "Bearer " + OPERATOR}
@@ -614,8 +614,8 @@ def test_the_key_store_keeps_an_accounts_keys_apart(app: Flask) -> None:
 
 def test_stored_documents_are_json(app: Flask, client: FlaskClient) -> None:
     one = Tenant(client, "one")
-    raw = app.extensions["eslengine"].redis.hget("%s:account:%s:users" % (app.extensions["eslengine.accounts"].prefix,
-                                                                        one.account), one.user)
+    accounts = app.extensions["eslengine.accounts"]
+    raw = app.extensions["eslengine"].redis.hget(accounts.keys.account_items(one.account, "users"), one.user)
     assert json.loads(raw)["endpoint"] == "user/1000"
 
 

@@ -30,7 +30,7 @@ from eslengine import calls
 from eslengine.config import Config
 from eslengine.errors import ConfigError
 from eslengine.http import MAX_BODY, authorized, create_app, openapi_document, serve
-from eslengine.queue import JobQueue, Keys, connect
+from eslengine.store import JobQueue, Keys, connect
 
 KEY = "k-3f9a1c0e7d5b"
 OTHER_KEY = "k-other-8842"
@@ -99,14 +99,14 @@ def test_post_queues_the_job_in_the_stream_and_records_it(
     assert data == {"id": job_id, "status": "queued", "a": ["+15551230001"], "b": ["user/1000"]}
     assert resp.headers["Location"] == "/v1/calls/%s" % job_id
 
-    entries = redis_client.xrange("%s:jobs" % key_prefix)
+    entries = redis_client.xrange(Keys(key_prefix).jobs)
     assert len(entries) == 1
     job = json.loads(entries[0][1]["job"])
     assert job == {"id": job_id, "a": "+15551230001", "b": "user/1000", "timeout": 25,
                    "caller_id_number": "+15550000000", "caller_id_name": "Sales Desk",
                    "variables": {"campaign": "spring 2024", "attempt": "2", "vip": "true"},
                    "retry": {"attempts": 1, "backoff": 60, "on": ["busy", "no_answer", "temporary"]}}
-    record = redis_client.hgetall("%s:call:%s" % (key_prefix, job_id))
+    record = redis_client.hgetall(Keys(key_prefix).call(job_id))
     assert record["status"] == "queued"
     assert record["a"] == "+15551230001" and record["b"] == "user/1000"
     assert [r.getMessage() for r in caplog.records if job_id in r.getMessage()] != []
@@ -119,7 +119,7 @@ def test_post_keeps_a_client_supplied_id_in_canonical_form(client: FlaskClient, 
     assert resp.status_code == 202
     assert resp.get_json()["id"] == str(mine)
     assert resp.headers["Location"] == "/v1/calls/%s" % mine
-    assert redis_client.hget("%s:call:%s" % (key_prefix, mine), "status") == "queued"
+    assert redis_client.hget(Keys(key_prefix).call(mine), "status") == "queued"
 
 
 def test_duplicate_id_is_409_and_not_queued_twice(client: FlaskClient, redis_client: redis.Redis,
@@ -131,7 +131,7 @@ def test_duplicate_id_is_409_and_not_queued_twice(client: FlaskClient, redis_cli
         assert resp.status_code == 409
         assert resp.get_json() == {"error": "conflict", "field": "id", "id": mine,
                                    "reason": "a call with this id already exists"}
-    assert redis_client.xlen("%s:jobs" % key_prefix) == 1
+    assert redis_client.xlen(Keys(key_prefix).jobs) == 1
 
 
 # ------------------------------------------------------------------ GET
@@ -178,7 +178,7 @@ def test_delete_queued_cancels_it(client: FlaskClient, queue: JobQueue, redis_cl
     assert resp.status_code == 200
     assert resp.get_json() == {"id": job_id, "status": "cancelled"}
     # No worker exists: the API itself made it final.
-    assert redis_client.hget("%s:call:%s" % (key_prefix, job_id), "status") == "cancelled"
+    assert redis_client.hget(Keys(key_prefix).call(job_id), "status") == "cancelled"
     doc = client.get("/v1/calls/%s" % job_id, headers=AUTH).get_json()
     assert doc["status"] == "cancelled"
     assert [h["status"] for h in doc["history"]] == ["queued", "cancelled"]
@@ -193,7 +193,7 @@ def test_delete_live_call_asks_a_worker_to_hang_up(client: FlaskClient, queue: J
     job_id = place(client)
     assert queue.transition(job_id, "dialing") and queue.transition(job_id, "ringing")
     pubsub = redis_client.pubsub()
-    pubsub.subscribe("%s:cancel" % key_prefix)
+    pubsub.subscribe(Keys(key_prefix).cancel)
     try:
         deadline = time.monotonic() + 5
         while pubsub.get_message(timeout=0.5) is None:  # the subscribe confirmation
@@ -208,7 +208,7 @@ def test_delete_live_call_asks_a_worker_to_hang_up(client: FlaskClient, queue: J
     finally:
         pubsub.close()
     # Still ringing until the worker hangs up.
-    assert redis_client.hget("%s:call:%s" % (key_prefix, job_id), "status") == "ringing"
+    assert redis_client.hget(Keys(key_prefix).call(job_id), "status") == "ringing"
 
 
 @pytest.mark.parametrize("final", ["completed", "failed"])
@@ -255,7 +255,7 @@ def test_missing_or_wrong_key_is_401(client: FlaskClient, redis_client: redis.Re
     assert resp.status_code == 401
     assert resp.headers["WWW-Authenticate"] == "Bearer"
     assert resp.get_json()["error"] == "unauthorized"
-    assert redis_client.exists("%s:jobs" % key_prefix) == 0
+    assert redis_client.exists(Keys(key_prefix).jobs) == 0
 
 
 @pytest.mark.parametrize("header", ["Bearer " + KEY, "bearer " + KEY, "Bearer " + OTHER_KEY, "  Bearer   %s " % KEY])
@@ -315,7 +315,7 @@ def test_body_that_is_not_a_json_object_is_400(client: FlaskClient, redis_client
     body = resp.get_json()
     assert (body["error"], body["field"]) == ("bad_request", "body")
     assert body["reason"].startswith(reason)
-    assert redis_client.exists("%s:jobs" % key_prefix) == 0
+    assert redis_client.exists(Keys(key_prefix).jobs) == 0
 
 
 def test_body_over_64_kib_is_413(client: FlaskClient, redis_client: redis.Redis, key_prefix: str) -> None:
@@ -329,7 +329,7 @@ def test_body_over_64_kib_is_413(client: FlaskClient, redis_client: redis.Redis,
     # At the limit the body is read and judged on its content.
     resp = client.post("/v1/calls", data=body(MAX_BODY), headers={**AUTH, "Content-Type": "application/json"})
     assert resp.status_code == 422 and resp.get_json()["field"] == "caller_id_name"
-    assert redis_client.exists("%s:jobs" % key_prefix) == 0
+    assert redis_client.exists(Keys(key_prefix).jobs) == 0
 
 
 @pytest.mark.parametrize(
@@ -394,7 +394,7 @@ def test_invalid_fields_are_422_naming_the_field(client: FlaskClient, redis_clie
     assert body["error"] == "invalid"
     assert body["field"] == field
     assert body["reason"]
-    assert redis_client.exists("%s:jobs" % key_prefix) == 0
+    assert redis_client.exists(Keys(key_prefix).jobs) == 0
 
 
 def test_missing_destinations_are_422(client: FlaskClient) -> None:
@@ -570,7 +570,7 @@ def test_create_app_builds_its_queue_from_the_config(config: Config, redis_clien
     try:
         assert isinstance(app.extensions["eslengine"], JobQueue)
         job_id = place(app.test_client())
-        assert redis_client.hget("%s:call:%s" % (config.key_prefix, job_id), "status") == "queued"
+        assert redis_client.hget(Keys(config.key_prefix).call(job_id), "status") == "queued"
     finally:
         app.extensions["eslengine"].redis.close()
 
@@ -746,7 +746,7 @@ def test_serve_runs_gunicorn_gevent_workers(redis_server: Any, key_prefix: str, 
             job_id = json.loads(resp.read())["id"]
         finally:
             conn.close()
-        assert redis_client.hget("%s:call:%s" % (key_prefix, job_id), "status") == "queued"
+        assert redis_client.hget(Keys(key_prefix).call(job_id), "status") == "queued"
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
     finally:
@@ -780,14 +780,14 @@ def test_an_idempotency_key_places_one_call_for_the_same_request(client: FlaskCl
     assert first.status_code == again.status_code == 202
     assert first.get_json() == again.get_json()
     assert again.headers["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first.headers
-    assert redis_client.xlen(key_prefix + ":jobs") == 1
+    assert redis_client.xlen(Keys(key_prefix).jobs) == 1
     other = post(client, {**VALID, "b": "user/1001"}, headers)
     assert other.status_code == 422
     assert other.get_json() == {"error": "invalid", "field": "Idempotency-Key",
                                 "reason": "this Idempotency-Key was used with a different request"}
     # Another key (value) is another call; so is the same value from another API key.
     assert post(client, VALID, {**AUTH, "Idempotency-Key": "order-1235"}).get_json()["id"] != first.get_json()["id"]
-    assert redis_client.xlen(key_prefix + ":jobs") == 2
+    assert redis_client.xlen(Keys(key_prefix).jobs) == 2
     bad = post(client, VALID, {**AUTH, "Idempotency-Key": "é"})
     assert bad.status_code == 400 and bad.get_json()["field"] == "Idempotency-Key"
 

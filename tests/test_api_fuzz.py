@@ -20,7 +20,7 @@ from schemathesis import checks
 
 from eslengine.config import Config
 from eslengine.http import create_app
-from eslengine.queue import JobQueue, Keys, connect
+from eslengine.store import JobQueue, Keys, connect
 
 KEY = "k-fuzz-5512"
 

@@ -23,7 +23,7 @@ from eslengine.config import Config
 from eslengine.errors import ConfigError, ValidationError
 from eslengine.http import create_app, openapi_document
 from eslengine.http.context import KEYS_EXTENSION
-from eslengine.queue import JobQueue, Keys, connect, enqueue
+from eslengine.store import JobQueue, Keys, connect, enqueue
 from eslengine.webhooks import Webhooks
 
 OPERATOR = "op-secret-5d1e"
@@ -123,7 +123,7 @@ def test_store_keeps_only_a_digest_of_the_token(client_redis: redis.Redis, key_p
     store = KeyStore(client_redis, key_prefix)
     key, token = store.create("web shop", ("place", "read"), caller_ids=["+15550001111"], rate_per_minute=5)
     assert token.startswith(apikeys.TOKEN_PREFIX)
-    stored = {k: client_redis.hgetall(k) for k in client_redis.scan_iter(key_prefix + ":apikey*")}
+    stored = {k: client_redis.hgetall(k) for k in client_redis.scan_iter(Keys(key_prefix).apikey("*"))}
     assert token not in json.dumps(stored)
     assert store.by_token(token) == key
     assert store.by_token(token + "x") is None
@@ -220,10 +220,10 @@ def test_a_chosen_id_is_the_keys_own_and_tells_nothing_of_other_keys(
     # Stored (and dialed) under ids derived from each key.
     for key in (one, two):
         stored = apikeys.scoped_id(key, chosen)
-        record = client_redis.hgetall("%s:call:%s" % (key_prefix, stored))
+        record = client_redis.hgetall(Keys(key_prefix).call(stored))
         assert record["owner"] == key.id and record["client_id"] == chosen
         assert json.loads(record["request"])["id"] == stored
-    assert not client_redis.exists("%s:call:%s" % (key_prefix, chosen))
+    assert not client_redis.exists(Keys(key_prefix).call(chosen))
 
 
 def test_scopes_are_enforced(http: FlaskClient, store: KeyStore) -> None:

@@ -16,6 +16,7 @@ import redis
 
 from eslengine.apikeys import KeyStore, scoped_id
 from eslengine.stack import LocalStack
+from eslengine.store import Keys
 from tests.conftest import RedisServer
 
 pytestmark = pytest.mark.e2e
@@ -87,7 +88,7 @@ def test_cancel_a_ringing_call(stack: LocalStack) -> None:
 def test_job_pushed_straight_into_redis(stack: LocalStack) -> None:
     job_id = str(uuid.uuid4())
     client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
-    client.xadd(stack.engine_env["ESLENGINE_KEY_PREFIX"] + ":jobs",
+    client.xadd(Keys(stack.engine_env["ESLENGINE_KEY_PREFIX"]).jobs,
                 {"job": json.dumps({"id": job_id, "a": "+15551230001", "b": "+15551230002"})})
     client.close()
     # A bare XADD has no record until a worker reads the entry.

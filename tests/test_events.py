@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from eslengine.config import Config
 from eslengine.http import create_app, events
-from eslengine.queue import JobQueue, Keys, connect
+from eslengine.store import JobQueue, Keys, connect
 
 KEY = "k-events-5d1e"
 AUTH = {"Authorization": "Bearer " + KEY}

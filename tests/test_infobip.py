@@ -19,7 +19,7 @@ from eslengine import calls, infobip
 from eslengine.config import Config
 from eslengine.errors import ValidationError
 from eslengine.http import create_app
-from eslengine.queue import JobQueue, Keys, connect
+from eslengine.store import JobQueue, Keys, connect
 from eslengine.webhooks import Delivery, body_of
 
 OPERATOR = "op-infobip-7731"

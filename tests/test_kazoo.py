@@ -19,7 +19,7 @@ from eslengine.config import Config
 from eslengine.errors import ValidationError
 from eslengine.http import create_app
 from eslengine.http.kazoo import crossbar, translate
-from eslengine.queue import JobQueue, Keys, connect
+from eslengine.store import JobQueue, Keys, connect
 
 OPERATOR = "op-kazoo-4471"
 CONFIG = Config(allow_unvalidated_numbers=True, default_region="US")

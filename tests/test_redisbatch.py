@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from eslengine.errors import QueueUnavailable
-from eslengine.queue import connect
+from eslengine.store import connect
 from eslengine.redisbatch import CommandBatcher
 from tests.conftest import RedisServer, free_port
 

@@ -23,7 +23,7 @@ from eslengine.calls import parse_request
 from eslengine.config import Config, Node
 from eslengine.errors import QueueUnavailable
 from eslengine.fakeswitch import FakeSwitch, Scenario
-from eslengine.queue import GROUP, JobQueue, Keys
+from eslengine.store import GROUP, JobQueue, Keys
 from eslengine import worker as worker_module
 from eslengine.esl import BackgroundJob
 from eslengine.worker import Worker
@@ -353,7 +353,7 @@ def _pings(port: int) -> bool:
 
 def test_dead_letter_cli(redis_server: RedisServer, key_prefix: str) -> None:
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    client.xadd(key_prefix + ":dead", {"job": json.dumps({"a": "+15551230001", "b": "+15551230002"}),
+    client.xadd(Keys(key_prefix).dead, {"job": json.dumps({"a": "+15551230001", "b": "+15551230002"}),
                                        "reason": "test"})
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("ESLENGINE_")},
            "ESLENGINE_REDIS_URL": redis_server.url, "ESLENGINE_KEY_PREFIX": key_prefix}
@@ -364,7 +364,7 @@ def test_dead_letter_cli(redis_server: RedisServer, key_prefix: str) -> None:
     requeued = subprocess.run([sys.executable, "-m", "eslengine", "dead", "requeue", entry], capture_output=True,
                               text=True, env=env, timeout=30)
     assert requeued.returncode == 0, requeued.stderr
-    assert client.xlen(key_prefix + ":dead") == 0 and client.xlen(key_prefix + ":jobs") == 1
+    assert client.xlen(Keys(key_prefix).dead) == 0 and client.xlen(Keys(key_prefix).jobs) == 1
     missing = subprocess.run([sys.executable, "-m", "eslengine", "dead", "requeue", "1-1"], capture_output=True,
                              text=True, env=env, timeout=30)
     assert missing.returncode == 1 and "no dead letter" in missing.stderr

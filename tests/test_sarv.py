@@ -19,7 +19,7 @@ from eslengine.accounts import Directory
 from eslengine.config import Config
 from eslengine.errors import ValidationError
 from eslengine.http import create_app
-from eslengine.queue import JobQueue, Keys, connect
+from eslengine.store import JobQueue, Keys, connect
 
 OPERATOR = "op-sarv-4410"
 CONFIG = Config(default_region="IN", api_keys=frozenset({OPERATOR}))

@@ -18,7 +18,7 @@ from eslengine.accounts import Directory
 from eslengine.config import Config
 from eslengine.errors import ValidationError
 from eslengine.http import create_app
-from eslengine.queue import JobQueue, Keys, connect
+from eslengine.store import JobQueue, Keys, connect
 
 OPERATOR = "op-telecmi-5521"
 U1, U2, D1, A1 = (uuid.UUID(int=i).hex for i in (1, 2, 3, 9))

@@ -23,7 +23,7 @@ from gevent.pywsgi import WSGIServer
 from eslengine.calls import CallRequest, parse_request
 from eslengine.config import Config
 from eslengine.errors import WebhookRefused
-from eslengine.queue import JobQueue, Keys
+from eslengine.store import JobQueue, Keys
 from eslengine.webhooks import Backoff, Delivery, Webhooks, post, signature
 
 SECRET = "k"

@@ -18,7 +18,7 @@ from eslengine import widget
 from eslengine.config import Config
 from eslengine.errors import ValidationError
 from eslengine.http import create_app
-from eslengine.queue import JobQueue, Keys, connect
+from eslengine.store import JobQueue, Keys, connect
 
 OPERATOR = "op-widget-4412"
 AUTH = {"Authorization": "Bearer " + OPERATOR}

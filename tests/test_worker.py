@@ -17,7 +17,7 @@ from eslengine import dialstring
 from eslengine.calls import parse_request
 from eslengine.config import Config, Node
 from eslengine.fakeswitch import FakeSwitch, Scenario
-from eslengine.queue import GROUP, JobQueue, Keys
+from eslengine.store import GROUP, JobQueue, Keys
 from eslengine.worker import ESL_API_COMMANDS, SHARE_TTL, Worker
 from tests.conftest import RedisServer
 

@@ -38,8 +38,8 @@ from werkzeug.exceptions import NotFound
 
 from .. import accounts, apikeys, calls, clicktocall
 from ..errors import ConfigError, ValidationError
-from ..queue import now_iso, redis_errors
 from ..status import FINAL
+from ..store import now_iso, redis_errors
 from . import auth, blocking, context, listing
 from .calls_v1 import accepted, call_path
 from .responses import Forbidden, error, json_body, json_response

@@ -9,13 +9,11 @@ from ..accounts import AccountStore
 from ..apikeys import KeyStore
 from ..clicktocall import ClickToCallLog
 from ..config import Config
-from ..queue import JobQueue
-from . import accounts_v1, blocking, calls_v1, kazoo, widget
+from ..store import JobQueue
+from . import accounts_v1, blocking, calls_v1, infobip_ctc, kazoo, sarv_v2, telecmi_v2, widget
 from .auth import check_auth_config
 from .context import ACCOUNTS_EXTENSION, CLICKTOCALL_EXTENSION, CONFIG_KEY, EXTENSION, KEYS_EXTENSION
 from .fast_intake import FastIntake
-from . import sarv_v2, telecmi_v2
-from . import infobip_ctc
 from .responses import MAX_BODY, register_errors
 
 

@@ -30,9 +30,10 @@ from werkzeug.exceptions import NotFound
 
 from .. import apikeys, calls
 from ..errors import IdempotencyKeyUsed, JobExists, QueueUnavailable, ValidationError
-from ..queue import account_index
+from ..store import account_index
 from . import auth, blocking, context, events, listing
 from .openapi import openapi_document
+from .present import present
 from .responses import RETRY_AFTER, error, json_body, json_response
 
 log = logging.getLogger(__name__)
@@ -188,7 +189,8 @@ def exists(job_id: str) -> Response:
 @bp.get("/v1/calls/<job_id>")
 def get_call(job_id: str) -> Response:
     auth.require("read", "read calls")
-    document = context.queue().get(_stored_id(job_id))
+    found = context.queue().read_call(_stored_id(job_id))
+    document = present(*found) if found is not None else None
     if document is None:
         raise NotFound("no call with this id")
     return json_response(document)

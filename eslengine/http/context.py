@@ -10,7 +10,7 @@ from ..accounts import AccountStore
 from ..apikeys import KeyStore
 from ..clicktocall import ClickToCallLog
 from ..config import Config
-from ..queue import JobQueue
+from ..store import JobQueue
 
 EXTENSION = "eslengine"
 KEYS_EXTENSION = "eslengine.keys"

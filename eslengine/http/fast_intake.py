@@ -12,7 +12,7 @@ import orjson
 from .. import calls
 from ..config import Config
 from ..errors import JobExists, QueueUnavailable
-from ..queue import JobQueue
+from ..store import JobQueue
 from .auth import authorized
 from .calls_v1 import call_path, exists, queued
 from .responses import MAX_BODY, decode_json, error, queue_unavailable

@@ -22,7 +22,7 @@ from typing import Any
 
 from .. import status
 from ..errors import ValidationError
-from ..queue import present
+from .present import present
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
@@ -117,7 +117,7 @@ def decode_cursor(text: str) -> tuple[int, str]:
 
 def summary(record: Mapping[str, str]) -> dict[str, Any]:
     """A call as a listing shows it: part of what ``GET /v1/calls/<id>``
-    shows (``queue.present``), which has the rest."""
+    shows (``http.present``), which has the rest."""
     document = present(record, [])
     out: dict[str, Any] = {name: document.get(name) for name in ("id", "status", "a", "b", "variables")}
     out["created_at"], out["updated_at"] = record.get("created_at"), record.get("updated_at")

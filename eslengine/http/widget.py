@@ -40,8 +40,8 @@ from werkzeug.exceptions import NotFound
 
 from .. import accounts, clicktocall, widget
 from ..errors import QueueUnavailable, ValidationError
-from ..queue import redis_errors
 from ..status import FINAL
+from ..store import redis_errors
 from . import context, events
 from .accounts_v1 import place_connect
 from .responses import error, json_response
@@ -296,7 +296,7 @@ def _take_destination(number: str, limit: int, now: float) -> float:
     room again when it had none."""
     index, left = clicktocall.window(now, 3600)
     queue = context.queue()
-    key = "%s:widget:dest:%s:%d" % (queue.keys.prefix, number, index)
+    key = queue.keys.widget_destination(number, index)
     with redis_errors("count the number's calls"):
         pipe = queue.redis.pipeline()
         pipe.incr(key)
@@ -309,7 +309,7 @@ def _take_destination(number: str, limit: int, now: float) -> float:
 
 
 def _refusals_key(account_id: str, item_id: str) -> str:
-    return "%s:account:%s:c2c-refusals:%s" % (context.queue().keys.prefix, account_id, item_id)
+    return context.queue().keys.c2c_refusals(account_id, item_id)
 
 
 def _count_refusal(account_id: str, item_id: str, reason: str) -> None:

@@ -35,7 +35,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 
 from ... import accounts, apikeys, calls, clicktocall
 from ...errors import QueueUnavailable, ValidationError
-from ...queue import now_iso, redis_errors
+from ...store import now_iso, redis_errors
 from .. import auth, blocking, context, listing
 from ..accounts_v1 import place_connect
 from ..calls_v1 import WAIT_LIMIT

@@ -1,0 +1,242 @@
+"""``JobQueue``: the Redis side of eslengine for one key prefix, composed of
+the store's parts (``jobs``, ``records``, ``registry``, ``outbox``), and
+``enqueue``, the Python way for another app to place a call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import redis
+
+from .. import calls
+from ..calls import CallRequest
+from ..config import DEAD_LETTER_MAX, Config
+from .connection import connect, redis_errors
+from .executor import Executor
+from .jobs import Jobs
+from .keys import Keys
+from .outbox import Outbox
+from .records import Records
+from .registry import Registry
+
+
+class JobQueue:
+    """The Redis side of eslengine for one key prefix. Thread- and
+    greenlet-safe as far as the redis client is. Each method is its part's:
+    see ``jobs.Jobs``, ``records.Records``, ``registry.Registry`` and
+    ``outbox.Outbox``."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, *, record_ttl: int = 7 * 24 * 3600,
+                 batcher: Any = None, dead_letter_max: int = DEAD_LETTER_MAX) -> None:
+        self.redis = client
+        self.keys = keys
+        self.record_ttl = record_ttl
+        # Dead letters are trimmed to about this many (XADD MAXLEN ~: whole
+        # stream nodes at a time, so a few more may stay).
+        self.dead_letter_max = dead_letter_max
+        self.run = Executor(client)
+        if batcher is not None:
+            self.run.use_batcher(batcher)
+        self.records = Records(keys, self.run, record_ttl=record_ttl)
+        self.registry = Registry(keys, self.run, record_ttl=record_ttl)
+        self.jobs = Jobs(keys, self.run, self.registry, record_ttl=record_ttl, dead_letter_max=dead_letter_max)
+        self.outbox = Outbox(keys, self.run)
+
+    @property
+    def batcher(self) -> Any:
+        """The redisbatch.CommandBatcher the hot-path commands share, or None."""
+        return self.run.batcher
+
+    def use_batcher(self, batcher: Any) -> None:
+        """Send the hot-path commands through ``batcher`` from now on."""
+        self.run.use_batcher(batcher)
+
+    @classmethod
+    def from_config(cls, config: Config, client: redis.Redis | None = None) -> JobQueue:
+        return cls(client or connect(config.redis_url), Keys(config.key_prefix), record_ttl=config.record_ttl,
+                   dead_letter_max=config.dead_letter_max)
+
+    def ping(self) -> bool:
+        with redis_errors("ping"):
+            return bool(self.redis.ping())
+
+    # ------------------------------------------------------------ jobs
+
+    def enqueue(self, request: CallRequest, *, owner: str = "", client_id: str = "",
+                idempotency: tuple[str, str] | None = None, account: str = "") -> str:
+        return self.jobs.enqueue(request, owner=owner, client_id=client_id, idempotency=idempotency,
+                                 account=account)
+
+    def ensure_group(self) -> None:
+        self.jobs.ensure_group()
+
+    def read(self, consumer: str, count: int, block_ms: int) -> list[tuple[str, dict[str, str]]]:
+        return self.jobs.read(consumer, count, block_ms)
+
+    def claim_stale(self, consumer: str, min_idle_ms: int, count: int = 100,
+                    in_hand: Collection[str] = ()) -> list[tuple[str, dict[str, str]]]:
+        return self.jobs.claim_stale(consumer, min_idle_ms, count, in_hand)
+
+    def ack(self, entry_id: str) -> None:
+        self.jobs.ack(entry_id)
+
+    def dead_letter(self, entry_id: str, fields: Mapping[str, str], reason: str, job_id: str = "") -> None:
+        self.jobs.dead_letter(entry_id, fields, reason, job_id)
+
+    def dead_letter_job(self, job_id: str, request_json: str, reason: str) -> None:
+        self.jobs.dead_letter_job(job_id, request_json, reason)
+
+    def dead_letters(self, count: int = 100) -> list[tuple[str, dict[str, str]]]:
+        return self.jobs.dead_letters(count)
+
+    def requeue_dead(self, entry_id: str) -> str:
+        return self.jobs.requeue_dead(entry_id)
+
+    def schedule_retry(self, job_id: str, due: float, cause: str) -> bool:
+        return self.jobs.schedule_retry(job_id, due, cause)
+
+    def move_due_retries(self, now: float, limit: int = 200) -> int:
+        return self.jobs.move_due_retries(now, limit)
+
+    # ------------------------------------------------------------ records
+
+    def transition(
+        self, job_id: str, status: str = "", fields: Mapping[str, str] | None = None, *,
+        keep_fields: bool = False, worker: str = "", ack: str = "",
+    ) -> bool:
+        return self.records.transition(job_id, status, fields, keep_fields=keep_fields, worker=worker, ack=ack)
+
+    def annotate(self, job_id: str, fields: Mapping[str, str]) -> None:
+        self.records.annotate(job_id, fields)
+
+    def claim(self, request: CallRequest, dialing: Mapping[str, str] | None = None, *,
+              worker: str = "") -> dict[str, str]:
+        return self.records.claim(request, dialing, worker=worker)
+
+    def record_unreadable(self, job_id: str, raw: str, reason: str) -> bool:
+        return self.records.record_unreadable(job_id, raw, reason)
+
+    def record(self, job_id: str) -> dict[str, str]:
+        return self.records.record(job_id)
+
+    def read_call(self, job_id: str) -> tuple[dict[str, str], list[str]] | None:
+        return self.records.read(job_id)
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        """The call as ``GET /v1/calls/<id>`` shows it (``http.present``), or None."""
+        from ..http.present import present
+
+        found = self.records.read(job_id)
+        return present(*found) if found is not None else None
+
+    def owners(self, job_ids: Sequence[str]) -> list[str | None]:
+        return self.records.owners(job_ids)
+
+    def holders(self, job_ids: Sequence[str]) -> list[tuple[str, str] | None]:
+        return self.records.holders(job_ids)
+
+    def request_cancel(self, job_id: str) -> str:
+        return self.records.request_cancel(job_id)
+
+    def list_calls(self, owner: str = "", *, newest: float | None = None, oldest: float | None = None,
+                   after: tuple[int, str] | None = None, count: int = 200) -> list[tuple[int, str, dict[str, str]]]:
+        return self.records.list_calls(owner, newest=newest, oldest=oldest, after=after, count=count)
+
+    def idempotency_used(self, owner: str, digest: str) -> tuple[str, str] | None:
+        return self.records.idempotency_used(owner, digest)
+
+    # ------------------------------------------------------------ workers
+
+    def beat(self, worker: str, ttl: float, token: str = "1") -> bool:
+        return self.registry.beat(worker, ttl, token)
+
+    def owns(self, worker: str, token: str, job_id: str, entry_id: str = "") -> bool:
+        return self.registry.owns(worker, token, job_id, entry_id)
+
+    def forget_worker(self, worker: str) -> None:
+        self.registry.forget_worker(worker)
+
+    def dead_workers(self, me: str) -> list[str]:
+        return self.registry.dead_workers(me)
+
+    def follow(self, worker: str, job_id: str) -> None:
+        self.registry.follow(worker, job_id)
+
+    def unfollow(self, worker: str, job_id: str) -> None:
+        self.registry.unfollow(worker, job_id)
+
+    def adopt(self, dead: str, me: str,
+              count: int = 1000) -> tuple[list[str], list[tuple[str, dict[str, str]]]] | None:
+        return self.registry.adopt(dead, me, count)
+
+    def take_attempt(self, job_id: str, attempt: int, worker: str) -> bool:
+        return self.registry.take_attempt(job_id, attempt, worker)
+
+    def pace_node(self, node: str, worker: str, ttl: float, held: int,
+                  share: int) -> tuple[bool, dict[str, tuple[int, int]]]:
+        return self.registry.pace_node(node, worker, ttl, held, share)
+
+    def node_pacers(self, node: str) -> dict[str, tuple[int, int, float]]:
+        return self.registry.node_pacers(node)
+
+    def leave_node(self, node: str, worker: str) -> None:
+        self.registry.leave_node(node, worker)
+
+    # ------------------------------------------------------------ webhooks
+
+    def claim_webhooks(self, limit: int, lease: float) -> list[str]:
+        return self.outbox.claim_webhooks(limit, lease)
+
+    def next_webhook(self, job_id: str) -> str | None:
+        return self.outbox.next_webhook(job_id)
+
+    def pending_webhooks(self, job_id: str) -> list[str]:
+        return self.outbox.pending_webhooks(job_id)
+
+    def webhook_done(self, job_id: str, delivery_id: str, lease: float) -> int:
+        return self.outbox.webhook_done(job_id, delivery_id, lease)
+
+    def webhook_later(self, job_id: str, delivery_id: str, item: str, delay: float) -> None:
+        self.outbox.webhook_later(job_id, delivery_id, item, delay)
+
+    def release_webhooks(self, job_ids: Collection[str]) -> None:
+        self.outbox.release_webhooks(job_ids)
+
+
+def enqueue(client: redis.Redis, job: Mapping[str, Any], *, prefix: str | None = None,
+            config: Config | None = None, owner: str = "", account: str = "") -> str:
+    """Validate a job document and queue it; returns its id.
+
+    The Python way for another app to place a call without the HTTP API:
+    ``eslengine.enqueue(redis.Redis(), {"a": "+12025550123", "b": "user/1000"})``.
+    The job passes the policy of ``config``, by default this process's
+    ``ESLENGINE_*`` settings (``Config.from_env(os.environ)``, what the API
+    and the worker read), and goes under ``prefix``, by default the
+    config's. The worker checks it again with its own settings before it
+    dials. Raises ``ValidationError`` for a bad job, ``ConfigError`` for a bad
+    setting and ``QueueUnavailable`` when Redis cannot be reached.
+    ``owner``: the id of a client API key (``eslengine keys list``) whose
+    calls this one joins: that key then sees it over HTTP; with none, only
+    operator and admin keys do. Its id is stored as given. ``account``: the
+    account (``eslengine accounts list``) it is placed for: that account's
+    keys see it.
+    """
+    if config is None:
+        config = _environment_config(tuple(sorted((k, v) for k, v in os.environ.items()
+                                                  if k.startswith("ESLENGINE_"))))
+    if prefix is not None and prefix != config.key_prefix:
+        config = dataclasses.replace(config, key_prefix=prefix)
+    request = calls.parse_request(job, config)
+    return JobQueue.from_config(config, client).enqueue(request, owner=owner, account=account)
+
+
+@functools.lru_cache(maxsize=4)
+def _environment_config(settings: tuple[tuple[str, str], ...]) -> Config:
+    """The config of these ``ESLENGINE_*`` settings: read once, not on every
+    job a producer queues."""
+    return Config.from_env(dict(settings))

@@ -1,0 +1,142 @@
+"""Every Redis key name eslengine uses, in one place.
+
+Each key is ``{<prefix>}:<name>`` (``<prefix>`` is ``ESLENGINE_KEY_PREFIX``,
+``eslengine`` by default). The braces are a Redis Cluster hash tag: only the
+prefix is hashed, so every key of one prefix lives in the same hash slot and
+any script may touch any of them on a cluster as on a single server
+(https://redis.io/docs/reference/cluster-spec/#hash-tags).
+
+``{p}:jobs``                     STREAM: one entry per job, one field ``job``
+                                 holding the request JSON. Any app may ``XADD``.
+``{p}:dead``                     STREAM: jobs that cannot be dialed, with ``reason``.
+``{p}:call:<id>``                HASH: the call's status, timestamps, causes, request.
+``{p}:call:<id>:history``        LIST: ``<status> <iso time>`` in order.
+``{p}:call:<id>:placing:<n>``    STRING: the worker placing attempt n again.
+``{p}:calls`` / ``{p}:calls:<owner>``  ZSET: call ids by creation time (µs).
+``{p}:idem:<owner>:<digest>``    STRING: ``<call id> <request digest>`` of an Idempotency-Key.
+``{p}:cancel``                   pub/sub channel: ids whose live call must be hung up.
+``{p}:retry``                    ZSET: calls waiting to be placed again, by when.
+``{p}:workers``                  SET: worker names.
+``{p}:worker:<name>``            STRING: a worker's heartbeat (its token).
+``{p}:live:<name>``              SET: the calls a worker follows.
+``{p}:adopter:<name>``           STRING: the worker adopting a dead one.
+``{p}:node:<node>:workers``      ZSET: the workers pacing a node, by when each lapses.
+``{p}:node:<node>:held``         HASH: worker -> ``<sessions held> <session share>``.
+``{p}:webhooks``                 ZSET: calls with webhook deliveries pending, by when due.
+``{p}:webhooks:<id>``            LIST: a call's pending deliveries, in order.
+``{p}:accounts``                 HASH: account id -> JSON document.
+``{p}:account:<id>:<kind>``      HASH: item id -> JSON document.
+``{p}:account:<id>:c2c-calls:<c2c id>``            ZSET: calls a click-to-call placed.
+``{p}:account:<id>:c2c-limit:<c2c id>:<counter>``  a click-to-call's connect counters.
+``{p}:account:<id>:c2c-refusals:<c2c id>``         HASH: its widget's refusals by reason.
+``{p}:widget-dest:<number>:<hour>``                calls to a number through any widget that hour.
+``{p}:apikey:<sha256 of the token>``               HASH: a client key.
+``{p}:apikeys``                  HASH: key id -> token digest.
+``{p}:apikey-rate:<id>:<minute>``  counter of calls a key placed.
+"""
+
+from __future__ import annotations
+
+# The consumer group every worker reads ``Keys.jobs`` through.
+GROUP = "workers"
+# The one field of a job's stream entry: the request JSON.
+JOB_FIELD = "job"
+
+
+class Keys:
+    """Key names under one prefix."""
+
+    def __init__(self, prefix: str = "eslengine") -> None:
+        self.prefix = prefix
+        self.tag = "{%s}" % prefix
+        self.jobs = self.tag + ":jobs"
+        self.dead = self.tag + ":dead"
+        self.cancel = self.tag + ":cancel"
+        self.retry = self.tag + ":retry"
+        self.workers = self.tag + ":workers"
+        self.webhooks = self.tag + ":webhooks"
+        self.accounts = self.tag + ":accounts"
+        self.apikeys = self.tag + ":apikeys"
+
+    # ------------------------------------------------------------ calls
+
+    def call(self, job_id: str) -> str:
+        return "%s:call:%s" % (self.tag, job_id)
+
+    def history(self, job_id: str) -> str:
+        return "%s:call:%s:history" % (self.tag, job_id)
+
+    def placing(self, job_id: str, attempt: int) -> str:
+        """STRING: the worker that places attempt ``attempt`` of the job again
+        (``Registry.take_attempt``)."""
+        return "%s:call:%s:placing:%d" % (self.tag, job_id, attempt)
+
+    def index(self, owner: str = "") -> str:
+        """ZSET: call ids by creation time (µs): every call, or ``owner``'s."""
+        return "%s:calls:%s" % (self.tag, owner) if owner else self.tag + ":calls"
+
+    def idempotency(self, owner: str, digest: str) -> str:
+        """STRING: "<call id> <request digest>" of an Idempotency-Key."""
+        return "%s:idem:%s:%s" % (self.tag, owner or "-", digest)
+
+    def webhook(self, job_id: str) -> str:
+        return "%s:webhooks:%s" % (self.tag, job_id)
+
+    # ------------------------------------------------------------ workers
+
+    def heartbeat(self, worker: str) -> str:
+        return "%s:worker:%s" % (self.tag, worker)
+
+    def live(self, worker: str) -> str:
+        return "%s:live:%s" % (self.tag, worker)
+
+    def adopter(self, dead: str) -> str:
+        return "%s:adopter:%s" % (self.tag, dead)
+
+    def node_workers(self, node: str) -> str:
+        """ZSET: the workers pacing ``node``, scored by when each lapses."""
+        return "%s:node:%s:workers" % (self.tag, node)
+
+    def node_held(self, node: str) -> str:
+        """HASH: worker -> "<sessions held> <session share>" on ``node``."""
+        return "%s:node:%s:held" % (self.tag, node)
+
+    # ------------------------------------------------------------ accounts and keys
+
+    def account_items(self, account: str, kind: str) -> str:
+        """HASH: item id -> JSON document, of one kind (``accounts.KINDS``)."""
+        return "%s:account:%s:%s" % (self.tag, account, kind)
+
+    def account_pattern(self, account: str) -> str:
+        """A ``SCAN MATCH`` pattern for every key an account holds."""
+        return "%s:account:%s:*" % (self.tag, account)
+
+    def c2c_calls(self, account: str, item_id: str) -> str:
+        """ZSET: the calls a click-to-call placed, by connect time (µs)."""
+        return "%s:account:%s:c2c-calls:%s" % (self.tag, account, item_id)
+
+    def c2c_limit(self, account: str, item_id: str, counter: str) -> str:
+        """A click-to-call's connect counter (``clicktocall.limits``)."""
+        return "%s:account:%s:c2c-limit:%s:%s" % (self.tag, account, item_id, counter)
+
+    def c2c_refusals(self, account: str, item_id: str) -> str:
+        """HASH: reason -> how often the click-to-call's widget refused a call."""
+        return "%s:account:%s:c2c-refusals:%s" % (self.tag, account, item_id)
+
+    def widget_destination(self, number: str, hour: int) -> str:
+        """Counter of the calls to ``number`` placed through any widget in
+        one hour (``ESLENGINE_WIDGET_PER_DESTINATION``)."""
+        return "%s:widget-dest:%s:%d" % (self.tag, number, hour)
+
+    def apikey(self, digest: str) -> str:
+        """HASH: the client key whose token has this SHA-256 digest."""
+        return "%s:apikey:%s" % (self.tag, digest)
+
+    def apikey_rate(self, key_id: str, minute: int) -> str:
+        """Counter of the calls a key placed in one minute."""
+        return "%s:apikey-rate:%s:%d" % (self.tag, key_id, minute)
+
+
+def account_index(account: str) -> str:
+    """The owner name (``Keys.index``) an account's calls are indexed under."""
+    return "account:" + account
