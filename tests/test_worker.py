@@ -6,7 +6,7 @@ import json
 import time
 import uuid
 from dataclasses import replace
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import gevent
@@ -18,67 +18,9 @@ from eslengine.calls import parse_request
 from eslengine.config import Config, Node
 from eslengine.fakeswitch import FakeSwitch, Scenario
 from eslengine.queue import GROUP, JobQueue, Keys
-from eslengine.worker import ESL_API_COMMANDS, SHARE_TTL, Worker
+from eslengine.worker import ESL_API_COMMANDS, Timings, Worker
 from tests.conftest import RedisServer
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met within %.1fs" % timeout)
-        gevent.sleep(0.02)
-
-
-class Rig:
-    def __init__(self, redis_server: RedisServer, prefix: str, **switch: Any) -> None:
-        switch.setdefault("ring_time", 0.05)
-        self.switch = FakeSwitch(("127.0.0.1", 0), "s3cret", **switch)
-        self.switch.start()
-        host, port = self.switch.address
-        self.config = Config(
-            redis_url=redis_server.url,
-            key_prefix=prefix,
-            nodes=(Node(host, port, "s3cret", sps=switch.get("sps", 30), max_sessions=switch.get("max_sessions", 1000)),),
-            esl_timeout=2.0,
-            claim_idle_ms=60_000,
-            # The suite dials the fictional 555-01xx range, which
-            # libphonenumber does not validate.
-            allow_unvalidated_numbers=True,
-        )
-        self.client = redis.Redis.from_url(redis_server.url, decode_responses=True, socket_timeout=5)
-        self.queue = JobQueue(self.client, Keys(prefix), record_ttl=600)
-        self.workers: list[Worker] = []
-
-    def start_worker(self, *, limits_period: float = 10.0, **overrides: Any) -> Worker:
-        config = Config(**{**self.config.__dict__, **overrides})
-        worker = Worker(config, JobQueue(self.client, Keys(config.key_prefix), record_ttl=600),
-                        limits_period=limits_period)
-        worker.start()
-        self.workers.append(worker)
-        return worker
-
-    def crash(self, worker: Worker) -> None:
-        """Stop ``worker`` dead: it acknowledges, records and renews nothing
-        more, and its event sockets close."""
-        worker.halt()
-        self.workers.remove(worker)
-
-    def submit(self, **body: Any) -> str:
-        return self.queue.enqueue(parse_request(body, self.config))
-
-    def final(self, job_id: str, timeout: float = 10.0) -> dict[str, Any]:
-        return wait_for(lambda: (d := self.queue.get(job_id)) and d["status"] in ("completed", "failed", "cancelled") and d,
-                        timeout)
-
-    def close(self) -> None:
-        for worker in self.workers:
-            worker.stop(grace=1)
-        self.switch.stop()
-        self.client.close()
+from tests.rig import Rig, wait_for
 
 
 @pytest.fixture
@@ -326,11 +268,11 @@ def test_a_worker_claims_nothing_for_a_node_it_has_no_share_of_yet(rig: Rig) -> 
     state = worker.nodes[0]
     state.link = type("Link", (), {"up": True})()
     state.ready = True
-    assert worker._claim_ahead() == 0
+    assert worker.claims.ahead() == 0
     state.pacer.set_share(10, 20)
-    assert worker._claim_ahead() > 0
-    state.pacer.set_share(0, 0)  # what _renew_share sets while the worker waits to join others
-    assert worker._claim_ahead() == 0
+    assert worker.claims.ahead() > 0
+    state.pacer.set_share(0, 0)  # what Nodes.renew_share sets while the worker waits to join others
+    assert worker.claims.ahead() == 0
 
 
 @pytest.mark.parametrize("bridge", ["engine", "switch"])
@@ -430,7 +372,7 @@ def test_a_dead_workers_node_place_goes_once_its_calls_are_adopted(redis_server:
     # first dies with calls up. The second adopts them, says it holds their
     # sessions, then takes the dead worker's place off the node: its share
     # grows to the whole node within seconds, not when the place lapses
-    # (SHARE_TTL after the dead worker's last renewal).
+    # (Timings.share_ttl after the dead worker's last renewal).
     rig = Rig(redis_server, key_prefix, sps=11, max_sessions=40)
     try:
         rig.switch.board.talk_time = None  # calls stay up
@@ -445,7 +387,7 @@ def test_a_dead_workers_node_place_goes_once_its_calls_are_adopted(redis_server:
         died = time.monotonic()
         rig.queue.forget_worker(first.consumer)
         wait_for(lambda: first.consumer not in rig.queue.node_pacers(label), timeout=15)
-        assert time.monotonic() - died < SHARE_TTL - 2  # given up, not lapsed
+        assert time.monotonic() - died < Timings().share_ttl - 2  # given up, not lapsed
         assert set(ids) <= set(second.calls)
         held, _, _ = rig.queue.node_pacers(label)[second.consumer]
         assert held == sum(second.calls[i].cost for i in ids) > 0
