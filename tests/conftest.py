@@ -22,11 +22,15 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
 
 from eslengine.stack import free_port  # one helper for the suite and the stack
+
+if TYPE_CHECKING:
+    from tests.rig import Rig
 
 __all__ = ["free_port"]
 
@@ -80,6 +84,17 @@ _prefixes = itertools.count()
 @pytest.fixture
 def key_prefix() -> str:
     return "t%d-%d" % (os.getpid(), next(_prefixes))
+
+
+@pytest.fixture
+def rig(redis_server: RedisServer, key_prefix: str) -> Iterator[Rig]:
+    """A simulator (calls talk for a second) and the suite's Redis, for
+    workers started in the test (``Rig.start_worker``)."""
+    from tests.rig import Rig
+
+    r = Rig(redis_server, key_prefix, talk_time=1.0)
+    yield r
+    r.close()
 
 
 @pytest.fixture

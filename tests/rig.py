@@ -74,3 +74,7 @@ class Rig:
             worker.stop(grace=1)
         self.switch.stop()
         self.client.close()
+
+
+def statuses(doc: dict[str, Any]) -> list[str]:
+    return [h["status"] for h in doc["history"]]

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import gevent
@@ -28,13 +27,6 @@ from eslengine.esl import BackgroundJob
 from eslengine.worker import Timings, Worker
 from tests.conftest import RedisServer
 from tests.rig import Rig, wait_for
-
-
-@pytest.fixture
-def rig(redis_server: RedisServer, key_prefix: str) -> Iterator[Rig]:
-    r = Rig(redis_server, key_prefix, talk_time=1.0)
-    yield r
-    r.close()
 
 
 def attempts_seen(switch: FakeSwitch, job_id: str) -> list[str]:
