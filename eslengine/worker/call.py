@@ -34,18 +34,18 @@ def no_slot() -> None:
     """``release_claim`` of a job the claim loop did not count."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Cancel:
     """The API asked for the call to be cancelled: hang it up."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Recheck:
     """The call was silent too long, or its node's connection came back:
     ask the switch whether it is still up, and what it did unseen."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Reconcile:
     """The originate's result was lost: ask the switch what became of the
     attempt (its markers) once more."""
