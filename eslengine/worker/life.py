@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -49,7 +49,7 @@ from .timings import Timings
 
 if TYPE_CHECKING:
     from .claiming import Claims
-    from .recovery import SwitchMarkers
+    from .attempt_markers import SwitchMarkers
     from .registry import Adoption, Registry
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,16 @@ class CallLife:
     _bg: dict[str, Call]
     # Every bgapi Job-UUID this worker sends starts with this tag.
     _job_tag: str
+
+    if TYPE_CHECKING:
+        # The other parts of the Worker: connect.py and recovery.py.
+        def _start_connect(self, call: Call, dump: dict[str, Any] | None = None) -> None: ...
+
+        def _resume(self, call: Call, record: dict[str, str]) -> None: ...
+
+        def _reconcile(self, call: Call) -> None: ...
+
+        def _recheck(self, call: Call) -> None: ...
 
     def _run_entry(self, entry_id: str, fields: dict[str, str],
                    release_claim: Callable[[], None] = no_slot, epoch: int = 0) -> None:
@@ -306,7 +316,7 @@ class CallLife:
         costs = [session_cost(dialstring.endpoint(d, self.config)) for d in party.destinations]
         return sum(costs) if party.mode == "simultaneous" else max(costs)
 
-    def _candidates(self, request: CallRequest) -> list[NodeState] | None:
+    def _candidates(self, request: CallRequest) -> Sequence[NodeState] | None:
         """The nodes this job may run on, or None when its target call is on
         none of them."""
         if request.node is not None:
