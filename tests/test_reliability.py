@@ -21,9 +21,9 @@ from eslengine import dialstring
 from eslengine.calls import parse_request
 from eslengine.config import Config, Node
 from eslengine.errors import QueueUnavailable
+from eslengine.esl import BackgroundJob
 from eslengine.fakeswitch import FakeSwitch, Scenario
 from eslengine.queue import GROUP, JobQueue, Keys
-from eslengine.esl import BackgroundJob
 from eslengine.worker import Timings, Worker
 from tests.conftest import RedisServer
 from tests.rig import Rig, wait_for

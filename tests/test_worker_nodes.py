@@ -24,7 +24,8 @@ def test_pacing_keeps_the_switch_from_refusing(redis_server: RedisServer, key_pr
         ids = [rig.submit(a="+1555123%04d" % i, b="+1555124%04d" % i) for i in range(8)]
         rig.start_worker(bridge=bridge)
         docs = [rig.final(i, timeout=20) for i in ids]
-        assert all(d["status"] == "completed" for d in docs), [(d["status"], d["hangup_cause"], d.get("error"), d["history"]) for d in docs if d["status"] != "completed"]
+        assert all(d["status"] == "completed" for d in docs), [
+            (d["status"], d["hangup_cause"], d.get("error"), d["history"]) for d in docs if d["status"] != "completed"]
         assert rig.switch.stats.refused_over_limit == 0
         tails = {r.args.rsplit(" ", 1)[-1][:8] for r in rig.switch.board.originates}
         assert tails == ({"&park()"} if bridge == "engine" else {"&bridge("})

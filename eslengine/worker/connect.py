@@ -113,9 +113,8 @@ class Connecting(CallLife):
             command = dialstring.transfer_command(call.state.a_uuid)
             sent: list[BackgroundJob] = []
             call.connect_wait = gevent.event.Event()
-            guard = self.registry.guard(call)
             error = self._send_held(call, node, lambda: sent.append(
-                node.link.bgapi(command, job_uuid=self._job_uuid(), guard=guard)))  # type: ignore[union-attr]
+                node.link.bgapi(command, job_uuid=self._job_uuid(), guard=self.registry.guard(call))))  # type: ignore[union-attr]
             if isinstance(error, LeaseLapsed):
                 return  # another worker took the call over
             if error is None:

@@ -34,22 +34,43 @@ import gevent.queue
 from .. import dialstring
 from ..calls import FINAL, CallRequest, CallState, check_policy, loads_request
 from ..config import Config
-from ..errors import (EslCommandError, EslError, EslNotSent, EslTimeout, JobTakenOver, LeaseLapsed, QueueUnavailable,
-                      ValidationError)
+from ..errors import (
+    EslCommandError,
+    EslError,
+    EslNotSent,
+    EslTimeout,
+    JobTakenOver,
+    LeaseLapsed,
+    QueueUnavailable,
+    ValidationError,
+)
 from ..inbox import CallPool, Follower
 from ..pacing import session_cost
 from ..protocol import Event
 from ..queue import JOB_FIELD, JobQueue
 from ..webhooks import Webhooks
-from .call import (JOB_HEADER, RECHECK, RECONCILE, Call, Cancel, OriginateResult, Recheck, Reconcile, cause_of,
-                   job_id_of, no_slot, outcome, party_field)
+from .call import (
+    JOB_HEADER,
+    RECHECK,
+    RECONCILE,
+    Call,
+    Cancel,
+    OriginateResult,
+    Recheck,
+    Reconcile,
+    cause_of,
+    job_id_of,
+    no_slot,
+    outcome,
+    party_field,
+)
 from .nodes import Nodes, NodeState
 from .phase import Phase
 from .timings import Timings
 
 if TYPE_CHECKING:
-    from .claiming import Claims
     from .attempt_markers import SwitchMarkers
+    from .claiming import Claims
     from .registry import Adoption, Registry
 
 log = logging.getLogger(__name__)
