@@ -98,7 +98,7 @@ class Connecting(CallLife):
                                                   worker=self.consumer)
 
         def set_bridge() -> None:
-            reply = node.link.api(setvar)  # type: ignore[union-attr]
+            reply = node.link.api(setvar)
             if not reply.startswith("+OK"):
                 raise EslCommandError("uuid_setvar", reply.strip())
 
@@ -114,7 +114,7 @@ class Connecting(CallLife):
             sent: list[BackgroundJob] = []
             call.connect_wait = gevent.event.Event()
             error = self._send_held(call, node, lambda: sent.append(
-                node.link.bgapi(command, job_uuid=self._job_uuid(), guard=self.registry.guard(call))))  # type: ignore[union-attr]
+                node.link.bgapi(command, job_uuid=self._job_uuid(), guard=self.registry.guard(call))))
             if isinstance(error, LeaseLapsed):
                 return  # another worker took the call over
             if error is None:
@@ -151,7 +151,7 @@ class Connecting(CallLife):
 
     @staticmethod
     def _api_ok(node: NodeState, command: str, name: str) -> None:
-        reply = node.link.api(command)  # type: ignore[union-attr]
+        reply = node.link.api(command)
         if not reply.startswith("+OK"):
             raise EslCommandError(name, reply.strip())
 
@@ -251,7 +251,7 @@ class Connecting(CallLife):
         kill = "uuid_kill %s %s" % (uuid.UUID(call.state.a_uuid), CONNECT_FAILED_CAUSE)
 
         def hang_up() -> None:
-            reply = node.link.api(kill)  # type: ignore[union-attr]
+            reply = node.link.api(kill)
             if not reply.startswith("+OK"):
                 raise EslCommandError("uuid_kill", reply.strip())
 
