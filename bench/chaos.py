@@ -82,7 +82,7 @@ from eslengine.errors import JobExists, QueueUnavailable
 from eslengine.fakeswitch.journal import read_journal
 from eslengine.store import Keys
 from eslengine.stack import LocalStack, Process, free_port, wait_for_port
-from eslengine.worker import HEARTBEAT_TTL
+from eslengine.worker import Timings
 
 FAULTS = ("kill-worker", "pause-worker", "kill-node", "drop-node", "stall-node", "drop-redis")
 HARNESS_CLIENT = "eslengine-chaos-harness"
@@ -305,7 +305,8 @@ class Chaos:
             name = rng.choice(running)
             victim = self.workers_up[name]
             self.paused.add(victim.proc.pid)
-            pause = round(rng.uniform(HEARTBEAT_TTL + 2.0, HEARTBEAT_TTL + 8.0), 2)
+            heartbeat = Timings().heartbeat_ttl  # the workers run with the default timings
+            pause = round(rng.uniform(heartbeat + 2.0, heartbeat + 8.0), 2)
             victim.proc.send_signal(signal.SIGSTOP)
             self.say("pause-worker SIGSTOP %s (pid %d); SIGCONT in %.2fs" % (name, victim.proc.pid, pause))
             self.faults_done[kind] += 1

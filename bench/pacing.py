@@ -47,7 +47,7 @@ def _observe(sps: int, max_sessions: int, talk: float, seconds: float, switch_li
         for k in range(2, workers + 1):
             stack.start_worker("worker%d" % k)
         first = stack.switch_stats()["session_starts"][0]
-        # A worker that joins starts after about 4 s (worker.JOIN_WAIT).
+        # A worker that joins starts after about 4 s (Timings.join_wait).
         warmup = 2.0 if workers == 1 else 7.0
         start, end = first + warmup, first + warmup + seconds
         wait_until(lambda: time.time() > end + 0.5, seconds + 30, "pacing run", worker, 0.2)

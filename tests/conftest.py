@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
@@ -32,6 +33,9 @@ from eslengine.config import Config
 from eslengine.redisbatch import CommandBatcher
 from eslengine.stack import free_port  # one helper for the suite and the stack
 from eslengine.store import JobQueue, Keys
+
+if TYPE_CHECKING:
+    from tests.rig import Rig
 
 __all__ = ["STORE_CONFIG", "call_request", "free_port", "maybe_batched"]
 
@@ -85,6 +89,17 @@ _prefixes = itertools.count()
 @pytest.fixture
 def key_prefix() -> str:
     return "t%d-%d" % (os.getpid(), next(_prefixes))
+
+
+@pytest.fixture
+def rig(redis_server: RedisServer, key_prefix: str) -> Iterator[Rig]:
+    """A simulator (calls talk for a second) and the suite's Redis, for
+    workers started in the test (``Rig.start_worker``)."""
+    from tests.rig import Rig
+
+    r = Rig(redis_server, key_prefix, talk_time=1.0)
+    yield r
+    r.close()
 
 
 @pytest.fixture

@@ -148,7 +148,7 @@ def test_workers_on_their_shares_never_exceed_the_node_together(sps: int, worker
     # Greedy workers on one node, each starting whenever its own pacer lets
     # it; a third of the way in another worker joins, and the others take
     # their new share at different moments within a lease, the newcomer
-    # only after the join wait (worker.JOIN_WAIT: lease + window + margin).
+    # only after the join wait (Timings.join_wait: lease + window + margin).
     rng = random.Random(sps * workers)
     lease, window, wait = 3.0, 1.005, 3.0 + 1.005 + 0.25
     pacers = [Pacer(sps=sps, max_sessions=10**9, window=window) for _ in range(workers)]

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import gevent
@@ -22,20 +21,12 @@ from eslengine import dialstring
 from eslengine.calls import parse_request
 from eslengine.config import Config, Node
 from eslengine.errors import QueueUnavailable
+from eslengine.esl import BackgroundJob
 from eslengine.fakeswitch import FakeSwitch, Scenario
 from eslengine.store import GROUP, JobQueue, Keys
-from eslengine import worker as worker_module
-from eslengine.esl import BackgroundJob
-from eslengine.worker import Worker
+from eslengine.worker import Timings, Worker
 from tests.conftest import RedisServer
-from tests.test_worker import Rig, wait_for
-
-
-@pytest.fixture
-def rig(redis_server: RedisServer, key_prefix: str) -> Iterator[Rig]:
-    r = Rig(redis_server, key_prefix, talk_time=1.0)
-    yield r
-    r.close()
+from tests.rig import Rig, wait_for
 
 
 def attempts_seen(switch: FakeSwitch, job_id: str) -> list[str]:
@@ -412,10 +403,8 @@ def test_a_result_that_never_comes_is_given_up_and_the_call_found(rig: Rig, monk
     # The switch runs the originate but its BACKGROUND_JOB never reaches the
     # worker: after the result's deadline the worker looks for the call on
     # the switch, follows it to its end and never dials it again.
-    monkeypatch.setattr(worker_module, "SILENCE_CHECK", 0.4)
-    monkeypatch.setattr(worker_module, "_result_wait", lambda request: 0.5)
     monkeypatch.setattr(BackgroundJob, "add_done_callback", lambda self, callback: None)
-    rig.start_worker()
+    rig.start_worker(timings=Timings(silence_check=0.4, result_per_ring_second=0.0, result_grace=0.5))
     job = rig.submit(a="+15551230001", b="+15551230002")
     doc = rig.final(job, timeout=15)
     assert doc["status"] == "completed" and doc["attempts"] == 1, json.dumps(doc)
@@ -494,10 +483,8 @@ def heartbeat_lapsed(rig: Rig, worker: Worker) -> bool:
     return not rig.client.exists(rig.queue.keys.heartbeat(worker.consumer))
 
 
-@pytest.fixture
-def short_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(worker_module, "HEARTBEAT_TTL", 1.5)
-    monkeypatch.setattr(worker_module, "LEASE_MARGIN", 0.5)
+# A heartbeat that lapses within seconds (the share places keep theirs).
+SHORT_HEARTBEAT = Timings(heartbeat_ttl=1.5, lease_margin=0.5)
 
 
 def paused_before_originate(worker: Worker) -> tuple[gevent.event.Event, gevent.event.Event]:
@@ -517,12 +504,11 @@ def paused_before_originate(worker: Worker) -> tuple[gevent.event.Event, gevent.
     return at_write, go_on
 
 
-@pytest.mark.usefixtures("short_heartbeat")
 def test_a_worker_whose_heartbeat_lapsed_does_not_send_and_its_adopter_places_the_job_once(
         redis_server: RedisServer, key_prefix: str) -> None:
     rig = Rig(redis_server, key_prefix, talk_time=1.0)
     try:
-        first = rig.start_worker()
+        first = rig.start_worker(timings=SHORT_HEARTBEAT)
         wait_for(lambda: first.nodes[0].up)
         # The first worker stops right before writing its originate, and its
         # heartbeat cannot be renewed.
@@ -532,7 +518,7 @@ def test_a_worker_whose_heartbeat_lapsed_does_not_send_and_its_adopter_places_th
         assert at_write.wait(timeout=10)
         partition.cut = True
         wait_for(lambda: heartbeat_lapsed(rig, first), timeout=5)
-        second = rig.start_worker()
+        second = rig.start_worker(timings=SHORT_HEARTBEAT)
         # The second adopts it: no channel, the attempt never left: placed again.
         wait_for(lambda: attempts_seen(rig.switch, job) == ["2"], timeout=15)
         go_on.set()  # the first resumes: its lease has lapsed, nothing is written
@@ -550,14 +536,13 @@ def test_a_worker_whose_heartbeat_lapsed_does_not_send_and_its_adopter_places_th
         rig.close()
 
 
-@pytest.mark.usefixtures("short_heartbeat")
 def test_a_worker_whose_lapsed_job_nobody_took_places_it_itself_once(redis_server: RedisServer,
                                                                      key_prefix: str) -> None:
     # The heartbeat lapses and nobody adopts the job: once renewed, the
     # worker asks Redis whether the job is still its own, and places it.
     rig = Rig(redis_server, key_prefix, talk_time=1.0)
     try:
-        first = rig.start_worker()
+        first = rig.start_worker(timings=SHORT_HEARTBEAT)
         wait_for(lambda: first.nodes[0].up)
         at_write, go_on = paused_before_originate(first)
         partition = Partition(first)
@@ -565,30 +550,29 @@ def test_a_worker_whose_lapsed_job_nobody_took_places_it_itself_once(redis_serve
         assert at_write.wait(timeout=10)
         partition.cut = True
         wait_for(lambda: heartbeat_lapsed(rig, first), timeout=5)
-        epoch = first._lease.epoch
+        epoch = first.registry.lease.epoch
         go_on.set()
         gevent.sleep(0.5)
         assert attempts_seen(rig.switch, job) == []
         partition.cut = False
         doc = rig.final(job, timeout=15)
         assert doc["status"] == "completed" and attempts_seen(rig.switch, job) == ["1"], json.dumps(doc)
-        assert first._lease.epoch == epoch + 1
+        assert first.registry.lease.epoch == epoch + 1
     finally:
         rig.close()
 
 
-@pytest.mark.usefixtures("short_heartbeat")
 def test_a_worker_whose_call_was_adopted_during_a_lapse_writes_nothing_more_for_it(
         redis_server: RedisServer, key_prefix: str) -> None:
     rig = Rig(redis_server, key_prefix)  # calls stay up until hung up
     try:
-        first = rig.start_worker()
+        first = rig.start_worker(timings=SHORT_HEARTBEAT)
         job = rig.submit(a="+15551230001", b="+15551230002")
         wait_for(lambda: rig.queue.get(job)["status"] == "bridged")
         partition = Partition(first)
         partition.cut = True
         wait_for(lambda: heartbeat_lapsed(rig, first), timeout=5)
-        second = rig.start_worker()
+        second = rig.start_worker(timings=SHORT_HEARTBEAT)
         wait_for(lambda: job in second.calls, timeout=15)
         writes: list[tuple[str, str]] = []
         transition = first.queue.transition
@@ -608,19 +592,18 @@ def test_a_worker_whose_call_was_adopted_during_a_lapse_writes_nothing_more_for_
         rig.close()
 
 
-@pytest.mark.usefixtures("short_heartbeat")
 def test_a_draining_worker_keeps_its_heartbeat_and_its_calls(redis_server: RedisServer, key_prefix: str) -> None:
     rig = Rig(redis_server, key_prefix)  # calls stay up until hung up
     try:
-        first = rig.start_worker()
+        first = rig.start_worker(timings=SHORT_HEARTBEAT)
         job = rig.submit(a="+15551230001", b="+15551230002")
         wait_for(lambda: rig.queue.get(job)["status"] == "bridged")
-        second = rig.start_worker()
+        second = rig.start_worker(timings=SHORT_HEARTBEAT)
         rig.workers.remove(first)
         stopping = gevent.spawn(first.stop, grace=30)  # SIGTERM
         # Several heartbeat lifetimes later, the draining worker is alive and
         # still the call's only follower.
-        deadline = time.monotonic() + 4 * worker_module.HEARTBEAT_TTL
+        deadline = time.monotonic() + 4 * SHORT_HEARTBEAT.heartbeat_ttl
         while time.monotonic() < deadline:
             assert job not in second.calls
             assert not heartbeat_lapsed(rig, first)
@@ -642,7 +625,7 @@ def test_a_draining_worker_still_connects_a_held_call_s_second_party(redis_serve
     # The first party answers a few seconds into the drain, after the pacing
     # share the worker had when it began would have lapsed.
     rig = Rig(redis_server, key_prefix, talk_time=2.0, scenario=Scenario.from_dict(
-        {"rules": [{"match": "0001$", "outcome": "answer", "after": worker_module.SHARE_LEASE + 1.5}]}))
+        {"rules": [{"match": "0001$", "outcome": "answer", "after": Timings().share_lease + 1.5}]}))
     try:
         first = rig.start_worker(bridge="engine")
         job = rig.submit(a="+15551230001", b="+15551230002")

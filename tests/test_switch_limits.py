@@ -15,9 +15,9 @@ import pytest
 from eslengine.fakeswitch import Scenario
 from eslengine.fakeswitch.scenario import Outcome, Rule
 from eslengine.protocol import fsctl_limit
-from eslengine.worker import ESL_API_COMMANDS
+from eslengine.worker import ESL_API_COMMANDS, Timings
 from tests.conftest import RedisServer
-from tests.test_worker import Rig, wait_for
+from tests.rig import Rig, wait_for
 
 
 @pytest.mark.parametrize(("body", "limit"), [
@@ -68,7 +68,8 @@ def test_the_worker_paces_by_the_switchs_lower_sps_and_follows_a_live_change(red
 
     rig.switch.api = api  # type: ignore[method-assign]
     try:
-        worker = rig.start_worker(nodes=(_url_node(rig, sps=1000, max_sessions=5000),), limits_period=0.5)
+        worker = rig.start_worker(nodes=(_url_node(rig, sps=1000, max_sessions=5000),),
+                                  timings=Timings(limits_period=0.5))
         state = worker.nodes[0]
         wait_for(lambda: state.pacer.rate_share is not None and state.pacer.rate > 0, timeout=10)
         assert asked[:2] == ["sps", "max_sessions"]
@@ -102,7 +103,7 @@ def test_without_fsctl_the_worker_paces_by_the_url_and_says_so_once(redis_server
     try:
         with caplog.at_level("WARNING", logger="eslengine.worker"):
             worker = rig.start_worker(nodes=(_url_node(rig, sps=20, user="eslengine@sim", password="pw"),),
-                                      limits_period=0.3)
+                                      timings=Timings(limits_period=0.3))
             jobs = [rig.submit(a="+1555123%04d" % (2 * i), b="+1555123%04d" % (2 * i + 1)) for i in range(10)]
             assert {(d["status"], d["hangup_cause"]) for d in (rig.final(j, timeout=20) for j in jobs)} == \
             {("completed", "NORMAL_CLEARING")}

@@ -3,93 +3,21 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from dataclasses import replace
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import gevent
 import pytest
 import redis
 
-from eslengine import dialstring
 from eslengine.calls import parse_request
 from eslengine.config import Config, Node
-from eslengine.fakeswitch import FakeSwitch, Scenario
+from eslengine.fakeswitch import Scenario
 from eslengine.store import GROUP, JobQueue, Keys
-from eslengine.worker import ESL_API_COMMANDS, SHARE_TTL, Worker
+from eslengine.worker import ESL_API_COMMANDS, Worker
 from tests.conftest import RedisServer
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met within %.1fs" % timeout)
-        gevent.sleep(0.02)
-
-
-class Rig:
-    def __init__(self, redis_server: RedisServer, prefix: str, **switch: Any) -> None:
-        switch.setdefault("ring_time", 0.05)
-        self.switch = FakeSwitch(("127.0.0.1", 0), "s3cret", **switch)
-        self.switch.start()
-        host, port = self.switch.address
-        self.config = Config(
-            redis_url=redis_server.url,
-            key_prefix=prefix,
-            nodes=(Node(host, port, "s3cret", sps=switch.get("sps", 30), max_sessions=switch.get("max_sessions", 1000)),),
-            esl_timeout=2.0,
-            claim_idle_ms=60_000,
-            # The suite dials the fictional 555-01xx range, which
-            # libphonenumber does not validate.
-            allow_unvalidated_numbers=True,
-        )
-        self.client = redis.Redis.from_url(redis_server.url, decode_responses=True, socket_timeout=5)
-        self.queue = JobQueue(self.client, Keys(prefix), record_ttl=600)
-        self.workers: list[Worker] = []
-
-    def start_worker(self, *, limits_period: float = 10.0, **overrides: Any) -> Worker:
-        config = Config(**{**self.config.__dict__, **overrides})
-        worker = Worker(config, JobQueue(self.client, Keys(config.key_prefix), record_ttl=600),
-                        limits_period=limits_period)
-        worker.start()
-        self.workers.append(worker)
-        return worker
-
-    def crash(self, worker: Worker) -> None:
-        """Stop ``worker`` dead: it acknowledges, records and renews nothing
-        more, and its event sockets close."""
-        worker.halt()
-        self.workers.remove(worker)
-
-    def submit(self, **body: Any) -> str:
-        return self.queue.enqueue(parse_request(body, self.config))
-
-    def final(self, job_id: str, timeout: float = 10.0) -> dict[str, Any]:
-        return wait_for(lambda: (d := self.queue.get(job_id)) and d["status"] in ("completed", "failed", "cancelled") and d,
-                        timeout)
-
-    def close(self) -> None:
-        for worker in self.workers:
-            worker.stop(grace=1)
-        self.switch.stop()
-        self.client.close()
-
-
-@pytest.fixture
-def rig(redis_server: RedisServer, key_prefix: str) -> Iterator[Rig]:
-    r = Rig(redis_server, key_prefix, talk_time=1.0)
-    yield r
-    r.close()
-
-
-def statuses(doc: dict[str, Any]) -> list[str]:
-    return [h["status"] for h in doc["history"]]
+from tests.rig import Rig, statuses, wait_for
 
 
 def test_call_connects_and_completes(rig: Rig) -> None:
@@ -299,98 +227,6 @@ def test_taken_over_job_with_live_channel_is_followed_not_redialed(rig: Rig) -> 
     assert rig.client.xpending(rig.queue.keys.jobs, GROUP)["pending"] == 0
 
 
-def test_a_job_held_by_a_live_worker_is_not_taken_over(rig: Rig) -> None:
-    # A live worker may hold a job long before its pacer lets it originate
-    # (a node down, a share just cut). Another worker's reclaim, however
-    # short its idle limit, leaves the entry alone: taking it over would
-    # place the call a second time when the first worker gets its turn.
-    job_id = rig.submit(a="+15551230001", b="+15551230002")
-    rig.queue.ensure_group()
-    (entry_id, _), = rig.queue.read("slow-worker", 10, 10)
-    rig.queue.beat("slow-worker", 60)
-    rig.start_worker(claim_idle_ms=1)
-    gevent.sleep(2.5)  # two reclaim rounds
-    assert rig.switch.originates_with("eslengine_job_id", job_id) == []
-    assert rig.client.xpending_range(rig.queue.keys.jobs, GROUP, "-", "+", 10)[0]["consumer"] == "slow-worker"
-    # The slow worker dies (its heartbeat is gone): its job is placed, once.
-    rig.queue.forget_worker("slow-worker")
-    assert rig.final(job_id, timeout=15)["status"] == "completed"
-    assert len(rig.switch.originates_with("eslengine_job_id", job_id)) == 1
-
-
-def test_a_worker_claims_nothing_for_a_node_it_has_no_share_of_yet(rig: Rig) -> None:
-    # Jobs claimed for a node this worker may not start calls on (no share
-    # yet, or waiting to join other workers there) would only wait in its
-    # hands, where no other worker may take them.
-    worker = Worker(rig.config, rig.queue)  # not started: the node's state is set by hand
-    state = worker.nodes[0]
-    state.link = type("Link", (), {"up": True})()
-    state.ready = True
-    assert worker._claim_ahead() == 0
-    state.pacer.set_share(10, 20)
-    assert worker._claim_ahead() > 0
-    state.pacer.set_share(0, 0)  # what _renew_share sets while the worker waits to join others
-    assert worker._claim_ahead() == 0
-
-
-@pytest.mark.parametrize("bridge", ["engine", "switch"])
-def test_pacing_keeps_the_switch_from_refusing(redis_server: RedisServer, key_prefix: str, bridge: str) -> None:
-    rig = Rig(redis_server, key_prefix, sps=6, talk_time=1.0)
-    try:
-        ids = [rig.submit(a="+1555123%04d" % i, b="+1555124%04d" % i) for i in range(8)]
-        rig.start_worker(bridge=bridge)
-        docs = [rig.final(i, timeout=20) for i in ids]
-        assert all(d["status"] == "completed" for d in docs), [(d["status"], d["hangup_cause"], d.get("error"), d["history"]) for d in docs if d["status"] != "completed"]
-        assert rig.switch.stats.refused_over_limit == 0
-        tails = {r.args.rsplit(" ", 1)[-1][:8] for r in rig.switch.board.originates}
-        assert tails == ({"&park()"} if bridge == "engine" else {"&bridge("})
-    finally:
-        rig.close()
-
-
-def test_a_worker_claims_no_more_than_its_nodes_can_start_soon(redis_server: RedisServer, key_prefix: str) -> None:
-    # 300 jobs, a node that starts 5 sessions a second: the worker takes about
-    # a second's worth off the stream; the rest stay queued, free for any
-    # other worker, instead of waiting in "dialing" for this one's pacer.
-    rig = Rig(redis_server, key_prefix, sps=5, talk_time=0.2)
-    try:
-        ids = [rig.submit(a="+1555123%04d" % i, b="+1555124%04d" % i) for i in range(300)]
-        rig.start_worker(concurrency=2000)
-        wait_for(lambda: len(rig.switch.stats.originate_log) >= 3, timeout=10)
-        gevent.sleep(1.5)
-        records = [rig.client.hget(rig.queue.keys.call(i), "status") for i in ids]
-        dialing = records.count("dialing")
-        assert 1 <= dialing <= 8, dialing  # CLAIM_AHEAD s of 4 starts a second, and a little
-        assert records.count("queued") >= 250
-        assert rig.client.xlen(rig.queue.keys.jobs) >= 250
-    finally:
-        rig.close()
-
-
-def test_workers_on_one_node_share_its_limits(redis_server: RedisServer, key_prefix: str) -> None:
-    # Two workers, each configured with the node's whole limit (11 sessions
-    # a second: 10 starts in any second). Together they keep to it: the
-    # switch refuses nothing, and both place calls. (A first party that
-    # answered waits up to a second in park for the second party's start,
-    # the pacer's turn: longer when a worker's share has just shrunk.)
-    rig = Rig(redis_server, key_prefix, sps=11, max_sessions=12, talk_time=1.0)
-    try:
-        ids = [rig.submit(a="+1555123%04d" % i, b="+1555124%04d" % i) for i in range(40)]
-        first = rig.start_worker()
-        wait_for(lambda: rig.switch.stats.originate_log, timeout=5)
-        second = rig.start_worker()
-        docs = [rig.final(i, timeout=30) for i in ids]
-        assert [d["status"] for d in docs] == ["completed"] * len(ids), [
-            (d.get("error"), d.get("hangup_cause"), d["history"]) for d in docs if d["status"] != "completed"]
-        assert rig.switch.stats.refused_over_limit == 0
-        placed_by = {rig.client.hget(rig.queue.keys.call(i), "worker") for i in ids}
-        assert placed_by == {first.consumer, second.consumer}
-        shares = [(w.nodes[0].pacer.rate, w.nodes[0].pacer.ceiling) for w in (first, second)]
-        assert shares == [(5, 6), (5, 6)]
-    finally:
-        rig.close()
-
-
 def test_each_worker_hears_only_of_its_own_calls(redis_server: RedisServer, key_prefix: str) -> None:
     # Two workers on one switch, each with a queue of its own (two
     # applications sharing a switch): each one's event socket carries the
@@ -422,81 +258,6 @@ def test_each_worker_hears_only_of_its_own_calls(redis_server: RedisServer, key_
         assert len(placed) == 8
     finally:
         rig.close()
-
-
-def test_a_dead_workers_node_place_goes_once_its_calls_are_adopted(redis_server: RedisServer,
-                                                                    key_prefix: str) -> None:
-    # Two workers share a node (11 sessions/s: 5 starts a second each). The
-    # first dies with calls up. The second adopts them, says it holds their
-    # sessions, then takes the dead worker's place off the node: its share
-    # grows to the whole node within seconds, not when the place lapses
-    # (SHARE_TTL after the dead worker's last renewal).
-    rig = Rig(redis_server, key_prefix, sps=11, max_sessions=40)
-    try:
-        rig.switch.board.talk_time = None  # calls stay up
-        first = rig.start_worker()
-        ids = [rig.submit(a="+1555123%04d" % i, b="+1555124%04d" % i) for i in range(3)]
-        wait_for(lambda: all(rig.client.hget(rig.queue.keys.call(i), "status") == "bridged" for i in ids))
-        second = rig.start_worker()
-        label = first.nodes[0].node.label
-        wait_for(lambda: second.nodes[0].pacer.rate == 5 and first.nodes[0].pacer.rate == 5)
-        # The first worker dies: no more renewals, heartbeat gone.
-        rig.crash(first)
-        died = time.monotonic()
-        rig.queue.forget_worker(first.consumer)
-        wait_for(lambda: first.consumer not in rig.queue.node_pacers(label), timeout=15)
-        assert time.monotonic() - died < SHARE_TTL - 2  # given up, not lapsed
-        assert set(ids) <= set(second.calls)
-        held, _, _ = rig.queue.node_pacers(label)[second.consumer]
-        assert held == sum(second.calls[i].cost for i in ids) > 0
-        wait_for(lambda: second.nodes[0].pacer.rate == 10, timeout=3)
-        rig.switch.api("hupall", "NORMAL_CLEARING", None)
-        assert [rig.final(i)["status"] for i in ids] == ["completed"] * 3
-        assert [len(rig.switch.originates_with("eslengine_job_id", i)) for i in ids] == [1, 1, 1]
-    finally:
-        rig.close()
-
-
-def test_a_switch_that_stops_answering_gets_no_more_originates(redis_server: RedisServer, key_prefix: str) -> None:
-    # The switch answers no command for 1.5 s. Each originate written meanwhile
-    # may or may not run, and is never placed again if the connection dies:
-    # the worker stops writing half a second into the silence.
-    # The switch takes up to 200 sessions a second: what it queued during
-    # the silence runs at once when it answers again, within its limit.
-    rig = Rig(redis_server, key_prefix, sps=200, talk_time=0.2)
-    try:
-        # The switch bridges (the engine's own transfer would also wait out the
-        # silence, past these short calls).
-        worker = rig.start_worker(nodes=(replace(rig.config.nodes[0], sps=31),), bridge="switch")
-        first = rig.submit(a="+15551230001", b="+15551240001")
-        assert rig.final(first)["status"] == "completed"
-        link = worker.nodes[0].link
-        rig.switch.stall(1.5)
-        ids = [rig.submit(a="+1555123%04d" % i, b="+1555124%04d" % i) for i in range(40)]
-        most = 0
-        deadline = time.monotonic() + 1.4
-        while time.monotonic() < deadline:
-            most = max(most, len(link.connection._commands_sent))
-            gevent.sleep(0.02)
-        # 30 session starts a second (two a call) for 0.5 s, and a few in
-        # flight; without the hold it is 20 and more.
-        assert 3 <= most <= 12, most
-        docs = [rig.final(i, timeout=20) for i in ids]
-        assert [d["status"] for d in docs] == ["completed"] * len(ids)
-    finally:
-        rig.close()
-
-
-def test_held_first_leg_is_connected_by_the_worker(rig: Rig) -> None:
-    rig.start_worker()
-    job_id = rig.submit(a="+15551230001", b="+15551230002", caller_id_number="+15557770000")
-    doc = rig.final(job_id)
-    assert doc["status"] == "completed" and doc["b_uuid"]
-    record = rig.switch.originates_with("eslengine_job_id", job_id)[0]
-    assert record.args.endswith("&park()") and record.variables["park_timeout"] == str(dialstring.PARK_TIMEOUT)
-    # The second leg came from the connect extension, after the first answered.
-    events = [(name, h.get("Unique-ID")) for name, h in rig.switch.events_for(job_id)]
-    assert events.index(("CHANNEL_CREATE", doc["b_uuid"])) > events.index(("CHANNEL_ANSWER", job_id))
 
 
 def test_worker_reconnects_after_the_switch_drops_connections(rig: Rig) -> None:
@@ -612,53 +373,6 @@ def test_the_log_line_of_a_finished_call_names_the_cause_its_record_has(redis_se
         rig.close()
 
 
-def test_a_first_party_whose_second_cannot_be_set_is_hung_up_at_once(redis_server: RedisServer,
-                                                                      key_prefix: str) -> None:
-    # The ESL user may not send uuid_setvar (an esl-allowed-api without it):
-    # the first party, answered and parked, is hung up at once with a cause
-    # that says the second party could not be reached, and the record says
-    # why; it does not wait out its park_timeout.
-    users = {"eslengine@sim": ("pw", frozenset({"originate", "uuid_transfer", "uuid_kill", "uuid_exists",
-                                                 "uuid_dump", "hupall", "global_getvar"}), None)}
-    rig = Rig(redis_server, key_prefix, users=users)  # no talk time: a leg stays up until hung up
-    try:
-        rig.start_worker(nodes=(replace(rig.config.nodes[0], user="eslengine@sim", password="pw"),))
-        started = time.monotonic()
-        job_id = rig.submit(a="+15551230001", b="+15551230002")
-        doc = rig.final(job_id, timeout=20)
-        assert time.monotonic() - started < 5
-        assert (doc["status"], doc["hangup_cause"]) == ("failed", "DESTINATION_OUT_OF_ORDER"), doc
-        assert "answered" in statuses(doc)
-        assert doc["error"] == "the second party could not be connected: uuid_setvar: -ERR permission denied"
-        assert not rig.switch.channels
-    finally:
-        rig.close()
-
-
-def test_a_first_party_whose_transfer_fails_is_hung_up_at_once(redis_server: RedisServer, key_prefix: str) -> None:
-    # The transfer is a bgapi: the switch accepts it, and its BACKGROUND_JOB
-    # says -ERR.
-    rig = Rig(redis_server, key_prefix)  # no talk time: a leg stays up until hung up
-    api = rig.switch.api
-
-    def refuse_transfers(cmd: str, arg: str, listener: Any) -> str:
-        if cmd == "uuid_transfer":
-            return "-ERR No such channel!\n"
-        return api(cmd, arg, listener)
-
-    rig.switch.api = refuse_transfers  # type: ignore[method-assign]
-    try:
-        rig.start_worker()
-        started = time.monotonic()
-        doc = rig.final(rig.submit(a="+15551230001", b="+15551230002"), timeout=20)
-        assert time.monotonic() - started < 5
-        assert (doc["status"], doc["hangup_cause"]) == ("failed", "DESTINATION_OUT_OF_ORDER"), doc
-        assert doc["error"] == "the second party could not be connected: uuid_transfer: -ERR No such channel!"
-        assert not rig.switch.channels
-    finally:
-        rig.close()
-
-
 @pytest.mark.parametrize("bridge", ["engine", "switch"])
 def test_a_busy_second_party_s_leg_and_cause_are_on_the_record(redis_server: RedisServer, key_prefix: str,
                                                                 bridge: str) -> None:
@@ -675,86 +389,6 @@ def test_a_busy_second_party_s_leg_and_cause_are_on_the_record(redis_server: Red
                     if name == "CHANNEL_CREATE" and h.get("variable_eslengine_role") == "second"]
         assert (doc["b_uuid"], doc["b_hangup_cause"]) == (b_leg, "USER_BUSY"), doc
         assert doc["a_uuid"] == job_id and doc["a_hangup_cause"]
-    finally:
-        rig.close()
-
-
-RECORDINGS = "/usr/local/freeswitch/var/lib/freeswitch/recordings"  # a source install's, default prefix
-
-
-def say_recordings_dir(switch: FakeSwitch, directory: str) -> list[str]:
-    """Make the simulator's global_getvar know ``recordings_dir`` (as a real
-    switch does); returns the list every global_getvar it answers goes to."""
-    asked: list[str] = []
-    known = switch._global_vars
-    api = switch.api
-
-    def api_spy(cmd: str, arg: str, listener: Any) -> str:
-        if cmd == "global_getvar":
-            asked.append(arg)
-        return api(cmd, arg, listener)
-
-    switch._global_vars = lambda: [*known(), ("recordings_dir", directory)]  # type: ignore[method-assign]
-    switch.api = api_spy  # type: ignore[method-assign]
-    return asked
-
-
-@pytest.mark.parametrize("bridge", ["engine", "switch"])
-def test_recordings_go_to_the_switch_s_own_recordings_dir(redis_server: RedisServer, key_prefix: str,
-                                                          bridge: str) -> None:
-    rig = Rig(redis_server, key_prefix, talk_time=0.3)
-    asked = say_recordings_dir(rig.switch, RECORDINGS + "/")
-    try:
-        worker = rig.start_worker(bridge=bridge)
-        job_id = rig.submit(a="+15551230001", b="+15551230002", record=True)
-        doc = rig.final(job_id)
-        assert doc["status"] == "completed"
-        assert doc["recording"] == "%s/%s.wav" % (RECORDINGS, job_id)
-        started = [h for name, h in rig.switch.events_for(job_id) if name == "RECORD_START"]
-        assert started and started[0]["Record-File-Path"] == doc["recording"]
-        # Asked once a connection, not once a call.
-        rig.submit(a="+15551230003", b="+15551230004", record=True)
-        assert asked == ["recordings_dir"]
-        rig.switch.drop_connections()
-        wait_for(lambda: not worker.nodes[0].up, timeout=5)
-        wait_for(lambda: worker.nodes[0].up, timeout=10)
-        # The node is up again with the directory it already knows; the new
-        # connection asks once more, as soon as it is made.
-        wait_for(lambda: len(asked) == 2, timeout=5)
-        assert asked == ["recordings_dir"] * 2
-    finally:
-        rig.close()
-
-
-def test_eslengine_recordings_dir_wins_and_the_switch_is_not_asked(redis_server: RedisServer,
-                                                                     key_prefix: str) -> None:
-    rig = Rig(redis_server, key_prefix, talk_time=0.3)
-    asked = say_recordings_dir(rig.switch, RECORDINGS)
-    try:
-        rig.start_worker(recordings_dir="/srv/calls")
-        job_id = rig.submit(a="+15551230001", b="+15551230002", record={"format": "mp3"})
-        assert rig.final(job_id)["recording"] == "/srv/calls/%s.mp3" % job_id
-        assert asked == []
-    finally:
-        rig.close()
-
-
-def test_a_switch_that_does_not_say_its_recordings_dir_gets_the_packages_one(redis_server: RedisServer,
-                                                                             key_prefix: str,
-                                                                             caplog: pytest.LogCaptureFixture) -> None:
-    # global_getvar refused (an ESL user from before the engine asked), or
-    # no usable answer: the calls still run, under the packages' directory,
-    # and the log says what to do.
-    users = {"eslengine@sim": ("pw", frozenset(ESL_API_COMMANDS) - {"global_getvar"}, None)}
-    rig = Rig(redis_server, key_prefix, talk_time=0.3, users=users)
-    try:
-        with caplog.at_level("WARNING", logger="eslengine.worker"):
-            rig.start_worker(nodes=(replace(rig.config.nodes[0], user="eslengine@sim", password="pw"),))
-            job_id = rig.submit(a="+15551230001", b="+15551230002", record=True)
-            doc = rig.final(job_id)
-        assert doc["recording"] == "/var/lib/freeswitch/recordings/%s.wav" % job_id
-        assert any("-ERR permission denied" in r.getMessage() and "ESLENGINE_RECORDINGS_DIR" in r.getMessage()
-                   for r in caplog.records)
     finally:
         rig.close()
 
