@@ -9,7 +9,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
 SUDO    = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all setup redis-server example-runtimes browser wrk demo test bench bench-quick chaos clean
+.PHONY: all setup redis-server example-runtimes browser wrk demo lint test bench bench-quick chaos clean
 
 all: test
 
@@ -63,7 +63,13 @@ bench-quick: setup wrk
 demo: setup
 	$(VENV)/bin/eslengine demo
 
-test: setup example-runtimes browser
+# ruff over the code, tests, benchmarks and examples; mypy over the package,
+# strictly over its pure modules (setup.cfg [mypy-...]).
+lint: setup
+	$(PY) -m ruff check eslengine tests bench examples
+	$(PY) -m mypy
+
+test: setup example-runtimes browser lint
 	$(PY) -m pytest -q
 
 # The real-switch conformance suite (tests/conformance): starts a private
@@ -80,4 +86,4 @@ chaos: setup
 	$(PY) -m bench.chaos
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -76,12 +76,12 @@ from typing import Any
 import redis
 
 import eslengine
-from eslengine.status import FINAL
 from eslengine.config import Config
 from eslengine.errors import JobExists, QueueUnavailable
 from eslengine.fakeswitch.journal import read_journal
-from eslengine.store import Keys
 from eslengine.stack import LocalStack, Process, free_port, wait_for_port
+from eslengine.status import FINAL
+from eslengine.store import Keys
 from eslengine.worker import Timings
 
 FAULTS = ("kill-worker", "pause-worker", "kill-node", "drop-node", "stall-node", "drop-redis")

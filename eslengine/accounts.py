@@ -222,7 +222,7 @@ class Directory:
     clicktocall: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def items(self, kind: str) -> Mapping[str, Mapping[str, Any]]:
-        return getattr(self, kind)  # type: ignore[no-any-return]
+        return getattr(self, kind)
 
 
 def check_references(kind: str, document: Mapping[str, Any], directory: Directory) -> None:
@@ -340,7 +340,7 @@ class AccountStore:
     ``Keys.account_items``, and ``Keys.c2c_calls`` for clicktocall.py)."""
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
-        self.redis = client
+        self.redis: Any = client  # replies are str (decode_responses); see store.executor
         self.prefix = prefix
         self.keys = Keys(prefix)
         self._accounts = self.keys.accounts

@@ -36,6 +36,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
@@ -217,7 +218,7 @@ class KeyStore:
     ``Keys.apikey_rate``)."""
 
     def __init__(self, client: redis.Redis, prefix: str, *, clock: object = time.monotonic) -> None:
-        self.redis = client
+        self.redis: Any = client  # replies are str (decode_responses); see store.executor
         self.prefix = prefix
         self.keys = Keys(prefix)
         self._key = self.keys.apikey

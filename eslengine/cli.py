@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from . import runtime
 
 if TYPE_CHECKING:
+    import argparse
+
     from .config import Config
 
 
@@ -141,17 +143,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "worker":
             import signal
 
+            import gevent
+
             from .store import JobQueue
             from .worker import run
-
-            import gevent
 
             runtime.tune_gc()
             gevent.spawn(runtime.trim_heap_forever)
             run(config, JobQueue.from_config(config), stop_signals=(signal.SIGTERM, signal.SIGINT))
             return 0
         if args.command == "api":
-            from .http import serve
+            from .http.serve import serve
 
             serve(config, args.bind, workers=args.workers, dev=args.dev)
             return 0
@@ -201,20 +203,20 @@ def _nodes(config: Config) -> int:
     return 0
 
 
-def _keys(config: Config, args: object) -> int:
+def _keys(config: Config, args: argparse.Namespace) -> int:
     from .apikeys import KeyStore, parse_scopes
     from .errors import ConfigError
     from .store import connect, now_iso
 
     store = KeyStore(connect(config.redis_url), config.key_prefix)
-    action = getattr(args, "action")
+    action = args.action
     if action == "create":
-        rate = getattr(args, "rate")
+        rate = args.rate
         if rate < 0:
             raise ConfigError("--rate: must be 0 or more")
-        key, token = store.create(getattr(args, "name"), parse_scopes(getattr(args, "scopes")),
-                                  caller_ids=getattr(args, "caller_id"), rate_per_minute=rate,
-                                  webhook_secret=getattr(args, "webhook_secret"), now=now_iso())
+        key, token = store.create(args.name, parse_scopes(args.scopes),
+                                  caller_ids=args.caller_id, rate_per_minute=rate,
+                                  webhook_secret=args.webhook_secret, now=now_iso())
         print("%s\t%s" % (key.id, token))
         print("key %s made; its token is shown only this once" % key.id, file=sys.stderr)
         return 0
@@ -226,24 +228,24 @@ def _keys(config: Config, args: object) -> int:
                 "%d/min" % key.rate_per_minute if key.rate_per_minute else "-", key.created_at or "-"))
         print("%d key(s)" % len(found), file=sys.stderr)
         return 0
-    missing = [key_id for key_id in getattr(args, "ids") if not store.revoke(key_id)]
+    missing = [key_id for key_id in args.ids if not store.revoke(key_id)]
     for key_id in missing:
         print("eslengine keys revoke: error: no key %s" % key_id, file=sys.stderr)
     return 1 if missing else 0
 
 
-def _dead(config: object, args: object) -> int:
+def _dead(config: Config, args: argparse.Namespace) -> int:
     from .store import JobQueue
 
-    queue = JobQueue.from_config(config)  # type: ignore[arg-type]
+    queue = JobQueue.from_config(config)
     letters = queue.dead_letters(count=100_000)
-    if getattr(args, "action") == "list":
+    if args.action == "list":
         for entry_id, fields in letters:
             print("%s\t%s\t%s\t%s" % (entry_id, fields.get("job_id") or "-", fields.get("at", "-"),
                                          fields.get("reason", "")))
         print("%d dead letter(s)" % len(letters), file=sys.stderr)
         return 0
-    wanted = [e for e, _ in letters] if getattr(args, "all") else list(getattr(args, "entries"))
+    wanted = [e for e, _ in letters] if args.all else list(args.entries)
     if not wanted:
         print("eslengine dead requeue: error: name entry ids or --all", file=sys.stderr)
         return 2

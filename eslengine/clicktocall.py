@@ -32,7 +32,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import re2  # type: ignore[import-untyped]
+import re2
 import redis
 
 from . import calls
@@ -357,7 +357,7 @@ class ClickToCallLog:
     """
 
     def __init__(self, client: redis.Redis, prefix: str, *, record_ttl: int) -> None:
-        self.redis = client
+        self.redis: Any = client  # replies are str (decode_responses); see store.executor
         self.prefix = prefix
         self.keys = Keys(prefix)
         self.record_ttl = record_ttl

@@ -197,7 +197,7 @@ def run_widget(config: Config, *, out: Any = None, stop_after: float | None = No
     stack.start()
     server = None
     try:
-        ids = []
+        ids: list[str] = []
         for path, body in (("/v1/accounts", {"name": "Example shop"}),
                            ("/v1/accounts/{0}/users", {"name": "Sales desk", "endpoint": "user/1000"}),
                            ("/v1/accounts/{0}/clicktocall", {

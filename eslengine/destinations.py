@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import phonenumbers
-import re2  # type: ignore[import-untyped]
+import re2
 from phonenumbers import PhoneNumberType
 
 from .config import Config

@@ -35,7 +35,7 @@ from .errors import QueueUnavailable
 try:
     from hiredis import pack_command as _pack_command
 except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
-    _pack_command = None
+    _pack_command = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class CommandBatcher:
             replies = self._pipeline([c for c, _, _ in batch])
             retry = [i for i, r in enumerate(replies) if isinstance(r, redis.exceptions.NoScriptError)]
             if retry:
-                for sha, source in self._scripts.items():
+                for source in self._scripts.values():
                     self.client.script_load(source)
                 again = self._pipeline([batch[i][0] for i in retry])
                 for i, reply in zip(retry, again):

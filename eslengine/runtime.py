@@ -26,7 +26,7 @@ def setup_logging(level: str, log_format: str = "text") -> None:
     # No format here or in gunicorn's uses these; skipping them saves a frame
     # walk and, under gevent, a dummy Thread object per greenlet that logs.
     # The process id stays: gunicorn's error log format has %(process)d.
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)

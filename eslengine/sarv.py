@@ -229,8 +229,8 @@ def _side(params: Mapping[str, str], name: str, config: Config) -> Side:
     retries = _count(params, name + "RetryCount", 0, MAX_RETRY,
                      (codes["retry"], codes["retry_negative"], codes["retry_max"]))
     for login in ("WebLogin", "CallLogin"):
-        value = params.get(name + login)
-        if value is not None and value.lower() != "na":
+        login_value = params.get(name + login)
+        if login_value is not None and login_value.lower() != "na":
             raise Refused(codes[login], "invalid %s%s value: only na (no filter); the engine does not know "
                           "agents' login states" % (name, login))
     cli = params.get(name + "CLI")

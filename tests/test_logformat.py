@@ -17,6 +17,12 @@ from eslengine.logformat import JsonFormatter, fields_of
 JOB = "6f1c1bde-26a4-4c4e-9a43-0b3a6b1c2d3e"
 
 
+@pytest.fixture(autouse=True)
+def no_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers started by other tests in this process set their name."""
+    monkeypatch.setattr(logformat, "context", {})
+
+
 def _record(msg: str, *args: object, exc: bool = False, **extra: object) -> logging.LogRecord:
     exc_info = None
     if exc:
@@ -54,9 +60,7 @@ def test_a_record_is_one_json_object_on_one_line() -> None:
                    "job_id": JOB, "event": "completed", "cause": "NORMAL_CLEARING"}
 
 
-def test_fields_passed_by_the_caller_win_and_the_context_is_on_every_line(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(logformat, "context", {})
+def test_fields_passed_by_the_caller_win_and_the_context_is_on_every_line() -> None:
     logformat.set_context(worker="w-1", node="")
     doc = json.loads(JsonFormatter().format(_record("placing again", job_id=JOB, node="fs2", cause=None)))
     assert (doc["worker"], doc["job_id"], doc["node"]) == ("w-1", JOB, "fs2")

@@ -8,8 +8,8 @@ import pytest
 import redis
 
 from eslengine.errors import QueueUnavailable
-from eslengine.store import connect
 from eslengine.redisbatch import CommandBatcher
+from eslengine.store import connect
 from tests.conftest import RedisServer, free_port
 
 

@@ -29,6 +29,10 @@ from tests.conftest import RedisServer
 from tests.rig import Rig, wait_for
 
 
+def _not_completed(docs: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(d["status"], d.get("hangup_cause"), d.get("error"), d["history"]) for d in docs if d["status"] != "completed"]
+
+
 def attempts_seen(switch: FakeSwitch, job_id: str) -> list[str]:
     return [r.variables.get("eslengine_attempt", "?") for r in switch.originates_with("eslengine_job_id", job_id)]
 
@@ -291,7 +295,7 @@ def test_several_nodes_share_work_and_a_dead_node_is_routed_around(redis_server:
         wait_for(lambda: all(s.up for s in nodes.worker.nodes))
         docs = nodes.finals(nodes.submit_many(40))
         assert {d["node"] for d in docs} == {"fs1", "fs2"}
-        assert all(d["status"] == "completed" for d in docs), [(d["status"], d.get("hangup_cause"), d.get("error"), d["history"]) for d in docs if d["status"] != "completed"]
+        assert all(d["status"] == "completed" for d in docs), _not_completed(docs)
         # fs2 goes down: within seconds it gets no work, and nothing is lost.
         down = nodes.switches[1]
         port = down.address[1]
@@ -299,7 +303,7 @@ def test_several_nodes_share_work_and_a_dead_node_is_routed_around(redis_server:
         wait_for(lambda: not nodes.worker.nodes[1].up, timeout=5)
         docs = nodes.finals(nodes.submit_many(20))
         assert {d["node"] for d in docs} == {"fs1"}
-        assert all(d["status"] == "completed" for d in docs), [(d["status"], d.get("hangup_cause"), d.get("error"), d["history"]) for d in docs if d["status"] != "completed"]
+        assert all(d["status"] == "completed" for d in docs), _not_completed(docs)
         # It comes back on the same port and is used again.
         back = FakeSwitch(("127.0.0.1", port), "pw", ring_time=0.05, talk_time=1.0, hostname="fs2", sps=1000)
         back.start()

@@ -225,3 +225,22 @@ def test_a_second_party_that_fails_out_of_order_ends_the_call(redis_server: Redi
         assert sent.count("uuid_transfer") == 1
     finally:
         rig.close()
+
+
+def test_a_call_the_throttle_keeps_refusing_ends_after_max_throttled(redis_server: RedisServer,
+                                                                      key_prefix: str) -> None:
+    # A switch that starts no session at all (max_sessions 0 behind the
+    # worker's back): the call is placed again max_throttled times, then
+    # ends failed with the refusal's cause and an error that says why.
+    rig = Rig(redis_server, key_prefix, sps=30, talk_time=1.0)
+    try:
+        worker = rig.start_worker(timings=Timings(max_throttled=3, throttle_hold=0.2))
+        wait_for(lambda: worker.nodes[0].pacer.rate == 29, timeout=10)
+        rig.switch.board.max_sessions = 0
+        job_id = rig.submit(a="+15551230001", b="+15551230002")
+        doc = rig.final(job_id, timeout=20)
+        assert (doc["status"], doc["hangup_cause"]) == ("failed", "DESTINATION_OUT_OF_ORDER")
+        assert doc["error"] == "the switch's throttle refused this call 4 times; not placed again"
+        assert len(rig.switch.originates_with("eslengine_job_id", job_id)) == 4
+    finally:
+        rig.close()

@@ -312,7 +312,7 @@ def connect(account_id: str, item_id: str) -> Response:
     job_id, call = placed
     log.info("job %s: click-to-call %s of account %s connected%s", job_id, item_id, account_id,
              "" if key is not None else " without a key")
-    document = {"id": job_id, "status": "queued", "clicktocall": item_id, "contact": dialed,
+    document: dict[str, object] = {"id": job_id, "status": "queued", "clicktocall": item_id, "contact": dialed,
                 "a": [str(d) for d in call.a.destinations], "b": [str(d) for d in call.b.destinations]}
     return accepted(job_id, document, call_path(job_id), wait)
 

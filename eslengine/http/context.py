@@ -20,20 +20,20 @@ CONFIG_KEY = "ESLENGINE_CONFIG"
 
 
 def config() -> Config:
-    return current_app.config[CONFIG_KEY]  # type: ignore[no-any-return]
+    return current_app.config[CONFIG_KEY]
 
 
 def queue() -> JobQueue:
-    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+    return current_app.extensions[EXTENSION]
 
 
 def key_store() -> KeyStore:
-    return current_app.extensions[KEYS_EXTENSION]  # type: ignore[no-any-return]
+    return current_app.extensions[KEYS_EXTENSION]
 
 
 def account_store() -> AccountStore:
-    return current_app.extensions[ACCOUNTS_EXTENSION]  # type: ignore[no-any-return]
+    return current_app.extensions[ACCOUNTS_EXTENSION]
 
 
 def clicktocall_log() -> ClickToCallLog:
-    return current_app.extensions[CLICKTOCALL_EXTENSION]  # type: ignore[no-any-return]
+    return current_app.extensions[CLICKTOCALL_EXTENSION]

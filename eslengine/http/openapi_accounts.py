@@ -193,7 +193,7 @@ def _schemas(config: Config) -> dict[str, Any]:
         return {"$ref": "#/components/schemas/%s" % name}
 
     stamped = {"id": _ID, "created_at": {"type": "string"}, "updated_at": {"type": "string"}}
-    endpoint = {"type": "string", "maxLength": 128, "description": _REFERENCE["description"].split(": ", 1)[-1]}
+    endpoint = {"type": "string", "maxLength": 128, "description": str(_REFERENCE["description"]).split(": ", 1)[-1]}
     media_source = {"file": {"type": "string", "maxLength": 200}, "url": {"type": "string", "maxLength": 500},
                     "say": {"type": "string", "maxLength": calls.MAX_SAY}, "language": {"type": "string"},
                     "voice": {"type": "string"}}

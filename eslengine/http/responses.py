@@ -10,6 +10,7 @@ import re
 import orjson
 from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ..errors import QueueUnavailable
 
@@ -83,7 +84,7 @@ def _forbidden(exc: Forbidden) -> Response:
     return error(403, "forbidden", exc.reason)
 
 
-def _http_exception(exc: HTTPException) -> Response:
+def _http_exception(exc: HTTPException) -> WerkzeugResponse:
     """Werkzeug's own errors (404, 405, 413 ...) as JSON, keeping their
     headers (``Allow`` on a 405)."""
     response = exc.get_response()

@@ -60,7 +60,7 @@ def serve(
     _GunicornServer(config, options, allow_no_auth=allow_no_auth).run()
 
 
-class _GunicornServer(BaseApplication):  # type: ignore[misc]
+class _GunicornServer(BaseApplication):
     """gunicorn embedded: options from ``serve``, never from argv or a file."""
 
     def __init__(self, config: Config, options: dict[str, Any], *, allow_no_auth: bool) -> None:

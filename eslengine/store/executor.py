@@ -31,7 +31,9 @@ class Executor:
     translate them with ``redis_errors``."""
 
     def __init__(self, client: redis.Redis, scripts: Scripts | None = None) -> None:
-        self.redis = client
+        # Any: redis-py's annotations do not know decode_responses=True (every
+        # reply here is str), so replies are typed where they are read.
+        self.redis: Any = client
         self.scripts = scripts if scripts is not None else Scripts(client)
         self.batcher: Any = None
 

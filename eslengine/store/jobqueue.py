@@ -33,7 +33,7 @@ class JobQueue:
 
     def __init__(self, client: redis.Redis, keys: Keys, *, record_ttl: int = 7 * 24 * 3600,
                  batcher: Any = None, dead_letter_max: int = DEAD_LETTER_MAX) -> None:
-        self.redis = client
+        self.redis: Any = client  # see Executor.redis
         self.keys = keys
         self.record_ttl = record_ttl
         # Dead letters are trimmed to about this many (XADD MAXLEN ~: whole

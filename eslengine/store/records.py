@@ -141,7 +141,7 @@ class Records:
 
     def record(self, job_id: str) -> dict[str, str]:
         with redis_errors("read call"):
-            return self.redis.hgetall(self.keys.call(job_id))  # type: ignore[no-any-return]
+            return self.redis.hgetall(self.keys.call(job_id))
 
     def read(self, job_id: str) -> tuple[dict[str, str], list[str]] | None:
         """The call's record and history (``<status> <iso time>`` each), or None."""

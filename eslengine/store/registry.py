@@ -10,6 +10,7 @@ so that one other worker adopts them (``adopt``) once it is gone.
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any, cast
 
 from .connection import redis_errors
 from .executor import Executor
@@ -105,7 +106,7 @@ class Registry:
                     break
         if not reply or reply == -1:
             return None
-        calls_, held = reply
+        calls_, held = cast(list[Any], reply)
         return sorted(str(c) for c in calls_), [(e, f) for e, f in entries(held) if f]
 
     def take_attempt(self, job_id: str, attempt: int, worker: str) -> bool:

@@ -13,6 +13,7 @@ with CONNECT_FAILED_CAUSE rather than left waiting in park.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -113,8 +114,12 @@ class Connecting(CallLife):
             command = dialstring.transfer_command(call.state.a_uuid)
             sent: list[BackgroundJob] = []
             call.connect_wait = gevent.event.Event()
-            error = self._send_held(call, node, lambda: sent.append(
-                node.link.bgapi(command, job_uuid=self._job_uuid(), guard=self.registry.guard(call))))
+
+            def transfer(sent: list[BackgroundJob] = sent, command: str = command) -> None:
+                sent.append(node.link.bgapi(command, job_uuid=self._job_uuid(),
+                                            guard=self.registry.guard(call)))
+
+            error = self._send_held(call, node, transfer)
             if isinstance(error, LeaseLapsed):
                 return  # another worker took the call over
             if error is None:
@@ -136,7 +141,8 @@ class Connecting(CallLife):
                     log.info("job %s: the second party's session refused by %s's throttle, no channel created; "
                              "connecting it again", call.request.id, node.node.label)
                     clear = dialstring.connect_refused_clear_command(call.state.a_uuid)
-                    error = self._send_held(call, node, lambda: self._api_ok(node, clear, "uuid_setvar"), again=True)
+                    error = self._send_held(call, node, functools.partial(self._api_ok, node, clear, "uuid_setvar"),
+                                            again=True)
                     if error is not None:
                         break
                     continue

@@ -35,12 +35,13 @@ from typing import Any
 import gevent
 import gevent.event
 
+from .. import logformat
 from ..config import Config
 from ..esl import NodeLink
 from ..inbox import CallPool, Follower
 from ..protocol import Event, job_result
-from ..store import JobQueue
 from ..redisbatch import CommandBatcher
+from ..store import JobQueue
 from ..webhooks import Webhooks
 from .attempt_markers import SwitchMarkers
 from .call import CANCEL, JOB_HEADER, RECHECK, WORKER_HEADER, Call, OriginateResult
@@ -133,6 +134,7 @@ class Worker(Recovering):
 
     def start(self) -> None:
         self.phase.running = True
+        logformat.set_context(worker=self.consumer)  # on every JSON log line of this process
         self.batcher = CommandBatcher(self.queue.redis, timeout=max(5.0, self.config.esl_timeout))
         self.batcher.start()
         self.queue.use_batcher(self.batcher)

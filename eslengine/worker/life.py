@@ -32,7 +32,7 @@ import gevent
 import gevent.queue
 
 from .. import dialstring
-from ..calls import FINAL, CallRequest, CallState, check_policy, loads_request
+from ..calls import CallRequest, check_policy, loads_request
 from ..config import Config
 from ..errors import (
     EslCommandError,
@@ -47,6 +47,7 @@ from ..errors import (
 from ..inbox import CallPool, Follower
 from ..pacing import session_cost
 from ..protocol import Event
+from ..status import FINAL, CallState
 from ..store import JOB_FIELD, JobQueue
 from ..webhooks import Webhooks
 from .call import (
@@ -540,6 +541,14 @@ class CallLife:
             return False
         job_id = call.request.id
         self.nodes.slow_down(node)
+        if call.throttled >= self.timings.max_throttled:
+            why = "the switch's throttle refused this call %d times; not placed again" % (call.throttled + 1)
+            log.warning("job %s: %s", job_id, why)
+            try:
+                self.queue.transition(job_id, fields={"error": why})
+            except QueueUnavailable as exc:
+                log.warning("job %s: error not recorded: %s", job_id, exc)
+            return False
         call.throttled += 1
         log.info("job %s: attempt %d refused by %s's throttle, no channel created; placing it again",
                  job_id, call.attempt, node.node.label)

@@ -65,11 +65,16 @@ class Timings:
     # ``throttle_hold`` seconds after the last one, and has the limits read
     # again, at most once every ``limits_min_gap`` seconds.
     # ``throttle_settle``: how long a refusal's channel events, if the leg
-    # was created after all, may lag its BACKGROUND_JOB.
+    # was created after all, may lag its BACKGROUND_JOB. A call the throttle
+    # refused ``max_throttled`` times is not placed again: it ends failed
+    # DESTINATION_OUT_OF_ORDER with an error that says so (a switch that
+    # refuses every session, e.g. fsctl max_sessions 0, would otherwise be
+    # asked again for ever).
     limits_period: float = 10.0
     limits_min_gap: float = 1.0
     throttle_hold: float = 3.0
     throttle_settle: float = 0.2
+    max_throttled: int = 100
 
     # A held call's second party is started by the switch's dialplan (the
     # connect extension's bridge); when the throttle refuses that session,

@@ -255,7 +255,7 @@ def history(account_id: str, item_id: str) -> Response:
             pipe.hgetall(queue.keys.call(job_id))
         records = pipe.execute() if entries else []
     found = [_history_entry(job_id, score, record) for (score, job_id), record in zip(entries, records) if record]
-    extra: dict[str, object] = {"page_size": len(found)}
+    extra: dict[str, Any] = {"page_size": len(found)}
     if "start_key" in args:
         extra["start_key"] = args["start_key"]
     if len(entries) == int(size):
