@@ -991,7 +991,8 @@ def test_node_link_filters_hold_across_reconnects() -> None:
 # -- event-json encoding -----------------------------------------------------
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.text(), st.text()), max_size=6), st.text())
+# ("_body" is where the JSON form keeps the body: no header has that name.)
+@given(st.lists(st.tuples(st.text().filter(lambda name: name != "_body"), st.text()), max_size=6), st.text())
 def test_json_event_text_is_the_compact_stdlib_form(headers: list[tuple[str, str]], body: str) -> None:
     """The simulator's fast encoder writes what ``json.dumps`` would, lone
     surrogates included, and the parser reads it back."""
