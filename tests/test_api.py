@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import io
 import json
@@ -27,7 +28,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from eslengine import calls
-from eslengine.config import Config
+from eslengine.config import Config, Node
 from eslengine.errors import ConfigError
 from eslengine.http import MAX_BODY, authorized, create_app, openapi_document, serve
 from eslengine.store import JobQueue, Keys, connect
@@ -563,6 +564,24 @@ def test_healthz(client: FlaskClient, down_client: FlaskClient) -> None:
     assert resp.status_code == 503
     assert resp.get_json() == {"status": "unavailable", "redis": "unavailable"}
     assert resp.headers["Retry-After"] == "1"
+
+
+def test_readyz_needs_redis_and_a_worker_on_a_node(config: Config, queue: JobQueue,
+                                                  down_client: FlaskClient) -> None:
+    nodes = (Node("127.0.0.1", 8021, "pw", name="fs1"), Node("127.0.0.1", 8022, "pw", name="fs2"))
+    client = create_app(dataclasses.replace(config, nodes=nodes), queue).test_client()
+    resp = client.get("/readyz")  # no key needed
+    assert resp.status_code == 503 and resp.headers["Retry-After"] == "1"
+    assert resp.get_json() == {"status": "unavailable", "redis": "ok", "nodes": {"fs1": "down", "fs2": "down"},
+                               "reason": "no worker is connected to any node"}
+    queue.pace_node("fs2", "worker-1", 5.0, 0, 10)  # a worker connected to fs2 keeps its place there
+    resp = client.get("/readyz")
+    assert resp.status_code == 200
+    assert resp.get_json() == {"status": "ready", "redis": "ok", "nodes": {"fs1": "down", "fs2": "up"}}
+    queue.leave_node("fs2", "worker-1")
+    assert client.get("/readyz").status_code == 503
+    resp = down_client.get("/readyz")
+    assert resp.status_code == 503 and resp.get_json() == {"status": "unavailable", "redis": "unavailable"}
 
 
 def test_create_app_builds_its_queue_from_the_config(config: Config, redis_client: redis.Redis) -> None:

@@ -8,6 +8,7 @@
     GET    /v1/calls/<id>/events  its status changes as Server-Sent Events (events.py)
     DELETE /v1/calls/<id>     cancel: at once if queued, else a worker hangs up
     GET    /healthz           200, or 503 when Redis cannot be reached
+    GET    /readyz            200 when Redis answers and a worker is connected to a node, else 503
     GET    /v1/openapi.json   the OpenAPI 3.0 description of all of the above
 
 Every ``/v1/`` route but the OpenAPI document needs ``Authorization: Bearer
@@ -46,7 +47,7 @@ def gevent_sleep(seconds: float) -> None:
 
 
 bp = Blueprint("calls_v1", __name__)
-auth.protect(bp, open_endpoints={"calls_v1.openapi", "calls_v1.healthz"})
+auth.protect(bp, open_endpoints={"calls_v1.openapi", "calls_v1.healthz", "calls_v1.readyz"})
 
 
 @bp.post("/v1/calls")
@@ -235,6 +236,27 @@ def healthz() -> Response:
         log.warning("health check: redis unavailable: %s", exc)
         return json_response({"status": "unavailable", "redis": "unavailable"}, 503, **{"Retry-After": RETRY_AFTER})
     return json_response({"status": "ok", "redis": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """Ready to take calls: Redis answers and at least one of the nodes
+    (``ESLENGINE_FREESWITCH``) has a worker connected to it, as the
+    workers' places on the nodes in Redis say (renewed every second while
+    connected). 503 with Retry-After otherwise; each node's state either way."""
+    queue = context.queue()
+    labels = [node.label for node in context.config().nodes]
+    try:
+        queue.ping()
+        nodes = {label: ("up" if queue.node_pacers(label) else "down") for label in labels}
+    except QueueUnavailable as exc:
+        log.warning("readiness check: redis unavailable: %s", exc)
+        return json_response({"status": "unavailable", "redis": "unavailable"}, 503,
+                             **{"Retry-After": RETRY_AFTER})
+    if "up" not in nodes.values():
+        return json_response({"status": "unavailable", "redis": "ok", "nodes": nodes,
+                              "reason": "no worker is connected to any node"}, 503, **{"Retry-After": RETRY_AFTER})
+    return json_response({"status": "ready", "redis": "ok", "nodes": nodes})
 
 
 @bp.get("/v1/openapi.json")

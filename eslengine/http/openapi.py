@@ -231,6 +231,24 @@ def openapi_document(config: Config) -> dict[str, Any]:
                     },
                 }
             },
+            "/readyz": {
+                "get": {
+                    "operationId": "ready",
+                    "summary": "Whether calls can be placed: Redis answers and a worker is connected to a node.",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "Ready; each node up or down.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "503": {
+                            "description": "Redis cannot be reached, or no worker is connected to any node.",
+                            "headers": {"Retry-After": {"schema": {"type": "string"}}},
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                    },
+                }
+            },
             "/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi",
