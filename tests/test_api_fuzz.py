@@ -31,9 +31,13 @@ def fuzzed_app(request: pytest.FixtureRequest, redis_server: Any, key_prefix: st
                     sip_domains=(r"pbx\.example\.com",), media_url_prefixes=("https://media.example.com/",),
                     webhook_allow=(r"https://hooks\.example\.com/.*",), tts_engine="flite")
     client = connect(config.redis_url)
-    # No worker runs here: a blocking start (?wait=originate) waits out its deadline.
-    yield create_app(config, JobQueue(client, Keys(config.key_prefix), record_ttl=60),
-                     fast_intake=request.param, max_wait=0.05)
+    queue = JobQueue(client, Keys(config.key_prefix), record_ttl=60)
+    # No worker runs here: a blocking start (?wait=originate) waits out its
+    # deadline. One is said to be connected to the node, so /readyz is ready
+    # (its 503 when none is, tests/test_api.py checks).
+    for node in config.nodes:
+        queue.pace_node(node.label, "fuzz-worker", 3600.0, 0, 1)
+    yield create_app(config, queue, fast_intake=request.param, max_wait=0.05)
     client.close()
 
 
