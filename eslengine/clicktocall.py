@@ -367,14 +367,18 @@ class ClickToCallLog:
     def take(self, account: str, item_id: str, counters: Sequence[tuple[str, int, int, float]]) -> float:
         """Count one connect: 0.0 when it may go ahead, else the seconds
         until it may (then nothing is counted)."""
+        return self.take_keys([self.keys.c2c_limit(account, item_id, c[0]) for c in counters], counters)
+
+    def take_keys(self, keys: Sequence[str], counters: Sequence[tuple[str, int, int, float]]) -> float:
+        """``take`` on counters stored under ``keys`` (one each), e.g. ones
+        shared by every resource."""
         if not counters:
             return 0.0
-        keys = [self.keys.c2c_limit(account, item_id, c[0]) for c in counters]
         args: list[str] = []
         for _, limit, length, _ in counters:
             args += [str(limit), str(length * 2)]
         with redis_errors("count connects"):
-            over = self.run.script("connect_limits", keys, args)
+            over = self.run.script("connect_limits", list(keys), args)
         return retry_after([int(i) for i in over], counters)
 
     def add(self, account: str, item_id: str, job_id: str, now: float | None = None) -> None:

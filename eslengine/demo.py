@@ -146,11 +146,14 @@ def _place_calls(stack: LocalStack, say: Any, deadline: float) -> int:
 # ------------------------------------------------------------------ the widget
 
 
-class _Page(socketserver.ThreadingMixIn, http.server.HTTPServer):
+class PageServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    """Serves one page (``page_handler``) on a loopback port."""
+
     daemon_threads = True
 
 
-def _page(html: bytes) -> type[http.server.BaseHTTPRequestHandler]:
+def page_handler(html: bytes) -> type[http.server.BaseHTTPRequestHandler]:
+    """A request handler that answers every GET with ``html``."""
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
             self.send_response(200)
@@ -210,7 +213,7 @@ def run_widget(config: Config, *, out: Any = None, stop_after: float | None = No
                 return 1
             ids.append(str(doc["id"]))
         html = (WIDGET_PAGE % {"api": stack.api_url, "account": ids[0], "c2c": ids[2]}).encode()
-        server = _Page(("127.0.0.1", page_port), _page(html))
+        server = PageServer(("127.0.0.1", page_port), page_handler(html))
         threading.Thread(target=server.serve_forever, daemon=True).start()
         say("  api        %s  (Authorization: Bearer %s)" % (stack.api_url, stack.api_key))
         say("  logs       %s" % stack.dir)

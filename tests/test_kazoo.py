@@ -15,6 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from eslengine import accounts
 from eslengine.config import Config
 from eslengine.errors import ValidationError
 from eslengine.http import create_app
@@ -129,7 +130,7 @@ def test_a_resource_as_kazoo_shows_it() -> None:
 
 
 def test_a_patch_merges_objects_and_null_removes() -> None:
-    assert translate.merge_patch({"a": 1, "m": {"x": 1, "y": 2}}, {"a": None, "m": {"y": 3}, "b": 2}) == {
+    assert accounts.merge_patch({"a": 1, "m": {"x": 1, "y": 2}}, {"a": None, "m": {"y": 3}, "b": 2}) == {
         "m": {"x": 1, "y": 3}, "b": 2}
 
 

@@ -9,10 +9,8 @@ reached. `make test` installs the browser (make browser)."""
 
 from __future__ import annotations
 
-import http.server
 import os
 import shutil
-import socketserver
 import threading
 import uuid
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from eslengine.demo import PageServer, page_handler
 from eslengine.stack import LocalStack, free_port
 from tests.conftest import RedisServer
 
@@ -41,12 +40,6 @@ SECRET = "widget-browser-" + "x" * 32
 PER_IP = 5
 
 STATUS = "[data-eslengine-widget] [role=status]"
-
-
-class Page(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    """The site: one page on 127.0.0.1, another origin than the API's."""
-
-    daemon_threads = True
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +67,7 @@ def site(redis_server: RedisServer) -> Iterator[dict[str, Any]]:
                 '<h1>Talk to us</h1><div data-eslengine-widget></div>'
                 '<script src="%s/v1/widget/%s/%s/widget.js" async></script></body></html>'
                 % (stack.api_url, account, c2c)).encode()
-        server = Page(("127.0.0.1", page_port), _handler(html))
+        server = PageServer(("127.0.0.1", page_port), page_handler(html))
         threading.Thread(target=server.serve_forever, daemon=True).start()
         yield {"stack": stack, "page": "http://127.0.0.1:%d/" % page_port, "account": account, "c2c": c2c}
     finally:
@@ -83,21 +76,6 @@ def site(redis_server: RedisServer) -> Iterator[dict[str, Any]]:
             server.server_close()
         stack.stop()
         stack.cleanup()
-
-
-def _handler(html: bytes) -> type[http.server.BaseHTTPRequestHandler]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(html)))
-            self.end_headers()
-            self.wfile.write(html)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    return Handler
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -359,7 +359,7 @@ def _live_calls(account_id: str, item_id: str) -> int:
     with redis_errors("read calls"):
         pipe = queue.redis.pipeline(transaction=False)
         for _, job_id in entries:
-            pipe.hget(queue.keys.call(job_id), "status")
+            pipe.hget(queue.keys.call(job_id), "status")  # the status alone, not whole records
         statuses = pipe.execute()
     return sum(1 for status in statuses if status and status not in FINAL)
 
@@ -392,16 +392,24 @@ def history(account_id: str, item_id: str) -> Response:
         raise ValidationError("limit", "a whole number from 1 to %d" % HISTORY_LIMIT)
     after = listing.decode_cursor(args["cursor"]) if "cursor" in args else None
     entries = context.clicktocall_log().history(account_id, item_id, after=after, count=int(limit))
+    records = connect_records(entries)
+    connects = [connect_summary(job_id, record) for (_, job_id), record in zip(entries, records) if record]
+    more = len(entries) == int(limit)
+    cursor = listing.encode_cursor(*entries[-1]) if more else None
+    return json_response({"connects": connects, "next_cursor": cursor})
+
+
+def connect_records(entries: Sequence[tuple[int, str]]) -> list[dict[str, str]]:
+    """The call records of a click-to-call's connects (``ClickToCallLog.history``
+    entries), in one round trip; ``{}`` for one that expired."""
+    if not entries:
+        return []
     queue = context.queue()
     with redis_errors("read calls"):
         pipe = queue.redis.pipeline(transaction=False)
         for _, job_id in entries:
             pipe.hgetall(queue.keys.call(job_id))
-        records = pipe.execute() if entries else []
-    connects = [connect_summary(job_id, record) for (_, job_id), record in zip(entries, records) if record]
-    more = len(entries) == int(limit)
-    cursor = listing.encode_cursor(*entries[-1]) if more else None
-    return json_response({"connects": connects, "next_cursor": cursor})
+        return list(pipe.execute())
 
 
 _TIMES = ("created_at", "dialing_at", "ringing_at", "answered_at", "bridged_at", "ended_at")

@@ -40,12 +40,6 @@ from .responses import RETRY_AFTER, error, json_body, json_response
 log = logging.getLogger(__name__)
 
 
-def gevent_sleep(seconds: float) -> None:
-    import gevent
-
-    gevent.sleep(seconds)
-
-
 bp = Blueprint("calls_v1", __name__)
 auth.protect(bp, open_endpoints={"calls_v1.openapi", "calls_v1.healthz", "calls_v1.readyz"})
 
@@ -205,7 +199,7 @@ def call_events(job_id: str) -> Response:
     if queue.get(stored) is None:
         raise NotFound("no call with this id")
     after = events.last_event_id(request.headers.get("Last-Event-ID"))
-    stream = events.follow(lambda: queue.get(stored), after=after, sleep=gevent_sleep)
+    stream = events.follow(lambda: queue.get(stored), after=after, sleep=events.gevent_sleep)
     return Response(stream, mimetype="text/event-stream", headers=events.HEADERS)
 
 

@@ -34,6 +34,13 @@ RECONNECT_MS = 2000
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
+def gevent_sleep(seconds: float) -> None:
+    """The stream's sleep under the API's gevent workers."""
+    import gevent
+
+    gevent.sleep(seconds)
+
+
 def frame(event: str, data: Mapping[str, Any], event_id: str | None = None) -> bytes:
     """One event in the text/event-stream format (JSON on one data line)."""
     head = b"id: %s\n" % event_id.encode() if event_id is not None else b""

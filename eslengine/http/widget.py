@@ -263,7 +263,7 @@ def watch_events(job_id: str) -> Response:
         raise NotFound("no call with this id")
     after = events.last_event_id(request.headers.get("Last-Event-ID"))
     read: Callable[[], Mapping[str, Any] | None] = lambda: _public(queue.get(job_id))  # noqa: E731
-    stream: Iterator[bytes] = events.follow(read, after=after, sleep=_sleep)
+    stream: Iterator[bytes] = events.follow(read, after=after, sleep=events.gevent_sleep)
     response = Response(stream, mimetype="text/event-stream", headers=events.HEADERS)
     asked = widget.normalize_origin(request.headers.get("Origin", ""))
     return _cors(response, origin if asked == origin else None)
@@ -281,31 +281,15 @@ def _public(document: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
-def _sleep(seconds: float) -> None:
-    import gevent
-
-    gevent.sleep(seconds)
-
-
 # ---------------------------------------------------------------- counters
 
 
-# KEYS: counters; ARGV: limit and ttl of each (clicktocall._TAKE).
 def _take_destination(number: str, limit: int, now: float) -> float:
     """Count one widget call to ``number``; the seconds until the hour has
     room again when it had none."""
     index, left = clicktocall.window(now, 3600)
-    queue = context.queue()
-    key = queue.keys.widget_destination(number, index)
-    with redis_errors("count the number's calls"):
-        pipe = queue.redis.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, 3600)
-        count = pipe.execute()[0]
-        if int(count) > limit:
-            queue.redis.decr(key)
-            return left
-    return 0.0
+    key = context.queue().keys.widget_destination(number, index)
+    return context.clicktocall_log().take_keys([key], [(key, limit, 3600, left)])
 
 
 def _refusals_key(account_id: str, item_id: str) -> str:

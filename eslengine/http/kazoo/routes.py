@@ -35,9 +35,9 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 
 from ... import accounts, apikeys, calls, clicktocall
 from ...errors import QueueUnavailable, ValidationError
-from ...store import now_iso, redis_errors
+from ...store import now_iso
 from .. import auth, blocking, context, listing
-from ..accounts_v1 import place_connect
+from ..accounts_v1 import connect_records, place_connect
 from ..calls_v1 import WAIT_LIMIT
 from ..responses import BadBody, decode_json, json_response
 from . import crossbar, translate
@@ -218,7 +218,7 @@ def change_resource(account_id: str, item_id: str) -> Response:
     data = translate.resource_in(_body(required=request.method == "POST"), item_id)
     if request.method == "PATCH":
         shown = translate.resource_in(translate.resource_out(current), item_id)
-        data = translate.merge_patch(shown, data)
+        data = accounts.merge_patch(shown, data)  # kz_json:merge is RFC 7386
     store = context.account_store()
     document = accounts.parse_item("clicktocall", data, store.directory(account_id), context.config())
     stored = {"id": item_id, **document, "created_at": current.get("created_at", ""), "updated_at": now_iso()}
@@ -248,12 +248,7 @@ def history(account_id: str, item_id: str) -> Response:
         raise ValidationError("page_size", "a whole number from 1 to %d" % MAX_HISTORY_PAGE)
     after = listing.decode_cursor(args["start_key"]) if "start_key" in args else None
     entries = context.clicktocall_log().history(account_id, item_id, after=after, count=int(size))
-    queue = context.queue()
-    with redis_errors("read calls"):
-        pipe = queue.redis.pipeline(transaction=False)
-        for _, job_id in entries:
-            pipe.hgetall(queue.keys.call(job_id))
-        records = pipe.execute() if entries else []
+    records = connect_records(entries)
     found = [_history_entry(job_id, score, record) for (score, job_id), record in zip(entries, records) if record]
     extra: dict[str, Any] = {"page_size": len(found)}
     if "start_key" in args:

@@ -105,20 +105,6 @@ def summary_out(stored: Mapping[str, Any]) -> dict[str, Any]:
             "name": stored.get("name")}
 
 
-def merge_patch(current: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    """Kazoo's PATCH: the patch's fields merged into the document, objects
-    merged key by key (``kz_json:merge``), a null removing a field."""
-    out = dict(current)
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge_patch(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 # ---------------------------------------------------------------- connects
 
 
