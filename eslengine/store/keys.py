@@ -18,6 +18,7 @@ any script may touch any of them on a cluster as on a single server
 ``{p}:retry``                    ZSET: calls waiting to be placed again, by when.
 ``{p}:workers``                  SET: worker names.
 ``{p}:worker:<name>``            STRING: a worker's heartbeat (its token).
+``{p}:worker:<name>:info``       HASH: what the worker says of itself for ``eslengine status``.
 ``{p}:live:<name>``              SET: the calls a worker follows.
 ``{p}:adopter:<name>``           STRING: the worker adopting a dead one.
 ``{p}:node:<node>:workers``      ZSET: the workers pacing a node, by when each lapses.
@@ -86,6 +87,11 @@ class Keys:
 
     def heartbeat(self, worker: str) -> str:
         return "%s:worker:%s" % (self.tag, worker)
+
+    def worker_info(self, worker: str) -> str:
+        """HASH: what ``worker`` says of itself (``store.overview``),
+        renewed with its heartbeat."""
+        return "%s:worker:%s:info" % (self.tag, worker)
 
     def live(self, worker: str) -> str:
         return "%s:live:%s" % (self.tag, worker)
