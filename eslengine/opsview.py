@@ -332,8 +332,8 @@ def call_text(document: Mapping[str, Any]) -> str:
                                      ("a", _parties(document.get("a"))), ("b", _parties(document.get("b")))]
     fields += [(name, document[name]) for name in _SHOWN if document.get(name) not in (None, "")]
     if document.get("caller_id_number") or document.get("caller_id_name"):
-        fields.append(("caller_id", "%s %s" % (document.get("caller_id_name") or "",
-                                               document.get("caller_id_number") or "")))
+        fields.append(("caller_id", " ".join(str(part) for part in (document.get("caller_id_name"),
+                                                                    document.get("caller_id_number")) if part)))
     if document.get("variables"):
         fields.append(("variables", json.dumps(document["variables"], sort_keys=True)))
     durations = document.get("durations") or {}
