@@ -20,7 +20,7 @@ from tests.conftest import RedisServer, free_port
 from tests.rig import Rig, wait_for
 
 # Short heartbeats, so that a worker stopped dead is gone within a second or two.
-FAST = replace(Timings(), heartbeat_ttl=0.9)
+FAST = Timings(heartbeat_ttl=1.5, lease_margin=0.5)
 
 
 def cli(*args: str, rig: Rig | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -117,19 +117,24 @@ def test_a_worker_stopped_dead_shows_as_gone_and_a_drained_one_as_stopped(redis_
         # What it last said stays, its nodes down; the live one still runs.
         assert gone["nodes"] == {"fs1": "down"} and gone["uptime"] is None and gone["pid"] == os.getpid()
         assert worker_entry(doc, drained.consumer)["state"] == "running"
+        # The live one adopts it, which takes it off the workers set: still shown, gone.
+        workers = Keys(key_prefix).workers
+        wait_for(lambda: not rig.client.sismember(workers, crashed.consumer))
+        assert worker_entry(document(rig), crashed.consumer)["state"] == "gone"
         drained.stop(grace=1)
         rig.workers.remove(drained)
         doc = document(rig)
         assert worker_entry(doc, drained.consumer)["state"] == "stopped"
-        assert doc["ready"] is False or all(not r["connected"] for r in doc["nodes"][0]["workers"])
+        assert doc["ready"] is False and doc["nodes"][0]["up"] is False
         text = cli("status", rig=rig)
         assert text.returncode == 0, text.stderr
         assert "NOT READY" in text.stdout.splitlines()[0]
         states = {line.split()[0]: line.split()[1] for line in text.stdout.splitlines()
                   if line.startswith((crashed.consumer, drained.consumer))}
-        assert states in ({crashed.consumer: "gone", drained.consumer: "stopped"},
-                          # the drained worker adopts nothing; a crashed one is taken off the set once adopted
-                          {drained.consumer: "stopped"})
+        assert states == {crashed.consumer: "gone", drained.consumer: "stopped"}
+        # Once its info has expired, a gone worker nobody lists any more is not shown.
+        rig.client.delete(Keys(key_prefix).worker_info(crashed.consumer))
+        assert [w["worker"] for w in document(rig)["workers"]] == [drained.consumer]
     finally:
         rig.close()
 

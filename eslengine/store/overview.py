@@ -6,6 +6,9 @@ on the nodes, the job stream, the retries and the dead letters, as one
 A worker's info hash lives ``ttl`` seconds (the value it holds in its
 ``ttl`` field) after its last renewal; the time left on it says how long ago
 that was, on Redis's clock, whatever the clocks of the worker and the reader.
+``Keys.workers_seen`` names the workers that published one in the last
+``SEEN_KEPT`` seconds: a dead worker leaves the workers set once another
+has adopted it, and is still shown, gone, as long as its info lives.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from ..opsview import QueueSeen, Snapshot, WorkerSeen, info_nodes
 from .connection import redis_errors
 from .keys import GROUP, Keys
 from .registry import Registry
+
+# How long a worker stays in ``Keys.workers_seen`` after it last published.
+SEEN_KEPT = 3600
 
 
 def _entry_ms(entry_id: str | None) -> int | None:
@@ -43,13 +49,16 @@ class Overview:
         self.registry = registry
         self.redis: Any = registry.redis
 
-    def publish(self, worker: str, fields: Mapping[str, str], ttl: float) -> None:
-        """Store what ``worker`` says of itself, to live ``ttl`` seconds."""
+    def publish(self, worker: str, fields: Mapping[str, str], ttl: float, now: float) -> None:
+        """Store what ``worker`` says of itself, to live ``ttl`` seconds;
+        ``now``: its time (epoch seconds)."""
         key = self.keys.worker_info(worker)
         with redis_errors("publish worker info"):
             pipe = self.redis.pipeline(transaction=True)
             pipe.hset(key, mapping={**fields, "ttl": "%g" % ttl})
             pipe.pexpire(key, max(1, int(ttl * 1000)))
+            pipe.zadd(self.keys.workers_seen, {worker: now})
+            pipe.zremrangebyscore(self.keys.workers_seen, "-inf", now - SEEN_KEPT)
             pipe.execute()
 
     def read(self, nodes: Iterable[str] = ()) -> Snapshot:
@@ -60,6 +69,7 @@ class Overview:
             pipe = self.redis.pipeline(transaction=False)
             pipe.time()
             pipe.smembers(keys.workers)
+            pipe.zrange(keys.workers_seen, 0, -1)
             pipe.xlen(keys.jobs)
             pipe.xinfo_groups(keys.jobs)
             pipe.xpending(keys.jobs, GROUP)
@@ -67,10 +77,11 @@ class Overview:
             pipe.zrange(keys.retry, 0, 0, withscores=True)
             pipe.xlen(keys.dead)
             pipe.xrevrange(keys.dead, "+", "-", count=1)
-            (secs, micros), names, length, groups, pending, retries, next_retry, dead, newest_dead = (
+            (secs, micros), members, seen, length, groups, pending, retries, next_retry, dead, newest_dead = (
                 _ok(v) for v in pipe.execute(raise_on_error=False))
             now = secs + micros / 1e6
-            names = sorted(names or ())
+            members = set(members or ())
+            names = sorted(members | set(seen or ()))
             group = next((g for g in groups or () if g.get("name") == GROUP), None)
             pipe = self.redis.pipeline(transaction=False)
             for name in names:
@@ -94,7 +105,8 @@ class Overview:
                     seen_ago = max(0.0, float(info.get("ttl", "0")) - pttl / 1000)
                 except ValueError:
                     seen_ago = None
-            workers.append(WorkerSeen(name, bool(alive), info, seen_ago, int(live or 0), held.get(name)))
+            if alive or info or name in members:  # else gone, adopted, and its info expired
+                workers.append(WorkerSeen(name, bool(alive), info, seen_ago, int(live or 0), held.get(name)))
         first_waiting = replies[-1] or []
         pending_count = int((pending or {}).get("pending") or 0)
         queue = QueueSeen(

@@ -53,6 +53,7 @@ class Report:
         self.phase = phase
         self.nodes = nodes
         self.pool = pool
+        self._now = now
         self.started_at = iso(now())
 
     def fields(self, state: str) -> dict[str, str]:
@@ -61,7 +62,7 @@ class Report:
                            nodes={s.node.label: node_view(s) for s in self.nodes})
 
     def publish(self, state: str) -> None:
-        self.queue.overview.publish(self.consumer, self.fields(state), info_ttl(self.timings))
+        self.queue.overview.publish(self.consumer, self.fields(state), info_ttl(self.timings), self._now())
 
     def loop(self) -> None:
         """Renew the info every ``Timings.beat_every`` seconds while the
