@@ -139,6 +139,26 @@ def test_a_worker_stopped_dead_shows_as_gone_and_a_drained_one_as_stopped(redis_
         rig.close()
 
 
+def test_a_stopping_worker_shows_as_draining_while_its_calls_last(redis_server: RedisServer,
+                                                                  key_prefix: str) -> None:
+    rig = named(Rig(redis_server, key_prefix, ring_time=0.05, talk_time=2.0), "fs1")
+    try:
+        worker = rig.start_worker(timings=FAST)
+        job_id = rig.submit(a="+15551230001", b="+15551230002")
+        wait_for(lambda: rig.queue.get(job_id)["status"] == "bridged")  # type: ignore[index]
+        stopping = gevent.spawn(worker.stop, 20.0)
+        doc = wait_for(lambda: (d := document(rig)) and worker_entry(d, worker.consumer).get("state") == "draining"
+                       and d)
+        assert worker_entry(doc, worker.consumer)["calls"] == 1
+        assert rig.queue.get(job_id)["status"] == "bridged"  # type: ignore[index]
+        stopping.join(timeout=20)
+        rig.workers.remove(worker)
+        assert rig.queue.get(job_id)["status"] == "completed"  # type: ignore[index]
+        assert worker_entry(document(rig), worker.consumer)["state"] == "stopped"
+    finally:
+        rig.close()
+
+
 def test_status_counts_waiting_jobs_retries_and_dead_letters(redis_server: RedisServer, key_prefix: str) -> None:
     rig = named(Rig(redis_server, key_prefix), "fs1")  # no worker: nothing is read off the stream
     try:

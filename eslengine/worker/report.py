@@ -71,7 +71,8 @@ class Report:
             try:
                 self.publish(RUNNING if self.phase.running else DRAINING)
             except QueueUnavailable as exc:
-                log.warning("worker %s: status info not renewed: %s", self.consumer, exc)
+                # The heartbeat's own warning says Redis is out of reach.
+                log.debug("worker %s: status info not renewed: %s", self.consumer, exc)
             except Exception:
                 log.exception("worker %s: status info error", self.consumer)
             gevent.sleep(self.timings.beat_every)
