@@ -303,9 +303,18 @@ def _parties(value: Any) -> str:
 
 def call_row(record: Mapping[str, str], summary: Mapping[str, Any]) -> dict[str, Any]:
     """A call as ``eslengine calls list --json`` shows it: the API
-    listing's summary (``http.listing.summary``), and where it runs."""
-    return {**summary, "node": record.get("node") or None, "worker": record.get("worker") or None,
+    listing's summary (``http.listing.summary``), and where it runs. Its
+    ``id`` is the one it is stored under (what ``calls show`` takes); the
+    id a client key gave it, where that differs, is ``client_id``."""
+    return {**summary, **_ids(record), "node": record.get("node") or None, "worker": record.get("worker") or None,
             "attempts": _int(record.get("attempts")) or 0}
+
+
+def _ids(record: Mapping[str, str]) -> dict[str, str]:
+    ids = {"id": record.get("id", "")}
+    if record.get("client_id") and record.get("client_id") != record.get("id"):
+        ids["client_id"] = record["client_id"]
+    return ids
 
 
 def calls_text(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -317,8 +326,9 @@ def calls_text(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def call_document(record: Mapping[str, str], presented: Mapping[str, Any]) -> dict[str, Any]:
     """``eslengine calls show --json``: the call as ``GET /v1/calls/<id>``
-    shows it (``http.present``), with the worker following it."""
-    return {**presented, "worker": record.get("worker") or None, "node": record.get("node") or None}
+    shows it (``http.present``), with the worker following it, and its ids
+    as ``call_row`` gives them."""
+    return {**presented, **_ids(record), "worker": record.get("worker") or None, "node": record.get("node") or None}
 
 
 _SHOWN = ("node", "worker", "attempts", "hangup_cause", "a_hangup_cause", "b_hangup_cause", "ended_by",
@@ -328,7 +338,10 @@ _SHOWN = ("node", "worker", "attempts", "hangup_cause", "a_hangup_cause", "b_han
 def call_text(document: Mapping[str, Any]) -> str:
     """``eslengine calls show``: the record's fields, then its history with
     each change's time and its offset from the first."""
-    fields: list[tuple[str, Any]] = [("id", document.get("id")), ("status", document.get("status")),
+    fields: list[tuple[str, Any]] = [("id", document.get("id"))]
+    if document.get("client_id"):
+        fields.append(("client_id", document["client_id"]))
+    fields += [("status", document.get("status")),
                                      ("a", _parties(document.get("a"))), ("b", _parties(document.get("b")))]
     fields += [(name, document[name]) for name in _SHOWN if document.get(name) not in (None, "")]
     if document.get("caller_id_number") or document.get("caller_id_name"):

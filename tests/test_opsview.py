@@ -13,6 +13,8 @@ from eslengine.opsview import (
     Snapshot,
     WorkerSeen,
     age,
+    call_document,
+    call_row,
     call_text,
     calls_text,
     info_nodes,
@@ -220,3 +222,16 @@ def test_call_text_shows_fields_causes_and_history_with_offsets() -> None:
         "  2025-12-02T07:59:00.020Z  dialing    +0.020s",
         "  2025-12-02T07:59:01.520Z  failed     +1.520s",
     ]
+
+
+def test_a_call_a_client_key_named_is_listed_and_shown_under_its_stored_id() -> None:
+    record = {"id": "key_1:order-7", "client_id": "order-7", "status": "queued", "worker": "w1"}
+    summary = {"id": "order-7", "status": "queued"}  # as the API shows it to that key
+    row = call_row(record, summary)
+    assert (row["id"], row["client_id"], row["worker"], row["node"], row["attempts"]) == (
+        "key_1:order-7", "order-7", "w1", None, 0)
+    assert "client_id" not in call_row({"id": "c1", "client_id": "c1"}, {"id": "c1"})
+    document = call_document(record, {"id": "order-7", "status": "queued", "history": []})
+    assert (document["id"], document["client_id"]) == ("key_1:order-7", "order-7")
+    assert call_text(document).splitlines()[:3] == ["id         key_1:order-7", "client_id  order-7",
+                                                    "status     queued"]
