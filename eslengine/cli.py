@@ -5,6 +5,9 @@
     eslengine fakeswitch --bind ...       the FreeSWITCH event-socket simulator
     eslengine demo                        everything above on one machine, a few calls
     eslengine nodes                       the workers sharing each node, and their shares
+    eslengine status [--json]             nodes, workers, queue, retries, dead letters
+    eslengine calls list|show             live and recent calls, one call's history
+    eslengine deploy list|print           systemd units and a sample environment file
     eslengine keys create|list|revoke     client API keys (scopes, caller IDs, limits)
     eslengine accounts ...                accounts, their keys, users, devices, groups,
                                           media and click-to-call resources
@@ -19,7 +22,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from . import runtime
+from . import ops, runtime
 
 if TYPE_CHECKING:
     import argparse
@@ -81,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     requeue.add_argument("entries", nargs="*", help="entry ids from 'dead list'")
     requeue.add_argument("--all", action="store_true", help="every dead letter")
     sub.add_parser("nodes", help="the workers pacing each node in ESLENGINE_FREESWITCH, and their shares")
+    ops.add_parsers(sub)
     keys = sub.add_parser("keys", help="client API keys: create, list, revoke")
     keys_sub = keys.add_subparsers(dest="action", required=True)
     create = keys_sub.add_parser("create", help="make a key; prints its id and its token (shown only this once)")
@@ -121,6 +125,14 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     runtime.patch()
+    if args.command == "deploy":
+        from .errors import ConfigError
+
+        try:
+            return ops.deploy(args)
+        except ConfigError as exc:
+            print("eslengine: error: %s" % exc, file=sys.stderr)
+            return 2
 
     import logging
     import os
@@ -160,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "dead":
             return _dead(config, args)
         if args.command == "nodes":
-            return _nodes(config)
+            return ops.nodes(config)
+        if args.command in ops.COMMANDS:
+            return ops.run(config, args)
         if args.command == "keys":
             return _keys(config, args)
         if args.command == "accounts":
@@ -185,22 +199,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     parser.error("unknown command")
     return 2
-
-
-def _nodes(config: Config) -> int:
-    """One line per node of this config, then one per worker pacing it."""
-    from .pacing import node_share
-    from .store import JobQueue
-
-    queue = JobQueue.from_config(config)
-    for node in config.nodes:
-        pacers = queue.node_pacers(node.label)
-        starts = node_share(node.sps, node.max_sessions, len(pacers), [])[0]
-        print("%s\tsps %d\tmax_sessions %d\t%d worker(s), %d session starts a second each" % (
-            node.label, node.sps, node.max_sessions, len(pacers), starts))
-        for worker, (held, share, lapses) in sorted(pacers.items()):
-            print("  %s\tholds %d of its %d sessions\tplace lapses in %.1fs" % (worker, held, share, lapses))
-    return 0
 
 
 def _keys(config: Config, args: argparse.Namespace) -> int:

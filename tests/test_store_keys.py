@@ -26,9 +26,9 @@ def _slot(key: str) -> int:
 def test_every_key_of_a_prefix_is_in_one_slot(prefix: str) -> None:
     keys = Keys(prefix)
     names = [keys.jobs, keys.dead, keys.cancel, keys.retry, keys.workers, keys.webhooks, keys.accounts, keys.apikeys,
-             keys.call("c"), keys.history("c"), keys.placing("c", 2), keys.index(), keys.index("key_1"),
+             keys.workers_seen, keys.call("c"), keys.history("c"), keys.placing("c", 2), keys.index(), keys.index("key_1"),
              keys.idempotency("", "d"), keys.webhook("c"), keys.heartbeat("w"), keys.live("w"), keys.adopter("w"),
-             keys.node_workers("fs1"), keys.node_held("fs1"), keys.account_items("a", "users"),
+             keys.worker_info("w"), keys.node_workers("fs1"), keys.node_held("fs1"), keys.account_items("a", "users"),
              keys.c2c_calls("a", "i"), keys.c2c_limit("a", "i", "rate:1"), keys.c2c_refusals("a", "i"),
              keys.widget_destination("+15551230001", 1), keys.apikey("d"), keys.apikey_rate("k", 1)]
     assert all(name.startswith("{%s}:" % prefix) for name in names)

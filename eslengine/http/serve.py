@@ -14,6 +14,10 @@ from .app import create_app
 from .auth import check_auth_config
 from .context import EXTENSION
 
+# Seconds gunicorn gives requests under way when it is told to stop
+# (SIGTERM); the systemd unit waits longer (eslengine/deploy/systemd).
+GRACEFUL_TIMEOUT = 30
+
 
 def serve(
     config: Config,
@@ -50,7 +54,7 @@ def serve(
         "worker_class": "gevent",
         "worker_connections": 1000,
         "timeout": 30,
-        "graceful_timeout": 30,
+        "graceful_timeout": GRACEFUL_TIMEOUT,
         "keepalive": 5,
         "accesslog": "-" if access_log else None,
         "loglevel": config.log_level.lower(),

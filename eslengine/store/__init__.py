@@ -12,6 +12,7 @@ One concept a module:
 ``records``     call records: transition, claim, read, cancel, listing, idempotency
 ``registry``    workers: heartbeats, ownership, adoption, node shares
 ``outbox``      the webhook delivery queue
+``overview``    what ``eslengine status`` reads, and each worker's info
 ``jobqueue``    ``JobQueue``, the parts together, and ``enqueue``
 
 Nothing here talks to FreeSWITCH or HTTP.

@@ -21,6 +21,7 @@ from .executor import Executor
 from .jobs import Jobs
 from .keys import Keys
 from .outbox import Outbox
+from .overview import Overview
 from .records import Records
 from .registry import Registry
 
@@ -29,7 +30,8 @@ class JobQueue:
     """The Redis side of eslengine for one key prefix. Thread- and
     greenlet-safe as far as the redis client is. Each method is its part's:
     see ``jobs.Jobs``, ``records.Records``, ``registry.Registry`` and
-    ``outbox.Outbox``."""
+    ``outbox.Outbox``; ``overview`` (``overview.Overview``) is what
+    ``eslengine status`` reads."""
 
     def __init__(self, client: redis.Redis, keys: Keys, *, record_ttl: int = 7 * 24 * 3600,
                  batcher: Any = None, dead_letter_max: int = DEAD_LETTER_MAX) -> None:
@@ -46,6 +48,7 @@ class JobQueue:
         self.registry = Registry(keys, self.run, record_ttl=record_ttl)
         self.jobs = Jobs(keys, self.run, self.registry, record_ttl=record_ttl, dead_letter_max=dead_letter_max)
         self.outbox = Outbox(keys, self.run)
+        self.overview = Overview(keys, self.registry)
 
     @property
     def batcher(self) -> Any:

@@ -18,6 +18,8 @@ any script may touch any of them on a cluster as on a single server
 ``{p}:retry``                    ZSET: calls waiting to be placed again, by when.
 ``{p}:workers``                  SET: worker names.
 ``{p}:worker:<name>``            STRING: a worker's heartbeat (its token).
+``{p}:worker:<name>:info``       HASH: what the worker says of itself for ``eslengine status``.
+``{p}:workers:seen``             ZSET: workers that said anything of themselves, by when last.
 ``{p}:live:<name>``              SET: the calls a worker follows.
 ``{p}:adopter:<name>``           STRING: the worker adopting a dead one.
 ``{p}:node:<node>:workers``      ZSET: the workers pacing a node, by when each lapses.
@@ -54,6 +56,7 @@ class Keys:
         self.cancel = self.tag + ":cancel"
         self.retry = self.tag + ":retry"
         self.workers = self.tag + ":workers"
+        self.workers_seen = self.tag + ":workers:seen"
         self.webhooks = self.tag + ":webhooks"
         self.accounts = self.tag + ":accounts"
         self.apikeys = self.tag + ":apikeys"
@@ -86,6 +89,11 @@ class Keys:
 
     def heartbeat(self, worker: str) -> str:
         return "%s:worker:%s" % (self.tag, worker)
+
+    def worker_info(self, worker: str) -> str:
+        """HASH: what ``worker`` says of itself (``store.overview``),
+        renewed with its heartbeat."""
+        return "%s:worker:%s:info" % (self.tag, worker)
 
     def live(self, worker: str) -> str:
         return "%s:live:%s" % (self.tag, worker)

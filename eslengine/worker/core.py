@@ -19,6 +19,7 @@ and wires its parts: the nodes (``nodes.py``), its heartbeat, lease and
 adoption of dead workers' calls (``registry.py``), claiming
 (``claiming.py``), the retry pump (``retries.py``), the cancel channel
 (``cancels.py``), the switches' attempt markers (``attempt_markers.py``),
+what it says of itself for ``eslengine status`` (``report.py``),
 and each call's life (``life.py``, ``connect.py``, ``recovery.py``).
 """
 
@@ -28,6 +29,7 @@ import logging
 import os
 import re
 import socket
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -51,6 +53,7 @@ from .nodes import Nodes, NodeState
 from .phase import Phase
 from .recovery import Recovering
 from .registry import Adoption, Registry
+from .report import Report
 from .retries import RetryPump
 from .timings import Timings
 
@@ -129,6 +132,8 @@ class Worker(Recovering):
         self.retries = RetryPump(queue, self.consumer, self.timings, self.phase)
         self.cancels = CancelListener(queue, self.consumer, self.phase, on_cancel=self._on_cancel)
         self.markers = SwitchMarkers(config, self.nodes, self.phase)
+        self.report = Report(queue, self.consumer, self.timings, self.phase, self.nodes, pool=config.concurrency,
+                             now=time.time)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -162,6 +167,7 @@ class Worker(Recovering):
             gevent.spawn(self._silence_loop),
             gevent.spawn(self.nodes.share_loop),
             gevent.spawn(self.nodes.limits_loop),
+            gevent.spawn(self.report.loop),
         ]
         self.webhooks.start()
         log.info("worker %s: started, %d node(s), pool %d", self.consumer, len(self.nodes), self.config.concurrency)
@@ -201,6 +207,7 @@ class Worker(Recovering):
             if state.link is not None:
                 state.link.stop()
         self.nodes.leave()
+        self.report.stopped()
         # Calls still up stay in this worker's live set; with the heartbeat
         # gone another worker adopts them at once.
         self.registry.forget()
