@@ -39,6 +39,7 @@ from .. import logformat
 from ..config import Config
 from ..esl import NodeLink
 from ..inbox import CallPool, Follower
+from ..metrics import WorkerMetrics
 from ..protocol import Event, job_result
 from ..redisbatch import CommandBatcher
 from ..store import JobQueue
@@ -129,10 +130,12 @@ class Worker(Recovering):
         self.retries = RetryPump(queue, self.consumer, self.timings, self.phase)
         self.cancels = CancelListener(queue, self.consumer, self.phase, on_cancel=self._on_cancel)
         self.markers = SwitchMarkers(config, self.nodes, self.phase)
+        self.metrics = WorkerMetrics(self)
 
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        self.metrics.start()  # first: a metrics port that cannot be listened on stops the start
         self.phase.running = True
         logformat.set_context(worker=self.consumer)  # on every JSON log line of this process
         self.batcher = CommandBatcher(self.queue.redis, timeout=max(5.0, self.config.esl_timeout))
@@ -175,6 +178,7 @@ class Worker(Recovering):
         gevent.killall(self._greenlets)
         for state in self.nodes:
             state.link.stop()
+        self.metrics.stop()
 
     def stop(self, grace: float = 30.0) -> None:
         """Stop claiming; let calls in progress finish for up to ``grace``
@@ -205,6 +209,7 @@ class Worker(Recovering):
         # gone another worker adopts them at once.
         self.registry.forget()
         self.batcher.stop()
+        self.metrics.stop()
         self.stopped.set()
         log.info("worker %s: stopped", self.consumer)
 
