@@ -1,5 +1,6 @@
-"""Prometheus metrics: what each part counts, the worker's /metrics port and
-the API's GET /metrics.
+"""Prometheus metrics: what each part counts, the worker's /metrics port, the
+API's GET /metrics, and the README table and Grafana dashboard kept to what
+eslengine/metrics.py declares.
 
 Metrics live in the process's registry, shared by every test: each test
 reads the change it causes (series labelled by its own simulator's node, or
@@ -7,6 +8,7 @@ deltas read before and after)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -16,7 +18,9 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -32,6 +36,7 @@ from eslengine.store import JobQueue, Keys, connect, redis_errors
 from tests.conftest import RedisServer, free_port
 from tests.rig import Rig, wait_for
 
+ROOT = Path(__file__).resolve().parent.parent
 REGISTRY = metrics.REGISTRY
 
 
@@ -116,6 +121,79 @@ def test_every_declared_name_is_eslengines_with_a_unit_or_kind_suffix() -> None:
             assert family.name.endswith("_total"), family.name
         if family.type == "histogram":
             assert family.name.endswith("_seconds"), family.name
+
+
+# ---------------------------------------------------------------- the README and the dashboard
+
+
+def readme_table() -> dict[str, tuple[str, tuple[str, ...], str]]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, tuple[str, tuple[str, ...], str]] = {}
+    for line in section.splitlines():
+        match = re.fullmatch(r"\| `(eslengine_\w+)` \| (\w+) \| ([^|]*) \| ([^|]+) \|", line)
+        if match:
+            labels = tuple(re.findall(r"`(\w+)`", match.group(3)))
+            rows[match.group(1)] = (match.group(2), labels, match.group(4).strip())
+    return rows
+
+
+def test_the_readme_lists_every_metric_with_its_type_and_labels() -> None:
+    table = readme_table()
+    assert {name: (kind, labels) for name, (kind, labels, _) in table.items()} == \
+        {f.name: (f.type, f.labels) for f in metrics.FAMILIES}
+    assert all(meaning for _, _, meaning in table.values())
+
+
+def dashboard() -> dict[str, Any]:
+    with resources.files("eslengine").joinpath("deploy/grafana-dashboard.json").open(encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def queries(doc: dict[str, Any]) -> list[str]:
+    """Every PromQL expression of the dashboard: its panels' and its variables'."""
+    exprs = [t["expr"] for p in doc["panels"] for t in p.get("targets", [])]
+    for variable in doc["templating"]["list"]:
+        if variable["type"] == "query":
+            exprs.append(variable["query"]["query"] if isinstance(variable["query"], dict) else variable["query"])
+    return exprs
+
+
+def family_of(series: str) -> str:
+    """The declared name a series of a scrape belongs to (a histogram's
+    ``_bucket``, ``_sum`` and ``_count`` belong to the histogram)."""
+    histograms = {f.name for f in metrics.FAMILIES if f.type == "histogram"}
+    for suffix in ("_bucket", "_sum", "_count"):
+        if series.endswith(suffix) and series[:-len(suffix)] in histograms:
+            return series[:-len(suffix)]
+    return series
+
+
+def test_the_dashboard_queries_only_declared_metrics_and_shows_every_one() -> None:
+    doc = dashboard()
+    declared = {f.name for f in metrics.FAMILIES}
+    named = {family_of(name) for expr in queries(doc) for name in re.findall(r"\beslengine_\w+", expr)}
+    assert named - declared == set()
+    assert declared - named == set()
+
+
+def test_the_dashboards_panels_each_have_a_place_and_a_query() -> None:
+    doc = dashboard()
+    ids = [p["id"] for p in doc["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in doc["panels"]:
+        assert {"x", "y", "w", "h"} <= set(panel["gridPos"])
+        if panel["type"] != "row":
+            assert panel["targets"] and all(t["expr"].strip() for t in panel["targets"]), panel["title"]
+            # Balanced brackets: a query cut short would show nothing.
+            for target in panel["targets"]:
+                expr = target["expr"]
+                assert expr.count("(") == expr.count(")") and expr.count("{") == expr.count("}"), expr
+
+
+def test_the_dashboard_ships_in_the_package() -> None:
+    setup = (ROOT / "setup.cfg").read_text(encoding="utf-8")
+    assert re.search(r"^eslengine = .*deploy/\*\.json", setup, re.M)
 
 
 # ---------------------------------------------------------------- Redis errors
