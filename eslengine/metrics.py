@@ -223,18 +223,54 @@ def oldest_age(first_id: str | None, now_ms: float) -> float:
 
 
 # ---------------------------------------------------------------- one-line counts for the parts
+#
+# The calls made once or more per call keep the labelled series they use
+# (``labels()`` costs more than the count itself), by label values only:
+# what a client or a switch sends never grows these.
+
+_FINAL = frozenset({"completed", "failed", "cancelled"})
+_originates: dict[tuple[str, str], Any] = {}
+_ended: dict[tuple[str, str], Any] = {}
+_pacing: dict[str, Any] = {}
+_requests: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
 
 def count_originate(node: Any, outcome: str) -> None:
     """An originate's result on ``node`` (a ``NodeState``, or None when the
     call was on none)."""
-    ORIGINATES.labels(node.node.label if node is not None else "none", outcome).inc()
+    key = (node.node.label if node is not None else "none", outcome)
+    child = _originates.get(key)
+    if child is None:
+        child = _originates[key] = ORIGINATES.labels(*key)
+    child.inc()
 
 
 def count_call_ended(status: str, fields: Any) -> None:
     """A call moved to ``status`` with ``fields`` (counted when final)."""
-    if status in ("completed", "failed", "cancelled"):
-        CALLS_ENDED.labels(status, cause_label((fields or {}).get("hangup_cause", ""))).inc()
+    if status not in _FINAL:
+        return
+    key = (status, cause_label((fields or {}).get("hangup_cause", "")))
+    child = _ended.get(key)
+    if child is None:
+        child = _ended[key] = CALLS_ENDED.labels(*key)
+    child.inc()
+
+
+def observe_pacing(node: str, seconds: float) -> None:
+    child = _pacing.get(node)
+    if child is None:
+        child = _pacing[node] = PACING_DELAY.labels(node)
+    child.observe(seconds)
+
+
+def count_request(route: str, method: str, status: str, seconds: float) -> None:
+    """An API request answered: its route, method and status, and how long it took."""
+    key = (route, method_label(method), status)
+    children = _requests.get(key)
+    if children is None:
+        children = _requests[key] = (HTTP_REQUESTS.labels(*key), HTTP_SECONDS.labels(route))
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def count_redis_error(exc: BaseException) -> None:

@@ -59,10 +59,8 @@ class RequestMetrics:
         started = time.monotonic()
 
         def counted(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            route = environ.get(ROUTE) or "unmatched"
-            metrics.HTTP_REQUESTS.labels(route, metrics.method_label(environ.get("REQUEST_METHOD", "")),
-                                         status[:3]).inc()
-            metrics.HTTP_SECONDS.labels(route).observe(time.monotonic() - started)
+            metrics.count_request(environ.get(ROUTE) or "unmatched", environ.get("REQUEST_METHOD", ""), status[:3],
+                                  time.monotonic() - started)
             return start_response(status, headers, exc_info) if exc_info is not None else start_response(status, headers)
 
         return self.app(environ, counted)

@@ -293,7 +293,7 @@ class Nodes(Sequence[NodeState]):
                         wait = min(wait, delay)
                 if best is not None:
                     best.pacer.start(now, cost, sessions)
-                    metrics.PACING_DELAY.labels(best.node.label).observe(now - asked)
+                    metrics.observe_pacing(best.node.label, now - asked)
                     return best
                 self.capacity.clear()
                 self.capacity.wait(timeout=wait)
