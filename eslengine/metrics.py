@@ -413,6 +413,16 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
+def check_multiprocess_dir() -> None:
+    """``ConfigError`` when ``PROMETHEUS_MULTIPROC_DIR`` is set to anything
+    but a directory this process may write (every count would fail)."""
+    from .errors import ConfigError
+
+    path = multiprocess_dir()
+    if path is not None and not (os.path.isdir(path) and os.access(path, os.W_OK)):
+        raise ConfigError("PROMETHEUS_MULTIPROC_DIR %s is not a directory this process may write" % path)
+
+
 def exposition(extra: Sequence[Collector] = ()) -> bytes:
     """This process's metrics and ``extra`` collectors in the text format.
     With ``PROMETHEUS_MULTIPROC_DIR``: every process's counters and histograms
@@ -469,6 +479,7 @@ class WorkerMetrics:
         """``ConfigError`` when the metrics port cannot be listened on."""
         from .errors import ConfigError
 
+        check_multiprocess_dir()
         if self.server is not None:
             try:
                 self.server.start()

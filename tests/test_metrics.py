@@ -28,7 +28,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from eslengine import metrics
+from eslengine import calls, metrics
 from eslengine.config import Config
 from eslengine.errors import ConfigError, QueueUnavailable
 from eslengine.http import create_app
@@ -477,6 +477,22 @@ def test_api_metrics_without_a_token_are_open_and_only_answer_get(client: FlaskC
     assert resp.status_code == 405 and resp.is_json
 
 
+def test_a_final_status_is_counted_once_where_it_is_written(queue: JobQueue) -> None:
+    moved = Since()
+    request = calls.parse_request({"a": "+15551230001", "b": "user/1000"}, Config(allow_unvalidated_numbers=True))
+    queue.enqueue(request)
+    queue.transition(request.id, "dialing")
+    queue.transition(request.id, "cancelled", {"hangup_cause": "ORIGINATOR_CANCEL"})
+    # Refused: already final.
+    assert not queue.transition(request.id, "failed", {"hangup_cause": "USER_BUSY"})
+    # A bare XADD's job the worker cannot read gets a failed record, once.
+    assert queue.record_unreadable("unreadable-1", "{", "invalid job: a: required")
+    assert not queue.record_unreadable("unreadable-1", "{", "invalid job: a: required")
+    assert moved("eslengine_calls_ended_total", status="cancelled", cause="ORIGINATOR_CANCEL") == 1
+    assert moved("eslengine_calls_ended_total", status="failed", cause="USER_BUSY") == 0
+    assert moved("eslengine_calls_ended_total", status="failed", cause="CALL_REJECTED") == 1
+
+
 # ---------------------------------------------------------------- several processes
 
 
@@ -497,3 +513,44 @@ def test_with_a_multiprocess_dir_a_scrape_adds_up_every_process(tmp_path: Path) 
     served = scrape(proc.stdout)
     assert served[("eslengine_http_requests_total", (("method", "POST"), ("route", "/v1/calls"),
                                                      ("status", "202")))] == 9
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ESLENGINE_") and k != "PROMETHEUS_MULTIPROC_DIR"}
+    return subprocess.run([sys.executable, "-m", "eslengine", *args], capture_output=True, text=True,
+                          env={**clean, **env}, timeout=60, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize(("env", "needle"), [
+    ({"ESLENGINE_METRICS_PORT": "lots"}, "ESLENGINE_METRICS_PORT must be a port number"),
+    ({"ESLENGINE_METRICS_ADDRESS": "localhost"}, "ESLENGINE_METRICS_ADDRESS must be an IP address"),
+    ({"PROMETHEUS_MULTIPROC_DIR": "/nonexistent/metrics"}, "PROMETHEUS_MULTIPROC_DIR /nonexistent/metrics"),
+])
+def test_a_bad_metrics_setting_stops_the_worker_with_one_line(redis_server: RedisServer, env: dict[str, str],
+                                                              needle: str) -> None:
+    proc = run_cli("worker", env={"ESLENGINE_REDIS_URL": redis_server.url, "ESLENGINE_METRICS_PORT": str(free_port()),
+                                  "ESLENGINE_FREESWITCH": "esl://:pw@127.0.0.1:%d" % free_port(), **env})
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], proc.stderr
+
+
+def test_a_metrics_port_in_use_stops_the_worker_command_with_one_line(redis_server: RedisServer) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run_cli("worker", env={"ESLENGINE_REDIS_URL": redis_server.url, "ESLENGINE_METRICS_PORT": str(port),
+                                      "ESLENGINE_FREESWITCH": "esl://:pw@127.0.0.1:%d" % free_port()})
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("eslengine: error: ESLENGINE_METRICS_PORT: cannot listen on 127.0.0.1:%d" % port)
+
+
+def test_a_bad_multiprocess_dir_stops_the_api_with_one_line() -> None:
+    proc = run_cli("api", "--bind", "127.0.0.1:%d" % free_port(),
+                   env={"ESLENGINE_API_KEYS": "k", "PROMETHEUS_MULTIPROC_DIR": "/nonexistent/metrics"})
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and "PROMETHEUS_MULTIPROC_DIR" in lines[0], proc.stderr

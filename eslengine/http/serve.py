@@ -10,7 +10,7 @@ from gunicorn.app.base import BaseApplication
 
 from ..config import Config
 from ..errors import ConfigError
-from ..metrics import process_ended
+from ..metrics import check_multiprocess_dir, process_ended
 from .app import create_app
 from .auth import check_auth_config
 from .context import EXTENSION
@@ -35,6 +35,7 @@ def serve(
     ``ConfigError`` here, before anything is started.
     """
     check_auth_config(config, allow_no_auth)
+    check_multiprocess_dir()
     if dev:
         host, _, port = bind.rpartition(":")
         if not port.isdigit():

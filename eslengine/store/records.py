@@ -140,6 +140,8 @@ class Records:
                 [self.keys.call(job_id), self.keys.history(job_id), self.keys.index()],
                 [str(self.record_ttl), now, str(int(ts * 1_000_000)), str(int((ts - self.record_ttl) * 1_000_000)),
                  job_id, *[item for pair in fields.items() for item in pair]])
+        if made:
+            metrics.count_call_ended("failed", fields)
         return bool(made)
 
     def record(self, job_id: str) -> dict[str, str]:
