@@ -38,12 +38,12 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import gevent
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -281,23 +281,6 @@ def esl_state(label: str, up: bool) -> None:
     ESL_UP.labels(label).set(1 if up else 0)
 
 
-class Stopwatch:
-    """``with Stopwatch(histogram_child): ...`` observes the seconds the block took."""
-
-    __slots__ = ("_child", "_started")
-
-    def __init__(self, child: Any) -> None:
-        self._child = child
-        self._started = 0.0
-
-    def __enter__(self) -> Stopwatch:
-        self._started = time.monotonic()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._child.observe(time.monotonic() - self._started)
-
-
 # ---------------------------------------------------------------- collectors
 
 
@@ -315,9 +298,8 @@ class QueueCollector(Collector):
         self.deadline = deadline
 
     def read(self) -> dict[str, float]:
-        """The queue figures by metric name (``eslengine_queue_up`` aside)."""
-        import gevent
-
+        """The queue figures by metric name (``eslengine_queue_up`` aside).
+        Raises what redis-py raises, or ``gevent.Timeout`` after ``deadline``."""
         keys = self.keys
         with gevent.Timeout(self.deadline):
             pipe = self.client.pipeline(transaction=False)
@@ -343,13 +325,13 @@ class QueueCollector(Collector):
         }
 
     def collect(self) -> Iterator[Metric]:
-        import gevent
-
+        figures: dict[str, float] | None = None
         try:
             figures = self.read()
-        except (Exception, gevent.Timeout) as exc:
-            log.warning("metrics: queue not read: %s", exc or "no answer within %.1fs" % self.deadline)
-            figures = None
+        except gevent.Timeout:
+            log.warning("metrics: queue not read: Redis gave no answer within %.1fs", self.deadline)
+        except Exception as exc:
+            log.warning("metrics: queue not read: %s", exc)
         yield GaugeMetricFamily("eslengine_queue_up", _QUEUE_FAMILIES["eslengine_queue_up"],
                                 value=0.0 if figures is None else 1.0)
         for name, value in (figures or {}).items():
