@@ -100,9 +100,10 @@ def _histogram(name: str, doc: str, labels: Sequence[str], buckets: Sequence[flo
 
 ORIGINATES = _counter(
     "eslengine_originates",
-    "Originate results by node: ok (the switch placed the first leg), failed (the switch answered -ERR <cause>), "
-    "refused (the switch refused the bgapi command itself), lost (no result: the connection dropped or it came "
-    "too late; the call is reconciled)",
+    "Originate results by node: ok (the switch placed the first leg), failed (the switch answered -ERR <cause>, "
+    "its throttle's refusals included), refused (the switch refused the bgapi command itself), lost (no result: "
+    "the connection dropped or it came too late; the call is reconciled, and a result that comes after all is "
+    "counted too)",
     ("node", "outcome"))
 CALLS_ENDED = _counter(
     "eslengine_calls_ended",
@@ -159,7 +160,7 @@ WEBHOOK_DELIVERIES = _counter(
 WIDGET_REFUSALS = _counter(
     "eslengine_widget_refusals",
     "Calls the \"call me\" widget refused, by reason (origin_not_allowed, token_invalid, challenge_failed, "
-    "closed, invalid, and its rate limits)",
+    "closed, invalid, rate_limited, destination_limited)",
     ("reason",))
 HTTP_REQUESTS = _counter(
     "eslengine_http_requests",
