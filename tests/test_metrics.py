@@ -287,6 +287,27 @@ def test_a_lost_connection_and_a_refused_originate_are_counted(rig: Rig) -> None
     assert moved("eslengine_originates_total", node=node, outcome="ok") == 1
 
 
+def test_an_originate_whose_reply_was_lost_is_counted_lost(redis_server: RedisServer, key_prefix: str) -> None:
+    # The connection dies right after the originate is written; the switch
+    # runs it, the call ends while the worker is away, and the attempt
+    # marker tells the outcome (no result ever comes).
+    rig = Rig(redis_server, key_prefix, ring_time=0.05, talk_time=0.2)
+    try:
+        moved = Since()
+        worker = rig.start_worker(bridge="switch")
+        node = worker.nodes[0].node.label
+        wait_for(lambda: worker.nodes[0].up)
+        rig.switch.lose_originate(run=True, stall=1.5)
+        job_id = rig.submit(a="+15551230001", b="+15551230002")
+        assert rig.final(job_id, timeout=20)["status"] == "completed"
+        assert moved("eslengine_originates_total", node=node, outcome="lost") == 1
+        assert moved("eslengine_originates_total", node=node, outcome="ok") == 0
+        assert moved("eslengine_esl_connections_lost_total", node=node) == 1
+        assert moved("eslengine_calls_ended_total", status="completed", cause="NORMAL_CLEARING") == 1
+    finally:
+        rig.close()
+
+
 def test_a_switch_that_cannot_be_reached_counts_failed_connects_and_is_down(redis_server: RedisServer,
                                                                             key_prefix: str) -> None:
     rig = Rig(redis_server, key_prefix)
