@@ -349,10 +349,12 @@ class _WorkerCollector(Collector):
         self.workers: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def collect(self) -> Iterator[Metric]:
-        live = GaugeMetricFamily("eslengine_live_calls", _doc("eslengine_live_calls"), labels=("node",))
+        workers = list(self.workers)
+        if not workers:
+            return  # no worker in this process (the API)
         followed = 0
         by_node: dict[str, int] = {}
-        for worker in list(self.workers):
+        for worker in workers:
             calls = list(worker.calls.values())
             followed += len(calls)
             for state in worker.nodes:
@@ -360,11 +362,11 @@ class _WorkerCollector(Collector):
             for call in calls:
                 if call.node is not None:
                     by_node[call.node.node.label] = by_node.get(call.node.node.label, 0) + 1
+        live = GaugeMetricFamily("eslengine_live_calls", _doc("eslengine_live_calls"), labels=("node",))
         for label, count in sorted(by_node.items()):
             live.add_metric((label,), count)
         yield live
-        if self.workers:
-            yield GaugeMetricFamily("eslengine_calls_followed", _doc("eslengine_calls_followed"), value=followed)
+        yield GaugeMetricFamily("eslengine_calls_followed", _doc("eslengine_calls_followed"), value=followed)
 
     def describe(self) -> Iterable[Metric]:
         return []
