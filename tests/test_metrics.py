@@ -425,6 +425,7 @@ def test_api_metrics_show_the_queue_read_from_redis(client: FlaskClient, queue: 
     assert served[("eslengine_dead_jobs", ())] == 1
     assert 0 <= served[("eslengine_queue_oldest_job_age_seconds", ())] < 60
     assert ("eslengine_http_requests_total", (("method", "POST"), ("route", "/v1/calls"), ("status", "202"))) in served
+    assert [name for name, _ in served if name.endswith("_created")] == []
 
 
 def test_the_oldest_jobs_age_is_its_entrys_age(client: FlaskClient, queue: JobQueue) -> None:
