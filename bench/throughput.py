@@ -13,6 +13,11 @@ the rest of their work (channels, events, results) piles up behind.
 While it runs, the stream is kept topped up to its depth, for the engine and
 the raw loop alike.
 
+The engine counts its metrics in every run; one more run a round at the
+reference depth has its metrics port on (``ESLENGINE_METRICS_PORT``) and
+scraped every second (Prometheus scrapes every 15 s by default), to show
+what serving them costs next to the runs without the port.
+
 The switch gets a core of its own (``harness.core_split``), as a FreeSWITCH
 node has a machine of its own; the consumer (the worker or the raw loop)
 and Redis share the other. The targets are checked on these runs. One more
@@ -26,6 +31,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import urllib.request
 from typing import Any
 
 import gevent
@@ -39,6 +45,7 @@ from .harness import (
     Result,
     core_split,
     fill_stream,
+    free_port,
     job,
     pin,
     wait_until,
@@ -56,6 +63,42 @@ def _rate(times: list[float], k: int) -> float:
     first = len(times) // 10
     span = times[-1] - times[first]
     return (len(times) - 1 - first) / span if span > 0 else float("nan")
+
+
+# How often the metrics run scrapes the worker's /metrics.
+SCRAPE_EVERY = 1.0
+
+
+class ScrapedWorker:
+    """Starts the engine worker with its metrics port on, and scrapes it
+    every ``SCRAPE_EVERY`` seconds until ``stop``."""
+
+    def __init__(self, stack: BenchStack) -> None:
+        self.stack = stack
+        self.port = free_port()
+        self.scrapes = 0
+        self._greenlet: gevent.Greenlet | None = None
+
+    def start(self) -> Any:
+        env = {**self.stack.engine_env, "ESLENGINE_METRICS_PORT": str(self.port)}
+        process = self.stack.spawn("worker", [sys.executable, "-m", "eslengine", "worker"], env)
+        self._greenlet = gevent.spawn(self._scrape_forever)
+        return process
+
+    def _scrape_forever(self) -> None:
+        url = "http://127.0.0.1:%d/metrics" % self.port
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as resp:
+                    if b"eslengine_originates_total" in resp.read():
+                        self.scrapes += 1
+            except OSError:
+                pass  # not listening yet
+            gevent.sleep(SCRAPE_EVERY)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill()
 
 
 def _drain(stack: BenchStack, depth: int, k: int, start: Any, label: str, timeout: float,
@@ -139,9 +182,18 @@ def run(quick: bool) -> list[Result]:
         pin(stack.processes["fakeswitch"].proc.pid, switch_cpus)
         pin(stack.processes["redis"].proc.pid, engine_cpus)
         pin(os.getpid(), engine_cpus)  # this process fills the stream: not on the switch's core either
+        scraped_runs: list[dict[str, Any]] = []
+        scrapes = 0
         for _ in range(2):
             for depth in depths:
                 runs[depth].append(_drain(stack, depth, k, stack.start_worker, "engine", 300, engine_cpus))
+            scraped = ScrapedWorker(stack)
+            try:
+                scraped_runs.append(_drain(stack, ref_depth, k, scraped.start, "engine, metrics port scraped", 300,
+                                           engine_cpus))
+            finally:
+                scraped.stop()
+            scrapes += scraped.scrapes
             raws.append(_drain(stack, ref_depth, min(k, ref_depth), lambda: stack.spawn("worker_raw", raw_cmd),
                                "raw baseline", 300, engine_cpus))
         shared: dict[str, dict[str, Any]] = {}
@@ -187,6 +239,13 @@ def run(quick: bool) -> list[Result]:
             "one run each at depth %d, every process on every CPU: engine %.0f/s (CPU %s), raw %.0f/s (CPU %s)" % (
                 ref_depth, shared["engine"]["rate"], shared["engine"]["cpu"], shared["raw"]["rate"],
                 shared["raw"]["cpu"])))
+    with_port = max(scraped_runs, key=lambda r: r["rate"])
+    results.append(Result(
+        "engine with its metrics port scraped / without", round(with_port["rate"] / rate, 3), "ratio", "(reported)",
+        None, "depth %d, the faster of %s/s with ESLENGINE_METRICS_PORT on and /metrics scraped every %.0fs (%d "
+        "scrapes), against the faster of %s/s without the port; CPU share worker %.2f" % (
+            ref_depth, " and ".join("%.0f" % r["rate"] for r in scraped_runs), SCRAPE_EVERY, scrapes,
+            " and ".join("%.0f" % r["rate"] for r in runs[ref_depth]), with_port["cpu"]["consumer"])))
     for depth in depths:
         results.append(Result("engine originates/s at depth %d" % depth, round(engine[depth]["rate"]),
                               "originates/s", "(flatness)", None,

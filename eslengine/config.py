@@ -7,6 +7,7 @@ read; everything else is handed a ``Config``.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -168,7 +169,7 @@ SETTINGS = (
     "CONCURRENCY", "CLAIM_IDLE_MS", "RECORD_TTL", "DEAD_LETTER_MAX", "MAX_ATTEMPTS", "DEFAULT_ATTEMPTS",
     "DEFAULT_RETRY_BACKOFF", "MAX_DESTINATIONS", "MAX_CALL_DURATION", "WEBHOOK_CONCURRENCY", "WEBHOOK_MAX_AGE",
     "ESL_TIMEOUT", "RECONNECT_MAX_DELAY", "BRIDGE", "LOG_LEVEL", "LOG_FORMAT", "WIDGET_SECRET",
-    "WIDGET_PER_DESTINATION",
+    "WIDGET_PER_DESTINATION", "METRICS_PORT", "METRICS_ADDRESS", "METRICS_TOKEN",
 )
 # ESLENGINE_* variables of the project's own tools (the conformance suite, the
 # examples), not of the engine.
@@ -297,6 +298,13 @@ class Config:
     default_attempts: int = 1
     default_retry_backoff: int = 60
 
+    # Prometheus metrics. A worker serves GET /metrics on this port (0: it
+    # serves none) at this address; the API serves it on its own port, only
+    # to a bearer of the token when one is set.
+    metrics_port: int = 0
+    metrics_address: str = "127.0.0.1"
+    metrics_token: str = ""
+
     log_level: str = "INFO"
     # "text": one line a record, for a terminal; "json": one JSON object a
     # line with the job id, node, worker, event and cause as fields.
@@ -309,7 +317,7 @@ class Config:
             value = getattr(self, f.name)
             if f.name == "redis_url":
                 value = redact_url(value)
-            elif f.name in ("api_keys", "webhook_secret", "widget_secret") and value:
+            elif f.name in ("api_keys", "webhook_secret", "widget_secret", "metrics_token") and value:
                 value = "***"
             shown.append("%s=%r" % (f.name, value))
         return "Config(%s)" % ", ".join(shown)
@@ -445,6 +453,21 @@ class Config:
             if v.strip().lower() not in ("engine", "switch"):
                 raise ConfigError("ESLENGINE_BRIDGE must be engine or switch, got %r" % v)
             kwargs["bridge"] = v.strip().lower()
+        if (v := take("METRICS_PORT")) is not None:
+            if not (v.strip().isascii() and v.strip().isdigit() and int(v) <= 65535):
+                raise ConfigError("ESLENGINE_METRICS_PORT must be a port number, 0 to 65535 (0: no metrics server), "
+                                  "got %r" % v)
+            kwargs["metrics_port"] = int(v)
+        if (v := take("METRICS_ADDRESS")) is not None:
+            try:
+                kwargs["metrics_address"] = str(ipaddress.ip_address(v.strip()))
+            except ValueError:
+                raise ConfigError("ESLENGINE_METRICS_ADDRESS must be an IP address (127.0.0.1, 0.0.0.0, ::1), "
+                                  "got %r" % v) from None
+        if (v := take("METRICS_TOKEN")) is not None:
+            if not (v.isascii() and v.isprintable() and " " not in v):
+                raise ConfigError("ESLENGINE_METRICS_TOKEN must be printable ASCII without blanks")
+            kwargs["metrics_token"] = v
         if (v := take("LOG_LEVEL")) is not None:
             if v.strip().upper() not in LOG_LEVELS:
                 raise ConfigError("ESLENGINE_LOG_LEVEL must be one of %s, got %r" % (", ".join(LOG_LEVELS), v))

@@ -27,6 +27,7 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import gevent
 import gevent.event
@@ -34,7 +35,7 @@ import gevent.lock
 import gevent.queue
 import gevent.socket
 
-from . import protocol
+from . import metrics, protocol
 from .config import Node
 from .errors import EslAuthError, EslCommandError, EslConnectionError, EslError, EslNotSent, EslTimeout
 from .protocol import Event, Frame
@@ -205,6 +206,8 @@ class EslConnection:
         self._closed = False
         self._close_reason: BaseException | None = None
         self.sock: gevent.socket.socket | None = None
+        # eslengine_esl_command_seconds by command word, for this node.
+        self._latency: dict[str, Any] = {}
 
     @property
     def label(self) -> str:
@@ -406,6 +409,14 @@ class EslConnection:
             raise EslConnectionError("%s: %s: %s" % (self.label, what, exc)) from exc
         return frame
 
+    def _replied(self, what: str, sent: float) -> None:
+        """A command written at ``sent`` has its reply: observe its latency."""
+        word = what.partition(" ")[0]
+        child = self._latency.get(word)
+        if child is None:
+            child = self._latency[word] = metrics.ESL_COMMAND_SECONDS.labels(self.label, metrics.command_label(word))
+        child.observe(time.monotonic() - sent)
+
     def unanswered_for(self, now: float) -> float:
         """How long the oldest command written on this connection has gone
         without its reply (0 when none is waiting)."""
@@ -472,7 +483,8 @@ class EslConnection:
             if not self._commands_sent:
                 log.warning("%s: %s with no command waiting, dropped", self.label, kind)
                 return
-            waiter = self._commands_sent.popleft()[1]
+            what, waiter, sent = self._commands_sent.popleft()
+            self._replied(what, sent)
             waiter.set(frame)
         elif kind == protocol.AUTH_REQUEST:
             self._greeted.set()
@@ -604,6 +616,7 @@ class NodeLink:
     def start(self) -> None:
         if self._greenlet is not None:
             raise RuntimeError("%s: NodeLink already started" % self.label)
+        metrics.esl_state(self.label, False)
         self._greenlet = gevent.spawn(self._run)
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -699,10 +712,13 @@ class NodeLink:
             try:
                 conn.connect()
             except EslAuthError as exc:
+                metrics.ESL_CONNECTS.labels(self.label, "auth").inc()
                 log.error("%s: %s", self.label, exc)
             except EslError as exc:
+                metrics.ESL_CONNECTS.labels(self.label, "failed").inc()
                 log.warning("%s: connect failed: %s", self.label, exc)
             else:
+                metrics.ESL_CONNECTS.labels(self.label, "ok").inc()
                 if self._up_until_closed(conn, closed, reasons):
                     attempt = 0
             delay = self._delay(attempt)
@@ -722,6 +738,7 @@ class NodeLink:
         for item in [f for f in conn.filters_set if f not in self._filters]:
             self._unset_filter(conn, item)
         self._up.set()
+        metrics.esl_state(self.label, True)
         if self._stopping.is_set():
             conn.close()
         elif self._on_up is not None:
@@ -733,6 +750,9 @@ class NodeLink:
         # deadlines, or by stop() closing it.
         closed.wait()
         self._up.clear()
+        metrics.esl_state(self.label, False)
+        if reasons and reasons[0] is not None:  # not closed by close()
+            metrics.ESL_LOST.labels(self.label).inc()
         self._conn = None
         if self._on_down is not None:
             try:

@@ -44,7 +44,7 @@ import gevent
 import gevent.event
 import gevent.pool
 
-from . import infobip, urls
+from . import infobip, metrics, urls
 from .apikeys import KeyStore
 from .config import Config
 from .errors import QueueUnavailable, WebhookFailed, WebhookRefused
@@ -320,6 +320,7 @@ class Webhooks:
         if delivery.expired(now, self.config.webhook_max_age):
             log.warning("job %s: webhook %s %s dropped: not delivered within %ds (%d attempts)", job_id,
                         delivery.event, delivery.id, self.config.webhook_max_age, delivery.attempts)
+            metrics.WEBHOOK_DELIVERIES.labels("expired").inc()
             return None
         found = self.queue.read_call(job_id)
         document = present(*found) if found is not None else None
@@ -327,10 +328,12 @@ class Webhooks:
         if document is None or not url:
             log.warning("job %s: webhook %s %s dropped: the call's record is gone", job_id, delivery.event,
                         delivery.id)
+            metrics.WEBHOOK_DELIVERIES.labels("dropped").inc()
             return None
         if not urls.webhook_url_allowed(url, self.config.webhook_allow):
             log.warning("job %s: webhook %s %s dropped: the callback URL is no longer allowed", job_id,
                         delivery.event, delivery.id)
+            metrics.WEBHOOK_DELIVERIES.labels("dropped").inc()
             return None
         origin = urls.origin(url)
         assert origin is not None  # webhook_url_allowed parsed it
@@ -353,15 +356,18 @@ class Webhooks:
                  timeout=self.timeout)
         except WebhookRefused as exc:
             log.warning("job %s: webhook %s %s dropped: %s", job_id, delivery.event, delivery.id, exc)
+            metrics.WEBHOOK_DELIVERIES.labels("refused").inc()
             return None
         except WebhookFailed as exc:
             retry = replace(delivery, attempts=delivery.attempts + 1)
             delay = self.backoff.delay(retry.attempts)
             self._failed(origin, now)
+            metrics.WEBHOOK_DELIVERIES.labels("failed").inc()
             log.warning("job %s: webhook %s %s attempt %d failed: %s; next in %.1fs", job_id, delivery.event,
                         delivery.id, retry.attempts, exc, delay)
             return retry, delay
         self._down.pop(origin, None)
+        metrics.WEBHOOK_DELIVERIES.labels("delivered").inc()
         log.info("job %s: webhook %s %s delivered", job_id, delivery.event, delivery.id)
         return None
 

@@ -63,6 +63,9 @@ CASES: dict[str, tuple[str, str, Any, str | None]] = {
     "LOG_FORMAT": ("JSON", "log_format", "json", "yaml"),
     "WIDGET_SECRET": ("w" * 40, "widget_secret", "w" * 40, "short"),
     "WIDGET_PER_DESTINATION": ("5", "widget_per_destination", 5, "0"),
+    "METRICS_PORT": ("9108", "metrics_port", 9108, "70000"),
+    "METRICS_ADDRESS": ("0.0.0.0", "metrics_address", "0.0.0.0", "localhost"),
+    "METRICS_TOKEN": ("scrape-me", "metrics_token", "scrape-me", "two words"),
 }
 
 

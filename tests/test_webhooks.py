@@ -20,6 +20,7 @@ import pytest
 import redis
 from gevent.pywsgi import WSGIServer
 
+from eslengine import metrics
 from eslengine.calls import CallRequest, parse_request
 from eslengine.config import Config
 from eslengine.errors import WebhookRefused
@@ -236,10 +237,12 @@ def test_a_delivery_not_made_within_the_max_age_is_dropped_and_logged(
     request = place(queue, receiver)
     move(queue, request, "dialing")
     config = Config(**{**CONFIG.__dict__, "webhook_max_age": 60})
+    expired = deliveries("expired")
     with caplog.at_level(logging.WARNING, logger="eslengine.webhooks"):
         sender(senders, queue, config, clock=lambda: time.time() + 61)
         wait_for(lambda: outbox_empty(queue))
     assert receiver.hits == [] and queue.pending_webhooks(request.id) == []
+    assert deliveries("expired") == expired + 1
     assert any("call.dialing %s.2 dropped: not delivered within 60s" % request.id in r.getMessage()
                for r in caplog.records)
 
@@ -252,6 +255,30 @@ def test_a_delivery_the_receiver_refuses_is_dropped_and_the_next_one_made(
     sender(senders, queue)
     wait_for(lambda: outbox_empty(queue))
     assert receiver.events() == ["call.dialing", "call.completed"]
+
+
+def deliveries(result: str) -> float:
+    return metrics.REGISTRY.get_sample_value("eslengine_webhook_deliveries_total", {"result": result}) or 0.0
+
+
+def test_each_delivery_attempt_is_counted_by_its_result(queue: JobQueue, receiver: Receiver,
+                                                          senders: list[Webhooks]) -> None:
+    results = ("delivered", "failed", "refused", "expired", "dropped")
+    before = {r: deliveries(r) for r in results}
+    # dialing: refused (404); ringing: failed twice (503), then delivered; completed: delivered.
+    receiver.script = [404, 503, 503]
+    request = place(queue, receiver)
+    move(queue, request, "dialing", "ringing", "completed")
+    sender(senders, queue)
+    wait_for(lambda: outbox_empty(queue))
+    # A call whose record is gone: its delivery is dropped.
+    gone = place(queue, receiver)
+    move(queue, gone, "completed")
+    queue.redis.delete(queue.keys.call(gone.id))
+    wait_for(lambda: outbox_empty(queue))
+    assert receiver.events() == ["call.dialing", "call.ringing", "call.ringing", "call.ringing", "call.completed"]
+    assert {r: deliveries(r) - before[r] for r in results} == \
+        {"delivered": 2, "failed": 2, "refused": 1, "expired": 0, "dropped": 1}
 
 
 def test_redirects_are_not_followed(queue: JobQueue, receiver: Receiver, senders: list[Webhooks]) -> None:

@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from eslengine import widget
+from eslengine import metrics, widget
 from eslengine.config import Config
 from eslengine.errors import ValidationError
 from eslengine.http import create_app
@@ -228,6 +228,9 @@ def test_preflight_answers_only_allowed_origins(client: FlaskClient) -> None:
 
 def test_each_abuse_control_refuses_with_its_reason_and_is_counted(client: FlaskClient) -> None:
     site = Site(client, per_network_per_hour=3)
+    reasons = ("origin_not_allowed", "token_invalid", "invalid", "destination_limited", "rate_limited")
+    before = {r: metrics.REGISTRY.get_sample_value("eslengine_widget_refusals_total", {"reason": r}) or 0.0
+              for r in reasons}
     # Origin: another page gets no token and no CORS answer.
     resp = site.session(origin="https://evil.example.com")
     assert resp.status_code == 403 and resp.get_json()["error"] == "origin_not_allowed"
@@ -259,6 +262,9 @@ def test_each_abuse_control_refuses_with_its_reason_and_is_counted(client: Flask
     assert site.call("+15551230007", address="203.0.113.5").status_code == 202
     assert site.refusals() == {"origin_not_allowed": 2, "token_invalid": 2, "invalid": 1, "destination_limited": 1,
                                "rate_limited": 1}
+    # And in the process's metrics, by reason.
+    assert {r: (metrics.REGISTRY.get_sample_value("eslengine_widget_refusals_total", {"reason": r}) or 0.0) - before[r]
+            for r in reasons} == site.refusals()
 
 
 def test_business_hours_refuse_with_the_next_opening(client: FlaskClient) -> None:

@@ -8,6 +8,7 @@ One concept a module:
 ``responses``    JSON answers, request bodies, the errors every surface shares
 ``calls_v1``     the native API: ``/v1/calls``, ``/healthz``, ``/v1/openapi.json``
 ``fast_intake``  ``POST /v1/calls`` as plain WSGI in front of Flask (the hot path)
+``metrics``      ``GET /metrics``, and every request counted by route and status
 ``openapi``      the OpenAPI 3.0 document of the native API
 ``present``      a stored call record as the API shows it
 ``serve``        gunicorn (gevent workers) or Flask's development server

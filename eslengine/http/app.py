@@ -10,7 +10,7 @@ from ..apikeys import KeyStore
 from ..clicktocall import ClickToCallLog
 from ..config import Config
 from ..store import JobQueue
-from . import accounts_v1, blocking, calls_v1, infobip_ctc, kazoo, sarv_v2, telecmi_v2, widget
+from . import accounts_v1, blocking, calls_v1, infobip_ctc, kazoo, metrics, sarv_v2, telecmi_v2, widget
 from .auth import check_auth_config
 from .context import ACCOUNTS_EXTENSION, CLICKTOCALL_EXTENSION, CONFIG_KEY, EXTENSION, KEYS_EXTENSION
 from .fast_intake import FastIntake
@@ -51,4 +51,5 @@ def create_app(config: Config, queue: JobQueue | None = None, *, allow_no_auth: 
     app.register_blueprint(widget.bp)
     if fast_intake:
         app.wsgi_app = FastIntake(app.wsgi_app, config, jobs)  # type: ignore[method-assign]
+    metrics.install(app, jobs)  # GET /metrics; every request counted, the fast path's too
     return app

@@ -15,6 +15,7 @@ from ..errors import JobExists, QueueUnavailable
 from ..store import JobQueue
 from .auth import authorized
 from .calls_v1 import call_path, exists, queued
+from .metrics import ROUTE
 from .responses import MAX_BODY, decode_json, error, queue_unavailable
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class FastIntake:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != self.PATH or environ.get("REQUEST_METHOD") != "POST":
             return self.app(environ, start_response)
+        environ[ROUTE] = self.PATH  # for RequestMetrics (Flask notes its own routes)
         length = self._length(environ)
         if not length:
             return self.app(environ, start_response)

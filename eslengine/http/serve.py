@@ -10,6 +10,7 @@ from gunicorn.app.base import BaseApplication
 
 from ..config import Config
 from ..errors import ConfigError
+from ..metrics import check_multiprocess_dir, process_ended
 from .app import create_app
 from .auth import check_auth_config
 from .context import EXTENSION
@@ -38,6 +39,7 @@ def serve(
     ``ConfigError`` here, before anything is started.
     """
     check_auth_config(config, allow_no_auth)
+    check_multiprocess_dir()
     if dev:
         host, _, port = bind.rpartition(":")
         if not port.isdigit():
@@ -60,6 +62,8 @@ def serve(
         "loglevel": config.log_level.lower(),
         "proc_name": "eslengine-api",
         "preload_app": False,
+        # With PROMETHEUS_MULTIPROC_DIR: a worker that ended leaves no live gauges.
+        "child_exit": lambda _server, worker: process_ended(worker.pid),
     }
     _GunicornServer(config, options, allow_no_auth=allow_no_auth).run()
 

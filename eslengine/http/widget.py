@@ -38,7 +38,7 @@ import redis
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import NotFound
 
-from .. import accounts, clicktocall, widget
+from .. import accounts, clicktocall, metrics, widget
 from ..errors import QueueUnavailable, ValidationError
 from ..status import FINAL
 from ..store import redis_errors
@@ -297,6 +297,7 @@ def _refusals_key(account_id: str, item_id: str) -> str:
 
 
 def _count_refusal(account_id: str, item_id: str, reason: str) -> None:
+    metrics.WIDGET_REFUSALS.labels(reason).inc()
     try:
         with redis_errors("count a refusal"):
             context.queue().redis.hincrby(_refusals_key(account_id, item_id), reason, 1)

@@ -9,6 +9,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from .. import metrics
 from ..errors import QueueUnavailable
 
 
@@ -18,8 +19,10 @@ def redis_errors(what: str) -> Iterator[None]:
     try:
         yield
     except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError) as exc:
+        metrics.count_redis_error(exc)
         raise QueueUnavailable("%s: %s" % (what, exc)) from exc
     except redis.ResponseError as exc:
+        metrics.count_redis_error(exc)
         if "NOGROUP" in str(exc) or "LOADING" in str(exc) or "MASTERDOWN" in str(exc):
             raise QueueUnavailable("%s: %s" % (what, exc)) from exc
         raise

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 
+from .. import metrics
 from ..calls import CallRequest
 from ..status import STATUSES
 from .clock import now_iso
@@ -70,6 +71,8 @@ class Records:
         keys, args = self._transition_call(job_id, status, fields, keep_fields, worker, ack)
         with redis_errors("update call"):
             result = self.run.script("transition", keys, args)
+        if int(result) > 0:
+            metrics.count_call_ended(status, fields)
         return int(result) > 0
 
     def annotate(self, job_id: str, fields: Mapping[str, str]) -> None:
@@ -137,6 +140,8 @@ class Records:
                 [self.keys.call(job_id), self.keys.history(job_id), self.keys.index()],
                 [str(self.record_ttl), now, str(int(ts * 1_000_000)), str(int((ts - self.record_ttl) * 1_000_000)),
                  job_id, *[item for pair in fields.items() for item in pair]])
+        if made:
+            metrics.count_call_ended("failed", fields)
         return bool(made)
 
     def record(self, job_id: str) -> dict[str, str]:

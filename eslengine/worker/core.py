@@ -41,6 +41,7 @@ from .. import logformat
 from ..config import Config
 from ..esl import NodeLink
 from ..inbox import CallPool, Follower
+from ..metrics import WorkerMetrics
 from ..protocol import Event, job_result
 from ..redisbatch import CommandBatcher
 from ..store import JobQueue
@@ -134,10 +135,12 @@ class Worker(Recovering):
         self.markers = SwitchMarkers(config, self.nodes, self.phase)
         self.report = Report(queue, self.consumer, self.timings, self.phase, self.nodes, pool=config.concurrency,
                              now=time.time)
+        self.metrics = WorkerMetrics(self)
 
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        self.metrics.start()  # first: a metrics port that cannot be listened on stops the start
         self.phase.running = True
         logformat.set_context(worker=self.consumer)  # on every JSON log line of this process
         self.batcher = CommandBatcher(self.queue.redis, timeout=max(5.0, self.config.esl_timeout))
@@ -181,6 +184,7 @@ class Worker(Recovering):
         gevent.killall(self._greenlets)
         for state in self.nodes:
             state.link.stop()
+        self.metrics.stop()
 
     def stop(self, grace: float = 30.0) -> None:
         """Stop claiming; let calls in progress finish for up to ``grace``
@@ -212,6 +216,7 @@ class Worker(Recovering):
         # gone another worker adopts them at once.
         self.registry.forget()
         self.batcher.stop()
+        self.metrics.stop()
         self.stopped.set()
         log.info("worker %s: stopped", self.consumer)
 

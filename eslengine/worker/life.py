@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 import gevent.queue
 
-from .. import dialstring
+from .. import dialstring, metrics
 from ..calls import CallRequest, check_policy, loads_request
 from ..config import Config
 from ..errors import (
@@ -459,6 +459,7 @@ class CallLife:
             self._bg.pop(bg_uuid, None)
             self._release(call)
             call.refusals += 1
+            metrics.count_originate(node, "refused")
             log.warning("job %s: switch refused the originate (%s)", job_id, exc.reply)
             if call.refusals >= 3 or not self.phase.running:
                 # The error goes with the failure, in one write: nobody sees "failed" without it.
@@ -500,6 +501,7 @@ class CallLife:
             if call.lost:
                 return
             call.lost = True
+            metrics.count_originate(call.sent_to, "lost")
             call.reconciling = True
             call.lost_at = time.monotonic()
             call.result_due = 0.0  # reconciling from here on
@@ -509,6 +511,7 @@ class CallLife:
             gevent.spawn_later(1.0, call.inbox.put, RECONCILE)
             return
         call.reconciling = False
+        metrics.count_originate(call.sent_to, "ok" if result.ok else "failed")
         if result.ok:
             log.debug("job %s: originate ok uuid=%s", job_id, result.text)
             # The answering leg; not the job id when the switch replaced a

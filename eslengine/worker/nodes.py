@@ -20,6 +20,7 @@ import gevent
 import gevent.event
 import gevent.lock
 
+from .. import metrics
 from ..config import PACKAGE_RECORDINGS_DIR, Config, Node, check_recordings_dir
 from ..errors import ConfigError, EslCommandError, EslError, QueueUnavailable
 from ..pacing import Pacer, node_share
@@ -246,6 +247,7 @@ class Nodes(Sequence[NodeState]):
         limit): start fewer sessions there for ``Timings.throttle_hold`` seconds
         and read its limits again (at most every ``Timings.limits_min_gap``
         seconds)."""
+        metrics.THROTTLE_REFUSALS.labels(node.node.label).inc()
         now = time.monotonic()
         before = node.pacer.rate
         node.pacer.slow_down(now, self.timings.throttle_hold)
@@ -269,6 +271,7 @@ class Nodes(Sequence[NodeState]):
                 sessions: int | None = None) -> NodeState | None:
         """Wait until one of ``nodes`` (default: all) may start ``cost``
         sessions and hold ``sessions`` (default ``cost``); reserve them."""
+        asked = time.monotonic()
         with self._admission:
             while self.phase.running:
                 now = time.monotonic()
@@ -290,6 +293,7 @@ class Nodes(Sequence[NodeState]):
                         wait = min(wait, delay)
                 if best is not None:
                     best.pacer.start(now, cost, sessions)
+                    metrics.observe_pacing(best.node.label, now - asked)
                     return best
                 self.capacity.clear()
                 self.capacity.wait(timeout=wait)
