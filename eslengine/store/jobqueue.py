@@ -140,8 +140,8 @@ class JobQueue:
     def holders(self, job_ids: Sequence[str]) -> list[tuple[str, str] | None]:
         return self.records.holders(job_ids)
 
-    def request_cancel(self, job_id: str, cause: str = "ORIGINATOR_CANCEL") -> str:
-        return self.records.request_cancel(job_id, cause)
+    def request_cancel(self, job_id: str, cause: str = "ORIGINATOR_CANCEL", *, queued_only: bool = False) -> str:
+        return self.records.request_cancel(job_id, cause, queued_only=queued_only)
 
     def list_calls(self, owner: str = "", *, newest: float | None = None, oldest: float | None = None,
                    after: tuple[int, str] | None = None, count: int = 200) -> list[tuple[int, str, dict[str, str]]]:

@@ -177,15 +177,16 @@ class Records:
             found = pipe.execute()
         return [None if status is None else (owner or "", account or "") for status, owner, account in found]
 
-    def request_cancel(self, job_id: str, cause: str = "ORIGINATOR_CANCEL") -> str:
+    def request_cancel(self, job_id: str, cause: str = "ORIGINATOR_CANCEL", *, queued_only: bool = False) -> str:
         """``cancelled`` (it was still queued: it ends with hangup cause
         ``cause``), ``cancelling:<status>`` (a worker will hang it up),
-        ``final:<status>`` or ``missing``."""
+        ``final:<status>`` or ``missing``; with ``queued_only``, a live call
+        is left alone: ``live:<status>``."""
         keys = [self.keys.call(job_id), self.keys.history(job_id), self.keys.cancel, self.keys.webhook(job_id),
                 self.keys.webhooks, self.keys.cdr]
         with redis_errors("cancel"):
             return str(self.run.script("cancel", keys, [now_iso(), job_id, str(self.record_ttl), str(self.cdr_max),
-                                                        cause]))
+                                                        cause, "1" if queued_only else "0"]))
 
     def list_calls(self, owner: str = "", *, newest: float | None = None, oldest: float | None = None,
                    after: tuple[int, str] | None = None, count: int = 200) -> list[tuple[int, str, dict[str, str]]]:

@@ -36,6 +36,7 @@ import gevent
 import gevent.event
 
 from .. import logformat
+from ..campaign.dispatcher import Dispatcher
 from ..config import Config
 from ..esl import NodeLink
 from ..inbox import CallPool, Follower
@@ -45,6 +46,7 @@ from ..store import JobQueue
 from ..webhooks import Webhooks
 from .attempt_markers import SwitchMarkers
 from .call import CANCEL, JOB_HEADER, RECHECK, WORKER_HEADER, Call, OriginateResult
+from .campaigns import CampaignGate
 from .cancels import CancelListener
 from .claiming import Claims
 from .nodes import Nodes, NodeState
@@ -129,6 +131,8 @@ class Worker(Recovering):
         self.retries = RetryPump(queue, self.consumer, self.timings, self.phase)
         self.cancels = CancelListener(queue, self.consumer, self.phase, on_cancel=self._on_cancel)
         self.markers = SwitchMarkers(config, self.nodes, self.phase)
+        self.gate = CampaignGate(queue)
+        self.dispatcher = Dispatcher(config, queue, on_report=self.webhooks.wake)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -164,6 +168,7 @@ class Worker(Recovering):
             gevent.spawn(self.nodes.limits_loop),
         ]
         self.webhooks.start()
+        self.dispatcher.start()
         log.info("worker %s: started, %d node(s), pool %d", self.consumer, len(self.nodes), self.config.concurrency)
 
     def halt(self) -> None:
@@ -171,6 +176,7 @@ class Worker(Recovering):
         recorded or renewed, no call is hung up, and the event sockets
         close (what another worker then adopts; tests use it)."""
         self.phase.running = False
+        self.dispatcher.stop()
         self.pool.kill(block=True)
         gevent.killall(self._greenlets)
         for state in self.nodes:
@@ -183,6 +189,7 @@ class Worker(Recovering):
         if not self.phase.running:
             return
         self.phase.running = False
+        self.dispatcher.stop()
         log.info("worker %s: draining %d call(s), grace %.0fs", self.consumer, len(self.calls), grace)
         self.nodes.wake()
         gevent.killall(self._greenlets[:1], timeout=5)

@@ -3,7 +3,8 @@
 -- marked and its id published for the worker that follows it. KEYS: the
 -- record, its history, the cancel channel, the call's outbox list, the
 -- outbox set, the CDR stream. ARGV: now, the id, ttl, the CDR stream's
--- length, and the hangup cause of a call cancelled while queued.
+-- length, the hangup cause of a call cancelled while queued, and '1' to
+-- leave a live call alone (answered 'live:<status>').
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return 'missing' end
 if RANK[cur] == FINAL_RANK then return 'final:' .. cur end
@@ -15,6 +16,7 @@ if cur == 'queued' then
   write_cdr(1, 6, ARGV[4], ARGV[2])
   return 'cancelled'
 end
+if ARGV[6] == '1' then return 'live:' .. cur end
 redis.call('HSET', KEYS[1], 'cancel_requested', '1', 'updated_at', ARGV[1])
 redis.call('PUBLISH', KEYS[3], ARGV[2])
 return 'cancelling:' .. cur

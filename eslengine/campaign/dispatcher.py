@@ -1,0 +1,323 @@
+"""The campaign dispatcher: turns the contacts of running campaigns into
+jobs at each campaign's pace, and applies each call's outcome to its
+contact.
+
+Every worker runs one; one at a time works, the one holding the lease
+``Keys.dispatcher`` (renewed every ``LEASE / 3`` seconds; a worker that
+dies lets it lapse and another takes over). Its two loops:
+
+* dispatch: for each active campaign, the contacts due (pending, or
+  waiting for a window that has opened) are taken one by one
+  (``CampaignStore.take``: one script moves the contact to dialing, so a
+  contact attempt is taken once) and queued with ``campaign_enqueue`` under
+  an id derived from campaign, contact and attempt (``model.attempt_id``:
+  queued twice, the second is refused). A contact outside its calling
+  window moves to the waiting set until it opens. Pacing: ``decide.Pace``
+  (calls a second) and the campaign's calls at once (checked by ``take``).
+  A contact taken whose job never reached the queue (the dispatcher died in
+  between) is queued again by the sweep under the same id.
+* outcomes: the CDR stream, read through the consumer group ``campaigns``
+  (``store.campaigns.CDR_GROUP``) under one consumer name, so that a new
+  holder of the lease reads what the last one left unacknowledged first.
+  Each CDR of a campaign's call is applied once (``CampaignStore.outcome``
+  acts only while the contact is dialing that very call): a retry per the
+  ladder, pending again (a call cancelled before dialing because the
+  campaign was paused), or done, with its delivery report queued.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import gevent
+
+from ..calls import CallRequest
+from ..config import Config
+from ..errors import JobExists, QueueUnavailable, ValidationError
+from ..lease import Lease
+from ..store import JobQueue
+from ..store.campaigns import CampaignStore
+from . import decide
+from .model import Campaign, Contact, attempt_id, build_request, load_campaign, opening
+
+log = logging.getLogger(__name__)
+
+# Seconds the dispatcher's lease lasts unless renewed.
+LEASE = 6.0
+# The consumer name the holder of the lease reads the CDR stream as.
+CONSUMER = "dispatcher"
+# A contact dialing this long without its call's record is queued again.
+STALE = 30.0
+# Contacts looked at per campaign per round, at most.
+ROUND = 200
+
+
+def campaign_enqueue(queue: JobQueue, request: CallRequest, *, owner: str = "", account: str = "") -> str:
+    """Queue one campaign call: the one way every campaign job is queued."""
+    return queue.enqueue(request, owner=owner, account=account)
+
+
+class Dispatcher:
+    """One worker's campaign dispatcher (see the module docstring)."""
+
+    def __init__(self, config: Config, queue: JobQueue, *, store: CampaignStore | None = None,
+                 tick: float = 0.05, idle: float = 0.2, clock: Callable[[], float] = time.time,
+                 on_report: Callable[[], None] = lambda: None) -> None:
+        self.config = config
+        self.queue = queue
+        self.store = store or CampaignStore(queue.redis, queue.keys, record_ttl=queue.record_ttl)
+        self.tick = tick
+        self.idle = idle
+        self.clock = clock
+        self.on_report = on_report
+        self.token = uuid.uuid4().hex
+        self.lease = Lease(margin=1.0)
+        self._paces: dict[str, decide.Pace] = {}
+        self._campaigns: dict[str, Campaign] = {}
+        self._swept: dict[str, float] = {}
+        self._greenlets: list[gevent.Greenlet] = []
+        self._pending_read = True
+
+    def start(self) -> None:
+        self._greenlets = [gevent.spawn(self._lease_loop), gevent.spawn(self._dispatch_loop),
+                           gevent.spawn(self._outcome_loop)]
+
+    def stop(self) -> None:
+        gevent.killall(self._greenlets, timeout=5)
+        self._greenlets = []
+        self.lease.end()
+
+    def holds(self) -> bool:
+        return self.lease.holds(time.monotonic())
+
+    # ------------------------------------------------------------ the lease
+
+    def _lease_loop(self) -> None:
+        while True:
+            sent = time.monotonic()
+            try:
+                got = self.store.lease(self.token, LEASE)
+                if got:
+                    if self.lease.renewed(sent, LEASE, unbroken=got == 1):
+                        log.info("campaign dispatcher: this worker dispatches from now on")
+                        self._pending_read = True
+                        self._paces.clear()
+                else:
+                    self.lease.end()
+            except QueueUnavailable as exc:
+                log.warning("campaign dispatcher: lease not renewed: %s", exc)
+                self.lease.failed()
+            gevent.sleep(LEASE / 3 if self.holds() else LEASE / 6)
+
+    # ------------------------------------------------------------ dispatch
+
+    def _dispatch_loop(self) -> None:
+        while True:
+            pause = self.idle
+            if self.holds():
+                try:
+                    if self.dispatch():
+                        pause = self.tick
+                except QueueUnavailable as exc:
+                    log.warning("campaign dispatcher: Redis unavailable: %s", exc)
+                    pause = 1.0
+                except Exception:
+                    log.exception("campaign dispatcher: dispatch failed")
+                    pause = 1.0
+            gevent.sleep(pause)
+
+    def campaign(self, campaign_id: str, raw: dict[str, str]) -> Campaign:
+        found = self._campaigns.get(campaign_id)
+        if found is None:
+            found = load_campaign(json.loads(raw["doc"]), self.config)
+            self._campaigns[campaign_id] = found
+        return found
+
+    def dispatch(self) -> bool:
+        """One round over the active campaigns; whether any is active."""
+        active = self.store.active()
+        for campaign_id in active:
+            if not self.holds():
+                break
+            self.dispatch_campaign(campaign_id)
+        return bool(active)
+
+    def dispatch_campaign(self, campaign_id: str) -> int:
+        """Queue what ``campaign_id`` may start now; returns how many."""
+        raw = self.store.raw(campaign_id)
+        state = raw.get("state")
+        if not raw or state not in ("running", "cancelled"):
+            self.store.inactive(campaign_id)
+            self._paces.pop(campaign_id, None)
+            return 0
+        campaign = self.campaign(campaign_id, raw)
+        now = self.clock()
+        if state == "cancelled" or (campaign.valid_until is not None and now > campaign.valid_until.timestamp()):
+            undone = self.store.undone(campaign_id, ROUND)
+            if undone:
+                self.store.drop(campaign_id, undone, "cancelled" if state == "cancelled" else "expired")
+                self.on_report()
+            elif state == "cancelled":
+                self.store.inactive(campaign_id)
+            return 0
+        self._sweep(campaign_id, campaign, raw, now)
+        room = campaign.max_concurrent - int(raw.get("c:dialing") or 0)
+        pace = self._paces.setdefault(campaign_id, decide.Pace())
+        allowed = pace.release(now, campaign.cps, min(room, ROUND))
+        if allowed <= 0:
+            return 0
+        due = self.store.due(campaign_id, now, allowed * 2)
+        started = 0
+        moment = datetime.fromtimestamp(now, timezone.utc)
+        for contact_id, found in zip(due, self.store.contacts(campaign_id, due)):
+            if started >= allowed:
+                break
+            if not found:
+                continue
+            contact = Contact.from_json(_json(found["doc"]))
+            opens = opening(campaign, contact, moment)
+            if opens is not None:
+                self.store.wait(campaign_id, contact_id, decide.waits_until(opens, moment))
+                continue
+            tries = int(found.get("tries") or 0)
+            taken = self._start(campaign_id, campaign, raw, contact, tries, now)
+            if taken < 0:
+                break
+            started += taken
+        pace.give_back(allowed - started)
+        return started
+
+    def _start(self, campaign_id: str, campaign: Campaign, raw: dict[str, str], contact: Contact, tries: int,
+               now: float) -> int:
+        """Take the contact for attempt ``tries + 1`` and queue its call: 1
+        when queued, 0 when not (it moved, or cannot be called), -1 when
+        the campaign has as many calls under way as it may."""
+        request: CallRequest | None = None
+        refusal = ""
+        try:
+            request = build_request(campaign, campaign_id, contact, tries + 1, self.config)
+        except ValidationError as exc:
+            refusal = "%s: %s" % (exc.field, exc.reason)
+        taken = self.store.take(campaign_id, contact.id, tries, _call_id(campaign_id, contact, tries + 1), now,
+                                campaign.max_concurrent)
+        if taken != 1:
+            return taken
+        if request is None:
+            log.warning("campaign %s: contact %s refused: %s", campaign_id, contact.id, refusal)
+            self.store.outcome(campaign_id, contact.id, _call_id(campaign_id, contact, tries + 1), "finish",
+                               outcome="failed", cause="CALL_REJECTED")
+            self.on_report()
+            return 0
+        self._queue(request, raw)
+        return 1
+
+    def _queue(self, request: CallRequest, raw: dict[str, str]) -> None:
+        try:
+            campaign_enqueue(self.queue, request, owner=raw.get("owner", ""), account=raw.get("account", ""))
+        except JobExists:
+            pass  # queued before (the sweep found it slow): the same call
+
+    def _sweep(self, campaign_id: str, campaign: Campaign, raw: dict[str, str], now: float) -> None:
+        """Queue again, under the same id, the calls of contacts taken long
+        ago whose job never reached the queue; at most every STALE / 3 s."""
+        if now - self._swept.get(campaign_id, 0.0) < STALE / 3:
+            return
+        self._swept[campaign_id] = now
+        stale = self.store.stale_dialing(campaign_id, now - STALE)
+        for contact_id, found in zip(stale, self.store.contacts(campaign_id, stale)):
+            call_id = found.get("call", "")
+            if not found or found.get("state") != "dialing" or not call_id:
+                continue
+            if self.queue.record(call_id):
+                self.store.touch_dialing(campaign_id, contact_id, now)
+                continue
+            contact = Contact.from_json(_json(found["doc"]))
+            tries = int(found.get("tries") or 1)
+            try:
+                request = build_request(campaign, campaign_id, contact, tries, self.config, check_policy=False)
+            except ValidationError:
+                continue
+            log.warning("campaign %s: contact %s: call %s never queued; queueing it", campaign_id, contact_id, call_id)
+            self._queue(request, raw)
+            self.store.touch_dialing(campaign_id, contact_id, now)
+
+    # ------------------------------------------------------------ outcomes
+
+    def _outcome_loop(self) -> None:
+        group = False
+        while True:
+            if not self.holds():
+                gevent.sleep(self.idle)
+                continue
+            try:
+                if not group:
+                    self.store.ensure_cdr_group()
+                    group = True
+                self.read_outcomes(block_ms=500)
+            except QueueUnavailable as exc:
+                log.warning("campaign dispatcher: Redis unavailable: %s", exc)
+                gevent.sleep(1.0)
+            except Exception:
+                log.exception("campaign dispatcher: reading outcomes failed")
+                gevent.sleep(1.0)
+
+    def read_outcomes(self, block_ms: int | None = None, count: int = 500) -> int:
+        """Apply the CDRs not yet applied (first those read and left
+        unacknowledged); returns how many were read."""
+        pending = self._pending_read
+        entries = self.store.read_cdrs(CONSUMER, count, block_ms, pending=pending)
+        if pending and len(entries) < count:
+            self._pending_read = False
+        done = []
+        for entry_id, fields in entries:
+            if fields.get("campaign"):
+                self.apply(fields)
+            done.append(entry_id)
+        self.store.ack_cdrs(done)
+        return len(entries)
+
+    def apply(self, cdr: dict[str, str]) -> int:
+        """One CDR of a campaign's call: see ``CampaignStore.outcome``."""
+        campaign_id, contact_id, call_id = cdr["campaign"], cdr.get("contact", ""), cdr.get("id", "")
+        found = self.store.contact(campaign_id, contact_id)
+        if not found or found.get("state") != "dialing" or found.get("call") != call_id:
+            return 0
+        raw = self.store.raw(campaign_id)
+        if not raw:
+            return 0
+        campaign = self.campaign(campaign_id, raw)
+        ended = _time(cdr.get("ended_at")) or datetime.fromtimestamp(self.clock(), timezone.utc)
+        decision = decide.after_call(campaign, raw.get("state", ""), Contact.from_json(_json(found["doc"])),
+                                     retries_done=int(found.get("retries") or 0),
+                                     first_at=float(found.get("first_at") or ended.timestamp()),
+                                     status=cdr.get("status", ""), cause=cdr.get("cause", ""), ended=ended)
+        result = self.store.outcome(campaign_id, contact_id, call_id, decision.action, when=decision.when,
+                                    outcome=decision.outcome, cause=decision.cause)
+        if result and decision.action == "finish":
+            self.on_report()
+        if result == 2:
+            log.info("campaign %s: finished", campaign_id)
+        return result
+
+
+def _call_id(campaign_id: str, contact: Contact, attempt: int) -> str:
+    return attempt_id(campaign_id, contact.id, attempt)
+
+
+def _json(text: str) -> Any:
+    return json.loads(text)
+
+
+def _time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
