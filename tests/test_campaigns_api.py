@@ -10,6 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from eslengine.apikeys import KeyStore
 from eslengine.config import Config
 from eslengine.http import create_app
 from eslengine.store import JobQueue, Keys, connect
@@ -115,3 +116,24 @@ def test_campaigns_are_listed_newest_first_and_unknown_ids_are_404(client: Flask
     assert client.get("/v1/campaigns/" + "0" * 32, headers=AUTH).status_code == 404
     assert client.get("/v1/campaigns/not-an-id", headers=AUTH).status_code == 404
     assert client.get("/v1/campaigns").status_code == 401
+
+
+def test_a_client_key_sees_its_own_campaigns_and_presents_only_its_caller_ids(app: Flask, client: FlaskClient,
+                                                                             key_prefix: str) -> None:
+    keys = KeyStore(connect(app.config["ESLENGINE_CONFIG"].redis_url), key_prefix)
+    _, token = keys.create("shop", caller_ids=["+15550000001", "+1555000009*"])
+    mine = {"Authorization": "Bearer " + token}
+    made = client.post("/v1/campaigns", json={**CAMPAIGN, "contacts": [
+        {"number": "+15551230001", "caller_id": "+15550000099"}, {"number": "+15551230002", "caller_id": "+1999"},
+        {"number": "+15551230003"}]}, headers=mine)
+    assert made.status_code == 201
+    assert made.json["campaign"]["call"]["caller_id_number"] == "+15550000001"  # the list's first, by default
+    assert [(e["row"], e["field"]) for e in made.json["upload"]["errors"]] == [(2, "caller_id")]
+    refused = client.post("/v1/campaigns", json={**CAMPAIGN, "call": {"b": "user/1000", "caller_id_number": "+1999"}},
+                          headers=mine)
+    assert refused.status_code == 422 and refused.json["field"] == "call.caller_id_number"
+    assert client.get("/v1/campaigns/" + made.json["id"], headers=mine).status_code == 200
+    theirs = create(client)
+    assert client.get("/v1/campaigns/" + theirs["id"], headers=mine).status_code == 404
+    assert client.post("/v1/campaigns/%s/start" % theirs["id"], headers=mine).status_code == 404
+    assert [c["id"] for c in client.get("/v1/campaigns", headers=mine).json["campaigns"]] == [made.json["id"]]

@@ -56,7 +56,7 @@ _CAMPAIGN_ID = re.compile(r"[0-9a-f]{32}")
 # attempt n of a contact has one id, however often it is queued.
 _ATTEMPT_NAMESPACE = uuid.UUID("3f1c2a9e-8d47-4b6e-9a05-6c1d7e2b4f80")
 # A number the template is checked with, in place of a contact's.
-_SAMPLE = "+15551230001"
+SAMPLE_NUMBER = "+15551230001"
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ def parse_campaign(data: object, config: Config) -> Campaign:
         raise ValidationError("call.%s" % party, "filled with each contact's numbers (give only its options)")
     # The template with a sample number must make a valid request.
     try:
-        calls.parse_request(_fill(template, party, [_SAMPLE], None, {}), config, check_policy=False)
+        calls.parse_request(_fill(template, party, [SAMPLE_NUMBER], None, {}), config, check_policy=False)
     except ValidationError as exc:
         raise ValidationError("call." + exc.field, exc.reason) from None
     pacing = data.get("pacing") or {}
@@ -209,7 +209,7 @@ def parse_campaign(data: object, config: Config) -> Campaign:
     notify = data.get("notify_url")
     if notify is not None:
         try:
-            calls.parse_request({"a": _SAMPLE, "b": _SAMPLE, "callback_url": notify}, config, check_policy=False)
+            calls.parse_request({"a": SAMPLE_NUMBER, "b": SAMPLE_NUMBER, "callback_url": notify}, config, check_policy=False)
         except ValidationError as exc:
             raise ValidationError("notify_url", exc.reason) from None
     notify_format = data.get("notify_format", "json")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -25,12 +26,15 @@ from typing import Any
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import NotFound
 
+from .. import apikeys
 from ..campaign.model import (
     ACTIONS,
     MAX_INLINE_CONTACTS,
+    SAMPLE_NUMBER,
     Campaign,
     Contact,
     RowError,
+    build_request,
     check_campaign_id,
     check_contact,
     contact_from_row,
@@ -107,6 +111,7 @@ def add_contacts(campaign_id: str, campaign: Campaign, rows: Iterable[tuple[int,
                  result: Added) -> None:
     """Check each contact and store them ``BATCH`` at a time."""
     config = context.config()
+    key = auth.caller()
     batch: list[tuple[int, Contact]] = []
 
     def flush() -> None:
@@ -126,6 +131,9 @@ def add_contacts(campaign_id: str, campaign: Campaign, rows: Iterable[tuple[int,
             continue
         try:
             contact = check_contact(campaign, item, row, config)
+            if contact.caller_id and key.caller_ids and not apikeys.caller_id_allowed(key, contact.caller_id):
+                raise RowError(row, "caller_id", "not a caller ID this key may present (allowed: %s)"
+                               % ", ".join(key.caller_ids))
         except RowError as exc:
             result.refuse(exc)
             continue
@@ -180,6 +188,7 @@ def create_campaign() -> Response:
     data = json_body()
     try:
         campaign = parse_campaign(data, context.config())
+        campaign = _caller_ids(key, campaign)
     except ValidationError as exc:
         return error(422, "invalid", exc.reason, field=exc.field)
     assert isinstance(data, dict)
@@ -195,6 +204,21 @@ def create_campaign() -> Response:
     shown = store().show(campaign_id)
     return json_response({**(shown or {}), "upload": result.to_json()}, 201,
                          Location="/v1/campaigns/%s" % campaign_id)
+
+
+def _caller_ids(key: apikeys.ApiKey, campaign: Campaign) -> Campaign:
+    """The campaign as ``key``'s caller-ID allow-list lets it call: its
+    template's caller IDs allowed, and the list's first number presented when
+    it names none (``apikeys.apply_caller_ids``)."""
+    sample = build_request(campaign, "0" * 32, Contact("r1", (SAMPLE_NUMBER,)), 1, context.config(),
+                           check_policy=False)
+    try:
+        applied = apikeys.apply_caller_ids(key, sample)
+    except ValidationError as exc:
+        raise ValidationError("call." + exc.field, exc.reason) from None
+    if applied.caller_id_number != sample.caller_id_number:
+        return dataclasses.replace(campaign, call={**campaign.call, "caller_id_number": applied.caller_id_number})
+    return campaign
 
 
 @bp.get("/v1/campaigns")
