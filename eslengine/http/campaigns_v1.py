@@ -123,7 +123,8 @@ def add_contacts(campaign_id: str, campaign: Campaign, rows: Iterable[tuple[int,
                 result.added += 1
         batch.clear()
 
-    seen: set[str] = set()
+    # Memory stays one batch deep: an id seen twice is refused by the store
+    # (the second time it is already there), in the same batch or a later one.
     for row, item in rows:
         result.rows += 1
         if isinstance(item, RowError):
@@ -137,10 +138,6 @@ def add_contacts(campaign_id: str, campaign: Campaign, rows: Iterable[tuple[int,
         except RowError as exc:
             result.refuse(exc)
             continue
-        if contact.id in seen:
-            result.refuse(RowError(row, "id", "appears twice in this upload (%r)" % contact.id))
-            continue
-        seen.add(contact.id)
         batch.append((row, contact))
         if len(batch) >= BATCH:
             flush()
