@@ -103,7 +103,8 @@ class Added:
             self.errors.append(exc.to_json())
 
     def to_json(self) -> dict[str, Any]:
-        return {"rows": self.rows, "added": self.added, "refused": self.refused, "errors": self.errors,
+        return {"rows": self.rows, "added": self.added, "refused": self.refused,
+                "errors": sorted(self.errors, key=lambda e: int(e["row"])),
                 "errors_truncated": self.refused > len(self.errors)}
 
 
