@@ -230,22 +230,25 @@ class Dispatcher:
             return
         self._swept[campaign_id] = now
         stale = self.store.stale_dialing(campaign_id, now - STALE)
-        for contact_id, found in zip(stale, self.store.contacts(campaign_id, stale)):
-            call_id = found.get("call", "")
-            if not found or found.get("state") != "dialing" or not call_id:
-                continue
-            if self.queue.record(call_id):
-                self.store.touch_dialing(campaign_id, contact_id, now)
-                continue
-            contact = Contact.from_json(_json(found["doc"]))
-            tries = int(found.get("tries") or 1)
-            try:
-                request = build_request(campaign, campaign_id, contact, tries, self.config, check_policy=False)
-            except ValidationError:
-                continue
-            log.warning("campaign %s: contact %s: call %s never queued; queueing it", campaign_id, contact_id, call_id)
-            self._queue(request, raw)
+        found = [c for c in self.store.contacts(campaign_id, stale) if c.get("state") == "dialing" and c.get("call")]
+        for contact, exists in zip(found, self.store.calls_exist([c["call"] for c in found])):
+            contact_id = str(_json(contact["doc"])["id"])
+            if not exists:
+                request = self._rebuild(campaign, campaign_id, contact)
+                if request is None:
+                    continue
+                log.warning("campaign %s: contact %s: call %s never queued; queueing it", campaign_id, contact_id,
+                            contact["call"])
+                self._queue(request, raw)
             self.store.touch_dialing(campaign_id, contact_id, now)
+
+    def _rebuild(self, campaign: Campaign, campaign_id: str, found: dict[str, str]) -> CallRequest | None:
+        """The call a dialing contact was taken for, built again."""
+        try:
+            return build_request(campaign, campaign_id, Contact.from_json(_json(found["doc"])),
+                                 int(found.get("tries") or 1), self.config, check_policy=False)
+        except ValidationError:
+            return None
 
     # ------------------------------------------------------------ outcomes
 

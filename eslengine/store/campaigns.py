@@ -205,6 +205,14 @@ class CampaignStore:
             return list(self.redis.zrangebyscore(self.keys.campaign_dialing(campaign_id), "-inf", repr(before),
                                                  start=0, num=limit))
 
+    def calls_exist(self, call_ids: Sequence[str]) -> list[bool]:
+        """Whether each call has a record (its job reached the queue)."""
+        with redis_errors("read calls"):
+            pipe = self.redis.pipeline(transaction=False)
+            for call_id in call_ids:
+                pipe.exists(self.keys.call(call_id))
+            return [bool(n) for n in pipe.execute()]
+
     def touch_dialing(self, campaign_id: str, contact_id: str, now: float) -> None:
         with redis_errors("dialing contacts"):
             self.redis.zadd(self.keys.campaign_dialing(campaign_id), {contact_id: now}, xx=True)
