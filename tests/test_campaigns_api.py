@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from eslengine.apikeys import KeyStore
 from eslengine.config import Config
@@ -137,3 +140,34 @@ def test_a_client_key_sees_its_own_campaigns_and_presents_only_its_caller_ids(ap
     assert client.get("/v1/campaigns/" + theirs["id"], headers=mine).status_code == 404
     assert client.post("/v1/campaigns/%s/start" % theirs["id"], headers=mine).status_code == 404
     assert [c["id"] for c in client.get("/v1/campaigns", headers=mine).json["campaigns"]] == [made.json["id"]]
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+                           lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+                           max_leaves=20)
+CSV_TEXT = st.text(alphabet=st.sampled_from(list('number,id,caller_id,var_x"\n\r+1555123 0\x00;\u00e9')), max_size=80)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_whatever_a_client_sends_a_campaign_is_never_a_server_error(app: Flask, data: st.DataObject) -> None:
+    client = app.test_client()
+    campaign_id = create(client)["id"]
+    path = "/v1/campaigns/%s/contacts" % campaign_id
+    kind = data.draw(st.sampled_from(["csv bytes", "csv text", "json contacts", "campaign"]))
+    if kind == "csv bytes":
+        reply = client.post(path, data=data.draw(st.binary(max_size=300)), headers=AUTH, content_type="text/csv")
+    elif kind == "csv text":
+        body = "number,id,caller_id,var_x\n" + data.draw(CSV_TEXT)
+        reply = client.post(path, data=body.encode(), headers=AUTH, content_type="text/csv")
+    elif kind == "json contacts":
+        reply = client.post(path, data=json.dumps(data.draw(JSON_VALUES)), headers=AUTH,
+                            content_type="application/json")
+    else:
+        document = data.draw(st.fixed_dictionaries(
+            {"name": JSON_VALUES, "call": JSON_VALUES},
+            optional={name: JSON_VALUES for name in ("pacing", "calling_window", "retry", "valid_until", "contacts",
+                                                     "contact_party", "notify_url", "notify_format")}))
+        reply = client.post("/v1/campaigns", data=json.dumps(document), headers=AUTH, content_type="application/json")
+    assert reply.status_code < 500, (kind, reply.status_code, reply.data[:300])
+    assert reply.is_json

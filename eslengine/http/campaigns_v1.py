@@ -295,10 +295,8 @@ def _doc(raw: dict[str, str]) -> dict[str, Any]:
     return document
 
 
-@bp.post("/v1/campaigns/<campaign_id>/<action>")
+@bp.post("/v1/campaigns/<campaign_id>/<any(%s):action>" % ",".join(ACTIONS))
 def act(campaign_id: str, action: str) -> Response:
-    if action not in ACTIONS:
-        raise NotFound("no such action (%s)" % ", ".join(ACTIONS))
     auth.require("place", "%s campaigns" % action)
     _campaign(campaign_id)
     was, moved = store().act(campaign_id, action)
