@@ -131,3 +131,35 @@ def test_cancelling_ends_every_contact_not_called_yet(rig: Rig) -> None:
     assert shown is not None and shown["state"] == "cancelled" and "ended_at" in shown
     assert shown["counters"]["cancelled"] + shown["counters"]["connected"] == 30
     assert shown["counters"]["cancelled"] >= 20
+
+
+def test_a_worker_killed_mid_campaign_loses_no_contact_and_calls_none_twice(rig: Rig) -> None:
+    first, second = rig.start_worker(), rig.start_worker()
+    store, campaign_id = make(rig, numbers(30), pacing={"cps": 10, "max_concurrent": 10})
+    store.act(campaign_id, "start")
+    leader = wait_for(lambda: next((w for w in (first, second) if w.dispatcher.holds()), None), timeout=10)
+    wait_for(lambda: len(originated(rig, campaign_id)) >= 8, timeout=10)
+    rig.crash(leader)  # its lease lapses; the other worker takes the campaign over
+    survivor = second if leader is first else first
+    wait_for(lambda: store.state(campaign_id) == "finished", timeout=40)
+    assert survivor.dispatcher.holds()
+    shown = store.show(campaign_id)
+    assert shown is not None and shown["counters"]["done"] == 30
+    completed = Counter(c["contact"] for c in cdrs(rig, campaign_id) if c["status"] == "completed")
+    per_job = Counter(r.variables.get("eslengine_job_id") for r in list(rig.switch.board.originates))
+    contacts = {c["contact"] for c in cdrs(rig, campaign_id)}
+    assert contacts == {"c%d" % i for i in range(30)}
+    assert all(n == 1 for n in completed.values())
+    assert all(per_job[c["id"]] == 1 for c in cdrs(rig, campaign_id))
+
+
+def test_a_worker_stopped_hands_the_dispatcher_over_at_once(rig: Rig) -> None:
+    first, second = rig.start_worker(), rig.start_worker()
+    leader = wait_for(lambda: next((w for w in (first, second) if w.dispatcher.holds()), None), timeout=10)
+    other = second if leader is first else first
+    leader.stop(grace=1)
+    rig.workers.remove(leader)
+    stopped = time.monotonic()
+    wait_for(other.dispatcher.holds, timeout=10)
+    # Within a renewal of the one left (LEASE / 6 while it holds none), not the lease's whole lifetime.
+    assert time.monotonic() - stopped < 3.0

@@ -88,10 +88,18 @@ class Dispatcher:
         self._greenlets = [gevent.spawn(self._lease_loop), gevent.spawn(self._dispatch_loop),
                            gevent.spawn(self._outcome_loop)]
 
-    def stop(self) -> None:
+    def stop(self, release: bool = True) -> None:
+        """Stop; with ``release``, give the lease up at once (another worker
+        takes over within a renewal) instead of letting it lapse."""
         gevent.killall(self._greenlets, timeout=5)
         self._greenlets = []
+        held = self.holds()
         self.lease.end()
+        if release and held:
+            try:
+                self.store.lease(self.token, 0)
+            except QueueUnavailable as exc:
+                log.warning("campaign dispatcher: lease left to lapse: %s", exc)
 
     def holds(self) -> bool:
         return self.lease.holds(time.monotonic())

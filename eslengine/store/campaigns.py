@@ -247,7 +247,7 @@ class CampaignStore:
 
     def lease(self, token: str, ttl: float) -> int:
         """Take or renew the dispatcher's lease for ``ttl`` seconds: 2 taken,
-        1 renewed, 0 another worker holds it."""
+        1 renewed, 0 another worker holds it. ``ttl`` 0: give it up, if held."""
         with redis_errors("dispatcher lease"):
             return int(self.run.script("campaign_lease", [self.keys.dispatcher], [token, str(int(ttl * 1000))]))
 

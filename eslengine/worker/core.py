@@ -176,7 +176,7 @@ class Worker(Recovering):
         recorded or renewed, no call is hung up, and the event sockets
         close (what another worker then adopts; tests use it)."""
         self.phase.running = False
-        self.dispatcher.stop()
+        self.dispatcher.stop(release=False)
         self.pool.kill(block=True)
         gevent.killall(self._greenlets)
         for state in self.nodes:

@@ -204,10 +204,12 @@ class CallLife:
             # with whatever settings), the worker checks it again here.
             # A paused or cancelled campaign's job still queued is not dialed.
             stop = self.gate.stopped(request) if entry_id else None
-            if stop is not None and not self.queue.request_cancel(job_id, stop, queued_only=True).startswith("live:"):
-                log.info("job %s: its campaign is stopped (%s); not dialed", job_id, stop)
-                self.queue.ack(entry_id)
-                return False
+            if stop is not None:
+                ended = self.queue.request_cancel(job_id, stop, queued_only=True)
+                if ended == "cancelled" or ended.startswith("final:"):
+                    log.info("job %s: its campaign is stopped (%s); not dialed", job_id, stop)
+                    self.queue.ack(entry_id)
+                    return False
             refusal = self._refusal(request)
             bg_uuid = self._job_uuid()
             dialing = (self._dialing_fields(call, bg_uuid)
