@@ -14,8 +14,11 @@ dies lets it lapse and another takes over). Its two loops:
   queued twice, the second is refused). A contact outside its calling
   window moves to the waiting set until it opens. Pacing: ``decide.Pace``
   (calls a second) and the campaign's calls at once (checked by ``take``).
-  A contact taken whose job never reached the queue (the dispatcher died in
-  between) is queued again by the sweep under the same id.
+  The sweep looks at contacts dialing for over ``STALE`` seconds: one whose
+  job never reached the queue (the dispatcher died in between) is queued
+  again under the same id; one whose call has ended but whose CDR was never
+  applied (trimmed off the stream unread, lost with a Redis restart) gets
+  its outcome from the call's record.
 * outcomes: the CDR stream, read through the consumer group ``campaigns``
   (``store.campaigns.CDR_GROUP``) under one consumer name, so that a new
   holder of the lease reads what the last one left unacknowledged first.
@@ -41,6 +44,7 @@ from ..calls import CallRequest
 from ..config import Config
 from ..errors import JobExists, QueueUnavailable, ValidationError
 from ..lease import Lease
+from ..status import FINAL
 from ..store import JobQueue
 from ..store.campaigns import CampaignStore
 from . import decide
@@ -239,15 +243,22 @@ class Dispatcher:
         self._swept[campaign_id] = now
         stale = self.store.stale_dialing(campaign_id, now - STALE)
         found = [c for c in self.store.contacts(campaign_id, stale) if c.get("state") == "dialing" and c.get("call")]
-        for contact, exists in zip(found, self.store.calls_exist([c["call"] for c in found])):
+        for contact, call in zip(found, self.store.calls_ended([c["call"] for c in found])):
             contact_id = str(_json(contact["doc"])["id"])
-            if not exists:
+            if call is None:
                 request = self._rebuild(campaign, campaign_id, contact)
                 if request is None:
                     continue
                 log.warning("campaign %s: contact %s: call %s never queued; queueing it", campaign_id, contact_id,
                             contact["call"])
                 self._queue(request, raw)
+            elif call["status"] in FINAL:
+                # Its CDR never came (the stream trimmed before it was read,
+                # or lost with a Redis restart): the record says the same.
+                log.warning("campaign %s: contact %s: call %s ended without a CDR read; applying its record",
+                            campaign_id, contact_id, contact["call"])
+                self.apply({**call, "campaign": campaign_id, "contact": contact_id, "id": contact["call"]})
+                continue
             self.store.touch_dialing(campaign_id, contact_id, now)
 
     def _rebuild(self, campaign: Campaign, campaign_id: str, found: dict[str, str]) -> CallRequest | None:

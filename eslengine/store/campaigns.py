@@ -205,13 +205,16 @@ class CampaignStore:
             return list(self.redis.zrangebyscore(self.keys.campaign_dialing(campaign_id), "-inf", repr(before),
                                                  start=0, num=limit))
 
-    def calls_exist(self, call_ids: Sequence[str]) -> list[bool]:
-        """Whether each call has a record (its job reached the queue)."""
+    def calls_ended(self, call_ids: Sequence[str]) -> list[dict[str, str] | None]:
+        """Each call's ``status``, ``hangup_cause`` and ``ended_at`` (those it
+        has), or None where it has no record (its job never reached the queue)."""
         with redis_errors("read calls"):
             pipe = self.redis.pipeline(transaction=False)
             for call_id in call_ids:
-                pipe.exists(self.keys.call(call_id))
-            return [bool(n) for n in pipe.execute()]
+                pipe.hmget(self.keys.call(call_id), ["status", "hangup_cause", "ended_at"])
+            found = pipe.execute()
+        return [None if status is None else {"status": status, "cause": cause or "", "ended_at": ended or ""}
+                for status, cause, ended in found]
 
     def touch_dialing(self, campaign_id: str, contact_id: str, now: float) -> None:
         with redis_errors("dialing contacts"):
