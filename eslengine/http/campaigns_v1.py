@@ -58,18 +58,10 @@ auth.protect(bp)
 MAX_CSV = 512 * 1024 * 1024
 # Row errors reported at most per request.
 MAX_ERRORS = 1000
-CAMPAIGNS_EXTENSION = "eslengine.campaigns"
 
 
 def store() -> CampaignStore:
-    from flask import current_app
-
-    found = current_app.extensions.get(CAMPAIGNS_EXTENSION)
-    if found is None:
-        queue = context.queue()
-        found = CampaignStore(queue.redis, queue.keys, record_ttl=queue.record_ttl)
-        current_app.extensions[CAMPAIGNS_EXTENSION] = found
-    return found
+    return context.campaign_store()
 
 
 def _visible(raw: dict[str, str]) -> bool:

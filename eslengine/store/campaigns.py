@@ -279,10 +279,6 @@ class CampaignStore:
                 self.redis.xack(self.keys.cdr, CDR_GROUP, *entry_ids)
 
 
-def _iso(seconds: float) -> str:
-    return now_iso(seconds)
-
-
 def present(raw: Mapping[str, str], waiting_until: float | None) -> dict[str, Any]:
     """A campaign's hash as the API shows it."""
     counters = {name: int(raw.get("c:" + name) or 0) for name in COUNTERS}
@@ -295,7 +291,7 @@ def present(raw: Mapping[str, str], waiting_until: float | None) -> dict[str, An
         "calls": int(raw.get("calls") or 0),
         "counters": {**counters, **outcomes},
         "failed_by_cause": {k[2:]: int(v) for k, v in sorted(raw.items()) if k.startswith("f:") and int(v)},
-        "waiting_until": _iso(waiting_until) if waiting_until is not None and counters["waiting_window"] else None,
+        "waiting_until": now_iso(waiting_until) if waiting_until is not None and counters["waiting_window"] else None,
     }
     for name in ("created_at", "updated_at", "running_at", "paused_at", "cancelled_at", "ended_at"):
         if raw.get(name):
