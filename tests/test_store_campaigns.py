@@ -142,3 +142,21 @@ def test_the_dispatcher_applies_a_call_whose_cdr_never_came_from_its_record(
     dispatcher._sweep(CID, dispatcher.campaign(CID, raw), raw, clock[0])
     contact = store.contact(CID, "r0")
     assert (contact["state"], contact["outcome"], contact["cause"]) == ("done", "connected", "NORMAL_CLEARING")
+
+
+def test_a_campaign_the_dispatcher_cannot_read_does_not_hold_up_the_others(
+        store: CampaignStore, queue: JobQueue, caplog: pytest.LogCaptureFixture) -> None:
+    store.act(CID, "start")
+    broken = "b" * 32
+    store.create(broken, parse_campaign({"name": "b", "call": {"b": "user/1000"}}, STORE_CONFIG))
+    store.add_contacts(broken, [Contact("r0", ("+15551230001",))])
+    store.act(broken, "start")
+    queue.redis.hset(queue.keys.campaign(broken), "doc", '{"name": "b"}')  # no call template: refused
+    dispatcher = Dispatcher(STORE_CONFIG, queue, store=store)
+    dispatcher.lease.renewed(time.monotonic(), 60.0, unbroken=True)
+    assert dispatcher.dispatch()
+    assert dispatcher.dispatch()  # left alone: logged once
+    assert [r.getMessage() for r in caplog.records if broken in r.getMessage()] == [
+        "campaign %s: not dispatched for a minute: its document is refused here: call: the call template: an "
+        "object of what POST /v1/calls takes" % broken]
+    assert store.contact(CID, "r0")["state"] == "dialing" and store.contact(broken, "r0")["state"] == "queued"

@@ -85,6 +85,8 @@ class Dispatcher:
         self._paces: dict[str, decide.Pace] = {}
         self._campaigns: dict[str, Campaign] = {}
         self._swept: dict[str, float] = {}
+        # Campaigns left alone until then (monotonic seconds): see dispatch.
+        self._broken: dict[str, float] = {}
         self._greenlets: list[gevent.Greenlet] = []
         self._pending_read = True
 
@@ -152,12 +154,28 @@ class Dispatcher:
         return found
 
     def dispatch(self) -> bool:
-        """One round over the active campaigns; whether any is active."""
+        """One round over the active campaigns; whether any is active. A
+        campaign that cannot be dispatched (its document no longer valid
+        under this worker's settings, a bug) is logged and left alone for a
+        minute; the others go on."""
         active = self.store.active()
+        now = time.monotonic()
         for campaign_id in active:
             if not self.holds():
                 break
-            self.dispatch_campaign(campaign_id)
+            if self._broken.get(campaign_id, 0.0) > now:
+                continue
+            try:
+                self.dispatch_campaign(campaign_id)
+            except QueueUnavailable:
+                raise
+            except ValidationError as exc:
+                log.error("campaign %s: not dispatched for a minute: its document is refused here: %s: %s",
+                          campaign_id, exc.field, exc.reason)
+                self._broken[campaign_id] = now + 60.0
+            except Exception:
+                log.exception("campaign %s: not dispatched for a minute", campaign_id)
+                self._broken[campaign_id] = now + 60.0
         return bool(active)
 
     def dispatch_campaign(self, campaign_id: str) -> int:
@@ -170,15 +188,15 @@ class Dispatcher:
             return 0
         campaign = self.campaign(campaign_id, raw)
         now = self.clock()
+        self._sweep(campaign_id, campaign, raw, now)
         if state == "cancelled" or (campaign.valid_until is not None and now > campaign.valid_until.timestamp()):
             undone = self.store.undone(campaign_id, ROUND)
             if undone:
                 self.store.drop(campaign_id, undone, "cancelled" if state == "cancelled" else "expired")
                 self.on_report()
-            elif state == "cancelled":
+            elif state == "cancelled" and not int(raw.get("c:dialing") or 0):
                 self.store.inactive(campaign_id)
             return 0
-        self._sweep(campaign_id, campaign, raw, now)
         room = campaign.max_concurrent - int(raw.get("c:dialing") or 0)
         pace = self._paces.setdefault(campaign_id, decide.Pace())
         allowed = pace.release(now, campaign.cps, min(room, ROUND))
