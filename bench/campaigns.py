@@ -2,7 +2,7 @@
 CSV upload rate; Redis memory per queued contact.
 
 One node whose limit (``--sps``, and the same ``sps`` in the worker's node
-URL) is what paces; one worker, the API. Every call's first party is busy
+URL) is what paces: 100 and then 400 sessions a second; one worker, the API. Every call's first party is busy
 (``...486``), so each ends at once and only the pacing shows.
 
 * single jobs: N jobs pushed onto the stream at once; the rate is taken
@@ -10,7 +10,10 @@ URL) is what paces; one worker, the API. Every call's first party is busy
   skipped, as in ``bench.throughput``).
 * campaign: N contacts, ``cps`` above the node's limit, uploaded and
   started over HTTP; the same rate, from the same switch. Target: at least
-  0.95 of the single jobs' rate.
+  0.95 of the single jobs' rate at 100 sessions a second. The 400 run is a
+  reference: on a 2-core machine the worker (and its dispatcher) share the
+  CPUs with the switch, Redis and the API, and there the single jobs
+  themselves fall short of the node's limit.
 * upload: a campaign's CSV of R rows streamed to ``POST
   /v1/campaigns/<id>/contacts`` (rows a second, wall clock), and Redis's
   ``used_memory`` grown by the R queued contacts, per contact. The API
@@ -31,10 +34,13 @@ from typing import Any
 
 import gevent
 
+from eslengine.campaign import model
+
 from .harness import BenchStack, Result, fill_stream, job, rss_bytes, wait_until
 
 TARGET_RATIO = 0.95
-SPS = 100
+# The node limits the campaigns are measured against.
+NODE_SPS = (100, 400)
 
 
 def _rate(times: list[float], k: int) -> float:
@@ -110,60 +116,59 @@ def _campaign(stack: BenchStack, contacts: int, cps: float) -> str:
     return str(made["id"])
 
 
-def run(quick: bool) -> list[Result]:
-    n = 600 if quick else 3000
-    upload_rows = 20_000 if quick else 100_000
-    stack = BenchStack(switch_args=["--sps", str(SPS), "--max-sessions", "10000"],
-                       node_query="sps=%d&max_sessions=10000" % SPS, workers=1)
+def _stack(sps: int) -> BenchStack:
+    stack = BenchStack(switch_args=["--sps", str(sps), "--max-sessions", "10000"],
+                       node_query="sps=%d&max_sessions=10000" % sps, workers=1)
     stack.start()
-    ok = False
-    try:
-        stack.wait_worker_connected()
-        client = stack.client()
-        # Single jobs, all queued at once.
-        before = stack.switch_stats(counts=True)["results"]
-        fill_stream(client, (job() for _ in range(n)))
-        single = _rate(_finished(stack, before, n, 300, "single jobs not done"), n)
-        print("  single jobs       %6.1f originates/s (node sps %d)" % (single, SPS), file=sys.stderr)
-        # The same through a campaign whose cps is above the node's limit.
-        campaign_id = _campaign(stack, n, SPS * 2)
-        before = stack.switch_stats(counts=True)["results"]
-        _post(stack, "/v1/campaigns/%s/start" % campaign_id, {})
-        campaign = _rate(_finished(stack, before, n, 300, "campaign calls not done"), n)
-        print("  campaign          %6.1f originates/s" % campaign, file=sys.stderr)
-        # Upload rate and memory per contact (a campaign never started).
-        memory_before = int(client.info("memory")["used_memory"])
-        api_pid = stack.processes["api"].proc.pid
-        made = _post(stack, "/v1/campaigns", {"name": "upload", "call": {"b": "+15551230002"}})
-        rows = Rows(upload_rows, busy=False)
-        peak = [_tree_rss(api_pid)]
+    return stack
 
-        def sample() -> None:
-            while True:
-                peak.append(_tree_rss(api_pid))
-                gevent.sleep(0.1)
 
-        sampler = gevent.spawn(sample)
-        t0 = time.monotonic()
-        result = _post(stack, "/v1/campaigns/%s/contacts" % made["id"], rows, "text/csv", rows.size)
-        elapsed = time.monotonic() - t0
-        sampler.kill()
-        assert result["added"] == upload_rows, result
-        per_contact = (int(client.info("memory")["used_memory"]) - memory_before) / upload_rows
-        rate = upload_rows / elapsed
-        print("  upload            %6.0f rows/s, %.0f bytes a contact, API RSS %.1f -> peak %.1f MB" % (
-            rate, per_contact, peak[0] / 1e6, max(peak) / 1e6), file=sys.stderr)
-        ok = True
-    finally:
-        stack.stop()
-        if ok:
-            stack.cleanup()
-        else:
-            print("  logs kept in %s" % stack.dir, file=sys.stderr)
+def _throughput(stack: BenchStack, sps: int, n: int) -> Result:
+    """N single jobs, then a campaign of N contacts, against a node limited to ``sps``."""
+    stack.wait_worker_connected()
+    client = stack.client()
+    before = stack.switch_stats(counts=True)["results"]
+    fill_stream(client, (job() for _ in range(n)))
+    single = _rate(_finished(stack, before, n, 300, "single jobs not done"), n)
+    # The same through a campaign whose cps is above the node's limit.
+    campaign_id = _campaign(stack, n, min(sps * 2, model.MAX_CPS))
+    before = stack.switch_stats(counts=True)["results"]
+    _post(stack, "/v1/campaigns/%s/start" % campaign_id, {})
+    campaign = _rate(_finished(stack, before, n, 300, "campaign calls not done"), n)
+    print("  node sps %4d: single jobs %6.1f originates/s, campaign %6.1f" % (sps, single, campaign),
+          file=sys.stderr)
+    target = sps == NODE_SPS[0]
+    return Result("campaign originates/s / single jobs (node sps %d)" % sps, round(campaign / single, 3), "ratio",
+                  ">= %.2f" % TARGET_RATIO if target else "(reference)",
+                  campaign / single >= TARGET_RATIO if target else None,
+                  "%d calls each: campaign %.1f/s, single jobs %.1f/s" % (n, campaign, single))
+
+
+def _upload(stack: BenchStack, upload_rows: int) -> list[Result]:
+    """Upload rate and memory per contact (a campaign never started)."""
+    client = stack.client()
+    memory_before = int(client.info("memory")["used_memory"])
+    api_pid = stack.processes["api"].proc.pid
+    made = _post(stack, "/v1/campaigns", {"name": "upload", "call": {"b": "+15551230002"}})
+    rows = Rows(upload_rows, busy=False)
+    peak = [_tree_rss(api_pid)]
+
+    def sample() -> None:
+        while True:
+            peak.append(_tree_rss(api_pid))
+            gevent.sleep(0.1)
+
+    sampler = gevent.spawn(sample)
+    t0 = time.monotonic()
+    result = _post(stack, "/v1/campaigns/%s/contacts" % made["id"], rows, "text/csv", rows.size)
+    elapsed = time.monotonic() - t0
+    sampler.kill()
+    assert result["added"] == upload_rows, result
+    per_contact = (int(client.info("memory")["used_memory"]) - memory_before) / upload_rows
+    rate = upload_rows / elapsed
+    print("  upload %6.0f rows/s, %.0f bytes a contact, API RSS %.1f -> peak %.1f MB" % (
+        rate, per_contact, peak[0] / 1e6, max(peak) / 1e6), file=sys.stderr)
     return [
-        Result("campaign originates/s / single jobs (node sps %d)" % SPS, round(campaign / single, 3), "ratio",
-               ">= %.2f" % TARGET_RATIO, campaign / single >= TARGET_RATIO,
-               "%d calls each: campaign %.1f/s, single jobs %.1f/s" % (n, campaign, single)),
         Result("campaign CSV upload rate", round(rate), "rows/s", "(reference)", None,
                "%d rows, %.1f MB streamed in %.1fs" % (upload_rows, rows.size / 1e6, elapsed)),
         Result("Redis memory per queued contact", round(per_contact), "bytes", "(reference)", None,
@@ -172,3 +177,23 @@ def run(quick: bool) -> list[Result]:
                "(reference)", None, "a %.1f MB CSV of %d rows, read a row at a time" % (rows.size / 1e6,
                                                                                        upload_rows)),
     ]
+
+
+def run(quick: bool) -> list[Result]:
+    results: list[Result] = []
+    for i, sps in enumerate(NODE_SPS):
+        stack = _stack(sps)
+        ok = False
+        try:
+            # About 6 s (quick) or 30 s of calls at the node's limit.
+            results.append(_throughput(stack, sps, sps * (6 if quick else 30)))
+            if i == 0:
+                results += _upload(stack, 20_000 if quick else 100_000)
+            ok = True
+        finally:
+            stack.stop()
+            if ok:
+                stack.cleanup()
+            else:
+                print("  logs kept in %s" % stack.dir, file=sys.stderr)
+    return results

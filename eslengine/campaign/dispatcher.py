@@ -39,6 +39,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import gevent
+import gevent.pool
 
 from ..calls import CallRequest
 from ..config import Config
@@ -60,6 +61,8 @@ CONSUMER = "dispatcher"
 STALE = 30.0
 # Contacts looked at per campaign per round, at most.
 ROUND = 200
+# Calls queued at once.
+ENQUEUING = 50
 
 
 def campaign_enqueue(queue: JobQueue, request: CallRequest, *, owner: str = "", account: str = "") -> str:
@@ -89,6 +92,7 @@ class Dispatcher:
         self._broken: dict[str, float] = {}
         self._greenlets: list[gevent.Greenlet] = []
         self._pending_read = True
+        self._enqueuing = gevent.pool.Pool(ENQUEUING)
 
     def start(self) -> None:
         self._greenlets = [gevent.spawn(self._lease_loop), gevent.spawn(self._dispatch_loop),
@@ -203,10 +207,10 @@ class Dispatcher:
         if allowed <= 0:
             return 0
         due = self.store.due(campaign_id, now, allowed * 2)
-        started = 0
         moment = datetime.fromtimestamp(now, timezone.utc)
+        chosen: list[tuple[Contact, int, CallRequest | None, str]] = []
         for contact_id, found in zip(due, self.store.contacts(campaign_id, due)):
-            if started >= allowed:
+            if len(chosen) >= allowed:
                 break
             if not found:
                 continue
@@ -216,42 +220,37 @@ class Dispatcher:
                 self.store.wait(campaign_id, contact_id, decide.waits_until(opens, moment))
                 continue
             tries = int(found.get("tries") or 0)
-            taken = self._start(campaign_id, campaign, raw, contact, tries, now)
-            if taken < 0:
-                break
-            started += taken
+            try:
+                chosen.append((contact, tries, build_request(campaign, campaign_id, contact, tries + 1, self.config),
+                               ""))
+            except ValidationError as exc:
+                chosen.append((contact, tries, None, "%s: %s" % (exc.field, exc.reason)))
+        taken = self.store.take_many(campaign_id, [(c.id, tries, attempt_id(campaign_id, c.id, tries + 1))
+                                                   for c, tries, _, _ in chosen], now, campaign.max_concurrent)
+        started = 0
+        for (contact, tries, request, refusal), took in zip(chosen, taken):
+            if took != 1:
+                continue
+            if request is None:
+                log.warning("campaign %s: contact %s refused: %s", campaign_id, contact.id, refusal)
+                self.store.outcome(campaign_id, contact.id, attempt_id(campaign_id, contact.id, tries + 1), "finish",
+                                   outcome="failed", cause="CALL_REJECTED")
+                self.on_report()
+                continue
+            # Queued side by side: their scripts share the worker's pipelines.
+            self._enqueuing.spawn(self._queue, request, raw)
+            started += 1
+        self._enqueuing.join()
         pace.give_back(allowed - started)
         return started
-
-    def _start(self, campaign_id: str, campaign: Campaign, raw: dict[str, str], contact: Contact, tries: int,
-               now: float) -> int:
-        """Take the contact for attempt ``tries + 1`` and queue its call: 1
-        when queued, 0 when not (it moved, or cannot be called), -1 when
-        the campaign has as many calls under way as it may."""
-        request: CallRequest | None = None
-        refusal = ""
-        try:
-            request = build_request(campaign, campaign_id, contact, tries + 1, self.config)
-        except ValidationError as exc:
-            refusal = "%s: %s" % (exc.field, exc.reason)
-        taken = self.store.take(campaign_id, contact.id, tries, _call_id(campaign_id, contact, tries + 1), now,
-                                campaign.max_concurrent)
-        if taken != 1:
-            return taken
-        if request is None:
-            log.warning("campaign %s: contact %s refused: %s", campaign_id, contact.id, refusal)
-            self.store.outcome(campaign_id, contact.id, _call_id(campaign_id, contact, tries + 1), "finish",
-                               outcome="failed", cause="CALL_REJECTED")
-            self.on_report()
-            return 0
-        self._queue(request, raw)
-        return 1
 
     def _queue(self, request: CallRequest, raw: dict[str, str]) -> None:
         try:
             campaign_enqueue(self.queue, request, owner=raw.get("owner", ""), account=raw.get("account", ""))
         except JobExists:
             pass  # queued before (the sweep found it slow): the same call
+        except QueueUnavailable as exc:
+            log.warning("job %s: campaign call not queued (%s); the sweep queues it", request.id, exc)
 
     def _sweep(self, campaign_id: str, campaign: Campaign, raw: dict[str, str], now: float) -> None:
         """Queue again, under the same id, the calls of contacts taken long
@@ -261,6 +260,7 @@ class Dispatcher:
         self._swept[campaign_id] = now
         stale = self.store.stale_dialing(campaign_id, now - STALE)
         found = [c for c in self.store.contacts(campaign_id, stale) if c.get("state") == "dialing" and c.get("call")]
+        looked: list[str] = []
         for contact, call in zip(found, self.store.calls_ended([c["call"] for c in found])):
             contact_id = str(_json(contact["doc"])["id"])
             if call is None:
@@ -277,7 +277,8 @@ class Dispatcher:
                             campaign_id, contact_id, contact["call"])
                 self.apply({**call, "campaign": campaign_id, "contact": contact_id, "id": contact["call"]})
                 continue
-            self.store.touch_dialing(campaign_id, contact_id, now)
+            looked.append(contact_id)
+        self.store.touch_dialing(campaign_id, looked, now)
 
     def _rebuild(self, campaign: Campaign, campaign_id: str, found: dict[str, str]) -> CallRequest | None:
         """The call a dialing contact was taken for, built again."""
@@ -344,10 +345,6 @@ class Dispatcher:
         if result == 2:
             log.info("campaign %s: finished", campaign_id)
         return result
-
-
-def _call_id(campaign_id: str, contact: Contact, attempt: int) -> str:
-    return attempt_id(campaign_id, contact.id, attempt)
 
 
 def _json(text: str) -> Any:

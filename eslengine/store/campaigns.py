@@ -185,12 +185,21 @@ class CampaignStore:
              max_concurrent: int) -> int:
         """1: the contact is dialing ``call_id`` now; 0: it or the campaign
         moved meanwhile; -1: the campaign has ``max_concurrent`` under way."""
-        keys = [self.keys.campaign(campaign_id), self.keys.contact(campaign_id, contact_id),
-                self.keys.campaign_pending(campaign_id), self.keys.campaign_waiting(campaign_id),
-                self.keys.campaign_dialing(campaign_id)]
-        with redis_errors("take contact"):
-            return int(self.run.script("campaign_take", keys,
-                                       [contact_id, str(tries), call_id, repr(now), str(max_concurrent)]))
+        return self.take_many(campaign_id, [(contact_id, tries, call_id)], now, max_concurrent)[0]
+
+    def take_many(self, campaign_id: str, items: Sequence[tuple[str, int, str]], now: float,
+                  max_concurrent: int) -> list[int]:
+        """``take`` for each (contact id, tries, call id), in one step."""
+        if not items:
+            return []
+        keys = [self.keys.campaign(campaign_id), self.keys.campaign_pending(campaign_id),
+                self.keys.campaign_waiting(campaign_id), self.keys.campaign_dialing(campaign_id),
+                *[self.keys.contact(campaign_id, contact_id) for contact_id, _, _ in items]]
+        args = [repr(now), str(max_concurrent)]
+        for contact_id, tries, call_id in items:
+            args += [contact_id, str(tries), call_id]
+        with redis_errors("take contacts"):
+            return [int(r) for r in self.run.script("campaign_take", keys, args)]
 
     def wait(self, campaign_id: str, contact_id: str, opens: float) -> bool:
         keys = [self.keys.campaign(campaign_id), self.keys.contact(campaign_id, contact_id),
@@ -216,9 +225,11 @@ class CampaignStore:
         return [None if status is None else {"status": status, "cause": cause or "", "ended_at": ended or ""}
                 for status, cause, ended in found]
 
-    def touch_dialing(self, campaign_id: str, contact_id: str, now: float) -> None:
-        with redis_errors("dialing contacts"):
-            self.redis.zadd(self.keys.campaign_dialing(campaign_id), {contact_id: now}, xx=True)
+    def touch_dialing(self, campaign_id: str, contact_ids: Sequence[str], now: float) -> None:
+        """The contacts' calls were looked at ``now``: not stale again before STALE."""
+        if contact_ids:
+            with redis_errors("dialing contacts"):
+                self.redis.zadd(self.keys.campaign_dialing(campaign_id), {c: now for c in contact_ids}, xx=True)
 
     def outcome(self, campaign_id: str, contact_id: str, call_id: str, action: str, *, when: float = 0.0,
                 outcome: str = "", cause: str = "") -> int:

@@ -1,22 +1,35 @@
 -- uses: contact
--- Take a contact of a running campaign for its next call: from pending or
--- waiting to dialing, its tries one up, its call the id given, in one step
--- with nothing else: a contact is taken for one attempt once. KEYS: the
--- campaign, the contact, the pending set, the waiting set, the dialing
--- set. ARGV: the contact id, the tries it had when read, the call id, now
--- (epoch seconds), most calls at once. Returns 1 when taken, 0 when the
--- contact or the campaign moved meanwhile, -1 when the campaign has as many
--- calls under way as it may.
-if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
-local state = redis.call('HGET', KEYS[2], 'state')
-if state ~= 'queued' and state ~= 'retrying' and state ~= 'waiting_window' then return 0 end
-if (redis.call('HGET', KEYS[2], 'tries') or '0') ~= ARGV[2] then return 0 end
-if tonumber(redis.call('HGET', KEYS[1], 'c:dialing') or '0') >= tonumber(ARGV[5]) then return -1 end
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('ZREM', KEYS[4], ARGV[1])
-move_contact(1, 2, 'dialing')
-redis.call('HSET', KEYS[2], 'tries', tonumber(ARGV[2]) + 1, 'call', ARGV[3])
-redis.call('HSETNX', KEYS[2], 'first_at', ARGV[4])
-redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'calls', 1)
-return 1
+-- Take contacts of a running campaign for their next calls: each from
+-- pending or waiting to dialing, its tries one up, its call the id given,
+-- in one step with nothing else: a contact is taken for one attempt once.
+-- KEYS: the campaign, the pending set, the waiting set, the dialing set,
+-- then each contact's key. ARGV: now (epoch seconds), most calls at once,
+-- then for each contact its id, the tries it had when read, the call id.
+-- Returns for each contact 1 (taken), 0 (it or the campaign moved
+-- meanwhile) or -1 (the campaign has as many calls under way as it may).
+local out = {}
+local running = redis.call('HGET', KEYS[1], 'state') == 'running'
+local most = tonumber(ARGV[2])
+for i = 5, #KEYS do
+  local a = 3 + 3 * (i - 5)
+  local id, tries, call = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local taken = 0
+  local state = redis.call('HGET', KEYS[i], 'state')
+  if running and (state == 'queued' or state == 'retrying' or state == 'waiting_window')
+      and (redis.call('HGET', KEYS[i], 'tries') or '0') == tries then
+    if tonumber(redis.call('HGET', KEYS[1], 'c:dialing') or '0') >= most then
+      taken = -1
+    else
+      redis.call('ZREM', KEYS[2], id)
+      redis.call('ZREM', KEYS[3], id)
+      move_contact(1, i, 'dialing')
+      redis.call('HSET', KEYS[i], 'tries', tonumber(tries) + 1, 'call', call)
+      redis.call('HSETNX', KEYS[i], 'first_at', ARGV[1])
+      redis.call('ZADD', KEYS[4], ARGV[1], id)
+      redis.call('HINCRBY', KEYS[1], 'calls', 1)
+      taken = 1
+    end
+  end
+  table.insert(out, taken)
+end
+return out
