@@ -8,6 +8,8 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from eslengine.campaign.decide import Pace
+from eslengine.campaign.dispatcher import Dispatcher
 from eslengine.campaign.model import Contact, parse_campaign
 from eslengine.store.campaigns import CampaignStore
 from tests.rig import Rig, wait_for
@@ -163,3 +165,30 @@ def test_a_worker_stopped_hands_the_dispatcher_over_at_once(rig: Rig) -> None:
     wait_for(other.dispatcher.holds, timeout=10)
     # Within a renewal of the one left (LEASE / 6 while it holds none), not the lease's whole lifetime.
     assert time.monotonic() - stopped < 3.0
+
+
+def test_a_paused_campaigns_queued_calls_are_not_dialed_and_their_contacts_wait_again(rig: Rig) -> None:
+    store, campaign_id = make(rig, numbers(3), pacing={"cps": 100, "max_concurrent": 10})
+    store.act(campaign_id, "start")
+    # A dispatcher of its own, no worker yet: the calls wait in the stream.
+    dispatcher = Dispatcher(rig.config, rig.queue, store=store)
+    dispatcher.lease.renewed(time.monotonic(), 60.0, unbroken=True)
+    dispatcher._paces[campaign_id] = Pace(credit=3.0)
+    assert dispatcher.dispatch_campaign(campaign_id) == 3
+    store.act(campaign_id, "pause")
+    worker = rig.start_worker()
+    worker.dispatcher.stop()  # the test's dispatcher applies the outcomes
+    wait_for(lambda: len(cdrs(rig, campaign_id)) == 3)
+    assert {(c["status"], c["cause"]) for c in cdrs(rig, campaign_id)} == {("cancelled", "CAMPAIGN_PAUSED")}
+    assert originated(rig, campaign_id) == []
+    dispatcher.store.ensure_cdr_group()
+    dispatcher.read_outcomes()
+    shown = store.show(campaign_id)
+    assert shown is not None and shown["counters"]["queued"] == 3 and shown["counters"]["dialing"] == 0
+    store.act(campaign_id, "resume")
+    dispatcher._paces[campaign_id] = Pace(credit=3.0)
+    assert dispatcher.dispatch_campaign(campaign_id) == 3  # attempt 2 of each: new calls
+    wait_for(lambda: sum(c["status"] == "completed" for c in cdrs(rig, campaign_id)) == 3, timeout=15)
+    dispatcher.read_outcomes()
+    assert store.state(campaign_id) == "finished"
+    assert sorted(c["attempt"] for c in cdrs(rig, campaign_id) if c["status"] == "completed") == ["2", "2", "2"]

@@ -311,10 +311,13 @@ class Dispatcher:
     def read_outcomes(self, block_ms: int | None = None, count: int = 500) -> int:
         """Apply the CDRs not yet applied (first those read and left
         unacknowledged); returns how many were read."""
-        pending = self._pending_read
-        entries = self.store.read_cdrs(CONSUMER, count, block_ms, pending=pending)
-        if pending and len(entries) < count:
-            self._pending_read = False
+        entries = []
+        if self._pending_read:
+            entries = self.store.read_cdrs(CONSUMER, count, None, pending=True)
+            if len(entries) < count:
+                self._pending_read = False
+        if not entries:
+            entries = self.store.read_cdrs(CONSUMER, count, block_ms)
         done = []
         for entry_id, fields in entries:
             if fields.get("campaign"):

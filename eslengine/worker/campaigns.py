@@ -4,9 +4,9 @@ claims a campaign's job and again just before the originate is written.
 A paused or cancelled campaign's job still queued is not dialed: its call
 ends ``cancelled`` with hangup cause ``CAMPAIGN_PAUSED`` or
 ``CAMPAIGN_CANCELLED`` (and its CDR takes the contact back to pending, or
-ends it). A campaign's state is read from Redis at most every ``FRESH``
-seconds per campaign, so that pausing stops new originates within a
-second.
+ends it). A running campaign's state is read from Redis again after
+``FRESH`` seconds, so that pausing stops new originates within a second; a
+stopped one's every time it is asked.
 """
 
 from __future__ import annotations
@@ -45,7 +45,9 @@ class CampaignGate:
             return None
         now = self.clock()
         state, at = self._states.get(campaign, ("", -1e9))
-        if now - at > FRESH:
+        # A stopped state is read again every time: a call is never ended
+        # for a pause its campaign has been resumed from since.
+        if now - at > FRESH or state in STOPPED:
             with redis_errors("campaign state"):
                 state = str(self.queue.redis.hget(self.queue.keys.campaign(campaign), "state") or "")
             if len(self._states) > 10_000:
