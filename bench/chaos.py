@@ -44,13 +44,25 @@ unknown     jobs that ended failed with hangup cause UNKNOWN (the engine could
 crash       jobs that ended with hangup cause CRASH (their switch node was
             killed while the call was up)
 
+With ``--campaign N`` (default 300, ``--quick`` 100) a campaign of N
+contacts runs through the same faults: its dispatcher lives in the workers
+(one at a time, under a lease), so killing or pausing a worker kills or
+pauses it too. About a tenth of its contacts are busy and retried once.
+Each of its calls (every attempt of every contact) joins the accounting
+above, and per contact:
+
+campaign lost   contacts not done after the wait (the campaign never finished)
+campaign twice  contacts connected more than once, or with an attempt
+                originated twice (see twice above)
+
 Each node keeps mod_db's table in a file (``--db-file``), as FreeSWITCH
 keeps it in sqlite: a node killed and restarted still has the attempt
 markers its calls wrote.
 
 The last line is ``chaos: accepted=N originated=N completed=N failed=N
-lost=N twice=N unknown=N crash=N``; the exit status is 1 when lost or twice
-is not 0. Every
+lost=N twice=N unknown=N crash=N contacts=N contacts_lost=N contacts_twice=N``;
+the exit status is 1 when lost, twice, contacts_lost or contacts_twice is
+not 0. Every
 process's log and the journals stay in the run directory when the run fails
 (or with ``--keep``).
 """
@@ -76,12 +88,14 @@ from typing import Any
 import redis
 
 import eslengine
+from eslengine.campaign.model import Contact, attempt_id, parse_campaign
 from eslengine.config import Config
 from eslengine.errors import JobExists, QueueUnavailable
 from eslengine.fakeswitch.journal import read_journal
 from eslengine.stack import LocalStack, Process, free_port, wait_for_port
 from eslengine.status import FINAL
 from eslengine.store import Keys
+from eslengine.store.campaigns import CampaignStore
 from eslengine.worker import Timings
 
 FAULTS = ("kill-worker", "pause-worker", "kill-node", "drop-node", "stall-node", "drop-redis")
@@ -115,6 +129,8 @@ class Chaos:
     claim_idle_ms: int = 5000
     fault_every: float = 5.0
     keep: bool = False
+    campaign: int = 0
+    campaign_id: str = ""
     stack: LocalStack = field(default_factory=lambda: LocalStack(start_api=False, workers=0))
     nodes: list[Node] = field(default_factory=list)
     workers_up: dict[str, Process] = field(default_factory=dict)
@@ -255,6 +271,52 @@ class Chaos:
                         break
                     time.sleep(0.05)
 
+    # ------------------------------------------------------------ the campaign
+
+    def start_campaign(self, client: redis.Redis, rng: random.Random) -> None:
+        config = Config.from_env(self.engine_env)
+        store = CampaignStore(client, Keys("eslengine"))
+        campaign = parse_campaign({
+            "name": "chaos", "call": {"b": "+15558880001", "timeout": 5},
+            "pacing": {"cps": max(1.0, round(self.campaign / (self.seconds * 0.6), 2)), "max_concurrent": 100},
+            "retry": {"on": ["busy"], "delay": "10s", "max_retries": 1}}, config)
+        self.campaign_id = uuid.uuid4().hex
+        store.create(self.campaign_id, campaign)
+        contacts = []
+        for i in range(self.campaign):
+            number = "+1557%07d" % i
+            if rng.random() < 0.1:
+                number = number[:-3] + "486"
+            elif number.endswith(("486", "408", "503", "404")):
+                number = number[:-3] + "100"
+            contacts.append(Contact("k%d" % i, (number,)))
+        for i in range(0, len(contacts), 1000):
+            store.add_contacts(self.campaign_id, contacts[i:i + 1000])
+        store.act(self.campaign_id, "start")
+        self.say("campaign %s: %d contacts, %.2f calls/s" % (self.campaign_id, self.campaign, campaign.cps))
+
+    def wait_campaign(self, client: redis.Redis) -> dict[str, dict[str, str]]:
+        """Wait (at most ``drain`` seconds and the dispatcher's sweep) for the
+        campaign to finish; its contacts, and every call it placed joins
+        the jobs accounted for."""
+        store = CampaignStore(client, Keys("eslengine"))
+        deadline = time.monotonic() + self.drain + 40
+        last = ""
+        while True:
+            shown = store.show(self.campaign_id) or {}
+            line = "campaign %s: %s" % (shown.get("state"), shown.get("counters"))
+            if line != last:
+                self.say(line)
+                last = line
+            if shown.get("state") == "finished" or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        contacts = {"k%d" % i: store.contact(self.campaign_id, "k%d" % i) for i in range(self.campaign)}
+        for contact_id, found in contacts.items():
+            self.accepted += [attempt_id(self.campaign_id, contact_id, n)
+                              for n in range(1, int(found.get("tries") or 0) + 1)]
+        return contacts
+
     # ------------------------------------------------------------ faults
 
     def schedule(self, rng: random.Random) -> list[tuple[float, str]]:
@@ -367,6 +429,8 @@ class Chaos:
         self.say("up: redis :%d, %s, %d workers" % (
             self.stack.redis_port, ", ".join("%s :%d" % (n.name, n.port) for n in self.nodes), len(self.workers_up)))
         client = self.client()
+        if self.campaign:
+            self.start_campaign(client, random.Random(rng.random()))
         threads = [
             self._thread("submit", self.submit, self.client(), random.Random(rng.random())),
             self._thread("inject", self.inject, plan, random.Random(rng.random()), client),
@@ -381,10 +445,13 @@ class Chaos:
             if not node.up:
                 self.start_node(node)
                 self.say("restart-node %s (left down by the schedule)" % node.name)
+        contacts = self.wait_campaign(client) if self.campaign else {}
         records = self.wait_final(client)
+        cdrs = [f for _, f in client.xrange(Keys("eslengine").cdr)] if self.campaign else []
         self.stop(groups=(0, 1))
         report = Report.build(self.accepted, records, {n.name: read_journal(n.journal) for n in self.nodes},
                               self.history(client), self.killed)
+        report.contacts(self.campaign_id, contacts, cdrs)
         code = report.print(self)
         self.stop()
         if code == 0 and not self.keep:
@@ -457,6 +524,24 @@ class Report:
     switch: dict[str, list[dict[str, Any]]]
     records: dict[str, dict[str, str]]
     history: Callable[[str], list[str]]
+    contact_count: int = 0
+    contacts_lost: dict[str, str] = field(default_factory=dict)
+    contacts_twice: dict[str, str] = field(default_factory=dict)
+
+    def contacts(self, campaign_id: str, contacts: dict[str, dict[str, str]], cdrs: list[dict[str, str]]) -> None:
+        """The per-contact checks of a campaign (see the module docstring)."""
+        self.contact_count = len(contacts)
+        connected = collections.Counter(c.get("contact") for c in cdrs
+                                        if c.get("campaign") == campaign_id and c.get("status") == "completed")
+        for contact_id, found in contacts.items():
+            tries = int(found.get("tries") or 0)
+            if found.get("state") != "done":
+                self.contacts_lost[contact_id] = "%s after %d call(s)" % (found.get("state"), tries)
+            placed = [attempt_id(campaign_id, contact_id, n) for n in range(1, tries + 1)]
+            if connected[contact_id] > 1:
+                self.contacts_twice[contact_id] = "connected %d times" % connected[contact_id]
+            elif any(j in self.twice for j in placed):
+                self.contacts_twice[contact_id] = "an attempt originated twice"
 
     @classmethod
     def build(cls, accepted: list[str], records: dict[str, dict[str, str]],
@@ -565,6 +650,12 @@ class Report:
         print("%-28s %6d" % ("UNKNOWN, switch knew", len(self.unobserved)))
         if self.strangers:
             print("%-28s %6d" % ("originates of unknown jobs", len(self.strangers)))
+        if self.contact_count:
+            print("%-28s %6d" % ("campaign contacts", self.contact_count))
+            print("%-28s %6d" % ("  not done (lost)", len(self.contacts_lost)))
+            print("%-28s %6d" % ("  called twice", len(self.contacts_twice)))
+            for contact_id, why in [*self.contacts_lost.items(), *self.contacts_twice.items()][:10]:
+                print("  contact %s: %s" % (contact_id, why))
         print("%-28s %s" % ("faults", dict(sorted(chaos.faults_done.items()))))
         if chaos.refused:
             print("%-28s %6d  e.g. %s" % ("refused by enqueue", len(chaos.refused), chaos.refused[0][1]))
@@ -580,7 +671,7 @@ class Report:
             self.detail("UNKNOWN", job_id, self.records[job_id].get("error") or "")
         completed = self.statuses.get("completed", 0)
         failed = self.statuses.get("failed", 0)
-        bad = bool(self.lost or self.twice)
+        bad = bool(self.lost or self.twice or self.contacts_lost or self.contacts_twice)
         if bad or chaos.keep:
             path = os.path.join(chaos.stack.dir, "chaos-report.json")
             with open(path, "w", encoding="utf-8") as fh:
@@ -590,10 +681,12 @@ class Report:
                            "switch": {j: self.switch.get(j, []) for j in [*self.lost, *self.twice, *self.overlapping]}},
                           fh, indent=1)
             print("logs, journals and chaos-report.json kept in %s" % chaos.stack.dir)
-        print("chaos: accepted=%d originated=%d completed=%d failed=%d lost=%d twice=%d unknown=%d crash=%d"
+        print("chaos: accepted=%d originated=%d completed=%d failed=%d lost=%d twice=%d unknown=%d crash=%d "
+              "contacts=%d contacts_lost=%d contacts_twice=%d"
               % (self.accepted, self.originated, completed, failed, len(self.lost), len(self.twice),
                  self.failed_causes.get("UNKNOWN", 0), self.failed_causes.get("CRASH", 0)
-                 + self.completed_causes.get("CRASH", 0)), flush=True)
+                 + self.completed_causes.get("CRASH", 0), self.contact_count, len(self.contacts_lost),
+                 len(self.contacts_twice)), flush=True)
         return 1 if bad else 0
 
     def detail(self, title: str, job_id: str, why: str) -> None:
@@ -662,6 +755,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-every", type=float, default=None, help="mean seconds between faults (5; --quick 3)")
     parser.add_argument("--claim-idle-ms", type=int, default=5000, help="ESLENGINE_CLAIM_IDLE_MS of the workers")
     parser.add_argument("--keep", action="store_true", help="keep the run directory even when the run passes")
+    parser.add_argument("--campaign", type=int, default=None,
+                        help="contacts of a campaign run through the faults (300; --quick 100; 0: none)")
     args = parser.parse_args(argv)
     chaos = Chaos(
         jobs=args.jobs if args.jobs is not None else (300 if args.quick else 3000),
@@ -672,6 +767,7 @@ def main(argv: list[str] | None = None) -> int:
         fault_every=args.fault_every if args.fault_every is not None else (3.0 if args.quick else 5.0),
         claim_idle_ms=args.claim_idle_ms,
         keep=args.keep,
+        campaign=args.campaign if args.campaign is not None else (100 if args.quick else 300),
     )
     def interrupted(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt

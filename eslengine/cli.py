@@ -11,6 +11,8 @@
     eslengine keys create|list|revoke     client API keys (scopes, caller IDs, limits)
     eslengine accounts ...                accounts, their keys, users, devices, groups,
                                           media and click-to-call resources
+    eslengine campaign ...                campaigns over the HTTP API: create, upload a CSV,
+                                          start, pause, resume, cancel, show, list, watch
 
 gevent's monkey-patching happens here, first, and nowhere else; settings come
 from ``ESLENGINE_*`` environment variables (see config.py). A bad setting or
@@ -102,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     revoke = keys_sub.add_parser("revoke", help="delete keys by id; API processes stop taking them within 5 s")
     revoke.add_argument("ids", nargs="+", help="key ids from 'keys list'")
     _account_parsers(sub)
+    _campaign_parsers(sub)
     demo = sub.add_parser("demo", help="run the whole system locally and place a few calls")
     demo.add_argument("--keep-going", action="store_true", help=argparse.SUPPRESS)
     demo.add_argument("--widget", action="store_true",
@@ -179,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
             return _keys(config, args)
         if args.command == "accounts":
             return _accounts(config, args)
+        if args.command == "campaign":
+            from .campaign import commands
+
+            return commands.run(args)
         if args.command == "demo":
             from .demo import run as run_demo
             from .demo import run_widget
@@ -259,6 +266,30 @@ def _dead(config: Config, args: argparse.Namespace) -> int:
 
 
 _KINDS = ("users", "devices", "groups", "media", "clicktocall")
+
+
+def _campaign_parsers(sub: Any) -> None:
+    campaign = sub.add_parser(
+        "campaign", help="campaigns over the HTTP API: create, upload, start, pause, resume, cancel, show, list, watch",
+        description=_wrap("Campaigns through the HTTP API at --url (default: ESLENGINE_URL, else "
+                          "http://127.0.0.1:8080) with the key --key (default: ESLENGINE_KEY)."))
+    campaign.add_argument("--url", default=None, help="the API's base URL")
+    campaign.add_argument("--key", default=None, help="a key with the place and read scopes")
+    action = campaign.add_subparsers(dest="action", required=True)
+    create = action.add_parser("create", help="create a campaign from a JSON file (- for stdin); prints its id")
+    create.add_argument("file")
+    upload = action.add_parser("upload", help="add the contacts of a CSV file (header row: number, id, caller_id, "
+                                              "variables); a progress bar on stderr")
+    upload.add_argument("id")
+    upload.add_argument("file")
+    for name, what in (("start", "start dialing"), ("pause", "stop new calls (calls up go on)"),
+                       ("resume", "dial again"), ("cancel", "stop for good: contacts not called end cancelled"),
+                       ("show", "the campaign and its counters as JSON")):
+        action.add_parser(name, help=what).add_argument("id")
+    action.add_parser("list", help="one line per campaign: id, state, done/contacts, name")
+    watch = action.add_parser("watch", help="the counters, redrawn until the campaign is over or Ctrl-C")
+    watch.add_argument("id")
+    watch.add_argument("--interval", type=float, default=1.0, help="seconds between redraws (default 1)")
 
 
 def _account_parsers(sub: Any) -> None:

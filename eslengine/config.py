@@ -24,6 +24,8 @@ FS_DEFAULT_SPS = 30
 FS_DEFAULT_MAX_SESSIONS = 1000
 # Dead letters kept (about: the stream is trimmed a node at a time).
 DEAD_LETTER_MAX = 100_000
+# Call detail records kept in the CDR stream (about: trimmed a node at a time).
+CDR_MAX = 1_000_000
 # The Debian/RPM packages' recordings_dir: assumed for a node that will not
 # say its own (see Config.recordings_dir).
 PACKAGE_RECORDINGS_DIR = "/var/lib/freeswitch/recordings"
@@ -166,7 +168,7 @@ SETTINGS = (
     "BLOCKED_PREFIXES", "ALLOW_UNVALIDATED_NUMBERS", "REFUSED_NUMBER_TYPES", "COUNTRIES", "DEFAULT_REGION",
     "SIP_DOMAINS", "SIP_PROFILE", "RECORDINGS_DIR", "TTS_ENGINE", "TTS_VOICE", "MEDIA_URL_PREFIXES",
     "WEBHOOK_ALLOW", "WEBHOOK_ALLOW_NETWORKS", "WEBHOOK_SECRET", "DEFAULT_RING_TIMEOUT", "MAX_RING_TIMEOUT",
-    "CONCURRENCY", "CLAIM_IDLE_MS", "RECORD_TTL", "DEAD_LETTER_MAX", "MAX_ATTEMPTS", "DEFAULT_ATTEMPTS",
+    "CONCURRENCY", "CLAIM_IDLE_MS", "RECORD_TTL", "DEAD_LETTER_MAX", "CDR_MAX", "MAX_ATTEMPTS", "DEFAULT_ATTEMPTS",
     "DEFAULT_RETRY_BACKOFF", "MAX_DESTINATIONS", "MAX_CALL_DURATION", "WEBHOOK_CONCURRENCY", "WEBHOOK_MAX_AGE",
     "ESL_TIMEOUT", "RECONNECT_MAX_DELAY", "BRIDGE", "LOG_LEVEL", "LOG_FORMAT", "WIDGET_SECRET",
     "WIDGET_PER_DESTINATION", "METRICS_PORT", "METRICS_ADDRESS", "METRICS_TOKEN",
@@ -292,6 +294,8 @@ class Config:
     record_ttl: int = 7 * 24 * 3600
     # How many dead letters are kept, the oldest dropped first.
     dead_letter_max: int = DEAD_LETTER_MAX
+    # How many call detail records the CDR stream keeps, the oldest dropped first.
+    cdr_max: int = CDR_MAX
     # Retries of a whole call that failed: the most attempts a job may ask
     # for, and what a job that says nothing gets.
     max_attempts: int = 5
@@ -436,6 +440,7 @@ class Config:
             ("claim_idle_ms", "CLAIM_IDLE_MS"),
             ("record_ttl", "RECORD_TTL"),
             ("dead_letter_max", "DEAD_LETTER_MAX"),
+            ("cdr_max", "CDR_MAX"),
             ("max_attempts", "MAX_ATTEMPTS"),
             ("default_attempts", "DEFAULT_ATTEMPTS"),
             ("default_retry_backoff", "DEFAULT_RETRY_BACKOFF"),

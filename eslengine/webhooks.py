@@ -22,6 +22,11 @@ status change is dropped and logged. Deliveries run in their own bounded
 pool, apart from the calls; a receiver that fails holds off every delivery
 to it from this worker for as long as its own next retry, so one receiver
 down for hours costs one attempt per retry delay, however many calls wait.
+
+Campaign delivery reports (``campaign.report``: one per contact once it is
+done, to the campaign's ``notify_url``) go through the same outbox, the
+same way: their outbox member is ``campaign/<campaign id>/<contact id>``
+(``keys.report_member``), their event ``contact.finished``.
 """
 
 from __future__ import annotations
@@ -43,9 +48,12 @@ from urllib.parse import urlsplit
 import gevent
 import gevent.event
 import gevent.pool
+import redis
 
 from . import infobip, metrics, urls
 from .apikeys import KeyStore
+from .campaign.report import EVENT as REPORT_EVENT
+from .campaign.report import report_body, report_document
 from .config import Config
 from .errors import QueueUnavailable, WebhookFailed, WebhookRefused
 from .http.present import present
@@ -64,6 +72,10 @@ LEASE = 60.0
 POLL = 0.5
 # Origins remembered as failing, at most.
 MAX_DOWN = 1024
+# Outbox members that are campaign contacts' reports (``keys.report_member``).
+REPORT_PREFIX = "campaign/"
+# A delivery ready to send: URL, event, body, content type, signing secret.
+Outgoing = tuple[str, str, bytes, str, str]
 
 
 @dataclass(frozen=True)
@@ -322,6 +334,48 @@ class Webhooks:
                         delivery.event, delivery.id, self.config.webhook_max_age, delivery.attempts)
             metrics.WEBHOOK_DELIVERIES.labels("expired").inc()
             return None
+        outgoing = (self._report(job_id, delivery) if job_id.startswith(REPORT_PREFIX)
+                    else self._call_delivery(job_id, delivery))
+        if outgoing is None:
+            return None
+        url, event, body, content_type, secret = outgoing
+        if not urls.webhook_url_allowed(url, self.config.webhook_allow):
+            log.warning("job %s: webhook %s %s dropped: the callback URL is no longer allowed", job_id,
+                        event, delivery.id)
+            metrics.WEBHOOK_DELIVERIES.labels("dropped").inc()
+            return None
+        origin = urls.origin(url)
+        assert origin is not None  # webhook_url_allowed parsed it
+        until, _ = self._down.get(origin, (0.0, 0))
+        if now < until:
+            return delivery, until - now + random.uniform(0, 0.1 * (until - now))
+        headers = {"Content-Type": content_type, "User-Agent": "eslengine-webhook",
+                   "X-Eslengine-Event": event, "X-Eslengine-Delivery": delivery.id}
+        if secret:
+            headers["X-Eslengine-Signature"] = signature(secret, body, int(now))
+        try:
+            post(url, body, headers, networks=self.config.webhook_allow_networks, resolver=self.resolver,
+                 timeout=self.timeout)
+        except WebhookRefused as exc:
+            log.warning("job %s: webhook %s %s dropped: %s", job_id, event, delivery.id, exc)
+            metrics.WEBHOOK_DELIVERIES.labels("refused").inc()
+            return None
+        except WebhookFailed as exc:
+            retry = replace(delivery, attempts=delivery.attempts + 1)
+            delay = self.backoff.delay(retry.attempts)
+            self._failed(origin, now)
+            metrics.WEBHOOK_DELIVERIES.labels("failed").inc()
+            log.warning("job %s: webhook %s %s attempt %d failed: %s; next in %.1fs", job_id, event,
+                        delivery.id, retry.attempts, exc, delay)
+            return retry, delay
+        self._down.pop(origin, None)
+        metrics.WEBHOOK_DELIVERIES.labels("delivered").inc()
+        log.info("job %s: webhook %s %s delivered", job_id, event, delivery.id)
+        return None
+
+    def _call_delivery(self, job_id: str, delivery: Delivery) -> Outgoing | None:
+        """A call's status change: its URL, event, body, content type and
+        signing secret; None when there is nothing to send."""
         found = self.queue.read_call(job_id)
         document = present(*found) if found is not None else None
         url = str((document or {}).get("request", {}).get("callback_url") or "")
@@ -330,46 +384,36 @@ class Webhooks:
                         delivery.id)
             metrics.WEBHOOK_DELIVERIES.labels("dropped").inc()
             return None
-        if not urls.webhook_url_allowed(url, self.config.webhook_allow):
-            log.warning("job %s: webhook %s %s dropped: the callback URL is no longer allowed", job_id,
-                        delivery.event, delivery.id)
-            metrics.WEBHOOK_DELIVERIES.labels("dropped").inc()
-            return None
-        origin = urls.origin(url)
-        assert origin is not None  # webhook_url_allowed parsed it
-        until, _ = self._down.get(origin, (0.0, 0))
-        if now < until:
-            return delivery, until - now + random.uniform(0, 0.1 * (until - now))
         formatted = body_of(document, delivery)
         if formatted is None:
             log.debug("job %s: webhook %s %s: nothing to report in this call's format", job_id, delivery.event,
                       delivery.id)
             return None
         body, content_type = formatted
-        headers = {"Content-Type": content_type, "User-Agent": "eslengine-webhook",
-                   "X-Eslengine-Event": delivery.event, "X-Eslengine-Delivery": delivery.id}
-        secret = self._secret(document)
-        if secret:
-            headers["X-Eslengine-Signature"] = signature(secret, body, int(now))
+        return url, delivery.event, body, content_type, self._secret(document)
+
+    def _report(self, member: str, delivery: Delivery) -> Outgoing | None:
+        """A campaign contact's delivery report (``campaign.report``), its
+        member ``campaign/<campaign id>/<contact id>``."""
+        _, campaign_id, contact_id = member.split("/", 2)
+        keys = self.queue.keys
+        pipe = self.queue.redis.pipeline(transaction=False)
+        pipe.hmget(keys.campaign(campaign_id), ["doc", "owner"])
+        pipe.hgetall(keys.contact(campaign_id, contact_id))
         try:
-            post(url, body, headers, networks=self.config.webhook_allow_networks, resolver=self.resolver,
-                 timeout=self.timeout)
-        except WebhookRefused as exc:
-            log.warning("job %s: webhook %s %s dropped: %s", job_id, delivery.event, delivery.id, exc)
-            metrics.WEBHOOK_DELIVERIES.labels("refused").inc()
+            (doc, owner), contact = pipe.execute()
+        except redis.RedisError as exc:
+            raise QueueUnavailable("read report: %s" % exc) from exc
+        campaign = json.loads(doc) if doc else {}
+        url = str(campaign.get("notify_url") or "")
+        if not url or not contact:
+            log.warning("campaign %s: report %s dropped: the campaign or the contact is gone", campaign_id,
+                        delivery.id)
+            metrics.WEBHOOK_DELIVERIES.labels("dropped").inc()
             return None
-        except WebhookFailed as exc:
-            retry = replace(delivery, attempts=delivery.attempts + 1)
-            delay = self.backoff.delay(retry.attempts)
-            self._failed(origin, now)
-            metrics.WEBHOOK_DELIVERIES.labels("failed").inc()
-            log.warning("job %s: webhook %s %s attempt %d failed: %s; next in %.1fs", job_id, delivery.event,
-                        delivery.id, retry.attempts, exc, delay)
-            return retry, delay
-        self._down.pop(origin, None)
-        metrics.WEBHOOK_DELIVERIES.labels("delivered").inc()
-        log.info("job %s: webhook %s %s delivered", job_id, delivery.event, delivery.id)
-        return None
+        document = report_document(campaign_id, str(campaign.get("name") or ""), contact)
+        body, content_type = report_body(document, str(campaign.get("notify_format") or "json"))
+        return url, REPORT_EVENT, body, content_type, self._secret({"key": owner} if owner else {})
 
     def _secret(self, document: dict[str, Any]) -> str:
         """What signs a delivery of this call: its API key's own webhook

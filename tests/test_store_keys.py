@@ -12,8 +12,11 @@ from redis.crc import key_slot
 
 from eslengine.accounts import AccountStore
 from eslengine.apikeys import KeyStore
+from eslengine.campaign.model import Contact, parse_campaign
 from eslengine.clicktocall import ClickToCallLog
+from eslengine.config import Config
 from eslengine.store import JobQueue, Keys, lua
+from eslengine.store.campaigns import CampaignStore
 from eslengine.store.executor import Executor
 from tests.conftest import RedisServer, call_request, free_port
 
@@ -30,7 +33,9 @@ def test_every_key_of_a_prefix_is_in_one_slot(prefix: str) -> None:
              keys.idempotency("", "d"), keys.webhook("c"), keys.heartbeat("w"), keys.live("w"), keys.adopter("w"),
              keys.worker_info("w"), keys.node_workers("fs1"), keys.node_held("fs1"), keys.account_items("a", "users"),
              keys.c2c_calls("a", "i"), keys.c2c_limit("a", "i", "rate:1"), keys.c2c_refusals("a", "i"),
-             keys.widget_destination("+15551230001", 1), keys.apikey("d"), keys.apikey_rate("k", 1)]
+             keys.widget_destination("+15551230001", 1), keys.apikey("d"), keys.apikey_rate("k", 1), keys.cdr,
+             keys.campaigns, keys.active_campaigns, keys.dispatcher, keys.campaign("c"), keys.contact("c", "r1"),
+             keys.campaign_pending("c"), keys.campaign_waiting("c"), keys.campaign_dialing("c")]
     assert all(name.startswith("{%s}:" % prefix) for name in names)
     assert {_slot(name) for name in names} == {_slot("{%s}" % prefix)}
 
@@ -87,6 +92,18 @@ def _run_every_script(queue: JobQueue, client: redis.Redis, prefix: str) -> None
     queue.webhook_later(placed.id, "%s.1" % placed.id, "item", 1.0)  # webhook_later
     ClickToCallLog(client, prefix, record_ttl=60).take(
         "acc", "c2c", [("rate:1", 5, 60, 1.0), ("ip:x:1", 5, 3600, 1.0)])  # connect_limits
+    campaigns = CampaignStore(client, queue.keys, record_ttl=60)
+    campaign = parse_campaign({"name": "n", "call": {"b": "user/1000"}, "notify_url": "https://example.com/r"},
+                              Config(webhook_allow=("https://example\\.com/.*",)))
+    campaigns.create("c" * 32, campaign)
+    campaigns.add_contacts("c" * 32, [Contact("r1", ("+15551230001",)), Contact("r2", ("+15551230002",)),
+                                      Contact("r3", ("+15551230003",))])  # campaign_add
+    campaigns.act("c" * 32, "start")  # campaign_state
+    assert campaigns.take("c" * 32, "r1", 0, "call-1", time.time(), 10) == 1  # campaign_take
+    assert campaigns.wait("c" * 32, "r2", time.time() + 60)  # campaign_wait
+    assert campaigns.outcome("c" * 32, "r1", "call-1", "finish", outcome="connected") == 1  # campaign_outcome
+    assert campaigns.drop("c" * 32, ["r2", "r3"], "cancelled") == 2  # campaign_drop
+    assert campaigns.lease("token", 5.0) == 2  # campaign_lease
 
 
 def test_every_script_call_site_passes_keys_of_one_slot(queue: JobQueue, redis_client: redis.Redis, key_prefix: str,

@@ -10,9 +10,17 @@ from ..apikeys import KeyStore
 from ..clicktocall import ClickToCallLog
 from ..config import Config
 from ..store import JobQueue
-from . import accounts_v1, blocking, calls_v1, infobip_ctc, kazoo, metrics, sarv_v2, telecmi_v2, widget
+from ..store.campaigns import CampaignStore
+from . import accounts_v1, blocking, calls_v1, campaigns_v1, infobip_ctc, kazoo, metrics, sarv_v2, telecmi_v2, widget
 from .auth import check_auth_config
-from .context import ACCOUNTS_EXTENSION, CLICKTOCALL_EXTENSION, CONFIG_KEY, EXTENSION, KEYS_EXTENSION
+from .context import (
+    ACCOUNTS_EXTENSION,
+    CAMPAIGNS_EXTENSION,
+    CLICKTOCALL_EXTENSION,
+    CONFIG_KEY,
+    EXTENSION,
+    KEYS_EXTENSION,
+)
 from .fast_intake import FastIntake
 from .responses import MAX_BODY, register_errors
 
@@ -41,12 +49,14 @@ def create_app(config: Config, queue: JobQueue | None = None, *, allow_no_auth: 
     app.extensions[KEYS_EXTENSION] = KeyStore(jobs.redis, config.key_prefix)
     app.extensions[ACCOUNTS_EXTENSION] = AccountStore(jobs.redis, config.key_prefix)
     app.extensions[CLICKTOCALL_EXTENSION] = ClickToCallLog(jobs.redis, config.key_prefix, record_ttl=jobs.record_ttl)
+    app.extensions[CAMPAIGNS_EXTENSION] = CampaignStore(jobs.redis, jobs.keys, record_ttl=jobs.record_ttl)
     register_errors(app)
     app.register_blueprint(telecmi_v2.bp)
     app.register_blueprint(sarv_v2.bp)
     app.register_blueprint(infobip_ctc.bp)
     app.register_blueprint(calls_v1.bp)
     app.register_blueprint(accounts_v1.bp)
+    app.register_blueprint(campaigns_v1.bp)
     app.register_blueprint(kazoo.bp)
     app.register_blueprint(widget.bp)
     if fast_intake:

@@ -1,6 +1,7 @@
 """What the app carries, read from the request's app: the ``Config``
 (``app.config``), the ``JobQueue``, the client ``KeyStore``, the
-``AccountStore`` and the ``ClickToCallLog`` (``app.extensions``)."""
+``AccountStore``, the ``ClickToCallLog`` and the ``CampaignStore``
+(``app.extensions``)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from ..apikeys import KeyStore
 from ..clicktocall import ClickToCallLog
 from ..config import Config
 from ..store import JobQueue
+from ..store.campaigns import CampaignStore
 
 EXTENSION = "eslengine"
 KEYS_EXTENSION = "eslengine.keys"
 ACCOUNTS_EXTENSION = "eslengine.accounts"
 CLICKTOCALL_EXTENSION = "eslengine.clicktocall"
+CAMPAIGNS_EXTENSION = "eslengine.campaigns"
 CONFIG_KEY = "ESLENGINE_CONFIG"
 
 
@@ -37,3 +40,7 @@ def account_store() -> AccountStore:
 
 def clicktocall_log() -> ClickToCallLog:
     return current_app.extensions[CLICKTOCALL_EXTENSION]
+
+
+def campaign_store() -> CampaignStore:
+    return current_app.extensions[CAMPAIGNS_EXTENSION]

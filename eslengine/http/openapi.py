@@ -8,6 +8,7 @@ from typing import Any
 from .. import calls, status
 from ..config import Config
 from .openapi_accounts import add_accounts, originate_failed, wait_parameters
+from .openapi_campaigns import add_campaigns
 from .responses import MAX_BODY
 
 _DESTINATION_PATTERN = (
@@ -608,6 +609,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
         },
     }
     add_accounts(document, config, error, secured)
+    add_campaigns(document, error, secured)
     if auth:
         document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         document["security"] = [{"bearer": []}]

@@ -15,7 +15,7 @@ import redis
 
 from .. import calls
 from ..calls import CallRequest
-from ..config import DEAD_LETTER_MAX, Config
+from ..config import CDR_MAX, DEAD_LETTER_MAX, Config
 from .connection import connect, redis_errors
 from .executor import Executor
 from .jobs import Jobs
@@ -34,7 +34,7 @@ class JobQueue:
     ``eslengine status`` reads."""
 
     def __init__(self, client: redis.Redis, keys: Keys, *, record_ttl: int = 7 * 24 * 3600,
-                 batcher: Any = None, dead_letter_max: int = DEAD_LETTER_MAX) -> None:
+                 batcher: Any = None, dead_letter_max: int = DEAD_LETTER_MAX, cdr_max: int = CDR_MAX) -> None:
         self.redis: Any = client  # see Executor.redis
         self.keys = keys
         self.record_ttl = record_ttl
@@ -44,7 +44,7 @@ class JobQueue:
         self.run = Executor(client)
         if batcher is not None:
             self.run.use_batcher(batcher)
-        self.records = Records(keys, self.run, record_ttl=record_ttl)
+        self.records = Records(keys, self.run, record_ttl=record_ttl, cdr_max=cdr_max)
         self.registry = Registry(keys, self.run, record_ttl=record_ttl)
         self.jobs = Jobs(keys, self.run, self.registry, record_ttl=record_ttl, dead_letter_max=dead_letter_max)
         self.outbox = Outbox(keys, self.run)
@@ -62,7 +62,7 @@ class JobQueue:
     @classmethod
     def from_config(cls, config: Config, client: redis.Redis | None = None) -> JobQueue:
         return cls(client or connect(config.redis_url), Keys(config.key_prefix), record_ttl=config.record_ttl,
-                   dead_letter_max=config.dead_letter_max)
+                   dead_letter_max=config.dead_letter_max, cdr_max=config.cdr_max)
 
     def ping(self) -> bool:
         with redis_errors("ping"):
@@ -143,8 +143,8 @@ class JobQueue:
     def holders(self, job_ids: Sequence[str]) -> list[tuple[str, str] | None]:
         return self.records.holders(job_ids)
 
-    def request_cancel(self, job_id: str) -> str:
-        return self.records.request_cancel(job_id)
+    def request_cancel(self, job_id: str, cause: str = "ORIGINATOR_CANCEL", *, queued_only: bool = False) -> str:
+        return self.records.request_cancel(job_id, cause, queued_only=queued_only)
 
     def list_calls(self, owner: str = "", *, newest: float | None = None, oldest: float | None = None,
                    after: tuple[int, str] | None = None, count: int = 200) -> list[tuple[int, str, dict[str, str]]]:

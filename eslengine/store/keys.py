@@ -35,6 +35,15 @@ any script may touch any of them on a cluster as on a single server
 ``{p}:apikey:<sha256 of the token>``               HASH: a client key.
 ``{p}:apikeys``                  HASH: key id -> token digest.
 ``{p}:apikey-rate:<id>:<minute>``  counter of calls a key placed.
+``{p}:cdr``                      STREAM: one call detail record per call reaching a final status.
+``{p}:campaigns``                ZSET: campaign ids by creation time (µs).
+``{p}:campaigns:active``         SET: campaigns the dispatcher has work for.
+``{p}:campaign:<id>``            HASH: the campaign's document, state, counters.
+``{p}:campaign:<id>:contact:<c>``  HASH: a contact: its document, state, attempts, outcome.
+``{p}:campaign:<id>:pending``    ZSET: contacts to call, by when they may be.
+``{p}:campaign:<id>:waiting``    ZSET: contacts waiting for their calling window, by when it opens.
+``{p}:campaign:<id>:dialing``    ZSET: contacts with a call under way, by when it was queued.
+``{p}:campaign-dispatcher``      STRING: the token of the worker dispatching campaigns.
 """
 
 from __future__ import annotations
@@ -60,6 +69,10 @@ class Keys:
         self.webhooks = self.tag + ":webhooks"
         self.accounts = self.tag + ":accounts"
         self.apikeys = self.tag + ":apikeys"
+        self.cdr = self.tag + ":cdr"
+        self.campaigns = self.tag + ":campaigns"
+        self.active_campaigns = self.tag + ":campaigns:active"
+        self.dispatcher = self.tag + ":campaign-dispatcher"
 
     # ------------------------------------------------------------ calls
 
@@ -143,6 +156,36 @@ class Keys:
     def apikey_rate(self, key_id: str, minute: int) -> str:
         """Counter of the calls a key placed in one minute."""
         return "%s:apikey-rate:%s:%d" % (self.tag, key_id, minute)
+
+
+    # ------------------------------------------------------------ campaigns
+
+    def campaign(self, campaign_id: str) -> str:
+        return "%s:campaign:%s" % (self.tag, campaign_id)
+
+    def contact(self, campaign_id: str, contact_id: str) -> str:
+        return "%s:campaign:%s:contact:%s" % (self.tag, campaign_id, contact_id)
+
+    def campaign_pending(self, campaign_id: str) -> str:
+        """ZSET: contacts to call, scored by when they may be (epoch seconds)."""
+        return "%s:campaign:%s:pending" % (self.tag, campaign_id)
+
+    def campaign_waiting(self, campaign_id: str) -> str:
+        """ZSET: contacts outside their calling window, scored by when it opens."""
+        return "%s:campaign:%s:waiting" % (self.tag, campaign_id)
+
+    def campaign_dialing(self, campaign_id: str) -> str:
+        """ZSET: contacts whose call is queued or up, scored by when it was queued."""
+        return "%s:campaign:%s:dialing" % (self.tag, campaign_id)
+
+    def campaign_pattern(self, campaign_id: str) -> str:
+        """A ``SCAN MATCH`` pattern for every key of a campaign but its hash."""
+        return "%s:campaign:%s:*" % (self.tag, campaign_id)
+
+
+def report_member(campaign_id: str, contact_id: str) -> str:
+    """The outbox member (``Keys.webhooks``) of a contact's delivery report."""
+    return "campaign/%s/%s" % (campaign_id, contact_id)
 
 
 def account_index(account: str) -> str:

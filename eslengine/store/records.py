@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from .. import metrics
 from ..calls import CallRequest
+from ..config import CDR_MAX
 from ..status import STATUSES
 from .clock import now_iso
 from .connection import redis_errors
@@ -48,11 +49,13 @@ def initial_record(request: CallRequest, now: str, document: str | None = None) 
 class Records:
     """The call records under one prefix."""
 
-    def __init__(self, keys: Keys, run: Executor, *, record_ttl: int) -> None:
+    def __init__(self, keys: Keys, run: Executor, *, record_ttl: int, cdr_max: int = CDR_MAX) -> None:
         self.keys = keys
         self.run = run
         self.redis = run.redis
         self.record_ttl = record_ttl
+        # The CDR stream (``Keys.cdr``) is trimmed to about this many entries.
+        self.cdr_max = cdr_max
 
     def transition(
         self, job_id: str, status: str = "", fields: Mapping[str, str] | None = None, *,
@@ -91,11 +94,11 @@ class Records:
             raise ValueError("unknown status %r" % status)
         live = "1" if worker and status else "0"
         args: list[str] = [status, now_iso(), str(self.record_ttl), "1" if keep_fields else "0", job_id, live,
-                           ack, GROUP]
+                           ack, GROUP, str(self.cdr_max)]
         for key, value in (fields or {}).items():
             args += [key, value]
         keys = [self.keys.call(job_id), self.keys.history(job_id), self.keys.live(worker), self.keys.jobs,
-                self.keys.webhook(job_id), self.keys.webhooks]
+                self.keys.webhook(job_id), self.keys.webhooks, self.keys.cdr]
         return keys, args
 
     def claim(self, request: CallRequest, dialing: Mapping[str, str] | None = None, *,
@@ -137,9 +140,9 @@ class Records:
         with redis_errors("record refused job"):
             made = self.run.script(
                 "unreadable",
-                [self.keys.call(job_id), self.keys.history(job_id), self.keys.index()],
+                [self.keys.call(job_id), self.keys.history(job_id), self.keys.index(), self.keys.cdr],
                 [str(self.record_ttl), now, str(int(ts * 1_000_000)), str(int((ts - self.record_ttl) * 1_000_000)),
-                 job_id, *[item for pair in fields.items() for item in pair]])
+                 job_id, str(self.cdr_max), *[item for pair in fields.items() for item in pair]])
         if made:
             metrics.count_call_ended("failed", fields)
         return bool(made)
@@ -179,13 +182,16 @@ class Records:
             found = pipe.execute()
         return [None if status is None else (owner or "", account or "") for status, owner, account in found]
 
-    def request_cancel(self, job_id: str) -> str:
-        """``cancelled`` (it was still queued), ``cancelling:<status>`` (a
-        worker will hang it up), ``final:<status>`` or ``missing``."""
+    def request_cancel(self, job_id: str, cause: str = "ORIGINATOR_CANCEL", *, queued_only: bool = False) -> str:
+        """``cancelled`` (it was still queued: it ends with hangup cause
+        ``cause``), ``cancelling:<status>`` (a worker will hang it up),
+        ``final:<status>`` or ``missing``; with ``queued_only``, a live call
+        is left alone: ``live:<status>``."""
         keys = [self.keys.call(job_id), self.keys.history(job_id), self.keys.cancel, self.keys.webhook(job_id),
-                self.keys.webhooks]
+                self.keys.webhooks, self.keys.cdr]
         with redis_errors("cancel"):
-            return str(self.run.script("cancel", keys, [now_iso(), job_id, str(self.record_ttl)]))
+            return str(self.run.script("cancel", keys, [now_iso(), job_id, str(self.record_ttl), str(self.cdr_max),
+                                                        cause, "1" if queued_only else "0"]))
 
     def list_calls(self, owner: str = "", *, newest: float | None = None, oldest: float | None = None,
                    after: tuple[int, str] | None = None, count: int = 200) -> list[tuple[int, str, dict[str, str]]]:

@@ -38,6 +38,7 @@ import gevent
 import gevent.event
 
 from .. import logformat
+from ..campaign.dispatcher import Dispatcher
 from ..config import Config
 from ..esl import NodeLink
 from ..inbox import CallPool, Follower
@@ -48,6 +49,7 @@ from ..store import JobQueue
 from ..webhooks import Webhooks
 from .attempt_markers import SwitchMarkers
 from .call import CANCEL, JOB_HEADER, RECHECK, WORKER_HEADER, Call, OriginateResult
+from .campaigns import CampaignGate
 from .cancels import CancelListener
 from .claiming import Claims
 from .nodes import Nodes, NodeState
@@ -136,6 +138,8 @@ class Worker(Recovering):
         self.report = Report(queue, self.consumer, self.timings, self.phase, self.nodes, pool=config.concurrency,
                              now=time.time)
         self.metrics = WorkerMetrics(self)
+        self.gate = CampaignGate(queue)
+        self.dispatcher = Dispatcher(config, queue, on_report=self.webhooks.wake)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -173,6 +177,7 @@ class Worker(Recovering):
             gevent.spawn(self.report.loop),
         ]
         self.webhooks.start()
+        self.dispatcher.start()
         log.info("worker %s: started, %d node(s), pool %d", self.consumer, len(self.nodes), self.config.concurrency)
 
     def halt(self) -> None:
@@ -180,6 +185,7 @@ class Worker(Recovering):
         recorded or renewed, no call is hung up, and the event sockets
         close (what another worker then adopts; tests use it)."""
         self.phase.running = False
+        self.dispatcher.stop(release=False)
         self.pool.kill(block=True)
         gevent.killall(self._greenlets)
         for state in self.nodes:
@@ -193,6 +199,7 @@ class Worker(Recovering):
         if not self.phase.running:
             return
         self.phase.running = False
+        self.dispatcher.stop()
         log.info("worker %s: draining %d call(s), grace %.0fs", self.consumer, len(self.calls), grace)
         self.nodes.wake()
         gevent.killall(self._greenlets[:1], timeout=5)

@@ -71,6 +71,7 @@ from .timings import Timings
 
 if TYPE_CHECKING:
     from .attempt_markers import SwitchMarkers
+    from .campaigns import CampaignGate
     from .claiming import Claims
     from .registry import Adoption, Registry
 
@@ -98,6 +99,7 @@ class CallLife:
     registry: Registry
     adoption: Adoption
     claims: Claims
+    gate: CampaignGate
     markers: SwitchMarkers
     # The calls this worker follows, by job id.
     calls: dict[str, Call]
@@ -200,6 +202,14 @@ class CallLife:
             # worker's policy refuses what the entry asks to dial: whoever
             # queued it (the API, enqueue(), a bare XADD, a retry, a requeue,
             # with whatever settings), the worker checks it again here.
+            # A paused or cancelled campaign's job still queued is not dialed.
+            stop = self.gate.stopped(request) if entry_id else None
+            if stop is not None:
+                ended = self.queue.request_cancel(job_id, stop, queued_only=True)
+                if ended == "cancelled" or ended.startswith("final:"):
+                    log.info("job %s: its campaign is stopped (%s); not dialed", job_id, stop)
+                    self.queue.ack(entry_id)
+                    return False
             refusal = self._refusal(request)
             bg_uuid = self._job_uuid()
             dialing = (self._dialing_fields(call, bg_uuid)
@@ -418,11 +428,13 @@ class CallLife:
         call.node = node
         if call.foreign:
             self.adoption.held(job_id)
-        if call.state.cancel_requested or call.cancel_seen:
-            # Cancelled before it was dialed (while waiting for the pacer).
+        stop = self.gate.stopped(request)
+        if call.state.cancel_requested or call.cancel_seen or stop is not None:
+            # Cancelled before it was dialed (while waiting for the pacer),
+            # or its campaign was paused or cancelled meanwhile.
             call.state.cancel_requested = True
             self.registry.confirm(call)
-            self.queue.transition(job_id, "cancelled", {"hangup_cause": "ORIGINATOR_CANCEL"})
+            self.queue.transition(job_id, "cancelled", {"hangup_cause": stop or "ORIGINATOR_CANCEL"})
             self._ack(call)
             self._release(call)
             return
