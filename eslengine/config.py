@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import urls
 from .errors import ConfigError
+from .redisurl import RedisUrlError, parse_redis_url
 
 DEFAULT_FREESWITCH = "esl://:ClueCon@127.0.0.1:8021"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -332,8 +333,10 @@ class Config:
             return value if value is not None and value.strip() != "" else None
 
         if (v := take("REDIS_URL")) is not None:
-            if not v.startswith(("redis://", "rediss://", "unix://")):
-                raise ConfigError("ESLENGINE_REDIS_URL must be a redis:// URL, got %s" % redact_url(v))
+            try:
+                parse_redis_url(v)
+            except RedisUrlError as exc:
+                raise ConfigError("ESLENGINE_REDIS_URL %s: %s" % (redact_url(v), exc)) from None
             kwargs["redis_url"] = v
         if (v := take("KEY_PREFIX")) is not None:
             if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", v):
