@@ -186,6 +186,9 @@ class CommandBatcher:
                 self._connect()
             conn = self._conn
             try:
+                # Connected here, not by the send: a Sentinel-managed
+                # connection asks the Sentinels for the primary in connect().
+                conn.connect()
                 conn.send_packed_command(_pack(conn, commands))
                 # What the client's parse_response does, minus its per-call options.
                 callbacks = self._callbacks

@@ -83,6 +83,26 @@ def redis_server() -> Iterator[RedisServer]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def engine_redis_url(redis_server: RedisServer) -> Iterator[str]:
+    """The ``ESLENGINE_REDIS_URL`` of the end-to-end stacks: the suite's
+    redis-server, or with ``ESLENGINE_TEST_REDIS=cluster`` a Redis Cluster of
+    three primaries (``tests/redisha.py``) started for the session."""
+    kind = os.environ.get("ESLENGINE_TEST_REDIS", "single")
+    if kind == "single":
+        yield redis_server.url
+        return
+    if kind != "cluster":
+        raise pytest.UsageError("ESLENGINE_TEST_REDIS must be single or cluster, not %r" % kind)
+    from tests.redisha import RedisCluster
+
+    cluster = RedisCluster()
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
 _prefixes = itertools.count()
 
 

@@ -1,0 +1,217 @@
+"""Redis high availability for the tests: a primary, a replica and three
+Sentinels (``SentinelSet``), and a three-primary Redis Cluster
+(``RedisCluster``), all ``redis-server`` processes on free loopback ports.
+
+Every process has its own temporary directory (the Sentinels and the cluster
+nodes rewrite their configuration there), is stopped by its PID and the
+directory removed by ``stop()``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import redis
+
+from eslengine.stack import free_port
+
+SERVICE = "mymaster"
+SLOTS = 16384
+
+
+def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = predicate()
+        except (redis.RedisError, OSError):
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError("%s: not within %.0fs" % (what, timeout))
+        time.sleep(0.05)
+
+
+class ServerProcess:
+    """One ``redis-server`` (``--sentinel`` with ``config``) on a free port
+    bound to 127.0.0.1, answering PING when the constructor returns."""
+
+    def __init__(self, *options: str, config: str = "", sentinel: bool = False) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed; run `make setup`, which installs it")
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="eslengine-redisha-")
+        argv = [binary]
+        if sentinel:
+            path = os.path.join(self.dir, "sentinel.conf")
+            with open(path, "w") as f:
+                f.write(config)
+            argv += [path, "--sentinel"]
+        else:
+            argv += ["--save", "", "--appendonly", "no"]
+        argv += ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--daemonize", "no",
+                 "--loglevel", "warning", "--logfile", os.path.join(self.dir, "log"), *options]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     stdin=subprocess.DEVNULL)
+        try:
+            _wait(lambda: self.proc.poll() is not None or self.client().ping(), 10, "redis-server on %d" % self.port)
+            if self.proc.poll() is not None:
+                raise RuntimeError("redis-server on port %d exited: %s" % (self.port, self.log()[-2000:]))
+        except BaseException:
+            self.stop()
+            raise
+
+    def client(self, **options: Any) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True, socket_timeout=2,
+                           socket_connect_timeout=1, **options)
+
+    def log(self) -> str:
+        try:
+            with open(os.path.join(self.dir, "log")) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """Stop it dead (SIGKILL), as a crashed host would."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _stop_all(processes: Sequence[ServerProcess]) -> None:
+    for process in processes:
+        process.stop()
+
+
+class SentinelSet:
+    """A primary, one replica and three Sentinels watching them as
+    ``SERVICE`` (quorum 2), which fail over ``down_after_ms`` after the
+    primary stops answering."""
+
+    def __init__(self, *, down_after_ms: int = 1000, failover_timeout_ms: int = 3000) -> None:
+        self.down_after_ms = down_after_ms
+        self.servers: list[ServerProcess] = []
+        self.sentinels: list[ServerProcess] = []
+        try:
+            primary = ServerProcess()
+            self.servers.append(primary)
+            self.servers.append(ServerProcess("--replicaof", "127.0.0.1", str(primary.port)))
+            config = ("sentinel monitor %s 127.0.0.1 %d 2\n"
+                      "sentinel down-after-milliseconds %s %d\n"
+                      "sentinel failover-timeout %s %d\n"
+                      "sentinel parallel-syncs %s 1\n"
+                      % (SERVICE, primary.port, SERVICE, down_after_ms, SERVICE, failover_timeout_ms, SERVICE))
+            for _ in range(3):
+                self.sentinels.append(ServerProcess(config=config, sentinel=True))
+            _wait(self._ready, 30, "sentinels and replica ready")
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def url(self) -> str:
+        return "redis+sentinel://%s/%s/0" % (",".join("127.0.0.1:%d" % s.port for s in self.sentinels), SERVICE)
+
+    def _ready(self) -> bool:
+        primary = self.servers[0].client().info("replication")
+        if primary.get("connected_slaves") != 1:
+            return False
+        if self.servers[1].client().info("replication").get("master_link_status") != "up":
+            return False
+        for sentinel in self.sentinels:
+            state = sentinel.client().sentinel_master(SERVICE)
+            if int(state.get("num-other-sentinels", 0)) < 2 or int(state.get("num-slaves", 0)) < 1:
+                return False
+        return True
+
+    def primary_port(self) -> int:
+        """The port of the primary the Sentinels name now."""
+        host, port = self.sentinels[0].client().sentinel_get_master_addr_by_name(SERVICE)
+        return int(port)
+
+    def primary(self) -> ServerProcess:
+        port = self.primary_port()
+        return next(s for s in self.servers if s.port == port)
+
+    def wait_failover(self, old_port: int, timeout: float = 30.0) -> int:
+        """The new primary's port, once every Sentinel names one other than
+        ``old_port`` and it answers as a primary."""
+        def moved() -> int | None:
+            ports = {int(s.client().sentinel_get_master_addr_by_name(SERVICE)[1]) for s in self.sentinels}
+            if len(ports) != 1 or old_port in ports:
+                return None
+            port = ports.pop()
+            server = next(s for s in self.servers if s.port == port)
+            return port if server.client().info("replication").get("role") == "master" else None
+        return int(_wait(moved, timeout, "failover away from %d" % old_port))
+
+    def stop(self) -> None:
+        _stop_all(self.sentinels + self.servers)
+
+
+class RedisCluster:
+    """Three primaries sharing the 16384 slots evenly, no replicas."""
+
+    def __init__(self, primaries: int = 3) -> None:
+        self.nodes: list[ServerProcess] = []
+        bus_ports: list[int] = []
+        try:
+            for _ in range(primaries):
+                # The bus port is given: the default (port + 10000) may be taken or past 65535.
+                bus_ports.append(free_port())
+                self.nodes.append(ServerProcess("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                                                "--cluster-node-timeout", "2000", "--cluster-port", str(bus_ports[-1])))
+            share = SLOTS // primaries
+            for i, node in enumerate(self.nodes):
+                last = SLOTS - 1 if i == primaries - 1 else (i + 1) * share - 1
+                node.client().execute_command("CLUSTER", "ADDSLOTSRANGE", i * share, last)
+            first = self.nodes[0].client()
+            for node, bus_port in zip(self.nodes[1:], bus_ports[1:]):
+                first.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, bus_port)
+            _wait(self._ready, 30, "cluster state ok")
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://%s" % ",".join("127.0.0.1:%d" % n.port for n in self.nodes)
+
+    def _ready(self) -> bool:
+        for node in self.nodes:
+            info = node.client().execute_command("CLUSTER", "INFO")
+            if isinstance(info, dict):
+                state, known = info.get("cluster_state"), int(info.get("cluster_known_nodes", 0))
+            else:
+                fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+                state, known = fields.get("cluster_state"), int(fields.get("cluster_known_nodes", 0))
+            if state != "ok" or known != len(self.nodes):
+                return False
+        return True
+
+    def stop(self) -> None:
+        _stop_all(self.nodes)

@@ -1,0 +1,157 @@
+"""Redis Sentinel: the API and a worker run as processes on
+``redis+sentinel://``, a client posts calls at a steady rate, and the primary
+is killed (SIGKILL) half-way. Intake answers 503 with Retry-After while the
+Sentinels fail over, and 202 again after; every call it accepted reaches a
+final status and is dialed once; nothing is restarted."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import gevent
+import pytest
+
+from eslengine.fakeswitch import FakeSwitch
+from eslengine.stack import LocalStack
+from tests.redisha import SentinelSet
+
+pytestmark = pytest.mark.e2e
+
+FINAL = ("completed", "failed", "cancelled")
+DOWN_AFTER_MS = 1000
+# What the Sentinels' failover is allowed on top of noticing the primary is
+# down, and what the engine's clients may take after that to find the new
+# primary (a command's retry, a connection timeout, the worker's back-off).
+MARGIN = 4.0
+
+
+@dataclass
+class Post:
+    at: float
+    code: int
+    id: str = ""
+    retry_after: str | None = None
+    error: str = ""
+
+
+@dataclass
+class Client:
+    """Posts a call every ``interval`` seconds until stopped; keeps every answer."""
+
+    stack: LocalStack
+    interval: float = 0.05
+    posts: list[Post] = field(default_factory=list)
+    running: bool = True
+
+    def run(self) -> None:
+        n = 0
+        while self.running:
+            n += 1
+            started = time.monotonic()
+            try:
+                code, doc, headers = self.stack.http(
+                    "POST", "/v1/calls", {"a": "+1555123%04d" % (n % 10000), "b": "user/1000"}, timeout=15)
+            except OSError as exc:  # the API itself must answer; recorded, then asserted on
+                self.posts.append(Post(started, 0, error=repr(exc)))
+            else:
+                self.posts.append(Post(started, code, doc.get("id", ""), headers.get("Retry-After"),
+                                       "" if code == 202 else str(doc)))
+            gevent.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def accepted(self, since: float = 0.0) -> list[Post]:
+        return [p for p in self.posts if p.code == 202 and p.at >= since]
+
+
+@pytest.fixture
+def sentinels() -> Iterator[SentinelSet]:
+    s = SentinelSet(down_after_ms=DOWN_AFTER_MS, failover_timeout_ms=3000)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def switch() -> Iterator[FakeSwitch]:
+    sw = FakeSwitch(("127.0.0.1", 0), "pw-sentinel", ring_time=0.05, talk_time=0.3)
+    sw.start()
+    yield sw
+    sw.stop()
+
+
+@pytest.fixture
+def stack(sentinels: SentinelSet, switch: FakeSwitch) -> Iterator[LocalStack]:
+    s = LocalStack(redis_url=sentinels.url, switch_port=switch.address[1], switch_password="pw-sentinel", env={
+        "ESLENGINE_KEY_PREFIX": "ha-%s" % uuid.uuid4().hex[:6],
+        "ESLENGINE_FREESWITCH": "esl://:pw-sentinel@127.0.0.1:%d?sps=1000" % switch.address[1],
+    })
+    s.start()
+    yield s
+    s.stop()
+    s.cleanup()
+
+
+def wait_final(stack: LocalStack, job_id: str, deadline: float) -> dict[str, object]:
+    while True:
+        code, doc, _ = stack.http("GET", "/v1/calls/%s" % job_id)
+        if code == 200 and doc["status"] in FINAL:
+            return doc
+        if time.monotonic() > deadline:
+            logs = []
+            for process in stack.processes.values():
+                with open(process.log_path, errors="replace") as f:
+                    logs += [line for line in f if job_id in line or "Traceback" in line]
+            raise AssertionError("call %s: %s %s\n%s" % (job_id, code, doc.get("status", doc), "".join(logs[-30:])))
+        time.sleep(0.05)
+
+
+def test_killing_the_primary_costs_a_bounded_503_window_and_no_accepted_call(
+        sentinels: SentinelSet, switch: FakeSwitch, stack: LocalStack) -> None:
+    client = Client(stack)
+    poster = gevent.spawn(client.run)
+    try:
+        # Steady state first: calls are accepted and placed.
+        deadline = time.monotonic() + 20
+        while len(client.accepted()) < 20 or not switch.board.originates:
+            assert time.monotonic() < deadline and not poster.dead, client.posts[-5:]
+            gevent.sleep(0.05)
+
+        old_port = sentinels.primary_port()
+        sentinels.primary().kill()
+        killed_at = time.monotonic()
+        sentinels.wait_failover(old_port, timeout=30)
+        promoted_at = time.monotonic()
+
+        # Intake accepts again without anything being restarted, and keeps on.
+        deadline = promoted_at + MARGIN + 10
+        while len(client.accepted(since=promoted_at + MARGIN)) < 20:
+            assert time.monotonic() < deadline, client.posts[-5:]
+            gevent.sleep(0.05)
+    finally:
+        client.running = False
+        poster.join(timeout=20)
+
+    refused = [p for p in client.posts if p.code != 202]
+    # Every answer that is not 202 is a 503 that says when to come back.
+    assert all(p.code == 503 and p.retry_after is not None and int(p.retry_after) > 0 for p in refused), [
+        (p.code, p.retry_after, p.error) for p in refused if p.code != 503 or not p.retry_after][:5]
+    # Only while the primary was away (a request may have started a moment before the kill).
+    assert all(killed_at - 1.0 <= p.at <= promoted_at + MARGIN for p in refused), [
+        round(p.at - killed_at, 2) for p in refused]
+
+    # Every accepted call, before, during and after the failover, ends, and was dialed once.
+    accepted = client.accepted()
+    deadline = time.monotonic() + 60
+    docs = {p.id: wait_final(stack, p.id, deadline) for p in accepted}
+    assert len(docs) == len(accepted)
+    dialed = {job_id: len(switch.originates_with("eslengine_job_id", job_id)) for job_id in docs}
+    assert sorted({n for n in dialed.values()}) == [1], {k: n for k, n in dialed.items() if n != 1}
+    # Calls placed after the failover went through to the end.
+    after = [docs[p.id] for p in client.accepted(since=promoted_at + MARGIN)]
+    assert after and all(d["status"] == "completed" for d in after), [d["status"] for d in after]
+    # Nothing was restarted: the API and the worker are the processes started at first.
+    assert all(p.proc.poll() is None for p in stack.processes.values())
+    print("failover: %.2fs from kill to promotion; %d accepted, %d refused (503) over %.2fs" % (
+        promoted_at - killed_at, len(accepted), len(refused),
+        (max(p.at for p in refused) - min(p.at for p in refused)) if refused else 0.0))
