@@ -83,6 +83,13 @@ def redis_server() -> Iterator[RedisServer]:
     server.stop()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # What `make test-redis-ha` selects (-m engine_redis) to run on a cluster.
+    for item in items:
+        if "engine_redis_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.engine_redis)
+
+
 @pytest.fixture(scope="session")
 def engine_redis_url(redis_server: RedisServer) -> Iterator[str]:
     """The ``ESLENGINE_REDIS_URL`` of the end-to-end stacks: the suite's
