@@ -169,7 +169,7 @@ SETTINGS = (
     "CONCURRENCY", "CLAIM_IDLE_MS", "RECORD_TTL", "DEAD_LETTER_MAX", "MAX_ATTEMPTS", "DEFAULT_ATTEMPTS",
     "DEFAULT_RETRY_BACKOFF", "MAX_DESTINATIONS", "MAX_CALL_DURATION", "WEBHOOK_CONCURRENCY", "WEBHOOK_MAX_AGE",
     "ESL_TIMEOUT", "RECONNECT_MAX_DELAY", "BRIDGE", "LOG_LEVEL", "LOG_FORMAT", "WIDGET_SECRET",
-    "WIDGET_PER_DESTINATION",
+    "WIDGET_PER_DESTINATION", "REDIS_WAIT_REPLICAS",
 )
 # ESLENGINE_* variables of the project's own tools (the conformance suite, the
 # examples), not of the engine.
@@ -206,6 +206,10 @@ def known_region(code: str) -> bool:
 @dataclass(frozen=True)
 class Config:
     redis_url: str = DEFAULT_REDIS_URL
+    # An accepted job (202), and a worker's claim before it originates, wait
+    # until this many replicas hold them (Redis WAIT), so that a failover
+    # cannot lose them; 0: the primary's reply is enough.
+    redis_wait_replicas: int = 0
     key_prefix: str = "eslengine"
     nodes: tuple[Node, ...] = (Node("127.0.0.1", 8021, "ClueCon"),)
     api_keys: frozenset[str] = frozenset()
@@ -338,6 +342,8 @@ class Config:
             except RedisUrlError as exc:
                 raise ConfigError("ESLENGINE_REDIS_URL %s: %s" % (redact_url(v), exc)) from None
             kwargs["redis_url"] = v
+        if (v := take("REDIS_WAIT_REPLICAS")) is not None:
+            kwargs["redis_wait_replicas"] = 0 if v.strip() == "0" else _positive_int("ESLENGINE_REDIS_WAIT_REPLICAS", v)
         if (v := take("KEY_PREFIX")) is not None:
             if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", v):
                 raise ConfigError("ESLENGINE_KEY_PREFIX may hold letters, digits and _.:- only")

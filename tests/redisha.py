@@ -107,19 +107,33 @@ def _stop_all(processes: Sequence[ServerProcess]) -> None:
         process.stop()
 
 
+def replica_of(primary: ServerProcess) -> ServerProcess:
+    return ServerProcess("--replicaof", "127.0.0.1", str(primary.port))
+
+
+def replicas_up(primary: ServerProcess, replicas: Sequence[ServerProcess]) -> bool:
+    if int(primary.client().info("replication").get("connected_slaves", 0)) != len(replicas):
+        return False
+    return all(r.client().info("replication").get("master_link_status") == "up" for r in replicas)
+
+
+def wait_replicas_up(primary: ServerProcess, replicas: Sequence[ServerProcess], timeout: float = 20) -> None:
+    _wait(lambda: replicas_up(primary, replicas), timeout, "replicas of %d in sync" % primary.port)
+
+
 class SentinelSet:
-    """A primary, one replica and three Sentinels watching them as
+    """A primary, ``replicas`` replicas and three Sentinels watching them as
     ``SERVICE`` (quorum 2), which fail over ``down_after_ms`` after the
     primary stops answering."""
 
-    def __init__(self, *, down_after_ms: int = 1000, failover_timeout_ms: int = 3000) -> None:
+    def __init__(self, *, replicas: int = 1, down_after_ms: int = 1000, failover_timeout_ms: int = 3000) -> None:
         self.down_after_ms = down_after_ms
         self.servers: list[ServerProcess] = []
         self.sentinels: list[ServerProcess] = []
         try:
             primary = ServerProcess()
             self.servers.append(primary)
-            self.servers.append(ServerProcess("--replicaof", "127.0.0.1", str(primary.port)))
+            self.servers += [replica_of(primary) for _ in range(replicas)]
             config = ("sentinel monitor %s 127.0.0.1 %d 2\n"
                       "sentinel down-after-milliseconds %s %d\n"
                       "sentinel failover-timeout %s %d\n"
@@ -137,14 +151,11 @@ class SentinelSet:
         return "redis+sentinel://%s/%s/0" % (",".join("127.0.0.1:%d" % s.port for s in self.sentinels), SERVICE)
 
     def _ready(self) -> bool:
-        primary = self.servers[0].client().info("replication")
-        if primary.get("connected_slaves") != 1:
-            return False
-        if self.servers[1].client().info("replication").get("master_link_status") != "up":
+        if not replicas_up(self.servers[0], self.servers[1:]):
             return False
         for sentinel in self.sentinels:
             state = sentinel.client().sentinel_master(SERVICE)
-            if int(state.get("num-other-sentinels", 0)) < 2 or int(state.get("num-slaves", 0)) < 1:
+            if int(state.get("num-other-sentinels", 0)) < 2 or int(state.get("num-slaves", 0)) < len(self.servers) - 1:
                 return False
         return True
 

@@ -2,7 +2,12 @@
 ``redis+sentinel://``, a client posts calls at a steady rate, and the primary
 is killed (SIGKILL) half-way. Intake answers 503 with Retry-After while the
 Sentinels fail over, and 202 again after; every call it accepted reaches a
-final status and is dialed once; nothing is restarted."""
+final status and is dialed once; nothing is restarted.
+
+The primary has two replicas and the engine waits for one of them to hold
+each accepted job and each claim (``ESLENGINE_REDIS_WAIT_REPLICAS=1``):
+replication is asynchronous, and without the wait a job accepted a moment
+before the kill could be missing from the replica that takes over."""
 
 from __future__ import annotations
 
@@ -67,7 +72,7 @@ class Client:
 
 @pytest.fixture
 def sentinels() -> Iterator[SentinelSet]:
-    s = SentinelSet(down_after_ms=DOWN_AFTER_MS, failover_timeout_ms=3000)
+    s = SentinelSet(replicas=2, down_after_ms=DOWN_AFTER_MS, failover_timeout_ms=3000)
     yield s
     s.stop()
 
@@ -85,6 +90,7 @@ def stack(sentinels: SentinelSet, switch: FakeSwitch) -> Iterator[LocalStack]:
     s = LocalStack(redis_url=sentinels.url, switch_port=switch.address[1], switch_password="pw-sentinel", env={
         "ESLENGINE_KEY_PREFIX": "ha-%s" % uuid.uuid4().hex[:6],
         "ESLENGINE_FREESWITCH": "esl://:pw-sentinel@127.0.0.1:%d?sps=1000" % switch.address[1],
+        "ESLENGINE_REDIS_WAIT_REPLICAS": "1",
     })
     s.start()
     yield s

@@ -25,8 +25,8 @@ from eslengine.errors import QueueUnavailable
 from eslengine.redisbatch import CommandBatcher
 from eslengine.redisurl import RedisUrlError
 from eslengine.store import JobQueue, Keys, connect, redis_errors
-from tests.conftest import call_request, free_port
-from tests.redisha import RedisCluster
+from tests.conftest import RedisServer, call_request, free_port, maybe_batched
+from tests.redisha import RedisCluster, ServerProcess, replica_of, wait_replicas_up
 
 
 @pytest.mark.parametrize("error", [
@@ -110,4 +110,55 @@ def test_a_cluster_url_gives_a_cluster_client_that_runs_the_store_on_every_prima
             assert node.xlen(queue.keys.jobs) == 2
         finally:
             batcher.stop()
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def replicated() -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    primary = ServerProcess()
+    replica = replica_of(primary)
+    try:
+        wait_replicas_up(primary, [replica])
+        yield primary, replica
+    finally:
+        replica.stop()
+        primary.stop()
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_with_wait_replicas_an_accepted_job_is_on_the_replica_when_enqueue_returns(
+        replicated: tuple[ServerProcess, ServerProcess], key_prefix: str, batched: bool) -> None:
+    primary, replica = replicated
+    client = connect("redis://127.0.0.1:%d/0" % primary.port)
+    queue = JobQueue(client, Keys(key_prefix), record_ttl=60, wait_replicas=1)
+    with maybe_batched(queue, batched):
+        job_id = queue.enqueue(call_request())
+    # Read on the replica at once: the WAIT made sure it holds the record.
+    assert replica.client().hget(Keys(key_prefix).call(job_id), "status") == "queued"
+    client.close()
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_job_no_replica_acknowledges_is_an_outage_naming_the_count(
+        redis_server: RedisServer, key_prefix: str, batched: bool) -> None:
+    # The suite's redis-server has no replica: WAIT 1 gets 0 acknowledgements.
+    client = connect(redis_server.url)
+    queue = JobQueue(client, Keys(key_prefix), record_ttl=60, wait_replicas=1, wait_ms=20)
+    request = call_request()
+    with maybe_batched(queue, batched), pytest.raises(QueueUnavailable, match="on 0 of 1 replicas within 20 ms"):
+        queue.enqueue(request)
+    # It was written (on the primary alone): the error says so, and a retry
+    # of the same id meets it.
+    assert queue.get(request.id)["status"] == "queued"
+    client.close()
+
+
+def test_a_script_unknown_to_the_server_is_loaded_and_waited_for(redis_server: RedisServer, key_prefix: str) -> None:
+    client = connect(redis_server.url)
+    client.script_flush()
+    queue = JobQueue(client, Keys(key_prefix), record_ttl=60, wait_replicas=1, wait_ms=20)
+    request = call_request()
+    with pytest.raises(QueueUnavailable, match="replicas"):
+        queue.enqueue(request)
+    assert queue.get(request.id)["status"] == "queued"
     client.close()
