@@ -30,9 +30,11 @@ def redis_errors(what: str) -> Iterator[None]:
     """Translate redis-py's errors into ``QueueUnavailable``."""
     try:
         yield
-    # ConnectionError covers the Sentinels' MasterNotFoundError; ReadOnlyError is
-    # a demoted primary; the cluster's are a slot moving (AskError covers
-    # MovedError) or its primary failing.
+    except redis.sentinel.MasterNotFoundError as exc:
+        # redis-py's message goes on with the repr of every Sentinel client.
+        raise QueueUnavailable("%s: %s" % (what, str(exc).split(" : ", 1)[0])) from exc
+    # ReadOnlyError is a demoted primary; the cluster's are a slot moving
+    # (AskError covers MovedError) or its primary failing.
     except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError,
             ClusterError, TryAgainError, AskError, SlotNotCoveredError) as exc:
         raise QueueUnavailable("%s: %s" % (what, exc)) from exc
