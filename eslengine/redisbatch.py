@@ -18,7 +18,8 @@ that owns ``route_key``'s hash slot (every key of one store prefix shares
 it, ``store.keys``); a MOVED, ASK, CLUSTERDOWN or TRYAGAIN reply, or a
 READONLY one from a primary Sentinel has demoted, drops that connection, and
 the next batch finds the primary again (asking the cluster for its slot map,
-or the Sentinels for the primary, as redis-py's own clients do).
+or the Sentinels for the primary, as redis-py's own clients do). Commands
+refused with MOVED were not run: they are sent once more, to the new primary.
 
 Every caller's wait is bounded without a timer of its own: a command still
 queued ``timeout`` seconds after it was submitted fails unsent, and a sent
@@ -37,7 +38,14 @@ import gevent.event
 import gevent.queue
 import redis
 import redis.cluster
-from redis.exceptions import AskError, ClusterDownError, RedisClusterException, SlotNotCoveredError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MovedError,
+    RedisClusterException,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 
 from .errors import QueueUnavailable
 
@@ -155,6 +163,14 @@ class CommandBatcher:
             return
         try:
             replies = self._pipeline([c for c, _, _ in batch])
+            moved = [i for i, r in enumerate(replies) if isinstance(r, MovedError)]
+            if moved:
+                # Refused, not run: the slot has another primary now. Sent once
+                # more, to the primary the refreshed slot map names.
+                self._drop_connection(refresh=True)
+                again = self._pipeline([batch[i][0] for i in moved])
+                for i, reply in zip(moved, again):
+                    replies[i] = reply
             retry = [i for i, r in enumerate(replies) if isinstance(r, redis.exceptions.NoScriptError)]
             if retry:
                 for source in self._scripts.values():

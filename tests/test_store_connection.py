@@ -4,6 +4,7 @@ answers 503, the worker backs off) and which are ours to see."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -163,3 +164,26 @@ def test_a_script_unknown_to_the_server_is_loaded_and_waited_for(redis_server: R
         queue.enqueue(request)
     assert queue.get(request.id)["status"] == "queued"
     client.close()
+
+
+def test_the_batcher_follows_its_slot_to_another_primary(cluster: RedisCluster) -> None:
+    client = connect(cluster.url)
+    keys = Keys("moving-%s" % uuid.uuid4().hex[:8])
+    slot = client.keyslot(keys.jobs)
+    source = client.get_node_from_key(keys.jobs)
+    target = next(n for n in client.get_primaries() if n.name != source.name)
+    batcher = CommandBatcher(client, route_key=keys.jobs)
+    batcher.start()
+    try:
+        assert batcher.call("GET", keys.jobs) is None  # connected to the slot's primary; the slot stays empty
+        # Hand the (empty) slot over: the target first, then the source, then the rest.
+        target_id = target.redis_connection.execute_command("CLUSTER", "MYID")
+        for node in [target] + [n for n in client.get_primaries() if n.name != target.name]:
+            node.redis_connection.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        # The old primary answers MOVED; the batcher sends it again to the new one.
+        assert batcher.call("XADD", keys.jobs, "*", "job", "{}")
+        assert target.redis_connection.xlen(keys.jobs) == 1
+        assert batcher.call("XLEN", keys.jobs) == 1  # and stays there
+    finally:
+        batcher.stop()
+        client.close()
