@@ -43,6 +43,7 @@ from tests.redisha import RedisCluster, ServerProcess, replica_of, wait_replicas
     RedisClusterException("Redis Cluster cannot be connected. Please provide at least one reachable node: x"),
     RedisClusterException("All slots are not covered after query all startup_nodes. 5461 of 16384 covered..."),
     redis.ResponseError("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."),
+    redis.ResponseError("NOREPLICAS Not enough good replicas to write."),
 ])
 def test_a_failover_or_outage_error_is_queue_unavailable(error: Exception) -> None:
     with pytest.raises(QueueUnavailable, match="^enqueue: "), redis_errors("enqueue"):

@@ -39,7 +39,8 @@ def redis_errors(what: str) -> Iterator[None]:
             ClusterError, TryAgainError, AskError, SlotNotCoveredError) as exc:
         raise QueueUnavailable("%s: %s" % (what, exc)) from exc
     except redis.ResponseError as exc:
-        if "NOGROUP" in str(exc) or "LOADING" in str(exc) or "MASTERDOWN" in str(exc):
+        # NOREPLICAS: a primary with min-replicas-to-write cut off from its replicas.
+        if any(word in str(exc) for word in ("NOGROUP", "LOADING", "MASTERDOWN", "NOREPLICAS")):
             raise QueueUnavailable("%s: %s" % (what, exc)) from exc
         raise
     except RedisClusterException as exc:
