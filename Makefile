@@ -78,7 +78,7 @@ test: setup example-runtimes browser lint
 # test whose stack uses the engine_redis_url fixture, on a Redis Cluster of
 # three primaries. `make test` runs both (the first within its whole run).
 test-redis-ha: setup
-	$(PY) -m pytest -q tests/test_redis_sentinel.py
+	$(PY) -m pytest -q tests/test_redis_failover.py
 	ESLENGINE_TEST_REDIS=cluster $(PY) -m pytest -q -m engine_redis
 
 # The real-switch conformance suite (tests/conformance): starts a private

@@ -236,7 +236,11 @@ class CommandBatcher:
             # while a failover leaves it uncovered: the batch fails, as a lost
             # connection would fail it).
             client = client.get_node_from_key(self.route_key).redis_connection
-        self._conn = client.connection_pool.make_connection()
+        # Made like the pool's own, but not by the pool: a pool counts what it
+        # made until it is handed back, and this one is dropped instead (each
+        # reconnect would use up one of a cluster node's pool for good).
+        pool = client.connection_pool
+        self._conn = pool.connection_class(**pool.connection_kwargs)
         self._callbacks = client.response_callbacks
 
     def _drop_connection(self, *, refresh: bool = False) -> None:

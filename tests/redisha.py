@@ -185,44 +185,83 @@ class SentinelSet:
 
 
 class RedisCluster:
-    """Three primaries sharing the 16384 slots evenly, no replicas."""
+    """``primaries`` primaries sharing the 16384 slots evenly, each with
+    ``replicas`` replicas (which take over ``--cluster-node-timeout`` after
+    their primary stops answering)."""
 
-    def __init__(self, primaries: int = 3) -> None:
+    def __init__(self, primaries: int = 3, *, replicas: int = 0, node_timeout_ms: int = 2000) -> None:
         self.nodes: list[ServerProcess] = []
+        self.primaries: list[ServerProcess] = []
         bus_ports: list[int] = []
         try:
-            for _ in range(primaries):
+            for _ in range(primaries * (1 + replicas)):
                 # The bus port is given: the default (port + 10000) may be taken or past 65535.
                 bus_ports.append(free_port())
-                self.nodes.append(ServerProcess("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                                "--cluster-node-timeout", "2000", "--cluster-port", str(bus_ports[-1])))
+                self.nodes.append(ServerProcess(
+                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                    "--cluster-node-timeout", str(node_timeout_ms), "--cluster-port", str(bus_ports[-1]),
+                    # A replica takes over however long it was cut off from its primary.
+                    "--cluster-replica-validity-factor", "0"))
+            self.primaries = self.nodes[:primaries]
             share = SLOTS // primaries
-            for i, node in enumerate(self.nodes):
+            for i, node in enumerate(self.primaries):
                 last = SLOTS - 1 if i == primaries - 1 else (i + 1) * share - 1
                 node.client().execute_command("CLUSTER", "ADDSLOTSRANGE", i * share, last)
             first = self.nodes[0].client()
             for node, bus_port in zip(self.nodes[1:], bus_ports[1:]):
                 first.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, bus_port)
             _wait(self._ready, 30, "cluster state ok")
+            for i, replica in enumerate(self.nodes[primaries:]):
+                primary = self.primaries[i % primaries]
+                primary_id = primary.client().execute_command("CLUSTER", "MYID")
+                # The replica must know the primary's id first (gossip).
+                _wait(lambda r=replica, p=primary_id: r.client().execute_command("CLUSTER", "REPLICATE", p),
+                      20, "replica of %d" % primary.port)
+            for i, primary in enumerate(self.primaries):
+                wait_replicas_up(primary, self.nodes[primaries + i::primaries])
         except BaseException:
             self.stop()
             raise
 
     @property
     def url(self) -> str:
-        return "redis+cluster://%s" % ",".join("127.0.0.1:%d" % n.port for n in self.nodes)
+        return "redis+cluster://%s" % ",".join("127.0.0.1:%d" % n.port for n in self.primaries)
+
+    def _info(self, node: ServerProcess) -> dict[str, str]:
+        info = node.client().execute_command("CLUSTER", "INFO")
+        if isinstance(info, dict):
+            return {k: str(v) for k, v in info.items()}
+        return dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
 
     def _ready(self) -> bool:
         for node in self.nodes:
-            info = node.client().execute_command("CLUSTER", "INFO")
-            if isinstance(info, dict):
-                state, known = info.get("cluster_state"), int(info.get("cluster_known_nodes", 0))
-            else:
-                fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-                state, known = fields.get("cluster_state"), int(fields.get("cluster_known_nodes", 0))
-            if state != "ok" or known != len(self.nodes):
+            if not node.alive:
+                continue
+            info = self._info(node)
+            if info.get("cluster_state") != "ok" or int(info.get("cluster_known_nodes", 0)) != len(self.nodes):
                 return False
         return True
+
+    def primary_of(self, key: str) -> ServerProcess:
+        """The node that owns ``key``'s slot now."""
+        client = next(n for n in self.nodes if n.alive).client()
+        slot = client.execute_command("CLUSTER", "KEYSLOT", key)
+        for start, end, owner, *_ in client.execute_command("CLUSTER", "SLOTS"):
+            if int(start) <= int(slot) <= int(end):
+                return next(n for n in self.nodes if n.port == int(owner[1]))
+        raise RuntimeError("slot %s is not covered" % slot)
+
+    def wait_failover(self, key: str, old: ServerProcess, timeout: float = 30.0) -> ServerProcess:
+        """The node that owns ``key``'s slot once one other than ``old`` does
+        and every live node says the cluster is ok."""
+        def moved() -> ServerProcess | None:
+            owner = self.primary_of(key)
+            if owner is old:
+                return None
+            if any(self._info(n).get("cluster_state") != "ok" for n in self.nodes if n.alive):
+                return None
+            return owner
+        return _wait(moved, timeout, "failover of %s away from %d" % (key, old.port))  # type: ignore[no-any-return]
 
     def stop(self) -> None:
         _stop_all(self.nodes)

@@ -1,10 +1,12 @@
-"""Redis Sentinel: the API and a worker run as processes on
-``redis+sentinel://``, a client posts calls at a steady rate, and the primary
-is killed (SIGKILL) half-way. Intake answers 503 with Retry-After while the
-Sentinels fail over, and 202 again after; every call it accepted reaches a
-final status and is dialed once; nothing is restarted.
+"""Redis failover: the API and a worker run as processes on
+``redis+sentinel://`` (a primary watched by three Sentinels) or
+``redis+cluster://`` (three primaries), a client posts calls at a steady
+rate, and the primary holding the engine's keys is killed (SIGKILL)
+half-way. Intake answers 503 with Retry-After while a replica takes over,
+and 202 again after; every call it accepted reaches a final status and is
+dialed once; nothing is restarted.
 
-The primary has two replicas and the engine waits for one of them to hold
+Each primary has two replicas and the engine waits for one of them to hold
 each accepted job and each claim (``ESLENGINE_REDIS_WAIT_REPLICAS=1``):
 replication is asynchronous, and without the wait a job accepted a moment
 before the kill could be missing from the replica that takes over."""
@@ -21,7 +23,8 @@ import pytest
 
 from eslengine.fakeswitch import FakeSwitch
 from eslengine.stack import LocalStack
-from tests.redisha import SentinelSet
+from eslengine.store import Keys
+from tests.redisha import RedisCluster, SentinelSet, ServerProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -70,11 +73,49 @@ class Client:
         return [p for p in self.posts if p.code == 202 and p.at >= since]
 
 
-@pytest.fixture
-def sentinels() -> Iterator[SentinelSet]:
-    s = SentinelSet(replicas=2, down_after_ms=DOWN_AFTER_MS, failover_timeout_ms=3000)
-    yield s
-    s.stop()
+class Sentinels:
+    """A primary, two replicas and three Sentinels."""
+
+    def __init__(self) -> None:
+        self.set = SentinelSet(replicas=2, down_after_ms=DOWN_AFTER_MS, failover_timeout_ms=3000)
+        self.url = self.set.url
+
+    def kill_primary(self, prefix: str) -> ServerProcess:
+        primary = self.set.primary()
+        primary.kill()
+        return primary
+
+    def wait_failover(self, prefix: str, old: ServerProcess) -> None:
+        self.set.wait_failover(old.port, timeout=30)
+
+    def stop(self) -> None:
+        self.set.stop()
+
+
+class Cluster:
+    """Three primaries with two replicas each."""
+
+    def __init__(self) -> None:
+        self.cluster = RedisCluster(3, replicas=2, node_timeout_ms=DOWN_AFTER_MS)
+        self.url = self.cluster.url
+
+    def kill_primary(self, prefix: str) -> ServerProcess:
+        primary = self.cluster.primary_of(Keys(prefix).jobs)
+        primary.kill()
+        return primary
+
+    def wait_failover(self, prefix: str, old: ServerProcess) -> None:
+        self.cluster.wait_failover(Keys(prefix).jobs, old, timeout=30)
+
+    def stop(self) -> None:
+        self.cluster.stop()
+
+
+@pytest.fixture(params=["sentinel", "cluster"])
+def redis_ha(request: pytest.FixtureRequest) -> Iterator[Sentinels | Cluster]:
+    ha = Sentinels() if request.param == "sentinel" else Cluster()
+    yield ha
+    ha.stop()
 
 
 @pytest.fixture
@@ -86,8 +127,8 @@ def switch() -> Iterator[FakeSwitch]:
 
 
 @pytest.fixture
-def stack(sentinels: SentinelSet, switch: FakeSwitch) -> Iterator[LocalStack]:
-    s = LocalStack(redis_url=sentinels.url, switch_port=switch.address[1], switch_password="pw-sentinel", env={
+def stack(redis_ha: Sentinels | Cluster, switch: FakeSwitch) -> Iterator[LocalStack]:
+    s = LocalStack(redis_url=redis_ha.url, switch_port=switch.address[1], switch_password="pw-sentinel", env={
         "ESLENGINE_KEY_PREFIX": "ha-%s" % uuid.uuid4().hex[:6],
         "ESLENGINE_FREESWITCH": "esl://:pw-sentinel@127.0.0.1:%d?sps=1000" % switch.address[1],
         "ESLENGINE_REDIS_WAIT_REPLICAS": "1",
@@ -98,22 +139,30 @@ def stack(sentinels: SentinelSet, switch: FakeSwitch) -> Iterator[LocalStack]:
     s.cleanup()
 
 
+def log_lines(stack: LocalStack, *words: str) -> str:
+    """The last lines of the stack's logs with any of ``words`` (or a traceback) in them."""
+    lines: list[str] = []
+    for process in stack.processes.values():
+        with open(process.log_path, errors="replace") as f:
+            lines += ["%s: %s" % (process.name, line) for line in f
+                      if "Traceback" in line or any(word in line for word in words)]
+    return "".join(lines[-30:])
+
+
 def wait_final(stack: LocalStack, job_id: str, deadline: float) -> dict[str, object]:
     while True:
         code, doc, _ = stack.http("GET", "/v1/calls/%s" % job_id)
         if code == 200 and doc["status"] in FINAL:
             return doc
         if time.monotonic() > deadline:
-            logs = []
-            for process in stack.processes.values():
-                with open(process.log_path, errors="replace") as f:
-                    logs += [line for line in f if job_id in line or "Traceback" in line]
-            raise AssertionError("call %s: %s %s\n%s" % (job_id, code, doc.get("status", doc), "".join(logs[-30:])))
+            raise AssertionError("call %s: %s %s\n%s" % (job_id, code, doc.get("status", doc),
+                                                         log_lines(stack, job_id)))
         time.sleep(0.05)
 
 
 def test_killing_the_primary_costs_a_bounded_503_window_and_no_accepted_call(
-        sentinels: SentinelSet, switch: FakeSwitch, stack: LocalStack) -> None:
+        redis_ha: Sentinels | Cluster, switch: FakeSwitch, stack: LocalStack) -> None:
+    prefix = stack.engine_env["ESLENGINE_KEY_PREFIX"]
     client = Client(stack)
     poster = gevent.spawn(client.run)
     try:
@@ -123,16 +172,15 @@ def test_killing_the_primary_costs_a_bounded_503_window_and_no_accepted_call(
             assert time.monotonic() < deadline and not poster.dead, client.posts[-5:]
             gevent.sleep(0.05)
 
-        old_port = sentinels.primary_port()
-        sentinels.primary().kill()
+        old = redis_ha.kill_primary(prefix)
         killed_at = time.monotonic()
-        sentinels.wait_failover(old_port, timeout=30)
+        redis_ha.wait_failover(prefix, old)
         promoted_at = time.monotonic()
 
         # Intake accepts again without anything being restarted, and keeps on.
         deadline = promoted_at + MARGIN + 10
         while len(client.accepted(since=promoted_at + MARGIN)) < 20:
-            assert time.monotonic() < deadline, client.posts[-5:]
+            assert time.monotonic() < deadline, (client.posts[-2:], log_lines(stack, "unavailable", "Error"))
             gevent.sleep(0.05)
     finally:
         client.running = False
