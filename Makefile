@@ -73,10 +73,11 @@ test: setup example-runtimes browser lint
 	$(PY) -m pytest -q
 	ESLENGINE_TEST_REDIS=cluster $(PY) -m pytest -q -m engine_redis
 
-# Redis Sentinel and Redis Cluster: the failover test (a primary, a replica
-# and three Sentinels; the primary is killed mid-run), then every end-to-end
-# test whose stack uses the engine_redis_url fixture, on a Redis Cluster of
-# three primaries. `make test` runs both (the first within its whole run).
+# Redis Sentinel and Redis Cluster: the failover test (the primary holding
+# the engine's keys is killed mid-run, behind Sentinels and in a cluster), then
+# every end-to-end test whose stack uses the engine_redis_url fixture, on a
+# Redis Cluster of three primaries. `make test` runs both (the first within
+# its whole run).
 test-redis-ha: setup
 	$(PY) -m pytest -q tests/test_redis_failover.py
 	ESLENGINE_TEST_REDIS=cluster $(PY) -m pytest -q -m engine_redis
