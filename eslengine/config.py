@@ -33,7 +33,9 @@ def redact_url(url: str) -> str:
     """``url`` as errors and logs may show it: the password in its user
     information replaced by ``***`` (``esl://user:***@host:port``); with no
     ``user:`` part, the whole user information. Errs on hiding too much: all
-    up to the last ``@`` counts as user information."""
+    up to the last ``@`` counts as user information. A query option named
+    ``*password`` is hidden too."""
+    url = re.sub(r"([?&][^=&#]*password=)[^&#]*", r"\1***", url)  # redis+sentinel://...?sentinel_password=
     scheme, sep, rest = url.partition("://")
     userinfo, at, host = rest.rpartition("@")
     if not sep or not at:

@@ -67,3 +67,10 @@ def test_a_bad_setting_is_a_config_error_naming_it_without_the_password() -> Non
 @pytest.mark.parametrize("url", ["redis+sentinel://a:1,b:2/mymaster/0", "rediss+cluster://a:7000,b:7001"])
 def test_a_sentinel_or_cluster_url_is_a_good_setting(url: str) -> None:
     assert Config.from_env({"ESLENGINE_REDIS_URL": url}).redis_url == url
+
+
+def test_a_printed_config_shows_no_sentinel_password() -> None:
+    config = Config.from_env({"ESLENGINE_REDIS_URL": "redis+sentinel://:pw1@a:1,b:2/m?sentinel_password=pw2"})
+    shown = repr(config)
+    assert "redis+sentinel://:***@a:1,b:2/m?sentinel_password=***" in shown
+    assert "pw1" not in shown and "pw2" not in shown
