@@ -90,8 +90,8 @@ def client_for(target: RedisTarget, *, timeout: float = 5.0, max_connections: in
         sentinel_auth = {"password": target.sentinel_password} if target.sentinel_password else {}
         sentinels = redis.sentinel.Sentinel(
             list(target.hosts),
-            # Each Sentinel is asked with our retry, not redis-py's default
-            # (three more tries, seconds apart): the next Sentinel is the retry.
+            # Each Sentinel is asked once (redis-py's default would try three
+            # more times, seconds apart): the next Sentinel is the retry.
             sentinel_kwargs={"socket_timeout": min(timeout, 2.0), "socket_connect_timeout": min(timeout, 2.0),
                              "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), 0), "ssl": target.tls,
                              **sentinel_auth})
