@@ -57,7 +57,10 @@ class ServerProcess:
                 f.write(config)
             argv += [path, "--sentinel"]
         else:
-            argv += ["--save", "", "--appendonly", "no"]
+            # A replica that must sync in full (after a failover, one that was
+            # ahead of the promoted one) starts at once, not 5 s later, when
+            # more replicas might have asked.
+            argv += ["--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0"]
         argv += ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--daemonize", "no",
                  "--loglevel", "warning", "--logfile", os.path.join(self.dir, "log"), *options]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
