@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 import gevent.queue
 
-from .. import dialstring
+from .. import dialstring, dnc
 from ..calls import CallRequest, check_policy, loads_request
 from ..config import Config
 from ..errors import (
@@ -49,6 +49,7 @@ from ..pacing import session_cost
 from ..protocol import Event
 from ..status import FINAL, CallState
 from ..store import JOB_FIELD, JobQueue
+from ..store.keys import lane_of
 from ..webhooks import Webhooks
 from .call import (
     JOB_HEADER,
@@ -214,6 +215,8 @@ class CallLife:
             if refusal is not None and record.get("originated") != "1":
                 self._refuse(call, refusal)
                 return False
+            call.account = record.get("account") or ""
+            call.bulk = lane_of(entry_id) == "bulk" or record.get("lane") == "bulk"
             call.state.cancel_requested = record.get("cancel_requested") == "1"
             call.throttled = int(record.get("throttled") or 0)
             if "claimed" in record:
@@ -306,6 +309,25 @@ class CallLife:
         call.settled = True
         # The transition queued the "failed" delivery with the change.
         self.webhooks.wake()
+
+    def _skip_do_not_call(self, call: Call) -> bool:
+        """Checked before each attempt is dialed: when a number the call
+        would ring is on the global do-not-call list or its account's now
+        (added since it was queued), the call ends ``skipped_dnc`` with
+        nothing dialed. True when it did."""
+        request = call.request
+        hit = self.queue.dnc.refused(call.account, dnc.checked_numbers(request), time.time())
+        if hit is None:
+            return False
+        why = "%s %s is on the %s do-not-call list" % (hit.field, hit.number, hit.list)
+        log.info("job %s: skipped_dnc: %s", request.id, why)
+        self.registry.confirm(call)
+        self.queue.transition(request.id, "skipped_dnc", {"hangup_cause": "CALL_REJECTED", "error": why,
+                                                          "attempt_state": "skipped"}, worker=self.consumer)
+        self.queue.dnc.count_refusal("dial", call.account)
+        self._ack(call)
+        self.webhooks.wake()
+        return True
 
     def _ack(self, call: Call) -> None:
         """The originate's outcome is known: the job's entry may go."""
@@ -410,8 +432,11 @@ class CallLife:
             self.queue.transition(job_id, "dialing", fields, keep_fields=True, worker=self.consumer)
         if request.callback_url:
             self.webhooks.wake()
+        if self._skip_do_not_call(call):
+            return
         # A held call starts only its first leg now, but holds both legs' sessions.
-        node = self.nodes.acquire(call.first_cost if call.held else call.cost, candidates, sessions=call.cost)
+        node = self.nodes.acquire(call.first_cost if call.held else call.cost, candidates, sessions=call.cost,
+                                  bulk=call.bulk)
         if node is None:
             log.info("job %s: worker stopping before dialing; left for the next worker", job_id)
             return

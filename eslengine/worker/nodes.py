@@ -103,6 +103,9 @@ class Nodes(Sequence[NodeState]):
         # One greenlet at a time waits for the pacers' next turn; the others
         # queue on this lock instead of all waking at every turn.
         self._admission = gevent.lock.Semaphore()
+        # Bulk-lane jobs queue here first, so that at most one of them waits
+        # on ``_admission`` ahead of an interactive job.
+        self._bulk_admission = gevent.lock.Semaphore()
         self._share_wake = gevent.event.Event()
 
     @overload
@@ -266,9 +269,20 @@ class Nodes(Sequence[NodeState]):
                     log.warning("node %s: place not given up: %s", state.node.label, exc)
 
     def acquire(self, cost: int, nodes: Sequence[NodeState] | None = None,
-                sessions: int | None = None) -> NodeState | None:
+                sessions: int | None = None, *, bulk: bool = False) -> NodeState | None:
         """Wait until one of ``nodes`` (default: all) may start ``cost``
-        sessions and hold ``sessions`` (default ``cost``); reserve them."""
+        sessions and hold ``sessions`` (default ``cost``); reserve them.
+
+        A ``bulk`` (bulk-lane) job waits behind every interactive job that
+        waits, but the one turn being waited for, and starts only where
+        ``bulk_reserve`` sessions stay free after it (``Config.interactive_reserve``)."""
+        if bulk:
+            with self._bulk_admission:
+                return self._acquire(cost, nodes, sessions, self.config.interactive_reserve)
+        return self._acquire(cost, nodes, sessions, 0)
+
+    def _acquire(self, cost: int, nodes: Sequence[NodeState] | None, sessions: int | None,
+                 reserve: int) -> NodeState | None:
         with self._admission:
             while self.phase.running:
                 now = time.monotonic()
@@ -280,7 +294,8 @@ class Nodes(Sequence[NodeState]):
                     if state.link.unanswered_for(now) > self.timings.stall_hold:
                         wait = min(wait, 0.05)
                         continue
-                    delay = state.pacer.delay(now, cost, sessions)
+                    held = cost if sessions is None else sessions
+                    delay = state.pacer.delay(now, cost, held + bulk_reserve(reserve, state.pacer.ceiling))
                     if delay is None:
                         continue
                     if delay == 0:
@@ -332,3 +347,10 @@ class Nodes(Sequence[NodeState]):
                 state.config = replace(self.config, recordings_dir=directory)
             log.info("node %s: recordings go to %s", label, directory)
         state.ready = True
+
+
+def bulk_reserve(reserve: int, ceiling: int) -> int:
+    """Sessions of a node with ``ceiling`` live sessions that bulk-lane jobs
+    leave free for interactive ones: ``reserve``, at most a quarter of the
+    ceiling (a small node still dials its bulk jobs)."""
+    return min(reserve, ceiling // 4)
