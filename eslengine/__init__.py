@@ -13,7 +13,7 @@ __all__ = ["enqueue", "__version__"]
 
 
 def enqueue(client: Any, job: Any, *, prefix: str | None = None, config: Any = None, owner: str = "",
-            account: str = "", lane: str = "interactive") -> str:
+            account: str = "", lane: str = "") -> str:
     """Validate ``job`` (the document ``POST /v1/calls`` accepts) with the
     policy of ``config`` (default: this process's ``ESLENGINE_*`` settings)
     and add it to the queue at ``{<prefix>}:jobs`` (default: the config's

@@ -6,7 +6,7 @@ one per account) and uses what is here to read and write them.
 An entry is a number in E.164 (``normalise``: written any way a person
 writes a number, read in a region when it has no country code), with an
 optional reason and an optional expiry (``Entry``; an expired entry no
-longer blocks and is dropped when next listed). Entries are exact numbers:
+longer blocks, nor is it listed). Entries are exact numbers:
 a list holds no prefixes or ranges.
 
 Which numbers of a call are checked (``checked_numbers``): every
@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 import orjson
 
 from .calls import CallRequest
+from .config import known_region
 from .destinations import typed_number
 from .errors import ValidationError
 
@@ -96,6 +97,16 @@ def loads(number: str, value: str) -> Entry:
 
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_region(value: object, default: str = "") -> str:
+    """Where numbers written without a country code are (ISO 3166, such as
+    US); ``default`` when none is given."""
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str) or not known_region(value.upper()):
+        raise ValidationError("region", "must be a region code libphonenumber knows (ISO 3166, such as US, GB, DE)")
+    return value.upper()
 
 
 def normalise(field: str, value: object, region: str = "") -> str:
@@ -175,7 +186,7 @@ def parse_line(line: str, region: str, now: float, *, first: bool = False) -> En
     if not text or text.startswith("#"):
         return None
     try:
-        cells = next(csv.reader([text]))
+        cells = next(csv.reader([text], strict=True))
     except csv.Error as exc:
         raise ValidationError("line", "not a CSV row: %s" % exc) from None
     cells = [c.strip() for c in cells]

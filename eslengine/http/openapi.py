@@ -397,6 +397,11 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                                                   "enum": sorted(calls.RETRY_GROUPS)}},
                             },
                         },
+                        "lane": {"type": "string", "enum": list(calls.LANES), "default": "interactive",
+                                 "description": "Where the call waits: interactive calls (a person waiting "
+                                 "for the phone to ring) are always dialed before bulk ones (campaigns, "
+                                 "imports), which take only the room interactive calls leave. Its retries "
+                                 "keep its lane."},
                         "metadata": {"type": "object", "nullable": True,
                                      "description": "Your own JSON object (at most %d bytes encoded, nested at "
                                      "most %d deep), kept with the call: in its status and every webhook "

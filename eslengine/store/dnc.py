@@ -179,14 +179,11 @@ class DncStore:
         """One page of the list (``HSCAN``: every entry present from the
         first page to the last is listed once, in no particular order) and
         the cursor of the next page (0 after the last). Expired entries are
-        dropped as they are met."""
-        key = self.keys.dnc(account)
+        left out (and left in Redis: deleting one here could delete the
+        same number added again meanwhile; ``remove`` takes them off)."""
         with redis_errors("do-not-call list"):
-            cursor, found = self.redis.hscan(key, cursor, count=count)
-            entries = [dnc.loads(number, value) for number, value in found.items()]
-            expired = [e.number for e in entries if not e.active(now)]
-            if expired:
-                self.redis.hdel(key, *expired)
+            cursor, found = self.redis.hscan(self.keys.dnc(account), cursor, count=count)
+        entries = [dnc.loads(number, value) for number, value in found.items()]
         return sorted((e for e in entries if e.active(now)), key=lambda e: e.number), int(cursor)
 
     def size(self, account: str) -> int:

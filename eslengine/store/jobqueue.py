@@ -72,16 +72,21 @@ class JobQueue:
     # ------------------------------------------------------------ jobs
 
     def enqueue(self, request: CallRequest, *, owner: str = "", client_id: str = "",
-                idempotency: tuple[str, str] | None = None, account: str = "", lane: str = "interactive") -> str:
+                idempotency: tuple[str, str] | None = None, account: str = "", lane: str = "") -> str:
         """``Jobs.enqueue``, once no number the call would ring is on the
         global do-not-call list or ``account``'s: else ``DoNotCall``
-        (counted), and nothing is queued."""
+        (counted), and nothing is queued. ``lane``: by default the request's."""
+        self.check_do_not_call(request, account)
+        return self.jobs.enqueue(request, owner=owner, client_id=client_id, idempotency=idempotency,
+                                 account=account, lane=lane)
+
+    def check_do_not_call(self, request: CallRequest, account: str = "") -> None:
+        """``DoNotCall`` (counted) when a number ``request`` would ring is on
+        the global do-not-call list or ``account``'s."""
         hit = self.dnc.refused(account, dnc.checked_numbers(request), time.time())
         if hit is not None:
             self.dnc.count_refusal("api", account)
             raise DoNotCall(hit.field, hit.number, hit.list)
-        return self.jobs.enqueue(request, owner=owner, client_id=client_id, idempotency=idempotency,
-                                 account=account, lane=lane)
 
     def ensure_group(self) -> None:
         self.jobs.ensure_group()
@@ -221,7 +226,7 @@ class JobQueue:
 
 
 def enqueue(client: redis.Redis, job: Mapping[str, Any], *, prefix: str | None = None,
-            config: Config | None = None, owner: str = "", account: str = "", lane: str = "interactive") -> str:
+            config: Config | None = None, owner: str = "", account: str = "", lane: str = "") -> str:
     """Validate a job document and queue it; returns its id.
 
     The Python way for another app to place a call without the HTTP API:
@@ -237,7 +242,8 @@ def enqueue(client: redis.Redis, job: Mapping[str, Any], *, prefix: str | None =
     operator and admin keys do. Its id is stored as given. ``account``: the
     account (``eslengine accounts list``) it is placed for: that account's
     keys see it. ``lane``: ``"bulk"`` queues it in the bulk lane, which
-    workers serve only with the room interactive calls leave. A number on a
+    workers serve only with the room interactive calls leave (by default
+    the job's own ``lane``, else interactive). A number on a
     do-not-call list raises ``DoNotCall`` (a ``ValidationError``).
     """
     if config is None:

@@ -66,7 +66,7 @@ class Jobs:
     # ------------------------------------------------------------ producers
 
     def enqueue(self, request: CallRequest, *, owner: str = "", client_id: str = "",
-                idempotency: tuple[str, str] | None = None, account: str = "", lane: str = "interactive") -> str:
+                idempotency: tuple[str, str] | None = None, account: str = "", lane: str = "") -> str:
         """Store the call record (``queued``) and add the job, atomically.
         Raises ``JobExists`` when the id was already accepted. ``owner``: the
         id of the API key that placed it; ``client_id``: the id that key
@@ -80,7 +80,8 @@ class Jobs:
         placed and with what request digest.
 
         ``lane``: ``"interactive"`` (``Keys.jobs``) or ``"bulk"``
-        (``Keys.jobs_bulk``)."""
+        (``Keys.jobs_bulk``); by default the request's own."""
+        lane = lane or request.lane
         if lane not in LANES:
             raise ValueError("unknown lane %r (one of %s)" % (lane, ", ".join(LANES)))
         ts = time.time()

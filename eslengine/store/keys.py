@@ -43,11 +43,14 @@ any script may touch any of them on a cluster as on a single server
 
 from __future__ import annotations
 
+from .. import calls
+
 # The consumer group every worker reads the job streams through.
 GROUP = "workers"
-# The job streams, in the order a worker serves them: ``Keys.jobs`` (what
-# people wait for on the phone) first, ``Keys.jobs_bulk`` with the room left.
-LANES = ("interactive", "bulk")
+# The job streams, in the order a worker serves them (``calls.LANES``):
+# ``Keys.jobs`` (what people wait for on the phone) first, ``Keys.jobs_bulk``
+# with the room left.
+LANES = calls.LANES
 # A bulk-lane entry's id, as the store hands it out: "bulk:<stream id>".
 _BULK_ENTRY = "bulk:"
 # The one field of a job's stream entry: the request JSON.

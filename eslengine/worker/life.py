@@ -216,7 +216,7 @@ class CallLife:
                 self._refuse(call, refusal)
                 return False
             call.account = record.get("account") or ""
-            call.bulk = lane_of(entry_id) == "bulk" or record.get("lane") == "bulk"
+            call.bulk = "bulk" in (lane_of(entry_id), record.get("lane"), request.lane)
             call.state.cancel_requested = record.get("cancel_requested") == "1"
             call.throttled = int(record.get("throttled") or 0)
             if "claimed" in record:
