@@ -8,6 +8,7 @@
     eslengine keys create|list|revoke     client API keys (scopes, caller IDs, limits)
     eslengine accounts ...                accounts, their keys, users, devices, groups,
                                           media and click-to-call resources
+    eslengine dnc add|import|remove|check|list   do-not-call lists (cli_dnc.py)
 
 gevent's monkey-patching happens here, first, and nowhere else; settings come
 from ``ESLENGINE_*`` environment variables (see config.py). A bad setting or
@@ -19,7 +20,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from . import runtime
+from . import cli_dnc, runtime
 
 if TYPE_CHECKING:
     import argparse
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     revoke = keys_sub.add_parser("revoke", help="delete keys by id; API processes stop taking them within 5 s")
     revoke.add_argument("ids", nargs="+", help="key ids from 'keys list'")
     _account_parsers(sub)
+    cli_dnc.add_parsers(sub)
     demo = sub.add_parser("demo", help="run the whole system locally and place a few calls")
     demo.add_argument("--keep-going", action="store_true", help=argparse.SUPPRESS)
     demo.add_argument("--widget", action="store_true",
@@ -165,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             return _keys(config, args)
         if args.command == "accounts":
             return _accounts(config, args)
+        if args.command == "dnc":
+            return cli_dnc.run(config, args)
         if args.command == "demo":
             from .demo import run as run_demo
             from .demo import run_widget

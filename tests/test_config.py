@@ -63,6 +63,7 @@ CASES: dict[str, tuple[str, str, Any, str | None]] = {
     "LOG_FORMAT": ("JSON", "log_format", "json", "yaml"),
     "WIDGET_SECRET": ("w" * 40, "widget_secret", "w" * 40, "short"),
     "WIDGET_PER_DESTINATION": ("5", "widget_per_destination", 5, "0"),
+    "INTERACTIVE_RESERVE": ("4", "interactive_reserve", 4, "0"),
 }
 
 
