@@ -15,10 +15,11 @@ import os  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-from . import intake, latency, memory, pacing, throughput  # noqa: E402
+from . import intake, lanes, latency, memory, pacing, throughput  # noqa: E402
 from .harness import Result  # noqa: E402
 
-BENCHMARKS = {"intake": intake, "throughput": throughput, "latency": latency, "pacing": pacing, "memory": memory}
+BENCHMARKS = {"intake": intake, "throughput": throughput, "latency": latency, "lanes": lanes, "pacing": pacing,
+              "memory": memory}
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json")
 
 

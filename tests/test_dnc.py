@@ -162,3 +162,17 @@ def test_the_first_number_an_active_entry_blocks_is_the_hit() -> None:
     assert (hit.field, hit.number, hit.list, hit.entry.reason) == ("b", "+15551230002", dnc.ACCOUNT, "asked")
     both = dnc.first_hit(numbers, [(dnc.GLOBAL, [None, "1"]), (dnc.ACCOUNT, [blocking, None])], NOW)
     assert both is not None and (both.field, both.list) == ("a", dnc.ACCOUNT)
+
+
+def test_skipped_dnc_is_a_final_status_every_reader_of_statuses_knows() -> None:
+    from eslengine import infobip, status
+    from eslengine.http.blocking import Outcome, outcome
+    from eslengine.logformat import EVENTS
+
+    assert "skipped_dnc" in status.FINAL and "skipped_dnc" in EVENTS
+    assert status.can_move("dialing", "skipped_dnc") and status.can_move("queued", "skipped_dnc")
+    assert not status.can_move("skipped_dnc", "completed") and not status.can_move("completed", "skipped_dnc")
+    record = {"status": "skipped_dnc", "hangup_cause": "CALL_REJECTED"}
+    assert outcome(record) == Outcome(False, "skipped_dnc", "CALL_REJECTED")
+    report = infobip.report_result({**record, "id": "x", "request": {"a": "+15551230001"}})
+    assert report is not None and report["status"]["groupName"] == "UNDELIVERABLE"

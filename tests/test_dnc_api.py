@@ -210,3 +210,19 @@ def test_a_call_asks_for_its_lane(client: FlaskClient, queue: JobQueue) -> None:
 def test_the_openapi_document_describes_the_lane(client: FlaskClient) -> None:
     doc = json.loads(client.get("/v1/openapi.json").data)
     assert doc["components"]["schemas"]["CallRequest"]["properties"]["lane"]["enum"] == ["interactive", "bulk"]
+
+
+def test_the_openapi_document_describes_every_dnc_route(app: Flask, client: FlaskClient) -> None:
+    import re
+
+    doc = json.loads(client.get("/v1/openapi.json").data)
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("dnc_v1."):
+            path = re.sub(r"<(\w+)>", r"{\1}", rule.rule).replace("{account_id}", "{account}")
+            routes |= {(path, m.lower()) for m in rule.methods or () if m not in ("HEAD", "OPTIONS")}
+    documented = {(path, method) for path, item in doc["paths"].items() if "dnc" in path
+                  for method in item if method != "parameters"}
+    assert documented == routes
+    for ref in re.findall(r'"\$ref": "#/components/schemas/(\w+)"', json.dumps(doc)):
+        assert ref in doc["components"]["schemas"]

@@ -8,6 +8,7 @@ from typing import Any
 from .. import calls, status
 from ..config import Config
 from .openapi_accounts import add_accounts, originate_failed, wait_parameters
+from .openapi_dnc import add_dnc
 from .responses import MAX_BODY
 
 _DESTINATION_PATTERN = (
@@ -119,7 +120,9 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                          "Idempotency-Key header or wait is malformed."),
                             "409": error("This key already placed a call with the given id."),
                             "413": error("The body is larger than %d bytes." % MAX_BODY),
-                            "422": error("A field is invalid; 'field' names it."),
+                            "422": error("A field is invalid; 'field' names it. A number the call would "
+                                         "ring is on a do-not-call list: error and reason do_not_call, "
+                                         "field, number and list (global or account)."),
                             "429": error("The key placed as many calls this minute as it may.",
                                          {"Retry-After": {"schema": {"type": "string"}}}),
                             "502": originate_failed(error),
@@ -613,6 +616,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
         },
     }
     add_accounts(document, config, error, secured)
+    add_dnc(document, error, secured)
     if auth:
         document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         document["security"] = [{"bearer": []}]

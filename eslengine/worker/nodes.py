@@ -106,6 +106,10 @@ class Nodes(Sequence[NodeState]):
         # Bulk-lane jobs queue here first, so that at most one of them waits
         # on ``_admission`` ahead of an interactive job.
         self._bulk_admission = gevent.lock.Semaphore()
+        # Interactive jobs in acquire; bulk ones wait while there are any.
+        self._interactive_waiting = 0
+        self._no_interactive = gevent.event.Event()
+        self._no_interactive.set()
         self._share_wake = gevent.event.Event()
 
     @overload
@@ -273,18 +277,36 @@ class Nodes(Sequence[NodeState]):
         """Wait until one of ``nodes`` (default: all) may start ``cost``
         sessions and hold ``sessions`` (default ``cost``); reserve them.
 
-        A ``bulk`` (bulk-lane) job waits behind every interactive job that
-        waits, but the one turn being waited for, and starts only where
-        ``bulk_reserve`` sessions stay free after it (``Config.interactive_reserve``)."""
+        A ``bulk`` (bulk-lane) job waits while any interactive job waits
+        (one that comes while it waits for its turn takes the turn), and
+        starts only where ``bulk_reserve`` sessions stay free after it
+        (``Config.interactive_reserve``)."""
         if bulk:
             with self._bulk_admission:
-                return self._acquire(cost, nodes, sessions, self.config.interactive_reserve)
-        return self._acquire(cost, nodes, sessions, 0)
+                while self.phase.running:
+                    self._no_interactive.wait()
+                    node = self._acquire(cost, nodes, sessions, self.config.interactive_reserve)
+                    if node is not _GIVEN_WAY:
+                        return node
+            return None
+        self._interactive_waiting += 1
+        self._no_interactive.clear()
+        self.capacity.set()  # a bulk job waiting for its turn gives way
+        try:
+            return self._acquire(cost, nodes, sessions, 0)
+        finally:
+            self._interactive_waiting -= 1
+            if not self._interactive_waiting:
+                self._no_interactive.set()
 
     def _acquire(self, cost: int, nodes: Sequence[NodeState] | None, sessions: int | None,
                  reserve: int) -> NodeState | None:
+        """``acquire`` in turn with the others; a bulk job (``reserve``)
+        returns ``_GIVEN_WAY`` when an interactive job comes while it waits."""
         with self._admission:
             while self.phase.running:
+                if reserve and self._interactive_waiting:
+                    return _GIVEN_WAY
                 now = time.monotonic()
                 best: NodeState | None = None
                 wait = 1.0
@@ -295,7 +317,13 @@ class Nodes(Sequence[NodeState]):
                         wait = min(wait, 0.05)
                         continue
                     held = cost if sessions is None else sessions
-                    delay = state.pacer.delay(now, cost, held + bulk_reserve(reserve, state.pacer.ceiling))
+                    pacer = state.pacer
+                    # A bulk job leaves room for interactive ones (sessions,
+                    # and starts in the window); an interactive one may use
+                    # that room ahead of the even schedule.
+                    starts = bulk_reserve(self.config.interactive_reserve, pacer.rate)
+                    delay = (pacer.delay(now, cost, held + bulk_reserve(reserve, pacer.ceiling), keep=starts)
+                             if reserve else pacer.delay(now, cost, sessions, ahead=starts))
                     if delay is None:
                         continue
                     if delay == 0:
@@ -349,8 +377,13 @@ class Nodes(Sequence[NodeState]):
         state.ready = True
 
 
-def bulk_reserve(reserve: int, ceiling: int) -> int:
-    """Sessions of a node with ``ceiling`` live sessions that bulk-lane jobs
-    leave free for interactive ones: ``reserve``, at most a quarter of the
-    ceiling (a small node still dials its bulk jobs)."""
-    return min(reserve, ceiling // 4)
+# What _acquire returns to a bulk job that gave way to an interactive one.
+_GIVEN_WAY: Any = object()
+
+
+def bulk_reserve(reserve: int, limit: int) -> int:
+    """Of a node's ``limit`` (its live sessions, or its session starts a
+    window), what bulk-lane jobs leave free for interactive ones:
+    ``reserve``, at most a quarter of the limit (a small node still dials
+    its bulk jobs)."""
+    return min(reserve, limit // 4)
