@@ -90,8 +90,9 @@ def loads(number: str, value: str) -> Entry:
         return Entry(number)
     expires = data.get("expires")
     added = data.get("added")
+    # What enqueue.lua reads alike: an "expires" that is a JSON number.
     return Entry(number, str(data.get("reason") or ""),
-                 float(expires) if isinstance(expires, (int, float)) else None,
+                 float(expires) if isinstance(expires, (int, float)) and not isinstance(expires, bool) else None,
                  float(added) if isinstance(added, (int, float)) else 0.0)
 
 

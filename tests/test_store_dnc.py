@@ -145,3 +145,31 @@ def test_import_result_document() -> None:
     result = ImportResult(lines=3, written=2, added=1, refused=1, errors=[(2, "number: bad")])
     assert result.to_json() == {"lines": 3, "written": 2, "added": 1, "refused": 1,
                                 "errors": [{"line": 2, "reason": "number: bad"}], "errors_truncated": False}
+
+
+@pytest.mark.parametrize("value", ["1", "", "[1]", "{not json", '{"expires": "soon"}', '{"expires": true}',
+                                   '{"expires": %d}' % (NOW - 60), '{"expires": %d}' % (NOW + 3600),
+                                   '{"added": 1, "reason": "x"}'])
+@pytest.mark.parametrize("batched", [False, True], ids=["direct", "batched"])
+def test_the_enqueue_script_and_the_lists_read_an_entry_alike(queue: JobQueue, value: str, batched: bool) -> None:
+    queue.redis.hset(queue.keys.dnc(), "+15551230002", value)
+    blocked = bool(queue.dnc.lookup("", "+15551230002", time.time()))
+    with maybe_batched(queue, batched):
+        if blocked:
+            with pytest.raises(DoNotCall):
+                queue.enqueue(call_request(b="+15551230002"))
+        else:
+            queue.enqueue(call_request(b="+15551230002"))
+        assert (queue.dnc.refused("", [("b", "+15551230002")], time.time()) is not None) is blocked
+    assert queue.redis.xlen(queue.keys.jobs) == (0 if blocked else 1)
+    assert blocked is not value.startswith('{"expires": %d' % (NOW - 60))
+
+
+def test_an_idempotent_replay_answers_with_its_call_even_once_the_number_is_listed(queue: JobQueue) -> None:
+    from eslengine.errors import IdempotencyKeyUsed
+
+    job = queue.enqueue(call_request(b="+15551230002"), owner="k1", idempotency=("key", "digest"))
+    queue.dnc.add("", [entry("+15551230002")])
+    with pytest.raises(IdempotencyKeyUsed) as exc:
+        queue.enqueue(call_request(b="+15551230002"), owner="k1", idempotency=("key", "digest"))
+    assert exc.value.job_id == job

@@ -76,9 +76,12 @@ class JobQueue:
         """``Jobs.enqueue``, once no number the call would ring is on the
         global do-not-call list or ``account``'s: else ``DoNotCall``
         (counted), and nothing is queued. ``lane``: by default the request's."""
-        self.check_do_not_call(request, account)
-        return self.jobs.enqueue(request, owner=owner, client_id=client_id, idempotency=idempotency,
-                                 account=account, lane=lane)
+        try:
+            return self.jobs.enqueue(request, owner=owner, client_id=client_id, idempotency=idempotency,
+                                     account=account, lane=lane)
+        except DoNotCall:
+            self.dnc.count_refusal("api", account)
+            raise
 
     def check_do_not_call(self, request: CallRequest, account: str = "") -> None:
         """``DoNotCall`` (counted) when a number ``request`` would ring is on

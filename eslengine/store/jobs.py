@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from .. import dnc
 from ..calls import CallRequest
-from ..errors import IdempotencyKeyUsed, JobExists
+from ..errors import DoNotCall, IdempotencyKeyUsed, JobExists
 from .clock import now_iso
 from .connection import redis_errors
 from .executor import Executor
@@ -80,7 +81,11 @@ class Jobs:
         placed and with what request digest.
 
         ``lane``: ``"interactive"`` (``Keys.jobs``) or ``"bulk"``
-        (``Keys.jobs_bulk``); by default the request's own."""
+        (``Keys.jobs_bulk``); by default the request's own.
+
+        In the same step, a number the call would ring
+        (``dnc.checked_numbers``) that is on the global do-not-call list or
+        on ``account``'s refuses it: ``DoNotCall``, nothing queued."""
         lane = lane or request.lane
         if lane not in LANES:
             raise ValueError("unknown lane %r (one of %s)" % (lane, ", ".join(LANES)))
@@ -88,8 +93,13 @@ class Jobs:
         now = now_iso(ts)
         document = request.dumps()
         score = int(ts * 1_000_000)
+        numbers = dnc.checked_numbers(request)
+        lists = [dnc.GLOBAL, dnc.ACCOUNT] if account else [dnc.GLOBAL]
+        if not numbers:
+            lists = []
         args: list[str] = [str(self.record_ttl), document, now, str(score), str(score - self.record_ttl * 1_000_000),
-                           request.id, idempotency[1] if idempotency else ""]
+                           request.id, idempotency[1] if idempotency else "", str(len(lists)), repr(ts),
+                           str(len(numbers)), *[number for _, number in numbers]]
         extra = {"owner": owner} if owner else {}
         if account:
             extra["account"] = account
@@ -99,7 +109,8 @@ class Jobs:
             extra["lane"] = lane
         for key, value in {**initial_record(request, now, document), **extra}.items():
             args += [key, value]
-        keys = [self.keys.call(request.id), self.keys.history(request.id), self.keys.stream(lane), self.keys.index()]
+        keys = [self.keys.call(request.id), self.keys.history(request.id), self.keys.stream(lane),
+                *[self.keys.dnc(account if name == dnc.ACCOUNT else "") for name in lists], self.keys.index()]
         if owner:
             keys.append(self.keys.index(owner))
         if account:
@@ -111,6 +122,9 @@ class Jobs:
         if isinstance(added, (str, bytes)):
             job_id, _, digest = (added.decode() if isinstance(added, bytes) else added).partition(" ")
             raise IdempotencyKeyUsed(job_id, digest)
+        if isinstance(added, list):  # ['dnc', i, k]: the i-th number is on the k-th list
+            field, number = numbers[int(added[1]) - 1]
+            raise DoNotCall(field, number, lists[int(added[2]) - 1])
         if not added:
             raise JobExists(request.id)
         return request.id
