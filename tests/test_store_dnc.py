@@ -173,3 +173,17 @@ def test_an_idempotent_replay_answers_with_its_call_even_once_the_number_is_list
     with pytest.raises(IdempotencyKeyUsed) as exc:
         queue.enqueue(call_request(b="+15551230002"), owner="k1", idempotency=("key", "digest"))
     assert exc.value.job_id == job
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["direct", "batched"])
+def test_the_lists_asked_early_answer_what_they_held_when_asked(queue: JobQueue, batched: bool) -> None:
+    queue.dnc.add("acme", [entry("+15551230002", expires=NOW + 60)])
+    numbers = dnc.checked_numbers(call_request(b="+15551230002"))
+    with maybe_batched(queue, batched):
+        listed = queue.dnc.refused_later("acme", numbers)
+        unlisted = queue.dnc.refused_later("", numbers)
+        nothing = queue.dnc.refused_later("acme", [])
+        hit = listed(NOW)
+        assert hit is not None and (hit.field, hit.list) == ("b", dnc.ACCOUNT)
+        assert listed(NOW + 61) is None  # expired by then
+        assert unlisted(NOW) is None and nothing(NOW) is None

@@ -110,3 +110,26 @@ def test_a_number_listed_between_two_attempts_is_not_dialed_again(rig: Rig) -> N
     assert doc["status"] == "skipped_dnc" and "a +15551230486" in doc["error"]
     assert len(rig.switch.originates_with("eslengine_job_id", job)) == 1
 
+
+
+def test_a_number_listed_while_its_job_waits_for_the_pacer_is_not_originated(redis_server: RedisServer,
+                                                                            key_prefix: str) -> None:
+    # Two starts a second: the jobs claimed ahead wait for their turns, their
+    # calls already "dialing". The lists are read again right before the
+    # originate of a job whose turn was long in coming.
+    rig = Rig(redis_server, key_prefix, sps=3, talk_time=0.1)
+    try:
+        jobs = [rig.submit(a="+155512300%02d" % i, b="user/1000") for i in range(4)]
+        rig.start_worker()
+        last = jobs[-1]
+        wait_for(lambda: rig.queue.get(last)["status"] == "dialing", timeout=10)
+        assert rig.switch.originates_with("eslengine_job_id", last) == []
+        rig.queue.dnc.add("", [dnc.Entry("+15551230003", added=time.time())])
+        doc = rig.final(last, timeout=10)
+        assert doc["status"] == "skipped_dnc", doc
+        assert rig.switch.originates_with("eslengine_job_id", last) == []
+        for job in jobs[:-1]:
+            rig.final(job, timeout=10)
+            assert len(rig.switch.originates_with("eslengine_job_id", job)) == 1
+    finally:
+        rig.close()

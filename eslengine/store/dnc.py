@@ -150,6 +150,34 @@ class DncStore:
             replies = self._read(commands)
         return dnc.first_hit(numbers, list(zip(names, replies)), now)
 
+    def refused_later(self, account: str, numbers: Sequence[tuple[str, str]]) -> Callable[[float], dnc.Hit | None]:
+        """``refused``, asked now and answered when the returned function is
+        called (with the time to judge expiries by): through the batcher,
+        the lists are read while the caller does something else (a worker
+        waits for its pacer's turn). Without a batcher they are read at
+        once."""
+        if not numbers:
+            return lambda now: None
+        plain = [n for _, n in numbers]
+        commands: list[tuple[Any, ...]] = [("HMGET", self.keys.dnc(), *plain)]
+        names = [dnc.GLOBAL]
+        if account:
+            commands.append(("HMGET", self.keys.dnc(account), *plain))
+            names.append(dnc.ACCOUNT)
+        batcher = self.run.batcher
+        if batcher is None:
+            with redis_errors("do-not-call check"):
+                replies = self._read(commands)
+            return lambda now: dnc.first_hit(numbers, list(zip(names, replies)), now)
+        waiters = [batcher.submit(*command) for command in commands]
+
+        def answer(now: float) -> dnc.Hit | None:
+            with redis_errors("do-not-call check"):
+                found = [batcher.wait(waiter) for waiter in waiters]
+            return dnc.first_hit(numbers, list(zip(names, found)), now)
+
+        return answer
+
     def _read(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         if self.run.batcher is not None:
             return self.run.commands(*commands)

@@ -84,6 +84,10 @@ log = logging.getLogger(__name__)
 THROTTLE_CAUSE = "DESTINATION_OUT_OF_ORDER"
 
 
+# How old a read of the do-not-call lists may be when the originate is sent
+# (the pacer's turn may be long in coming); older, they are read again.
+DNC_FRESH = 0.05
+
 class CallLife:
     """Places and follows each call (the ``Worker``'s part for one call;
     see the module docstring for how it is split)."""
@@ -310,13 +314,17 @@ class CallLife:
         # The transition queued the "failed" delivery with the change.
         self.webhooks.wake()
 
-    def _skip_do_not_call(self, call: Call) -> bool:
+    def _skip_do_not_call(self, call: Call, listed: Callable[[float], dnc.Hit | None] | None) -> bool:
         """Checked before each attempt is dialed: when a number the call
         would ring is on the global do-not-call list or its account's now
         (added since it was queued), the call ends ``skipped_dnc`` with
-        nothing dialed. True when it did."""
+        nothing dialed. True when it did. ``listed``: the lists as read
+        just before (``DncStore.refused_later``), else they are read now."""
         request = call.request
-        hit = self.queue.dnc.refused(call.account, dnc.checked_numbers(request), time.time())
+        if listed is None:
+            hit = self.queue.dnc.refused(call.account, dnc.checked_numbers(request), time.time())
+        else:
+            hit = listed(time.time())
         if hit is None:
             return False
         why = "%s %s is on the %s do-not-call list" % (hit.field, hit.number, hit.list)
@@ -432,8 +440,8 @@ class CallLife:
             self.queue.transition(job_id, "dialing", fields, keep_fields=True, worker=self.consumer)
         if request.callback_url:
             self.webhooks.wake()
-        if self._skip_do_not_call(call):
-            return
+        # The do-not-call lists are read while the pacer's turn comes.
+        listed, asked = self.queue.dnc.refused_later(call.account, dnc.checked_numbers(request)), time.monotonic()
         # A held call starts only its first leg now, but holds both legs' sessions.
         node = self.nodes.acquire(call.first_cost if call.held else call.cost, candidates, sessions=call.cost,
                                   bulk=call.bulk)
@@ -449,6 +457,9 @@ class CallLife:
             self.registry.confirm(call)
             self.queue.transition(job_id, "cancelled", {"hangup_cause": "ORIGINATOR_CANCEL"})
             self._ack(call)
+            self._release(call)
+            return
+        if self._skip_do_not_call(call, listed if time.monotonic() - asked < DNC_FRESH else None):
             self._release(call)
             return
         log.debug("job %s: originate on %s (attempt %d)", job_id, node.node.label, attempt)
