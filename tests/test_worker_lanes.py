@@ -76,6 +76,13 @@ def test_a_retry_keeps_its_lane(rig: Rig) -> None:
     # Each stream had its own job's two entries (the first and the retry).
     assert rig.client.xinfo_stream(rig.queue.keys.jobs_bulk)["entries-added"] == 2
     assert rig.client.xinfo_stream(rig.queue.keys.jobs)["entries-added"] == 2
+    # A job added straight to the bulk stream, with no lane in its document, too.
+    bare = parse_request({"a": "+15551230486", "b": "+15551230004", "retry": {"attempts": 2, "backoff": 1}},
+                         rig.config)
+    rig.client.xadd(rig.queue.keys.jobs_bulk, {"job": bare.dumps()})
+    assert rig.final(bare.id, timeout=20)["attempts"] == 2
+    assert rig.client.xinfo_stream(rig.queue.keys.jobs_bulk)["entries-added"] == 4
+    assert rig.client.xinfo_stream(rig.queue.keys.jobs)["entries-added"] == 2
 
 
 def test_a_number_listed_after_its_job_was_queued_is_not_originated(rig: Rig) -> None:

@@ -221,6 +221,9 @@ class CallLife:
                 return False
             call.account = record.get("account") or ""
             call.bulk = "bulk" in (lane_of(entry_id), record.get("lane"), request.lane)
+            if call.bulk and record.get("lane") != "bulk":
+                # An XADD straight to the bulk lane: its retries go back there too.
+                self.queue.annotate(job_id, {"lane": "bulk"})
             call.state.cancel_requested = record.get("cancel_requested") == "1"
             call.throttled = int(record.get("throttled") or 0)
             if "claimed" in record:
