@@ -6,7 +6,7 @@ pacers can start soon (``Timings.claim_ahead``); the reclaim loop takes
 over entries left idle by workers that are gone. Each entry is handed to
 ``run_entry`` in the pool.
 
-Interactive jobs never wait behind bulk ones (``lane_room``): each round
+Interactive jobs never wait behind bulk ones (``bulk_room``): each round
 reads the interactive lane first, and the bulk lane only with the room left
 less ``Config.interactive_reserve``, so that an interactive job that comes
 while the bulk lane is full still finds room at once; the nodes' pacers
@@ -100,7 +100,7 @@ class Claims:
 
     def _claim(self, room: int, epoch: int) -> None:
         """One round: interactive entries up to ``room``, then bulk ones
-        with what ``lane_room`` leaves; with neither, wait up to a second for
+        with what ``bulk_room`` leaves; with neither, wait up to a second for
         an entry of a lane there is room for."""
         got = self.queue.read(self.consumer, min(room, 200), None)
         bulk = bulk_room(room - len(got), self.config.interactive_reserve)

@@ -82,11 +82,10 @@ log = logging.getLogger(__name__)
 # "Throttle Error!" / "Over Session Limit!") and the originate fails with
 # this cause before any channel exists.
 THROTTLE_CAUSE = "DESTINATION_OUT_OF_ORDER"
-
-
 # How old a read of the do-not-call lists may be when the originate is sent
 # (the pacer's turn may be long in coming); older, they are read again.
 DNC_FRESH = 0.05
+
 
 class CallLife:
     """Places and follows each call (the ``Worker``'s part for one call;
