@@ -140,3 +140,29 @@ def test_a_number_listed_while_its_job_waits_for_the_pacer_is_not_originated(red
             assert len(rig.switch.originates_with("eslengine_job_id", job)) == 1
     finally:
         rig.close()
+
+
+def test_an_interactive_job_takes_the_nodes_next_turn_ahead_of_the_bulk_jobs_waiting(rig: Rig) -> None:
+    from eslengine.pacing import Pacer
+    from eslengine.worker import Worker
+
+    worker = Worker(rig.config, rig.queue)  # not started: the node's state is set by hand
+    worker.phase.running = True
+    state = worker.nodes[0]
+    state.link = type("Link", (), {"up": True, "unanswered_for": lambda self, now: 0.0})()
+    state.ready = True
+    state.pacer = Pacer(sps=5, max_sessions=100)  # 4 starts a second, one every 0.25 s
+    order: list[str] = []
+
+    def take(name: str, bulk: bool) -> None:
+        assert worker.nodes.acquire(1, bulk=bulk) is state
+        order.append(name)
+
+    bulk = [gevent.spawn(take, "bulk%d" % i, True) for i in range(4)]
+    wait_for(lambda: order == ["bulk0"], timeout=5)
+    interactive = gevent.spawn(take, "interactive", False)
+    gevent.joinall([*bulk, interactive], timeout=10)
+    worker.phase.running = False
+    # The next turn after the interactive job came was its own.
+    assert order[:2] == ["bulk0", "interactive"], order
+    assert sorted(order) == ["bulk0", "bulk1", "bulk2", "bulk3", "interactive"]

@@ -107,7 +107,10 @@ class Nodes(Sequence[NodeState]):
         # on ``_admission`` ahead of an interactive job.
         self._bulk_admission = gevent.lock.Semaphore()
         # Interactive jobs in acquire; bulk ones wait while there are any.
+        # Bulk jobs in acquire: while there are any, interactive ones may
+        # start ahead of the even schedule.
         self._interactive_waiting = 0
+        self._bulk_waiting = 0
         self._no_interactive = gevent.event.Event()
         self._no_interactive.set()
         self._share_wake = gevent.event.Event()
@@ -282,13 +285,17 @@ class Nodes(Sequence[NodeState]):
         starts only where ``bulk_reserve`` sessions stay free after it
         (``Config.interactive_reserve``)."""
         if bulk:
-            with self._bulk_admission:
-                while self.phase.running:
-                    self._no_interactive.wait()
-                    node = self._acquire(cost, nodes, sessions, self.config.interactive_reserve)
-                    if node is not _GIVEN_WAY:
-                        return node
-            return None
+            self._bulk_waiting += 1
+            try:
+                with self._bulk_admission:
+                    while self.phase.running:
+                        self._no_interactive.wait()
+                        node = self._acquire(cost, nodes, sessions, self.config.interactive_reserve)
+                        if node is not _GIVEN_WAY:
+                            return node
+                return None
+            finally:
+                self._bulk_waiting -= 1
         self._interactive_waiting += 1
         self._no_interactive.clear()
         self.capacity.set()  # a bulk job waiting for its turn gives way
@@ -319,11 +326,14 @@ class Nodes(Sequence[NodeState]):
                     held = cost if sessions is None else sessions
                     pacer = state.pacer
                     # A bulk job leaves room for interactive ones (sessions,
-                    # and starts in the window); an interactive one may use
-                    # that room ahead of the even schedule.
+                    # and starts in the window); while bulk jobs wait, an
+                    # interactive one may use that room ahead of the even
+                    # schedule. With no bulk job, the schedule is as ever.
                     starts = bulk_reserve(self.config.interactive_reserve, pacer.rate)
-                    delay = (pacer.delay(now, cost, held + bulk_reserve(reserve, pacer.ceiling), keep=starts)
-                             if reserve else pacer.delay(now, cost, sessions, ahead=starts))
+                    if reserve:
+                        delay = pacer.delay(now, cost, held + bulk_reserve(reserve, pacer.ceiling), keep=starts)
+                    else:
+                        delay = pacer.delay(now, cost, sessions, ahead=starts if self._bulk_waiting else 0)
                     if delay is None:
                         continue
                     if delay == 0:
