@@ -7,10 +7,13 @@ import io
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from eslengine.config import Config
 from eslengine.http import create_app
@@ -226,3 +229,28 @@ def test_the_openapi_document_describes_every_dnc_route(app: Flask, client: Flas
     assert documented == routes
     for ref in re.findall(r'"\$ref": "#/components/schemas/(\w+)"', json.dumps(doc)):
         assert ref in doc["components"]["schemas"]
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
+                                                                                 max_size=4), max_leaves=12)
+_item = st.sampled_from(["+15551230001", "(555) 123-0002", "", "+1", "user/1000"]) | st.fixed_dictionaries(
+    {}, optional={"number": _json, "reason": _json, "expires_at": _json, "other": _json})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(_json, st.lists(_item, max_size=4), st.fixed_dictionaries(
+    {}, optional={"numbers": st.lists(_item, max_size=4) | _json, "region": _json, "x": _json})),
+    raw=st.binary(max_size=200), number=st.text(max_size=30))
+def test_no_client_input_gets_a_500(client: FlaskClient, body: object, raw: bytes, number: str) -> None:
+    for response in (
+        client.post("/v1/dnc", json=body, headers=AUTH),
+        client.delete("/v1/dnc", json=body, headers=AUTH),
+        client.post("/v1/dnc", data=raw, headers={**AUTH, "Content-Type": "text/csv"}),
+        client.post("/v1/dnc", data=raw, headers={**AUTH, "Content-Type": "application/json"}),
+        client.get("/v1/dnc/" + quote(number, safe=""), headers=AUTH),
+        client.get("/v1/dnc?cursor=%s&limit=%s" % (quote(number), quote(number)), headers=AUTH),
+    ):
+        assert response.status_code < 500, (response.status_code, response.get_data()[:300])
+        if response.status_code >= 400 and response.status_code != 404:
+            assert response.is_json and response.get_json()["reason"], response.get_data()[:300]
