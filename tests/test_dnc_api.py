@@ -254,3 +254,16 @@ def test_no_client_input_gets_a_500(client: FlaskClient, body: object, raw: byte
         assert response.status_code < 500, (response.status_code, response.get_data()[:300])
         if response.status_code >= 400 and response.status_code != 404:
             assert response.is_json and response.get_json()["reason"], response.get_data()[:300]
+
+
+@pytest.mark.parametrize(("chunks", "lines"), [
+    ([b"a\nb", b"c\n", b"d"], [b"a\n", b"bc\n", b"d"]),
+    ([b"a\n", b"", b"\n"], [b"a\n", b"\n"]),
+    ([b"x" * 5000 + b"\nok\n"], [b"x" * 4096 + b"\n", b"ok\n"]),
+    ([b"y" * 3000, b"y" * 3000, b"y" * 3000, b"\nok"], [b"y" * 4096, b"ok"]),
+    ([], []),
+])
+def test_a_body_is_split_into_lines_as_it_comes(chunks: list[bytes], lines: list[bytes]) -> None:
+    from eslengine.http.dnc_v1 import split_lines
+
+    assert list(split_lines(iter(chunks))) == lines

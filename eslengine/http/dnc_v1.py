@@ -131,17 +131,35 @@ def _import(account: str) -> Response:
 
 
 def _lines() -> Iterator[bytes]:
-    """The request body's lines as they arrive (a line is cut at 4 KiB:
-    no number is that long, and it is then reported as bad)."""
-    stream = request.stream
-    while True:
-        line = stream.readline(4096)
-        if not line:
-            return
-        if len(line) == 4096 and not line.endswith(b"\n"):
-            while (more := stream.readline(4096)) and not more.endswith(b"\n"):
-                pass
-        yield line
+    """The request body's lines as they arrive, read 64 KiB at a time (a
+    line is cut at ``MAX_LINE``: no entry is that long, and it is then
+    reported as bad)."""
+    return split_lines(iter(lambda: request.stream.read(1 << 16), b""))
+
+
+MAX_LINE = 4096
+
+
+def split_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The lines of a byte stream given in ``chunks``, each with its
+    newline (the last may have none); a line longer than ``MAX_LINE`` is
+    cut there and the rest of it dropped."""
+    rest = b""
+    dropping = False
+    for chunk in chunks:
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            if dropping:
+                dropping = False
+                continue
+            yield line[:MAX_LINE] + b"\n"
+        if len(rest) > MAX_LINE:
+            if not dropping:
+                yield rest[:MAX_LINE]
+            dropping, rest = True, b""
+    if rest and not dropping:
+        yield rest
 
 
 @bp.delete("/v1/dnc")
