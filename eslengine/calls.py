@@ -49,8 +49,11 @@ __all__ = ["MAX_FILTER_PATTERN", "Destination", "CallRequest", "CallState", "Par
 KNOWN_FIELDS = frozenset({
     "id", "a", "b", "dial_first", "caller_id_number", "caller_id_name", "timeout", "variables",
     "number_filter", "region", "ringback", "music_on_hold", "announcement", "max_duration", "warnings", "record", "media",
-    "node", "target_call_id", "callback_url", "callback_format", "retry", "metadata",
+    "node", "target_call_id", "callback_url", "callback_format", "retry", "metadata", "lane",
 })
+# Where a job waits (store/jobs.py): "interactive" jobs are always served
+# before "bulk" ones (campaigns, bulk imports).
+LANES = ("interactive", "bulk")
 PARTY_FIELDS = frozenset({
     "to", "mode", "timeout", "retries", "ignore_early_media", "auto_answer", "caller_id_number",
     "caller_id_name", "anonymous", "show_other_number", "presence_id", "sip_headers",
@@ -232,6 +235,7 @@ class CallRequest:
     # The client's own JSON object, kept with the call (record, status,
     # webhooks) and never sent to the switch.
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    lane: str = "interactive"
 
     def party(self, name: str) -> Party:
         return self.a if name == "a" else self.b
@@ -269,6 +273,8 @@ class CallRequest:
         data["retry"] = self.retry.to_json()
         if self.metadata:
             data["metadata"] = dict(self.metadata)
+        if self.lane != "interactive":
+            data["lane"] = self.lane
         return data
 
     def dumps(self) -> str:
@@ -697,6 +703,7 @@ def parse_request(data: object, config: Config, *, job_id: str | None = None,
         callback_format=callback_format,
         retry=_retry(data.get("retry"), config),
         metadata=_metadata(data.get("metadata")),
+        lane=_choice("lane", data.get("lane"), LANES, "interactive"),
     )
     return request
 

@@ -13,6 +13,7 @@
                                           media and click-to-call resources
     eslengine campaign ...                campaigns over the HTTP API: create, upload a CSV,
                                           start, pause, resume, cancel, show, list, watch
+    eslengine dnc add|import|remove|check|list   do-not-call lists (cli_dnc.py)
 
 gevent's monkey-patching happens here, first, and nowhere else; settings come
 from ``ESLENGINE_*`` environment variables (see config.py). A bad setting or
@@ -24,7 +25,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from . import ops, runtime
+from . import cli_dnc, ops, runtime
 
 if TYPE_CHECKING:
     import argparse
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     revoke.add_argument("ids", nargs="+", help="key ids from 'keys list'")
     _account_parsers(sub)
     _campaign_parsers(sub)
+    cli_dnc.add_parsers(sub)
     demo = sub.add_parser("demo", help="run the whole system locally and place a few calls")
     demo.add_argument("--keep-going", action="store_true", help=argparse.SUPPRESS)
     demo.add_argument("--widget", action="store_true",
@@ -186,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             from .campaign import commands
 
             return commands.run(args)
+        if args.command == "dnc":
+            return cli_dnc.run(config, args)
         if args.command == "demo":
             from .demo import run as run_demo
             from .demo import run_widget

@@ -174,7 +174,8 @@ SETTINGS = (
     "CONCURRENCY", "CLAIM_IDLE_MS", "RECORD_TTL", "DEAD_LETTER_MAX", "CDR_MAX", "MAX_ATTEMPTS", "DEFAULT_ATTEMPTS",
     "DEFAULT_RETRY_BACKOFF", "MAX_DESTINATIONS", "MAX_CALL_DURATION", "WEBHOOK_CONCURRENCY", "WEBHOOK_MAX_AGE",
     "ESL_TIMEOUT", "RECONNECT_MAX_DELAY", "BRIDGE", "LOG_LEVEL", "LOG_FORMAT", "WIDGET_SECRET",
-    "WIDGET_PER_DESTINATION", "REDIS_WAIT_REPLICAS", "METRICS_PORT", "METRICS_ADDRESS", "METRICS_TOKEN",
+    "WIDGET_PER_DESTINATION", "REDIS_WAIT_REPLICAS", "INTERACTIVE_RESERVE", "METRICS_PORT", "METRICS_ADDRESS",
+    "METRICS_TOKEN",
 )
 # ESLENGINE_* variables of the project's own tools (the conformance suite, the
 # examples), not of the engine.
@@ -297,6 +298,10 @@ class Config:
     # How long a claimed job may stay unacknowledged before another worker
     # takes it over (ms); must exceed the longest ring time.
     claim_idle_ms: int = 180_000
+    # Room a worker keeps for interactive jobs: bulk-lane jobs never take the
+    # last this many of its pool, its claim-ahead, or a node's sessions
+    # (at most a quarter of the node's ceiling).
+    interactive_reserve: int = 2
     # How long a finished call's record is kept in Redis (s).
     record_ttl: int = 7 * 24 * 3600
     # How many dead letters are kept, the oldest dropped first.
@@ -449,6 +454,7 @@ class Config:
             ("max_ring_timeout", "MAX_RING_TIMEOUT"),
             ("concurrency", "CONCURRENCY"),
             ("claim_idle_ms", "CLAIM_IDLE_MS"),
+            ("interactive_reserve", "INTERACTIVE_RESERVE"),
             ("record_ttl", "RECORD_TTL"),
             ("dead_letter_max", "DEAD_LETTER_MAX"),
             ("cdr_max", "CDR_MAX"),

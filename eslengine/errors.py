@@ -3,6 +3,7 @@
     EslEngineError
     ├── ConfigError                 a setting cannot be understood
     ├── ValidationError             a call request is refused; .field, .reason
+    │   └── DoNotCall               a number it would ring is on a do-not-call list; .number, .list
     ├── QueueUnavailable            Redis cannot be reached or timed out
     ├── JobExists                   a job with this id was already accepted; .job_id
     ├── IdempotencyKeyUsed          an Idempotency-Key placed a call before; .job_id, .digest
@@ -48,6 +49,17 @@ class ValidationError(EslEngineError):
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "reason": self.reason}
+
+
+class DoNotCall(ValidationError):
+    """A number the call would ring is on a do-not-call list (``dnc.py``);
+    nothing was queued. ``reason`` is ``"do_not_call"``; ``list`` is
+    ``"global"`` or ``"account"``."""
+
+    def __init__(self, field: str, number: str, list_name: str) -> None:
+        super().__init__(field, "do_not_call")
+        self.number = number
+        self.list = list_name
 
 
 class QueueUnavailable(EslEngineError):

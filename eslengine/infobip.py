@@ -47,6 +47,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from .errors import ValidationError
+from .status import FINAL
 
 PATH = "/voice/ctc/1/send"
 MESSAGE_FIELDS = (
@@ -473,7 +474,7 @@ def report_result(call: Mapping[str, Any]) -> dict[str, Any] | None:
     """Infobip's delivery report entry of a call (``GET /v1/calls/<id>``'s
     document) once it is final; None before."""
     status = call.get("status")
-    if status not in ("completed", "failed", "cancelled"):
+    if status not in FINAL:
         return None
     request = call.get("request") or {}
     metadata = request.get("metadata") or {}

@@ -26,7 +26,8 @@ from typing import Any
 import orjson
 
 FIELDS = ("job_id", "node", "worker", "event", "cause")
-EVENTS = frozenset({"queued", "dialing", "ringing", "answered", "bridged", "completed", "failed", "cancelled"})
+EVENTS = frozenset({"queued", "dialing", "ringing", "answered", "bridged", "completed", "failed", "cancelled",
+                    "skipped_dnc"})
 _PREFIX = re.compile(r"(job|node|worker) ([^\s:]+(?::\d+)?): ")
 _CAUSE = re.compile(r"\bcause=([A-Z][A-Z0-9_]{0,63})\b")
 _FIELD_OF = {"job": "job_id", "node": "node", "worker": "worker"}

@@ -115,21 +115,27 @@ class Pacer:
         while starts and starts[0][0] <= horizon:
             self._in_window -= starts.popleft()[1]
 
-    def delay(self, now: float, cost: int, sessions: int | None = None) -> float | None:
+    def delay(self, now: float, cost: int, sessions: int | None = None, *, keep: int = 0,
+              ahead: int = 0) -> float | None:
         """Seconds to wait before ``cost`` sessions may start (0: now), or
         None while the live-session ceiling leaves no room for ``sessions``
         more (default ``cost``; wait for a release), or while this worker has
-        no share of the node."""
+        no share of the node.
+
+        ``keep``: session starts to leave free in the window (what a
+        bulk-lane job leaves for interactive ones); ``ahead``: starts'
+        worth of the even schedule this start may go ahead of (an
+        interactive job, into the room bulk jobs leave)."""
         if self.live + (cost if sessions is None else sessions) > self.ceiling:
             return None
         if self.rate <= 0 or now >= self.share_until:
             return None
         self._recover(now)
         self._expire(now)
-        early = self._due - now
+        early = self._due - now - ahead * self.window / max(1, self.rate)
         # At least a microsecond: rounding must not turn a wait into "now".
         spacing = max(1e-6, early - EARLY) if early > EARLY else 0.0
-        excess = self._in_window + cost - self.rate
+        excess = self._in_window + cost + keep - self.rate
         if excess <= 0 or not self._starts:
             return spacing
         # Entries still here have not expired; float rounding must not turn

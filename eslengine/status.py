@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-STATUSES = ("queued", "dialing", "ringing", "answered", "bridged", "completed", "failed", "cancelled")
-FINAL = frozenset({"completed", "failed", "cancelled"})
+STATUSES = ("queued", "dialing", "ringing", "answered", "bridged", "completed", "failed", "cancelled",
+            "skipped_dnc")
+# ``skipped_dnc``: a number the call would ring was on a do-not-call list
+# when the worker was about to originate it (``dnc.py``); nothing was dialed.
+FINAL = frozenset({"completed", "failed", "cancelled", "skipped_dnc"})
 _RANK = {s: i for i, s in enumerate(STATUSES)}
 
 

@@ -57,6 +57,7 @@ from .campaign.report import report_body, report_document
 from .config import Config
 from .errors import QueueUnavailable, WebhookFailed, WebhookRefused
 from .http.present import present
+from .status import FINAL
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +227,7 @@ def body_of(document: Mapping[str, Any], delivery: Delivery) -> tuple[bytes, str
     for the others, which are then done with unsent)."""
     fmt = str((document.get("request") or {}).get("callback_format") or "eslengine")
     if fmt.startswith("infobip+"):
-        return infobip.report(document, fmt) if delivery.status in ("completed", "failed", "cancelled") else None
+        return infobip.report(document, fmt) if delivery.status in FINAL else None
     body = json.dumps({"event": delivery.event, "delivery": delivery.id, "call": document},
                       separators=(",", ":")).encode()
     return body, "application/json"

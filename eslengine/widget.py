@@ -96,8 +96,8 @@ TEXTS: dict[str, dict[str, str]] = {
 LANGUAGES = tuple(TEXTS)
 CHALLENGES = ("off", "pow")
 # The checks that refuse a widget call, in the order they run (http/widget.py).
-REFUSALS = ("origin_not_allowed", "token_invalid", "challenge_failed", "closed", "invalid", "destination_limited",
-            "rate_limited")
+REFUSALS = ("origin_not_allowed", "token_invalid", "challenge_failed", "closed", "invalid", "do_not_call",
+            "destination_limited", "rate_limited")
 FIELDS = ("origins", "region", "language", "texts", "hours", "per_network_per_hour", "challenge", "pow_bits")
 _REGION = re.compile(r"[A-Z]{2}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f<>]")

@@ -13,6 +13,7 @@ import redis
 from eslengine.calls import parse_request
 from eslengine.config import Config, Node
 from eslengine.fakeswitch import FakeSwitch
+from eslengine.status import FINAL
 from eslengine.store import JobQueue, Keys
 from eslengine.worker import Timings, Worker
 from tests.conftest import RedisServer
@@ -66,8 +67,7 @@ class Rig:
         return self.queue.enqueue(parse_request(body, self.config))
 
     def final(self, job_id: str, timeout: float = 10.0) -> dict[str, Any]:
-        return wait_for(lambda: (d := self.queue.get(job_id)) and d["status"] in ("completed", "failed", "cancelled") and d,
-                        timeout)
+        return wait_for(lambda: (d := self.queue.get(job_id)) and d["status"] in FINAL and d, timeout)
 
     def close(self) -> None:
         for worker in self.workers:

@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from eslengine import dnc
 from eslengine.campaign.decide import Pace
 from eslengine.campaign.dispatcher import Dispatcher
 from eslengine.campaign.model import Contact, parse_campaign
@@ -192,3 +193,44 @@ def test_a_paused_campaigns_queued_calls_are_not_dialed_and_their_contacts_wait_
     dispatcher.read_outcomes()
     assert store.state(campaign_id) == "finished"
     assert sorted(c["attempt"] for c in cdrs(rig, campaign_id) if c["status"] == "completed") == ["2", "2", "2"]
+
+
+
+def test_campaign_calls_go_in_the_bulk_lane_and_a_listed_number_is_skipped_not_called(rig: Rig) -> None:
+    rig.queue.dnc.add("", [dnc.Entry("+15551230003", "asked not to be called", added=time.time())])
+    store, campaign_id = make(rig, numbers(6), pacing={"cps": 100, "max_concurrent": 10})
+    store.act(campaign_id, "start")
+    # A dispatcher of its own, no worker yet: the calls wait in the stream.
+    dispatcher = Dispatcher(rig.config, rig.queue, store=store)
+    dispatcher.lease.renewed(time.monotonic(), 60.0, unbroken=True)
+    dispatcher._paces[campaign_id] = Pace(credit=6.0)
+    dispatcher.dispatch_campaign(campaign_id)
+    assert rig.client.xlen(rig.queue.keys.jobs_bulk) == 5 and rig.client.xlen(rig.queue.keys.jobs) == 0
+    assert store.contact(campaign_id, "c3")["outcome"] == "skipped_dnc"
+    rig.start_worker()
+    wait_for(lambda: store.state(campaign_id) == "finished", timeout=30)
+    shown = store.show(campaign_id)
+    assert shown is not None
+    assert (shown["counters"]["connected"], shown["counters"]["skipped_dnc"], shown["counters"]["done"]) == (5, 1, 6)
+    assert all("5551230003" not in r.args for r in originated(rig, campaign_id))
+
+
+def test_a_number_listed_after_its_campaign_call_was_queued_is_not_called_and_counted_skipped_dnc(
+        rig: Rig) -> None:
+    store, campaign_id = make(rig, numbers(3), pacing={"cps": 100, "max_concurrent": 10})
+    store.act(campaign_id, "start")
+    dispatcher = Dispatcher(rig.config, rig.queue, store=store)
+    dispatcher.lease.renewed(time.monotonic(), 60.0, unbroken=True)
+    dispatcher._paces[campaign_id] = Pace(credit=3.0)
+    assert dispatcher.dispatch_campaign(campaign_id) == 3
+    rig.queue.dnc.add("", [dnc.Entry("+15551230001", added=time.time())])
+    worker = rig.start_worker()
+    worker.dispatcher.stop()  # the test's dispatcher applies the outcomes
+    wait_for(lambda: len(cdrs(rig, campaign_id)) == 3, timeout=20)
+    assert {c["contact"]: c["status"] for c in cdrs(rig, campaign_id)}["c1"] == "skipped_dnc"
+    assert all("5551230001" not in r.args for r in originated(rig, campaign_id))
+    dispatcher.store.ensure_cdr_group()
+    dispatcher.read_outcomes()
+    shown = store.show(campaign_id)
+    assert shown is not None
+    assert (shown["counters"]["skipped_dnc"], shown["counters"]["connected"], shown["state"]) == (1, 2, "finished")

@@ -68,6 +68,7 @@ CASES: dict[str, tuple[str, str, Any, str | None]] = {
     "METRICS_PORT": ("9108", "metrics_port", 9108, "70000"),
     "METRICS_ADDRESS": ("0.0.0.0", "metrics_address", "0.0.0.0", "localhost"),
     "METRICS_TOKEN": ("scrape-me", "metrics_token", "scrape-me", "two words"),
+    "INTERACTIVE_RESERVE": ("4", "interactive_reserve", 4, "0"),
 }
 
 

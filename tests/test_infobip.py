@@ -495,3 +495,15 @@ def test_the_openapi_document_describes_the_message_fields(client: FlaskClient) 
     assert tuple(document["components"]["schemas"]["Message"]["properties"]) == infobip.MESSAGE_FIELDS
     assert tuple(document["components"]["schemas"]["Message"]["properties"]["retry"]["properties"]) == \
         infobip.RETRY_FIELDS
+
+
+def test_a_message_to_a_do_not_call_number_refuses_the_request_with_nothing_queued(client: FlaskClient,
+                                                                                  tenant: Tenant) -> None:
+    response = client.post("/v1/dnc", json=["+41793026728"], headers={"Authorization": "Bearer " + OPERATOR})
+    assert response.status_code == 201
+    body = {"messages": [message(messageId=None), message(messageId=None, destinationA="41793026728")]}
+    response = client.post("/voice/ctc/1/send", json=body, headers={"Authorization": "App " + tenant.token})
+    assert response.status_code == 400
+    error = response.get_json()["requestError"]["serviceException"]
+    assert "messages[1]" in error["text"] and "do_not_call" in error["text"]
+    assert calls_of(client, tenant.token) == []

@@ -586,3 +586,12 @@ def test_the_document_describes_every_kazoo_route(app: Flask, client: FlaskClien
         path = path.replace("{account_id}", "{account}").replace("{item_id}", "{id}")
         routes |= {(path, m) for m in rule.methods or () if m not in ("HEAD", "OPTIONS")}
     assert documented == routes
+
+
+def test_a_quickcall_to_a_do_not_call_number_is_a_validation_error(client: FlaskClient, acme: Account) -> None:
+    response = client.post(acme.native + "/dnc", json=["+15551230002"], headers={"Authorization": "Bearer " + OPERATOR})
+    assert response.status_code == 201
+    doc = failed(curl(client, "GET", "%s/users/%s/quickcall/+15551230002" % (acme.kazoo, acme.user), acme.token),
+                 400)
+    assert "do_not_call" in json.dumps(doc)
+    ok(curl(client, "GET", "%s/users/%s/quickcall/+15551230003" % (acme.kazoo, acme.user), acme.token), 202)

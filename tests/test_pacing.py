@@ -215,3 +215,29 @@ def test_a_slowed_pacer_never_goes_below_one_start_or_above_its_share() -> None:
     assert p.rate == 1
     p.delay(4.0, 1)
     assert p.rate == 4
+
+
+def test_a_bulk_start_leaves_starts_in_the_window_and_an_interactive_one_may_go_ahead_into_them() -> None:
+    p = Pacer(sps=9, max_sessions=100)  # 8 starts per window: one every 0.125 s
+    for i in range(6):
+        t = 10.0 + i * 0.125
+        assert p.delay(t, 1, keep=2) == pytest.approx(0.0, abs=1e-9)
+        p.start(t, 1)
+    # Six in the window: a bulk start keeping two free waits for the first to expire ...
+    assert p.delay(10.75, 1, keep=2) == pytest.approx(0.25)
+    # ... while an interactive one takes a kept place at once, ahead of the schedule.
+    assert p.delay(10.63, 1) == pytest.approx(0.75 - 0.63 - EARLY)  # on the schedule: wait
+    assert p.delay(10.63, 1, ahead=2) == 0
+    p.start(10.63, 1)
+    assert p.delay(10.64, 1, ahead=2) == 0
+    p.start(10.64, 1)
+    # The window is full: nobody starts, however far ahead it may go.
+    assert p.delay(10.65, 1, ahead=8) == pytest.approx(0.35)
+
+
+def test_bulk_jobs_keep_at_most_a_quarter_of_a_limit() -> None:
+    from eslengine.worker.claiming import bulk_room
+    from eslengine.worker.nodes import bulk_reserve
+
+    assert [bulk_reserve(2, limit) for limit in (0, 3, 4, 8, 9, 1000)] == [0, 0, 1, 2, 2, 2]
+    assert [bulk_room(room, 2) for room in (0, 1, 2, 3, 200)] == [0, 0, 0, 1, 198]

@@ -383,3 +383,13 @@ def test_the_openapi_document_lists_every_parameter(client: FlaskClient) -> None
     document = json.loads(client.get("/v1/openapi/sarv.json").data)
     post = document["paths"]["/v2/clickToCall/para"]["post"]
     assert [p["name"] for p in post["parameters"]] == list(sarv.PARAMETERS)
+
+
+def test_a_number_on_a_do_not_call_list_is_refused_in_sarvs_shape(client: FlaskClient, tenant: Tenant) -> None:
+    response = client.post("/v1/dnc", json=["+919812345678"], headers={"Authorization": "Bearer " + OPERATOR})
+    assert response.status_code == 201
+    status, reply = call(client, tenant, **{"from": "9876543210", "to": "9812345678"})
+    assert status == 400 and reply["status"] == "error"
+    assert "do_not_call" in reply["message"]
+    status, reply = call(client, tenant, **{"from": "9876543210", "to": "9812345679"})
+    assert status == 200, reply

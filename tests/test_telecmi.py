@@ -351,3 +351,15 @@ def test_the_openapi_document_names_the_documented_codes(client: FlaskClient) ->
     operations = document["paths"]["/v2/webrtc/click2call"]
     assert {"200", "400", "404", "407"} <= set(operations["get"]["responses"]) & set(operations["post"]["responses"])
     assert set(document["components"]["schemas"]["Click2Call"]["properties"]) == set(telecmi.PARAMETERS)
+
+
+def test_a_number_on_a_do_not_call_list_is_refused_as_telecmi_does(client: FlaskClient, tenant: Tenant) -> None:
+    response = client.post("/v1/accounts/%s/dnc" % tenant.account, json=["+919200000000"],
+                           headers={"Authorization": "Bearer " + OPERATOR})
+    assert response.status_code == 201
+    body = {"user_id": tenant.user, "secret": tenant.secret, "to": 919200000000, "webrtc": True, "followme": False}
+    response = client.post("/v2/webrtc/click2call", json=body)
+    assert response.status_code == 400
+    assert response.get_json() == {"code": 400, "msg": "to: do_not_call"}
+    response = client.post("/v2/webrtc/click2call", json={**body, "to": 919200000001})
+    assert response.status_code == 200, response.get_json()

@@ -311,3 +311,15 @@ def test_a_resource_takes_only_so_many_calls_at_once(client: FlaskClient, app: F
     # One ends: room for another.
     app.extensions["eslengine"].transition(first, "failed", {"hangup_cause": "USER_BUSY"})
     assert site.call("+15551230013").status_code == 202
+
+
+def test_a_visitor_number_on_a_do_not_call_list_is_refused_and_counted(client: FlaskClient) -> None:
+    site = Site(client)
+    assert client.post("/v1/accounts/%s/dnc" % site.account, json=["+15551230004"], headers=AUTH).status_code == 201
+    resp = site.call("(555) 123-0004")
+    assert resp.status_code == 422 and resp.headers["Access-Control-Allow-Origin"] == PAGE
+    body = resp.get_json()
+    assert (body["error"], body["reason"], body["field"]) == ("do_not_call", "do_not_call", "number")
+    assert body["message"] == "The call could not be made \u2014 try again later"
+    assert site.refusals() == {"do_not_call": 1}
+    assert site.call("(555) 123-0005").status_code == 202

@@ -43,7 +43,7 @@ import gevent.pool
 
 from ..calls import CallRequest
 from ..config import Config
-from ..errors import JobExists, QueueUnavailable, ValidationError
+from ..errors import DoNotCall, JobExists, QueueUnavailable, ValidationError
 from ..lease import Lease
 from ..status import FINAL
 from ..store import JobQueue
@@ -66,8 +66,10 @@ ENQUEUING = 50
 
 
 def campaign_enqueue(queue: JobQueue, request: CallRequest, *, owner: str = "", account: str = "") -> str:
-    """Queue one campaign call: the one way every campaign job is queued."""
-    return queue.enqueue(request, owner=owner, account=account)
+    """Queue one campaign call: the one way every campaign job is queued,
+    in the bulk lane, so that interactive calls never wait behind it.
+    Raises ``DoNotCall`` for a number on a do-not-call list."""
+    return queue.enqueue(request, owner=owner, account=account, lane="bulk")
 
 
 class Dispatcher:
@@ -238,15 +240,27 @@ class Dispatcher:
                 self.on_report()
                 continue
             # Queued side by side: their scripts share the worker's pipelines.
-            self._enqueuing.spawn(self._queue, request, raw)
+            self._enqueuing.spawn(self._queue, request, raw, campaign_id, contact.id)
             started += 1
         self._enqueuing.join()
         pace.give_back(allowed - started)
         return started
 
-    def _queue(self, request: CallRequest, raw: dict[str, str]) -> None:
+    def _queue(self, request: CallRequest, raw: dict[str, str], campaign_id: str, contact_id: str) -> None:
         try:
             campaign_enqueue(self.queue, request, owner=raw.get("owner", ""), account=raw.get("account", ""))
+        except DoNotCall as exc:
+            # On a do-not-call list: the contact is done, not called.
+            log.info("campaign %s: contact %s skipped: %s is on the %s do-not-call list", campaign_id, contact_id,
+                     exc.number, exc.list)
+            try:
+                self.store.outcome(campaign_id, contact_id, request.id, "finish", outcome="skipped_dnc",
+                                   cause="CALL_REJECTED")
+            except QueueUnavailable as unavailable:
+                log.warning("campaign %s: contact %s not ended (%s); the sweep tries again", campaign_id,
+                            contact_id, unavailable)
+                return
+            self.on_report()
         except JobExists:
             pass  # queued before (the sweep found it slow): the same call
         except QueueUnavailable as exc:
@@ -269,7 +283,7 @@ class Dispatcher:
                     continue
                 log.warning("campaign %s: contact %s: call %s never queued; queueing it", campaign_id, contact_id,
                             contact["call"])
-                self._queue(request, raw)
+                self._queue(request, raw, campaign_id, contact_id)
             elif call["status"] in FINAL:
                 # Its CDR never came (the stream trimmed before it was read,
                 # or lost with a Redis restart): the record says the same.

@@ -11,7 +11,7 @@ from ..clicktocall import ClickToCallLog
 from ..config import Config
 from ..store import JobQueue
 from ..store.campaigns import CampaignStore
-from . import accounts_v1, blocking, calls_v1, campaigns_v1, infobip_ctc, kazoo, metrics, sarv_v2, telecmi_v2, widget
+from . import accounts_v1, blocking, calls_v1, campaigns_v1, dnc_v1, infobip_ctc, kazoo, metrics, sarv_v2, telecmi_v2, widget
 from .auth import check_auth_config
 from .context import (
     ACCOUNTS_EXTENSION,
@@ -57,6 +57,7 @@ def create_app(config: Config, queue: JobQueue | None = None, *, allow_no_auth: 
     app.register_blueprint(calls_v1.bp)
     app.register_blueprint(accounts_v1.bp)
     app.register_blueprint(campaigns_v1.bp)
+    app.register_blueprint(dnc_v1.bp)
     app.register_blueprint(kazoo.bp)
     app.register_blueprint(widget.bp)
     if fast_intake:

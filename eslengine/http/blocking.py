@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from ..errors import ValidationError
+from ..status import FINAL
 
 POLL_INTERVAL = 0.1
 DEFAULT_WAIT = 20
@@ -38,7 +39,7 @@ def outcome(record: Mapping[str, str]) -> Outcome | None:
     status = record.get("status") or ""
     if any(record.get(name) for name in _STARTED):
         return Outcome(True, status)
-    if status in ("failed", "cancelled", "completed"):
+    if status in FINAL:
         return Outcome(False, status, record.get("hangup_cause") or record.get("a_hangup_cause") or "UNKNOWN")
     return None
 

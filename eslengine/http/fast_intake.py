@@ -11,12 +11,12 @@ import orjson
 
 from .. import calls
 from ..config import Config
-from ..errors import JobExists, QueueUnavailable
+from ..errors import DoNotCall, JobExists, QueueUnavailable
 from ..store import JobQueue
 from .auth import authorized
 from .calls_v1 import call_path, exists, queued
 from .metrics import ROUTE
-from .responses import MAX_BODY, decode_json, error, queue_unavailable
+from .responses import MAX_BODY, decode_json, do_not_call, error, queue_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ class FastIntake:
             return exists(call.id)(environ, start_response)
         except QueueUnavailable as exc:
             return queue_unavailable(exc)(environ, start_response)
+        except DoNotCall as exc:
+            return do_not_call(exc)(environ, start_response)
         except Exception:
             log.exception("unhandled error on POST %s", self.PATH)
             return error(500, "internal", "internal error")(environ, start_response)

@@ -23,7 +23,7 @@ from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException
 
 from .. import apikeys, calls, infobip
-from ..errors import QueueUnavailable, ValidationError
+from ..errors import DoNotCall, QueueUnavailable, ValidationError
 from . import auth, context
 from .openapi_infobip import DOCUMENT, openapi_document
 from .responses import RETRY_AFTER, BadBody, decode_json, json_response
@@ -95,6 +95,13 @@ def send() -> Response:
             call = calls.parse_request(document, config)
             placed.append(call if key.operator else apikeys.apply_caller_ids(key, call))
         except ValidationError as exc:
+            raise infobip.refusal(exc, message) from None
+    # Every message's numbers first: a message refused for a do-not-call
+    # number refuses the request, with nothing queued.
+    for message, call in zip(send_request.messages, placed):
+        try:
+            context.queue().check_do_not_call(call, account)
+        except DoNotCall as exc:
             raise infobip.refusal(exc, message) from None
     if not key.operator and key.rate_per_minute:
         for _ in placed:

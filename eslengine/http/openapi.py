@@ -9,6 +9,7 @@ from .. import calls, status
 from ..config import Config
 from .openapi_accounts import add_accounts, originate_failed, wait_parameters
 from .openapi_campaigns import add_campaigns
+from .openapi_dnc import add_dnc
 from .responses import MAX_BODY
 
 _DESTINATION_PATTERN = (
@@ -120,7 +121,9 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                          "Idempotency-Key header or wait is malformed."),
                             "409": error("This key already placed a call with the given id."),
                             "413": error("The body is larger than %d bytes." % MAX_BODY),
-                            "422": error("A field is invalid; 'field' names it."),
+                            "422": error("A field is invalid; 'field' names it. A number the call would "
+                                         "ring is on a do-not-call list: error and reason do_not_call, "
+                                         "field, number and list (global or account)."),
                             "429": error("The key placed as many calls this minute as it may.",
                                          {"Retry-After": {"schema": {"type": "string"}}}),
                             "502": originate_failed(error),
@@ -398,6 +401,11 @@ def openapi_document(config: Config) -> dict[str, Any]:
                                                                   "enum": sorted(calls.RETRY_GROUPS)}},
                             },
                         },
+                        "lane": {"type": "string", "enum": list(calls.LANES), "default": "interactive",
+                                 "description": "Where the call waits: interactive calls (a person waiting "
+                                 "for the phone to ring) are always dialed before bulk ones (campaigns, "
+                                 "imports), which take only the room interactive calls leave. Its retries "
+                                 "keep its lane."},
                         "metadata": {"type": "object", "nullable": True,
                                      "description": "Your own JSON object (at most %d bytes encoded, nested at "
                                      "most %d deep), kept with the call: in its status and every webhook "
@@ -610,6 +618,7 @@ def openapi_document(config: Config) -> dict[str, Any]:
     }
     add_accounts(document, config, error, secured)
     add_campaigns(document, error, secured)
+    add_dnc(document, error, secured)
     if auth:
         document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         document["security"] = [{"bearer": []}]

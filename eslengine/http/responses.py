@@ -12,7 +12,7 @@ from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from ..errors import QueueUnavailable
+from ..errors import DoNotCall, QueueUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,14 @@ def queue_unavailable(exc: QueueUnavailable) -> Response:
     return response
 
 
+def do_not_call(exc: DoNotCall) -> Response:
+    """422: the request is well formed, but a number it would ring is on a
+    do-not-call list. Like the other refusals of what a call may ring (the
+    toll-fraud policy), it is about this request's content, not the
+    caller's rights (403) nor the state of a resource (409)."""
+    return error(422, "do_not_call", exc.reason, field=exc.field, number=exc.number, list=exc.list)
+
+
 def _bad_body(exc: BadBody) -> Response:
     return error(400, "bad_request", exc.reason, field="body")
 
@@ -105,6 +113,7 @@ def register_errors(target: Flask | Blueprint) -> None:
     requests no route matches) or one blueprint (a surface with answers of
     its own registers its handlers on its blueprint; they take precedence)."""
     target.register_error_handler(BadBody, _bad_body)
+    target.register_error_handler(DoNotCall, do_not_call)
     target.register_error_handler(Forbidden, _forbidden)
     target.register_error_handler(QueueUnavailable, queue_unavailable)
     target.register_error_handler(HTTPException, _http_exception)

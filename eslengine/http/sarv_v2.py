@@ -25,7 +25,7 @@ from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException
 
 from .. import apikeys, calls, sarv
-from ..errors import QueueUnavailable, ValidationError
+from ..errors import DoNotCall, QueueUnavailable, ValidationError
 from . import auth, context
 from .openapi_sarv import DOCUMENT, openapi_document
 from .responses import RETRY_AFTER, json_response
@@ -108,7 +108,10 @@ def click_to_call() -> Response:
         if wait:
             return _answer("429", "this token may place %d calls a minute" % key.rate_per_minute,
                            **{"Retry-After": str(max(1, math.ceil(wait)))})
-    job_id = context.queue().enqueue(call, owner="" if key.operator else key.id, account=account)
+    try:
+        job_id = context.queue().enqueue(call, owner="" if key.operator else key.id, account=account)
+    except DoNotCall as exc:
+        raise sarv.refusal(exc, call_request) from None
     log.info("job %s: sarv click-to-call for account %s (%s %s to %s %s)", job_id, account, call_request.a.type,
              len(call_request.a.values), call_request.b.type, len(call_request.b.values))
     return json_response(sarv.placed(job_id))

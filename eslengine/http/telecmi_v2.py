@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import apikeys, calls, telecmi
 from ..config import Config
-from ..errors import QueueUnavailable, ValidationError
+from ..errors import DoNotCall, QueueUnavailable, ValidationError
 from . import auth, context
 from .openapi_telecmi import DOCUMENT, openapi_document
 from .responses import RETRY_AFTER, BadBody, json_body, json_response
@@ -90,7 +90,10 @@ def click2call() -> Response:
         if wait:
             return _answer(429, "this secret may place %d calls a minute" % key.rate_per_minute,
                            **{"Retry-After": str(max(1, math.ceil(wait)))})
-    job_id = context.queue().enqueue(call, owner="" if key.operator else key.id, account=account)
+    try:
+        job_id = context.queue().enqueue(call, owner="" if key.operator else key.id, account=account)
+    except DoNotCall as exc:
+        raise telecmi.refusal(exc) from None
     log.info("job %s: telecmi click2call for user %s of account %s", job_id, call_request.user, account)
     return json_response(telecmi.initiated(job_id))
 

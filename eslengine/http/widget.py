@@ -39,7 +39,7 @@ from flask import Blueprint, Response, request
 from werkzeug.exceptions import NotFound
 
 from .. import accounts, clicktocall, metrics, widget
-from ..errors import QueueUnavailable, ValidationError
+from ..errors import DoNotCall, QueueUnavailable, ValidationError
 from ..status import FINAL
 from ..store import redis_errors
 from . import context, events
@@ -232,6 +232,9 @@ def call_me(account_id: str, item_id: str) -> Response:
         call = clicktocall.connect_request(resource, context.account_store().directory(account_id),
                                            number.strip(), local)
         dialed = str(call.b.destinations[0])
+        context.queue().check_do_not_call(call, account_id)
+    except DoNotCall as exc:
+        return _refuse(account_id, item_id, 422, "do_not_call", exc.reason, texts["failed"], origin, field="number")
     except ValidationError as exc:
         field = "number" if exc.field in ("contact", "number") else exc.field
         return _refuse(account_id, item_id, 422, "invalid", exc.reason, exc.reason, origin, field=field)

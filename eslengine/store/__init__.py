@@ -8,7 +8,9 @@ One concept a module:
 ``connection``  the client (``connect``) and ``redis_errors``, the one place
                 redis-py's errors become ``QueueUnavailable``
 ``clock``       ``now_iso``: times as records store them
-``jobs``        the job stream: enqueue, read, take over, ack, dead letters, retries
+``jobs``        the job streams (interactive and bulk lanes): enqueue, read, take
+                over, ack, dead letters, retries
+``dnc``         the do-not-call lists: add, bulk import, remove, check, list
 ``records``     call records: transition, claim, read, cancel, listing, idempotency
 ``registry``    workers: heartbeats, ownership, adoption, node shares
 ``outbox``      the webhook delivery queue

@@ -8,15 +8,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import redis
 
-from .. import calls
+from .. import calls, dnc
 from ..calls import CallRequest
 from ..config import CDR_MAX, DEAD_LETTER_MAX, Config
+from ..errors import DoNotCall
 from .connection import connect, redis_errors
+from .dnc import DncStore
 from .executor import Executor
 from .jobs import Jobs
 from .keys import Keys
@@ -52,6 +55,7 @@ class JobQueue:
         self.jobs = Jobs(keys, self.run, self.registry, record_ttl=record_ttl, dead_letter_max=dead_letter_max)
         self.outbox = Outbox(keys, self.run)
         self.overview = Overview(keys, self.registry)
+        self.dnc = DncStore(keys, self.run)
 
     @property
     def batcher(self) -> Any:
@@ -75,15 +79,31 @@ class JobQueue:
     # ------------------------------------------------------------ jobs
 
     def enqueue(self, request: CallRequest, *, owner: str = "", client_id: str = "",
-                idempotency: tuple[str, str] | None = None, account: str = "") -> str:
-        return self.jobs.enqueue(request, owner=owner, client_id=client_id, idempotency=idempotency,
-                                 account=account)
+                idempotency: tuple[str, str] | None = None, account: str = "", lane: str = "") -> str:
+        """``Jobs.enqueue``, once no number the call would ring is on the
+        global do-not-call list or ``account``'s: else ``DoNotCall``
+        (counted), and nothing is queued. ``lane``: by default the request's."""
+        try:
+            return self.jobs.enqueue(request, owner=owner, client_id=client_id, idempotency=idempotency,
+                                     account=account, lane=lane)
+        except DoNotCall:
+            self.dnc.count_refusal("api", account)
+            raise
+
+    def check_do_not_call(self, request: CallRequest, account: str = "") -> None:
+        """``DoNotCall`` (counted) when a number ``request`` would ring is on
+        the global do-not-call list or ``account``'s."""
+        hit = self.dnc.refused(account, dnc.checked_numbers(request), time.time())
+        if hit is not None:
+            self.dnc.count_refusal("api", account)
+            raise DoNotCall(hit.field, hit.number, hit.list)
 
     def ensure_group(self) -> None:
         self.jobs.ensure_group()
 
-    def read(self, consumer: str, count: int, block_ms: int) -> list[tuple[str, dict[str, str]]]:
-        return self.jobs.read(consumer, count, block_ms)
+    def read(self, consumer: str, count: int, block_ms: int | None,
+             lanes: tuple[str, ...] = ("interactive",)) -> list[tuple[str, dict[str, str]]]:
+        return self.jobs.read(consumer, count, block_ms, lanes)
 
     def claim_stale(self, consumer: str, min_idle_ms: int, count: int = 100,
                     in_hand: Collection[str] = ()) -> list[tuple[str, dict[str, str]]]:
@@ -216,7 +236,7 @@ class JobQueue:
 
 
 def enqueue(client: redis.Redis, job: Mapping[str, Any], *, prefix: str | None = None,
-            config: Config | None = None, owner: str = "", account: str = "") -> str:
+            config: Config | None = None, owner: str = "", account: str = "", lane: str = "") -> str:
     """Validate a job document and queue it; returns its id.
 
     The Python way for another app to place a call without the HTTP API:
@@ -231,7 +251,10 @@ def enqueue(client: redis.Redis, job: Mapping[str, Any], *, prefix: str | None =
     calls this one joins: that key then sees it over HTTP; with none, only
     operator and admin keys do. Its id is stored as given. ``account``: the
     account (``eslengine accounts list``) it is placed for: that account's
-    keys see it.
+    keys see it. ``lane``: ``"bulk"`` queues it in the bulk lane, which
+    workers serve only with the room interactive calls leave (by default
+    the job's own ``lane``, else interactive). A number on a
+    do-not-call list raises ``DoNotCall`` (a ``ValidationError``).
     """
     if config is None:
         config = _environment_config(tuple(sorted((k, v) for k, v in os.environ.items()
@@ -239,7 +262,7 @@ def enqueue(client: redis.Redis, job: Mapping[str, Any], *, prefix: str | None =
     if prefix is not None and prefix != config.key_prefix:
         config = dataclasses.replace(config, key_prefix=prefix)
     request = calls.parse_request(job, config)
-    return JobQueue.from_config(config, client).enqueue(request, owner=owner, account=account)
+    return JobQueue.from_config(config, client).enqueue(request, owner=owner, account=account, lane=lane)
 
 
 @functools.lru_cache(maxsize=4)

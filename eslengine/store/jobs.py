@@ -1,5 +1,14 @@
-"""The job stream (``Keys.jobs``): enqueue, read, take over stale entries,
-acknowledge, dead letters and the retries pump.
+"""The job streams: enqueue, read, take over stale entries, acknowledge,
+dead letters and the retries pump.
+
+Two lanes (``keys.LANES``), a stream each: ``Keys.jobs``, the interactive
+lane (what a person waits for on the phone, and what any app that ``XADD``s
+to it places), and ``Keys.jobs_bulk``, the bulk lane (campaigns, bulk
+API clients), which workers read only with the room the interactive lane
+leaves. Entry ids are handed out lane-qualified (``keys.lane_entry``): the
+store's methods that take an entry id know its stream from it. A call
+queued in the bulk lane says so in its record (``lane``), so that its
+retries and requeues go back to the bulk lane.
 
 Workers read the stream through the consumer group ``GROUP`` (created at
 id 0, so jobs added before any worker existed are dialed too), acknowledge
@@ -16,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from .. import dnc
 from ..calls import CallRequest
-from ..errors import IdempotencyKeyUsed, JobExists
+from ..errors import DoNotCall, IdempotencyKeyUsed, JobExists
 from .clock import now_iso
 from .connection import redis_errors
 from .executor import Executor
-from .keys import GROUP, JOB_FIELD, Keys, account_index
+from .keys import GROUP, JOB_FIELD, LANES, Keys, account_index, lane_entry, lane_of
 from .records import initial_record
 
 if TYPE_CHECKING:
@@ -57,7 +67,7 @@ class Jobs:
     # ------------------------------------------------------------ producers
 
     def enqueue(self, request: CallRequest, *, owner: str = "", client_id: str = "",
-                idempotency: tuple[str, str] | None = None, account: str = "") -> str:
+                idempotency: tuple[str, str] | None = None, account: str = "", lane: str = "") -> str:
         """Store the call record (``queued``) and add the job, atomically.
         Raises ``JobExists`` when the id was already accepted. ``owner``: the
         id of the API key that placed it; ``client_id``: the id that key
@@ -68,21 +78,39 @@ class Jobs:
         ``idempotency``: (key digest, request digest) of an Idempotency-Key:
         when the owner used that key before (within the records' lifetime),
         nothing is queued and ``IdempotencyKeyUsed`` says which call it
-        placed and with what request digest."""
+        placed and with what request digest.
+
+        ``lane``: ``"interactive"`` (``Keys.jobs``) or ``"bulk"``
+        (``Keys.jobs_bulk``); by default the request's own.
+
+        In the same step, a number the call would ring
+        (``dnc.checked_numbers``) that is on the global do-not-call list or
+        on ``account``'s refuses it: ``DoNotCall``, nothing queued."""
+        lane = lane or request.lane
+        if lane not in LANES:
+            raise ValueError("unknown lane %r (one of %s)" % (lane, ", ".join(LANES)))
         ts = time.time()
         now = now_iso(ts)
         document = request.dumps()
         score = int(ts * 1_000_000)
+        numbers = dnc.checked_numbers(request)
+        lists = [dnc.GLOBAL, dnc.ACCOUNT] if account else [dnc.GLOBAL]
+        if not numbers:
+            lists = []
         args: list[str] = [str(self.record_ttl), document, now, str(score), str(score - self.record_ttl * 1_000_000),
-                           request.id, idempotency[1] if idempotency else ""]
+                           request.id, idempotency[1] if idempotency else "", str(len(lists)), repr(ts),
+                           str(len(numbers)), *[number for _, number in numbers]]
         extra = {"owner": owner} if owner else {}
         if account:
             extra["account"] = account
         if client_id and client_id != request.id:
             extra["client_id"] = client_id
+        if lane != "interactive":
+            extra["lane"] = lane
         for key, value in {**initial_record(request, now, document), **extra}.items():
             args += [key, value]
-        keys = [self.keys.call(request.id), self.keys.history(request.id), self.keys.jobs, self.keys.index()]
+        keys = [self.keys.call(request.id), self.keys.history(request.id), self.keys.stream(lane),
+                *[self.keys.dnc(account if name == dnc.ACCOUNT else "") for name in lists], self.keys.index()]
         if owner:
             keys.append(self.keys.index(owner))
         if account:
@@ -94,6 +122,9 @@ class Jobs:
         if isinstance(added, (str, bytes)):
             job_id, _, digest = (added.decode() if isinstance(added, bytes) else added).partition(" ")
             raise IdempotencyKeyUsed(job_id, digest)
+        if isinstance(added, list):  # ['dnc', i, k]: the i-th number is on the k-th list
+            field, number = numbers[int(added[1]) - 1]
+            raise DoNotCall(field, number, lists[int(added[2]) - 1])
         if not added:
             raise JobExists(request.id)
         return request.id
@@ -101,18 +132,25 @@ class Jobs:
     # ------------------------------------------------------------ consumers
 
     def ensure_group(self) -> None:
+        """Create the consumer group of each lane's stream (and the stream)."""
         with redis_errors("create group"):
-            try:
-                self.redis.xgroup_create(self.keys.jobs, GROUP, id="0", mkstream=True)
-            except redis.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+            for lane in LANES:
+                try:
+                    self.redis.xgroup_create(self.keys.stream(lane), GROUP, id="0", mkstream=True)
+                except redis.ResponseError as exc:
+                    if "BUSYGROUP" not in str(exc):
+                        raise
 
-    def read(self, consumer: str, count: int, block_ms: int) -> list[tuple[str, dict[str, str]]]:
-        """New entries for this consumer, waiting at most ``block_ms``."""
+    def read(self, consumer: str, count: int, block_ms: int | None,
+             lanes: tuple[str, ...] = ("interactive",)) -> list[tuple[str, dict[str, str]]]:
+        """New entries for this consumer from ``lanes``' streams (at most
+        ``count`` from each), waiting at most ``block_ms`` (None: not at
+        all) for one. Ids as ``keys.lane_entry`` makes them."""
+        streams = {self.keys.stream(lane): ">" for lane in lanes}
         with redis_errors("read jobs"):
-            reply = self.redis.xreadgroup(GROUP, consumer, {self.keys.jobs: ">"}, count=count, block=block_ms)
-        return [(entry_id, fields or {}) for _, found in reply or [] for entry_id, fields in found]
+            reply = self.redis.xreadgroup(GROUP, consumer, streams, count=count, block=block_ms)
+        return [(lane_entry("bulk" if stream == self.keys.jobs_bulk else "interactive", entry_id), fields or {})
+                for stream, found in reply or [] for entry_id, fields in found]
 
     def claim_stale(self, consumer: str, min_idle_ms: int, count: int = 100,
                     in_hand: Collection[str] = ()) -> list[tuple[str, dict[str, str]]]:
@@ -124,17 +162,28 @@ class Jobs:
         when Redis failed). A live worker's entries stay its own however long
         they wait: its pacer may hold a job for a while (a node down, a share
         just cut), and it will still place it. Taking such an entry over
-        would place the call twice."""
+        would place the call twice. Both lanes' streams, the interactive
+        lane's first, ``count`` at most in all."""
+        taken: list[tuple[str, dict[str, str]]] = []
+        for lane in LANES:
+            if len(taken) < count:
+                taken += self._claim_stale(lane, consumer, min_idle_ms, count - len(taken), in_hand)
+        return taken
+
+    def _claim_stale(self, lane: str, consumer: str, min_idle_ms: int, count: int,
+                     in_hand: Collection[str]) -> list[tuple[str, dict[str, str]]]:
+        stream = self.keys.stream(lane)
         with redis_errors("claim stale jobs"):
             held: list[tuple[str, str]] = []
             alive: dict[str, bool] = {}
             start = "-"
             # Page on past a live worker's entries, a few pages at most.
             for _ in range(STALE_PAGES):
-                pending = self.redis.xpending_range(self.keys.jobs, GROUP, start, "+", count, idle=min_idle_ms)
+                pending = self.redis.xpending_range(stream, GROUP, start, "+", count, idle=min_idle_ms)
                 alive.update(self.registry.alive({p["consumer"] for p in pending} - {consumer} - alive.keys()))
                 held += [(p["message_id"], p["consumer"]) for p in pending
-                         if (p["message_id"] not in in_hand if p["consumer"] == consumer else not alive[p["consumer"]])]
+                         if (lane_entry(lane, p["message_id"]) not in in_hand if p["consumer"] == consumer
+                             else not alive[p["consumer"]])]
                 if len(pending) < count or len(held) >= count:
                     break
                 start = "(" + pending[-1]["message_id"]
@@ -145,17 +194,18 @@ class Jobs:
             # takes the entries (a worker that renewed since keeps them), and
             # XCLAIM tests the idle time again: an entry acknowledged or
             # taken by someone else meanwhile is not taken.
-            keys = [self.keys.jobs, self.keys.workers, *[self.keys.heartbeat(holder) for _, holder in held]]
+            keys = [stream, self.keys.workers, *[self.keys.heartbeat(holder) for _, holder in held]]
             args = [GROUP, consumer, str(min_idle_ms)]
             for entry_id, holder in held:
                 args += [entry_id, holder]
             taken = entries(self.run.script("claim_stale", keys, args))
-        return [(entry_id, fields) for entry_id, fields in taken if fields]
+        return [(lane_entry(lane, entry_id), fields) for entry_id, fields in taken if fields]
 
     def ack(self, entry_id: str) -> None:
         """The entry's outcome is known: acknowledge it and drop it from the stream."""
+        stream, entry = self.keys.entry_of(entry_id)
         with redis_errors("ack"):
-            self.run.commands(("XACK", self.keys.jobs, GROUP, entry_id), ("XDEL", self.keys.jobs, entry_id))
+            self.run.commands(("XACK", stream, GROUP, entry), ("XDEL", stream, entry))
 
     # ------------------------------------------------------------ dead letters
 
@@ -163,11 +213,12 @@ class Jobs:
         """Move an entry to ``Keys.dead`` with its reason, atomically with the ack."""
         entry = dict(fields)
         entry.update(reason=reason, entry_id=entry_id, job_id=job_id, at=now_iso())
+        stream, stream_id = self.keys.entry_of(entry_id)
         with redis_errors("dead-letter"):
             pipe = self.redis.pipeline(transaction=True)
             pipe.xadd(self.keys.dead, entry, maxlen=self.dead_letter_max, approximate=True)
-            pipe.xack(self.keys.jobs, GROUP, entry_id)
-            pipe.xdel(self.keys.jobs, entry_id)
+            pipe.xack(stream, GROUP, stream_id)
+            pipe.xdel(stream, stream_id)
             pipe.execute()
 
     def dead_letter_job(self, job_id: str, request_json: str, reason: str) -> None:
@@ -191,13 +242,16 @@ class Jobs:
         job_id = fields.get("job_id", "")
         now = now_iso()
         with redis_errors("requeue"):
+            # Back to its own lane: the record's, else the entry's it came from.
+            lane = (self.redis.hget(self.keys.call(job_id), "lane") if job_id else None) or \
+                lane_of(fields.get("entry_id", ""))
             if job_id and self.redis.exists(self.keys.call(job_id)):
                 result = self.run.script("requeue", [self.keys.call(job_id), self.keys.history(job_id),
-                                                     self.keys.jobs], [now])
+                                                     self.keys.stream(lane)], [now])
                 if result != 1:
                     raise ValueError("job %s is not finished (%s)" % (job_id, result))
             elif "job" in fields:
-                self.redis.xadd(self.keys.jobs, {JOB_FIELD: fields["job"]})
+                self.redis.xadd(self.keys.stream(lane), {JOB_FIELD: fields["job"]})
             else:
                 raise ValueError("dead letter %s holds no job" % entry_id)
             self.redis.xdel(self.keys.dead, entry_id)
@@ -214,10 +268,11 @@ class Jobs:
 
     def move_due_retries(self, now: float, limit: int = 200) -> int:
         """Move the calls due by ``now`` (at most ``limit``) from the retry
-        set back into the stream; each moves once, whoever else moves them."""
+        set back into the stream of their lane; each moves once, whoever
+        else moves them."""
         with redis_errors("due retries"):
             due = self.redis.zrangebyscore(self.keys.retry, "-inf", repr(now), start=0, num=limit)
             if not due:
                 return 0
-            keys = [self.keys.retry, self.keys.jobs, *[self.keys.call(job_id) for job_id in due]]
+            keys = [self.keys.retry, self.keys.jobs, self.keys.jobs_bulk, *[self.keys.call(job_id) for job_id in due]]
             return int(self.run.script("due", keys, [repr(now), *due]))

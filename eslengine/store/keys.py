@@ -8,6 +8,8 @@ any script may touch any of them on a cluster as on a single server
 
 ``{p}:jobs``                     STREAM: one entry per job, one field ``job``
                                  holding the request JSON. Any app may ``XADD``.
+``{p}:jobs:bulk``                STREAM: the bulk lane, read only with room left
+                                 over from ``{p}:jobs`` (the interactive lane).
 ``{p}:dead``                     STREAM: jobs that cannot be dialed, with ``reason``.
 ``{p}:call:<id>``                HASH: the call's status, timestamps, causes, request.
 ``{p}:call:<id>:history``        LIST: ``<status> <iso time>`` in order.
@@ -44,12 +46,24 @@ any script may touch any of them on a cluster as on a single server
 ``{p}:campaign:<id>:waiting``    ZSET: contacts waiting for their calling window, by when it opens.
 ``{p}:campaign:<id>:dialing``    ZSET: contacts with a call under way, by when it was queued.
 ``{p}:campaign-dispatcher``      STRING: the token of the worker dispatching campaigns.
+``{p}:dnc:global``               HASH: do-not-call number -> entry JSON (``dnc.Entry``).
+``{p}:dnc:account:<id>``         HASH: an account's do-not-call list, the same way.
+``{p}:dnc:refused``              HASH: calls refused for a do-not-call number, by
+                                 ``<api|dial>`` and ``<api|dial>:<account>``.
 """
 
 from __future__ import annotations
 
-# The consumer group every worker reads ``Keys.jobs`` through.
+from .. import calls
+
+# The consumer group every worker reads the job streams through.
 GROUP = "workers"
+# The job streams, in the order a worker serves them (``calls.LANES``):
+# ``Keys.jobs`` (what people wait for on the phone) first, ``Keys.jobs_bulk``
+# with the room left.
+LANES = calls.LANES
+# A bulk-lane entry's id, as the store hands it out: "bulk:<stream id>".
+_BULK_ENTRY = "bulk:"
 # The one field of a job's stream entry: the request JSON.
 JOB_FIELD = "job"
 
@@ -61,6 +75,7 @@ class Keys:
         self.prefix = prefix
         self.tag = "{%s}" % prefix
         self.jobs = self.tag + ":jobs"
+        self.jobs_bulk = self.tag + ":jobs:bulk"
         self.dead = self.tag + ":dead"
         self.cancel = self.tag + ":cancel"
         self.retry = self.tag + ":retry"
@@ -73,6 +88,20 @@ class Keys:
         self.campaigns = self.tag + ":campaigns"
         self.active_campaigns = self.tag + ":campaigns:active"
         self.dispatcher = self.tag + ":campaign-dispatcher"
+        self.dnc_refused = self.tag + ":dnc:refused"
+
+    # ------------------------------------------------------------ lanes
+
+    def stream(self, lane: str) -> str:
+        """The job stream of ``lane`` (one of ``LANES``)."""
+        return self.jobs_bulk if lane == "bulk" else self.jobs
+
+    def entry_of(self, entry: str) -> tuple[str, str]:
+        """(stream key, stream id) of an entry id as the store hands it out
+        (``lane_entry``)."""
+        if entry.startswith(_BULK_ENTRY):
+            return self.jobs_bulk, entry[len(_BULK_ENTRY):]
+        return self.jobs, entry
 
     # ------------------------------------------------------------ calls
 
@@ -157,6 +186,12 @@ class Keys:
         """Counter of the calls a key placed in one minute."""
         return "%s:apikey-rate:%s:%d" % (self.tag, key_id, minute)
 
+    # ------------------------------------------------------------ do-not-call
+
+    def dnc(self, account: str = "") -> str:
+        """HASH: the do-not-call list of ``account``, or the global one."""
+        return "%s:dnc:account:%s" % (self.tag, account) if account else self.tag + ":dnc:global"
+
 
     # ------------------------------------------------------------ campaigns
 
@@ -181,6 +216,18 @@ class Keys:
     def campaign_pattern(self, campaign_id: str) -> str:
         """A ``SCAN MATCH`` pattern for every key of a campaign but its hash."""
         return "%s:campaign:%s:*" % (self.tag, campaign_id)
+
+
+def lane_entry(lane: str, stream_id: str) -> str:
+    """The id the store hands out for entry ``stream_id`` of ``lane``'s
+    stream: the stream id itself in the interactive lane (as before there
+    were lanes), ``"bulk:<id>"`` in the bulk lane. Ids of the two streams
+    may be equal; these never are."""
+    return _BULK_ENTRY + stream_id if lane == "bulk" else stream_id
+
+
+def lane_of(entry: str) -> str:
+    return "bulk" if entry.startswith(_BULK_ENTRY) else "interactive"
 
 
 def report_member(campaign_id: str, contact_id: str) -> str:

@@ -26,7 +26,7 @@ from .keys import GROUP, Keys
 # from these whether to place, resume or leave the job (``worker.py``:
 # ``_dial``, ``_resume``). The claim script needs the first four itself.
 CLAIM_FIELDS = ("status", "originated", "cancel_requested", "attempts", "throttled", "attempt_state", "node",
-                "a_uuid", "b_uuid", "answered_at", "bridged_at")
+                "a_uuid", "b_uuid", "answered_at", "bridged_at", "account", "lane")
 
 
 def initial_record(request: CallRequest, now: str, document: str | None = None) -> dict[str, str]:
@@ -93,11 +93,12 @@ class Records:
         if status and status not in STATUSES:
             raise ValueError("unknown status %r" % status)
         live = "1" if worker and status else "0"
+        stream, entry = self.keys.entry_of(ack)
         args: list[str] = [status, now_iso(), str(self.record_ttl), "1" if keep_fields else "0", job_id, live,
-                           ack, GROUP, str(self.cdr_max)]
+                           entry, GROUP, str(self.cdr_max)]
         for key, value in (fields or {}).items():
             args += [key, value]
-        keys = [self.keys.call(job_id), self.keys.history(job_id), self.keys.live(worker), self.keys.jobs,
+        keys = [self.keys.call(job_id), self.keys.history(job_id), self.keys.live(worker), stream,
                 self.keys.webhook(job_id), self.keys.webhooks, self.keys.cdr]
         return keys, args
 

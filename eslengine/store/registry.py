@@ -15,7 +15,7 @@ from typing import Any, cast
 from .connection import redis_errors
 from .executor import Executor
 from .jobs import entries
-from .keys import GROUP, Keys
+from .keys import GROUP, Keys, lane_entry
 
 # How long the worker that adopts a dead one keeps it to itself.
 ADOPT_HOLD = 60
@@ -55,9 +55,10 @@ class Registry:
         job: its stream entry ``entry_id``, while unacknowledged, is held by
         the worker; without one, the call's record names the worker.
         False when the heartbeat is not the worker's (lapsed)."""
-        keys = [self.keys.heartbeat(worker), self.keys.jobs, self.keys.call(job_id)]
+        stream, entry = self.keys.entry_of(entry_id)
+        keys = [self.keys.heartbeat(worker), stream, self.keys.call(job_id)]
         with redis_errors("check owner"):
-            return bool(self.run.script("owns", keys, [token, worker, GROUP, entry_id]))
+            return bool(self.run.script("owns", keys, [token, worker, GROUP, entry]))
 
     def forget_worker(self, worker: str) -> None:
         with redis_errors("forget worker"):
@@ -94,20 +95,22 @@ class Registry:
         entries it held unacknowledged. One worker adopts it: the first to
         ask holds it for ADOPT_HOLD seconds (and may ask again); any other
         gets None, and so does everyone if its heartbeat is back (tested in
-        the same step as the taking: see ``adopt.lua``)."""
+        the same step as the taking: see ``adopt.lua``). Entries of both
+        lanes' streams are taken, their ids as ``keys.lane_entry`` makes them."""
         reply = -1
         with redis_errors("adopt"):
             for _ in range(ADOPT_READS):
                 followed = sorted(self.redis.smembers(self.keys.live(dead)))
                 keys = [self.keys.heartbeat(dead), self.keys.adopter(dead), self.keys.live(dead), self.keys.jobs,
-                        self.keys.workers, *[self.keys.call(job_id) for job_id in followed]]
+                        self.keys.workers, self.keys.jobs_bulk, *[self.keys.call(job_id) for job_id in followed]]
                 reply = self.run.script("adopt", keys, [me, str(ADOPT_HOLD), GROUP, str(count), dead, *followed])
                 if reply != -1:
                     break
         if not reply or reply == -1:
             return None
-        calls_, held = cast(list[Any], reply)
-        return sorted(str(c) for c in calls_), [(e, f) for e, f in entries(held) if f]
+        calls_, held, held_bulk = cast(list[Any], reply)
+        return sorted(str(c) for c in calls_), ([(e, f) for e, f in entries(held) if f]
+                                                + [(lane_entry("bulk", e), f) for e, f in entries(held_bulk) if f])
 
     def take_attempt(self, job_id: str, attempt: int, worker: str) -> bool:
         """Whether ``worker`` may place attempt ``attempt`` of a job it took

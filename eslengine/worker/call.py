@@ -61,6 +61,10 @@ RECONCILE = Reconcile()
 class Call:
     request: CallRequest
     entry_id: str
+    # The account it was placed for (its do-not-call list), and whether it
+    # came through the bulk lane (it waits behind interactive calls).
+    account: str = ""
+    bulk: bool = False
     state: CallState = field(default_factory=CallState)
     inbox: Inbox = field(default_factory=Inbox)
     node: NodeState | None = None

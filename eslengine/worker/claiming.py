@@ -1,10 +1,16 @@
-"""Taking jobs off the stream, no faster than the nodes can start them.
+"""Taking jobs off the streams, no faster than the nodes can start them.
 
 The claim loop reads new entries for this worker while the pool has room
 and the jobs claimed but not yet originated stay under what the nodes'
 pacers can start soon (``Timings.claim_ahead``); the reclaim loop takes
 over entries left idle by workers that are gone. Each entry is handed to
 ``run_entry`` in the pool.
+
+Interactive jobs never wait behind bulk ones (``bulk_room``): each round
+reads the interactive lane first, and the bulk lane only with the room left
+less ``Config.interactive_reserve``, so that an interactive job that comes
+while the bulk lane is full still finds room at once; the nodes' pacers
+serve it before the bulk jobs claimed before it (``Nodes.acquire``).
 """
 
 from __future__ import annotations
@@ -79,8 +85,7 @@ class Claims:
                     gevent.sleep(0.1)
                     continue
                 epoch = self.registry.lease.epoch
-                for entry_id, fields in self.queue.read(self.consumer, min(room, 200), 1000):
-                    self.pool.spawn(self._run_entry, entry_id, fields, self.slot(), epoch)
+                self._claim(room, epoch)
                 backoff = 0.1
             except QueueUnavailable as exc:
                 log.warning("worker %s: Redis unavailable (%s); retrying in %.1fs", self.consumer, exc, backoff)
@@ -92,6 +97,26 @@ class Claims:
             except Exception:
                 log.exception("worker %s: claim loop error", self.consumer)
                 gevent.sleep(1)
+
+    def _claim(self, room: int, epoch: int) -> None:
+        """One round: interactive entries up to ``room``, then bulk ones
+        with what ``bulk_room`` leaves; with neither, wait up to a second for
+        an entry of a lane there is room for."""
+        got = self.queue.read(self.consumer, min(room, 200), None)
+        bulk = bulk_room(room - len(got), self.config.interactive_reserve)
+        if bulk > 0:
+            got += self.queue.read(self.consumer, min(bulk, 200), None, ("bulk",))
+        if not got:
+            # Both streams at once (at most one entry each: room for both),
+            # or the interactive one only while the bulk lane may take
+            # nothing, for a short while: room for bulk jobs opens as the
+            # jobs claimed are originated.
+            if bulk > 0:
+                got = self.queue.read(self.consumer, 1, 1000, ("interactive", "bulk"))
+            else:
+                got = self.queue.read(self.consumer, 1, 100)
+        for entry_id, fields in got:
+            self.pool.spawn(self._run_entry, entry_id, fields, self.slot(), epoch)
 
     def ahead(self) -> int:
         """Session starts the nodes that are up may make in
@@ -137,3 +162,10 @@ class Claims:
                 log.warning("worker %s: reclaim skipped: %s", self.consumer, exc)
             except Exception:
                 log.exception("worker %s: reclaim loop error", self.consumer)
+
+
+def bulk_room(room: int, reserve: int) -> int:
+    """How many bulk-lane jobs a claim round may take with ``room`` left
+    after the interactive ones: all but the last ``reserve``, which stay for
+    an interactive job that may come meanwhile."""
+    return max(0, room - reserve)

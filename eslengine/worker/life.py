@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 import gevent.queue
 
-from .. import dialstring, metrics
+from .. import dialstring, dnc, metrics
 from ..calls import CallRequest, check_policy, loads_request
 from ..config import Config
 from ..errors import (
@@ -49,6 +49,7 @@ from ..pacing import session_cost
 from ..protocol import Event
 from ..status import FINAL, CallState
 from ..store import JOB_FIELD, JobQueue
+from ..store.keys import lane_of
 from ..webhooks import Webhooks
 from .call import (
     JOB_HEADER,
@@ -82,6 +83,9 @@ log = logging.getLogger(__name__)
 # "Throttle Error!" / "Over Session Limit!") and the originate fails with
 # this cause before any channel exists.
 THROTTLE_CAUSE = "DESTINATION_OUT_OF_ORDER"
+# How old a read of the do-not-call lists may be when the originate is sent
+# (the pacer's turn may be long in coming); older, they are read again.
+DNC_FRESH = 0.05
 
 
 class CallLife:
@@ -246,6 +250,11 @@ class CallLife:
             if refusal is not None and record.get("originated") != "1":
                 self._refuse(call, refusal)
                 return False
+            call.account = record.get("account") or ""
+            call.bulk = "bulk" in (lane_of(entry_id), record.get("lane"), request.lane)
+            if call.bulk and record.get("lane") != "bulk":
+                # An XADD straight to the bulk lane: its retries go back there too.
+                self.queue.annotate(job_id, {"lane": "bulk"})
             call.state.cancel_requested = record.get("cancel_requested") == "1"
             call.throttled = int(record.get("throttled") or 0)
             if "claimed" in record:
@@ -339,6 +348,29 @@ class CallLife:
         call.settled = True
         # The transition queued the "failed" delivery with the change.
         self.webhooks.wake()
+
+    def _skip_do_not_call(self, call: Call, listed: Callable[[float], dnc.Hit | None] | None) -> bool:
+        """Checked before each attempt is dialed: when a number the call
+        would ring is on the global do-not-call list or its account's now
+        (added since it was queued), the call ends ``skipped_dnc`` with
+        nothing dialed. True when it did. ``listed``: the lists as read
+        just before (``DncStore.refused_later``), else they are read now."""
+        request = call.request
+        if listed is None:
+            hit = self.queue.dnc.refused(call.account, dnc.checked_numbers(request), time.time())
+        else:
+            hit = listed(time.time())
+        if hit is None:
+            return False
+        why = "%s %s is on the %s do-not-call list" % (hit.field, hit.number, hit.list)
+        log.info("job %s: skipped_dnc: %s", request.id, why)
+        self.registry.confirm(call)
+        self.queue.transition(request.id, "skipped_dnc", {"hangup_cause": "CALL_REJECTED", "error": why,
+                                                          "attempt_state": "skipped"}, worker=self.consumer)
+        self.queue.dnc.count_refusal("dial", call.account)
+        self._ack(call)
+        self.webhooks.wake()
+        return True
 
     def _ack(self, call: Call) -> None:
         """The originate's outcome is known: the job's entry may go."""
@@ -443,8 +475,11 @@ class CallLife:
             self.queue.transition(job_id, "dialing", fields, keep_fields=True, worker=self.consumer)
         if request.callback_url:
             self.webhooks.wake()
+        # The do-not-call lists are read while the pacer's turn comes.
+        listed, asked = self.queue.dnc.refused_later(call.account, dnc.checked_numbers(request)), time.monotonic()
         # A held call starts only its first leg now, but holds both legs' sessions.
-        node = self.nodes.acquire(call.first_cost if call.held else call.cost, candidates, sessions=call.cost)
+        node = self.nodes.acquire(call.first_cost if call.held else call.cost, candidates, sessions=call.cost,
+                                  bulk=call.bulk)
         if node is None:
             log.info("job %s: worker stopping before dialing; left for the next worker", job_id)
             return
@@ -459,6 +494,9 @@ class CallLife:
             self.registry.confirm(call)
             self.queue.transition(job_id, "cancelled", {"hangup_cause": stop or "ORIGINATOR_CANCEL"})
             self._ack(call)
+            self._release(call)
+            return
+        if self._skip_do_not_call(call, listed if time.monotonic() - asked < DNC_FRESH else None):
             self._release(call)
             return
         log.debug("job %s: originate on %s (attempt %d)", job_id, node.node.label, attempt)

@@ -104,6 +104,16 @@ class Nodes(Sequence[NodeState]):
         # One greenlet at a time waits for the pacers' next turn; the others
         # queue on this lock instead of all waking at every turn.
         self._admission = gevent.lock.Semaphore()
+        # Bulk-lane jobs queue here first, so that at most one of them waits
+        # on ``_admission`` ahead of an interactive job.
+        self._bulk_admission = gevent.lock.Semaphore()
+        # Interactive jobs in acquire; bulk ones wait while there are any.
+        # Bulk jobs in acquire: while there are any, interactive ones may
+        # start ahead of the even schedule.
+        self._interactive_waiting = 0
+        self._bulk_waiting = 0
+        self._no_interactive = gevent.event.Event()
+        self._no_interactive.set()
         self._share_wake = gevent.event.Event()
 
     @overload
@@ -268,12 +278,46 @@ class Nodes(Sequence[NodeState]):
                     log.warning("node %s: place not given up: %s", state.node.label, exc)
 
     def acquire(self, cost: int, nodes: Sequence[NodeState] | None = None,
-                sessions: int | None = None) -> NodeState | None:
+                sessions: int | None = None, *, bulk: bool = False) -> NodeState | None:
         """Wait until one of ``nodes`` (default: all) may start ``cost``
-        sessions and hold ``sessions`` (default ``cost``); reserve them."""
+        sessions and hold ``sessions`` (default ``cost``); reserve them.
+
+        A ``bulk`` (bulk-lane) job waits while any interactive job waits
+        (one that comes while it waits for its turn takes the turn), and
+        starts only where ``bulk_reserve`` sessions stay free after it
+        (``Config.interactive_reserve``)."""
         asked = time.monotonic()
+        if bulk:
+            self._bulk_waiting += 1
+            try:
+                with self._bulk_admission:
+                    while self.phase.running:
+                        self._no_interactive.wait()
+                        node = self._acquire(cost, nodes, sessions, self.config.interactive_reserve, asked)
+                        if node is not _GIVEN_WAY:
+                            return node
+                return None
+            finally:
+                self._bulk_waiting -= 1
+        self._interactive_waiting += 1
+        self._no_interactive.clear()
+        self.capacity.set()  # a bulk job waiting for its turn gives way
+        try:
+            return self._acquire(cost, nodes, sessions, 0, asked)
+        finally:
+            self._interactive_waiting -= 1
+            if not self._interactive_waiting:
+                self._no_interactive.set()
+
+    def _acquire(self, cost: int, nodes: Sequence[NodeState] | None, sessions: int | None,
+                 reserve: int, asked: float) -> NodeState | None:
+        """``acquire`` in turn with the others; a bulk job (``reserve``)
+        returns ``_GIVEN_WAY`` when an interactive job comes while it waits.
+        ``asked``: when the job asked for its turn (the pacing delay)."""
         with self._admission:
             while self.phase.running:
+                if reserve and self._interactive_waiting:
+                    return _GIVEN_WAY
                 now = time.monotonic()
                 best: NodeState | None = None
                 wait = 1.0
@@ -283,7 +327,17 @@ class Nodes(Sequence[NodeState]):
                     if state.link.unanswered_for(now) > self.timings.stall_hold:
                         wait = min(wait, 0.05)
                         continue
-                    delay = state.pacer.delay(now, cost, sessions)
+                    held = cost if sessions is None else sessions
+                    pacer = state.pacer
+                    # A bulk job leaves room for interactive ones (sessions,
+                    # and starts in the window); while bulk jobs wait, an
+                    # interactive one may use that room ahead of the even
+                    # schedule. With no bulk job, the schedule is as ever.
+                    starts = bulk_reserve(self.config.interactive_reserve, pacer.rate)
+                    if reserve:
+                        delay = pacer.delay(now, cost, held + bulk_reserve(reserve, pacer.ceiling), keep=starts)
+                    else:
+                        delay = pacer.delay(now, cost, sessions, ahead=starts if self._bulk_waiting else 0)
                     if delay is None:
                         continue
                     if delay == 0:
@@ -336,3 +390,15 @@ class Nodes(Sequence[NodeState]):
                 state.config = replace(self.config, recordings_dir=directory)
             log.info("node %s: recordings go to %s", label, directory)
         state.ready = True
+
+
+# What _acquire returns to a bulk job that gave way to an interactive one.
+_GIVEN_WAY: Any = object()
+
+
+def bulk_reserve(reserve: int, limit: int) -> int:
+    """Of a node's ``limit`` (its live sessions, or its session starts a
+    window), what bulk-lane jobs leave free for interactive ones:
+    ``reserve``, at most a quarter of the limit (a small node still dials
+    its bulk jobs)."""
+    return min(reserve, limit // 4)

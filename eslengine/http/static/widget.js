@@ -130,7 +130,7 @@
         say("connected");
       } else if (st === "completed") {
         say("ended");
-      } else if (st === "failed" || st === "cancelled") {
+      } else if (st === "failed" || st === "cancelled" || st === "skipped_dnc") {
         var visitor = call.failed_party === (session ? session.visitor_party : "b");
         if (visitor && call.hangup_cause === "USER_BUSY") { say("busy"); }
         else if (visitor && NO_ANSWER[call.hangup_cause]) { say("no_answer"); }
