@@ -122,7 +122,7 @@ def test_the_dispatcher_queues_a_taken_contact_whose_job_never_reached_the_queue
     assert record["status"] == "queued" and '"contact":"r0"' in record["request"]
     clock[0] += STALE + 1
     dispatcher._sweep(CID, campaign, raw, clock[0])  # queued now: left alone
-    assert queue.redis.xlen(queue.keys.jobs) == 1
+    assert queue.redis.xlen(queue.keys.jobs_bulk) == 1
 
 
 def test_the_dispatcher_applies_a_call_whose_cdr_never_came_from_its_record(
@@ -132,7 +132,7 @@ def test_the_dispatcher_applies_a_call_whose_cdr_never_came_from_its_record(
     dispatcher = Dispatcher(STORE_CONFIG, queue, store=store, clock=lambda: clock[0])
     raw: dict[str, Any] = store.raw(CID)
     assert dispatcher.dispatch_campaign(CID) == 1  # one call a second at first
-    [entry] = queue.redis.xrange(queue.keys.jobs)
+    [entry] = queue.redis.xrange(queue.keys.jobs_bulk)
     call_id = attempt_id(CID, "r0", 1)
     assert '"contact":"r0"' in entry[1]["job"] and queue.record(call_id)["status"] == "queued"
     queue.transition(call_id, "dialing")
