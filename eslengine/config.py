@@ -171,7 +171,7 @@ SETTINGS = (
     "CONCURRENCY", "CLAIM_IDLE_MS", "RECORD_TTL", "DEAD_LETTER_MAX", "CDR_MAX", "MAX_ATTEMPTS", "DEFAULT_ATTEMPTS",
     "DEFAULT_RETRY_BACKOFF", "MAX_DESTINATIONS", "MAX_CALL_DURATION", "WEBHOOK_CONCURRENCY", "WEBHOOK_MAX_AGE",
     "ESL_TIMEOUT", "RECONNECT_MAX_DELAY", "BRIDGE", "LOG_LEVEL", "LOG_FORMAT", "WIDGET_SECRET",
-    "WIDGET_PER_DESTINATION", "METRICS_PORT", "METRICS_ADDRESS", "METRICS_TOKEN",
+    "WIDGET_PER_DESTINATION", "METRICS_PORT", "METRICS_ADDRESS", "METRICS_TOKEN", "CAMPAIGN_TTL",
 )
 # ESLENGINE_* variables of the project's own tools (the conformance suite, the
 # examples), not of the engine.
@@ -292,6 +292,8 @@ class Config:
     claim_idle_ms: int = 180_000
     # How long a finished call's record is kept in Redis (s).
     record_ttl: int = 7 * 24 * 3600
+    # How long a finished or cancelled campaign is kept, all its keys (s).
+    campaign_ttl: int = 30 * 24 * 3600
     # How many dead letters are kept, the oldest dropped first.
     dead_letter_max: int = DEAD_LETTER_MAX
     # How many call detail records the CDR stream keeps, the oldest dropped first.
@@ -439,6 +441,7 @@ class Config:
             ("concurrency", "CONCURRENCY"),
             ("claim_idle_ms", "CLAIM_IDLE_MS"),
             ("record_ttl", "RECORD_TTL"),
+            ("campaign_ttl", "CAMPAIGN_TTL"),
             ("dead_letter_max", "DEAD_LETTER_MAX"),
             ("cdr_max", "CDR_MAX"),
             ("max_attempts", "MAX_ATTEMPTS"),

@@ -20,6 +20,7 @@ report each bad row and keep the good ones.
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -133,10 +134,20 @@ def check_campaign_id(value: str) -> bool:
     return bool(_CAMPAIGN_ID.fullmatch(value))
 
 
-def attempt_id(campaign_id: str, contact_id: str, attempt: int) -> str:
+def new_nonce() -> str:
+    """A campaign's secret: part of every attempt id, never shown."""
+    return secrets.token_hex(16)
+
+
+def attempt_id(campaign_id: str, contact_id: str, attempt: int, nonce: str = "") -> str:
     """The call id of a contact's attempt number ``attempt``: the same every
-    time, so that queueing it twice is refused (``JobExists``)."""
-    return str(uuid.uuid5(_ATTEMPT_NAMESPACE, "%s/%s/%d" % (campaign_id, contact_id, attempt)))
+    time, so that queueing it twice is refused (``JobExists``). The
+    campaign's ``nonce`` (``new_nonce``; kept in Redis, never shown) is part
+    of it, so that nobody can work out a future attempt's id and place a
+    call under it first (a client may choose its calls' ids). Campaigns
+    stored without one (empty) keep the ids they had."""
+    name = "%s/%s/%d" % (campaign_id, contact_id, attempt)
+    return str(uuid.uuid5(_ATTEMPT_NAMESPACE, name + "/" + nonce if nonce else name))
 
 
 def _number(name: str, value: object, low: float, high: float, default: float) -> float:
@@ -239,13 +250,13 @@ def _fill(template: Mapping[str, Any], party: str, numbers: Sequence[str], calle
 
 
 def build_request(campaign: Campaign, campaign_id: str, contact: Contact, attempt: int, config: Config, *,
-                  check_policy: bool = True) -> calls.CallRequest:
+                  check_policy: bool = True, nonce: str = "") -> calls.CallRequest:
     """The call of attempt ``attempt`` of ``contact``: the template, the
     contact's numbers in its party, its caller ID and variables, and
     ``metadata`` {campaign, contact, attempt} (what brings the outcome back)."""
     data = _fill(campaign.call, campaign.contact_party, contact.numbers, contact.caller_id, contact.variables)
     data["metadata"] = {"campaign": campaign_id, "contact": contact.id, "attempt": attempt}
-    return calls.parse_request(data, config, job_id=attempt_id(campaign_id, contact.id, attempt),
+    return calls.parse_request(data, config, job_id=attempt_id(campaign_id, contact.id, attempt, nonce),
                                check_policy=check_policy)
 
 
