@@ -231,6 +231,34 @@ def parse_campaign(data: object, config: Config) -> Campaign:
                     notify_url=notify, notify_format=str(notify_format))
 
 
+# What ``PATCH /v1/campaigns/<id>`` may change while a campaign runs.
+PATCHABLE = ("pacing", "calling_window")
+
+
+def patch_document(document: Mapping[str, Any], patch: object) -> dict[str, Any]:
+    """A stored campaign document with ``patch`` applied: ``pacing`` merged
+    (either of cps, max_concurrent), ``calling_window`` replaced (null: none).
+    ``ValidationError`` for anything else; the result is to be checked
+    with ``parse_campaign``."""
+    if not isinstance(patch, Mapping) or not patch:
+        raise ValidationError("body", "a JSON object with pacing and/or calling_window")
+    for key in patch:
+        if key not in PATCHABLE:
+            raise ValidationError(str(key)[:40], "cannot be changed (only %s)" % " and ".join(PATCHABLE))
+    out = dict(document)
+    if "pacing" in patch:
+        pacing = patch["pacing"]
+        if not isinstance(pacing, Mapping) or not pacing:
+            raise ValidationError("pacing", "an object with cps and/or max_concurrent")
+        out["pacing"] = {**(document.get("pacing") or {}), **pacing}
+    if "calling_window" in patch:
+        if patch["calling_window"] is None:
+            out.pop("calling_window", None)
+        else:
+            out["calling_window"] = patch["calling_window"]
+    return out
+
+
 def load_campaign(document: Mapping[str, Any], config: Config) -> Campaign:
     """A campaign back from its stored JSON (``Campaign.to_json``)."""
     return parse_campaign(document, config)

@@ -4,6 +4,7 @@
     GET  /v1/campaigns                  the campaigns the key sees, newest first, with their counters
                                         (``state``, ``limit``, ``cursor``: ``campaign_listing``)
     GET  /v1/campaigns/<id>             one campaign, its document and live counters
+    PATCH  /v1/campaigns/<id>           change its pacing or calling window (also while it runs)
     DELETE /v1/campaigns/<id>           delete it and every key of it (not while it has calls to make)
     GET  /v1/campaigns/<id>/contacts    its contacts, paged, each with its state and last call
     POST /v1/campaigns/<id>/contacts    add contacts: a JSON list, or a CSV body (``text/csv``) read a
@@ -48,6 +49,7 @@ from ..campaign.model import (
     parse_campaign,
     parse_contact,
     parse_header,
+    patch_document,
 )
 from ..errors import ValidationError
 from ..store.campaigns import BATCH, CampaignClosed, CampaignStore, present
@@ -246,6 +248,32 @@ def list_campaigns() -> Response:
     more = more and after is not None and bool(store().page(after, 1))
     cursor = listing.encode_cursor(*after) if more and after is not None else None
     return json_response({"campaigns": found, "next_cursor": cursor})
+
+
+@bp.patch("/v1/campaigns/<campaign_id>")
+def patch_campaign(campaign_id: str) -> Response:
+    auth.require("place", "change campaigns")
+    raw = _campaign(campaign_id)
+    data = json_body()
+    for _ in range(3):
+        try:
+            document = patch_document(_doc(raw), data)
+            campaign = parse_campaign(document, context.config())
+        except ValidationError as exc:
+            return error(422, "invalid", exc.reason, field=exc.field)
+        result = store().patch(campaign_id, raw["doc"], campaign.to_json())
+        if result == "ok":
+            changed = sorted(str(k) for k in data) if isinstance(data, dict) else []
+            if "calling_window" in changed:
+                store().recheck_waiting(campaign_id, time.time())
+            log.info("campaign %s: changed %s", campaign_id, ", ".join(changed))
+            return json_response(store().show(campaign_id))
+        if result != "changed":
+            if not result or result in GONE:
+                raise NotFound("no campaign with this id")
+            return error(409, "conflict", "a %s campaign cannot be changed" % result, state=result)
+        raw = _campaign(campaign_id)
+    return error(409, "conflict", "the campaign was changed meanwhile: try again", field="body")
 
 
 @bp.delete("/v1/campaigns/<campaign_id>")

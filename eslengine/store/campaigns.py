@@ -131,6 +131,27 @@ class CampaignStore:
         with redis_errors("read contact"):
             return dict(self.redis.hgetall(self.keys.contact(campaign_id, contact_id)))
 
+    def patch(self, campaign_id: str, was: str, document: Mapping[str, Any]) -> str:
+        """Store ``document`` in place of ``was`` (``campaign_patch.lua``):
+        'ok', 'changed' or the state that refuses it."""
+        with redis_errors("change campaign"):
+            return str(self.run.script("campaign_patch", [self.keys.campaign(campaign_id)],
+                                       [was, json.dumps(document, separators=(",", ":")), now_iso()]))
+
+    def recheck_waiting(self, campaign_id: str, now: float, batch: int = BATCH) -> int:
+        """Make every contact waiting for its window due at ``now``, ``batch``
+        a step, so that the dispatcher reads each one's window again (after
+        it changed); returns how many."""
+        waiting = self.keys.campaign_waiting(campaign_id)
+        moved = 0
+        with redis_errors("contacts waiting"):
+            while True:
+                ids = self.redis.zrangebyscore(waiting, "(%r" % now, "+inf", start=0, num=batch)
+                if not ids:
+                    return moved
+                self.redis.zadd(waiting, {c: now for c in ids}, xx=True)
+                moved += len(ids)
+
     # ------------------------------------------------------------ listings
 
     def page(self, after: tuple[int, str] | None, count: int) -> list[tuple[int, str, dict[str, str]]]:
