@@ -4,6 +4,7 @@ suite's Redis."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from eslengine.apikeys import KeyStore
 from eslengine.campaign.dispatcher import Dispatcher
@@ -229,3 +232,33 @@ def test_a_campaigns_secret_is_kept_and_never_shown(client: FlaskClient, queue: 
                  "/v1/campaigns/%s/contacts/c0" % campaign_id):
         assert nonce not in client.get(path, headers=AUTH).get_data(as_text=True)
     assert attempt_id(campaign_id, "c0", 1, nonce) != attempt_id(campaign_id, "c0", 1)
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+                           lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+                           max_leaves=20)
+QUERY_TEXT = st.text(alphabet=st.sampled_from(list("state=limit&cursor,running0123456789%+-_.~ \u00e9")), max_size=40)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_whatever_a_client_sends_to_manage_a_campaign_is_never_a_server_error(app: Flask, data: st.DataObject) -> None:
+    client = app.test_client()
+    campaign_id = create(client, contacts=2)
+    kind = data.draw(st.sampled_from(["patch", "patch pacing", "patch window", "list", "contacts"]))
+    if kind == "patch":
+        reply = client.patch("/v1/campaigns/" + campaign_id, data=json.dumps(data.draw(JSON_VALUES)), headers=AUTH,
+                             content_type="application/json")
+    elif kind == "patch pacing":
+        reply = client.patch("/v1/campaigns/" + campaign_id, json={"pacing": data.draw(JSON_VALUES)}, headers=AUTH)
+    elif kind == "patch window":
+        reply = client.patch("/v1/campaigns/" + campaign_id, json={"calling_window": data.draw(JSON_VALUES)},
+                             headers=AUTH)
+    elif kind == "list":
+        reply = client.get("/v1/campaigns?" + data.draw(QUERY_TEXT), headers=AUTH)
+    else:
+        reply = client.get("/v1/campaigns/%s/contacts?%s" % (campaign_id, data.draw(QUERY_TEXT)), headers=AUTH)
+    assert reply.status_code < 500, (kind, reply.status_code, reply.data[:300])
+    assert reply.is_json
+    if reply.status_code >= 400:
+        assert reply.json["field"]
