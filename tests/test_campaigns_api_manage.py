@@ -262,3 +262,19 @@ def test_whatever_a_client_sends_to_manage_a_campaign_is_never_a_server_error(ap
     assert reply.is_json
     if reply.status_code >= 400:
         assert reply.json["field"]
+
+
+def test_a_lower_max_concurrent_holds_from_the_dispatchers_next_round(
+        client: FlaskClient, store: CampaignStore, queue: JobQueue) -> None:
+    campaign_id = create(client, contacts=5, pacing={"cps": 100, "max_concurrent": 5})
+    act(client, campaign_id, "start")
+    clock = [time.time()]
+    dispatcher = Dispatcher(CONFIG, queue, store=store, clock=lambda: clock[0])
+    started = dispatcher.dispatch_campaign(campaign_id)
+    assert started >= 1
+    assert client.patch("/v1/campaigns/" + campaign_id, json={"pacing": {"max_concurrent": started}},
+                        headers=AUTH).status_code == 200
+    for _ in range(5):
+        clock[0] += 1.0
+        assert dispatcher.dispatch_campaign(campaign_id) == 0
+    assert store.show(campaign_id)["counters"]["dialing"] == started  # type: ignore[index]

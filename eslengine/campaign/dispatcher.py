@@ -197,6 +197,7 @@ class Dispatcher:
         if not raw or state not in ("running", "cancelled"):
             self.store.inactive(campaign_id)
             self._paces.pop(campaign_id, None)
+            self._campaigns.pop(campaign_id, None)
             return 0
         campaign = self.campaign(campaign_id, raw)
         now = self.clock()
