@@ -244,7 +244,7 @@ def patch_document(document: Mapping[str, Any], patch: object) -> dict[str, Any]
         raise ValidationError("body", "a JSON object with pacing and/or calling_window")
     for key in patch:
         if key not in PATCHABLE:
-            raise ValidationError(str(key)[:40], "cannot be changed (only %s)" % " and ".join(PATCHABLE))
+            raise ValidationError(str(key)[:40] or "body", "cannot be changed (only %s)" % " and ".join(PATCHABLE))
     out = dict(document)
     if "pacing" in patch:
         pacing = patch["pacing"]
