@@ -45,8 +45,10 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def queue(app: Flask, key_prefix: str) -> JobQueue:
-    return JobQueue(connect(app.config["ESLENGINE_CONFIG"].redis_url), Keys(key_prefix), record_ttl=60)
+def queue(app: Flask, key_prefix: str) -> Iterator[JobQueue]:
+    client = connect(app.config["ESLENGINE_CONFIG"].redis_url)
+    yield JobQueue(client, Keys(key_prefix), record_ttl=60)
+    client.close()
 
 
 @pytest.fixture
@@ -212,8 +214,9 @@ def test_a_campaign_is_deleted_only_when_it_has_no_calls_to_make(client: FlaskCl
 
 
 def test_another_keys_campaign_cannot_be_deleted_or_changed(app: Flask, client: FlaskClient, key_prefix: str) -> None:
-    keys = KeyStore(connect(app.config["ESLENGINE_CONFIG"].redis_url), key_prefix)
-    _, token = keys.create("shop")
+    redis_client = connect(app.config["ESLENGINE_CONFIG"].redis_url)
+    _, token = KeyStore(redis_client, key_prefix).create("shop")
+    redis_client.close()
     theirs = {"Authorization": "Bearer " + token}
     campaign_id = create(client)
     assert client.delete("/v1/campaigns/" + campaign_id, headers=theirs).status_code == 404
