@@ -284,7 +284,8 @@ def delete_campaign(campaign_id: str) -> Response:
     if not was:
         raise NotFound("no campaign with this id")
     if not deleting:
-        reason = ("a running campaign cannot be deleted: pause or cancel it first" if was == "running" else
+        reason = ("a running campaign cannot be deleted: cancel it first (or pause it and "
+                  "wait for its calls under way)" if was == "running" else
                   "a paused campaign with calls under way cannot be deleted: wait for them, or cancel it")
         return error(409, "conflict", reason, state=was)
     contacts = store().delete(campaign_id)
