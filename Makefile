@@ -9,7 +9,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
 SUDO    = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all setup redis-server example-runtimes browser wrk demo lint test bench bench-quick chaos clean
+.PHONY: all setup redis-server example-runtimes browser wrk demo lint test test-redis-ha bench bench-quick chaos clean
 
 all: test
 
@@ -71,6 +71,16 @@ lint: setup
 
 test: setup example-runtimes browser lint
 	$(PY) -m pytest -q
+	ESLENGINE_TEST_REDIS=cluster $(PY) -m pytest -q -m engine_redis
+
+# Redis Sentinel and Redis Cluster: the failover test (the primary holding
+# the engine's keys is killed mid-run, behind Sentinels and in a cluster), then
+# every end-to-end test whose stack uses the engine_redis_url fixture, on a
+# Redis Cluster of three primaries. `make test` runs both (the first within
+# its whole run).
+test-redis-ha: setup
+	$(PY) -m pytest -q tests/test_redis_failover.py
+	ESLENGINE_TEST_REDIS=cluster $(PY) -m pytest -q -m engine_redis
 
 # The real-switch conformance suite (tests/conformance): starts a private
 # FreeSWITCH, bound to 127.0.0.1 only, from `make conformance PREFIX=<dir>`

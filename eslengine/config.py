@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import urls
 from .errors import ConfigError
+from .redisurl import RedisUrlError, parse_redis_url
 
 DEFAULT_FREESWITCH = "esl://:ClueCon@127.0.0.1:8021"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -35,7 +36,9 @@ def redact_url(url: str) -> str:
     """``url`` as errors and logs may show it: the password in its user
     information replaced by ``***`` (``esl://user:***@host:port``); with no
     ``user:`` part, the whole user information. Errs on hiding too much: all
-    up to the last ``@`` counts as user information."""
+    up to the last ``@`` counts as user information. A query option named
+    ``*password`` is hidden too."""
+    url = re.sub(r"([?&][^=&#]*password=)[^&#]*", r"\1***", url)  # redis+sentinel://...?sentinel_password=
     scheme, sep, rest = url.partition("://")
     userinfo, at, host = rest.rpartition("@")
     if not sep or not at:
@@ -171,7 +174,8 @@ SETTINGS = (
     "CONCURRENCY", "CLAIM_IDLE_MS", "RECORD_TTL", "DEAD_LETTER_MAX", "CDR_MAX", "MAX_ATTEMPTS", "DEFAULT_ATTEMPTS",
     "DEFAULT_RETRY_BACKOFF", "MAX_DESTINATIONS", "MAX_CALL_DURATION", "WEBHOOK_CONCURRENCY", "WEBHOOK_MAX_AGE",
     "ESL_TIMEOUT", "RECONNECT_MAX_DELAY", "BRIDGE", "LOG_LEVEL", "LOG_FORMAT", "WIDGET_SECRET",
-    "WIDGET_PER_DESTINATION", "METRICS_PORT", "METRICS_ADDRESS", "METRICS_TOKEN", "CAMPAIGN_TTL",
+    "WIDGET_PER_DESTINATION", "REDIS_WAIT_REPLICAS", "METRICS_PORT", "METRICS_ADDRESS", "METRICS_TOKEN",
+    "CAMPAIGN_TTL",
 )
 # ESLENGINE_* variables of the project's own tools (the conformance suite, the
 # examples), not of the engine.
@@ -208,6 +212,10 @@ def known_region(code: str) -> bool:
 @dataclass(frozen=True)
 class Config:
     redis_url: str = DEFAULT_REDIS_URL
+    # An accepted job (202), and a worker's claim before it originates, wait
+    # until this many replicas hold them (Redis WAIT), so that a failover
+    # cannot lose them; 0: the primary's reply is enough.
+    redis_wait_replicas: int = 0
     key_prefix: str = "eslengine"
     nodes: tuple[Node, ...] = (Node("127.0.0.1", 8021, "ClueCon"),)
     api_keys: frozenset[str] = frozenset()
@@ -346,9 +354,13 @@ class Config:
             return value if value is not None and value.strip() != "" else None
 
         if (v := take("REDIS_URL")) is not None:
-            if not v.startswith(("redis://", "rediss://", "unix://")):
-                raise ConfigError("ESLENGINE_REDIS_URL must be a redis:// URL, got %s" % redact_url(v))
+            try:
+                parse_redis_url(v)
+            except RedisUrlError as exc:
+                raise ConfigError("ESLENGINE_REDIS_URL %s: %s" % (redact_url(v), exc)) from None
             kwargs["redis_url"] = v
+        if (v := take("REDIS_WAIT_REPLICAS")) is not None:
+            kwargs["redis_wait_replicas"] = 0 if v.strip() == "0" else _positive_int("ESLENGINE_REDIS_WAIT_REPLICAS", v)
         if (v := take("KEY_PREFIX")) is not None:
             if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", v):
                 raise ConfigError("ESLENGINE_KEY_PREFIX may hold letters, digits and _.:- only")

@@ -27,11 +27,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import redis
-
 from .config import Config
 from .stack import LocalStack
-from .store import JOB_FIELD, Keys
+from .store import JOB_FIELD, Keys, connect
 
 # The simulator's rules (see fakeswitch): ...486 is busy, ...408 never
 # answers, anything else answers after the ring time and talks for the
@@ -92,7 +90,7 @@ def _place_calls(stack: LocalStack, say: Any, deadline: float) -> int:
     calls = _calls()
     start = time.monotonic()
     wall_start = time.time()
-    client = redis.Redis.from_url(stack.redis_url, decode_responses=True, socket_timeout=5)
+    client = connect(stack.redis_url)
     for call in calls:
         if call.via == "http":
             status, doc, headers = stack.http("POST", "/v1/calls", call.body)

@@ -83,6 +83,33 @@ def redis_server() -> Iterator[RedisServer]:
     server.stop()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # What `make test-redis-ha` selects (-m engine_redis) to run on a cluster.
+    for item in items:
+        if "engine_redis_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.engine_redis)
+
+
+@pytest.fixture(scope="session")
+def engine_redis_url(redis_server: RedisServer) -> Iterator[str]:
+    """The ``ESLENGINE_REDIS_URL`` of the end-to-end stacks: the suite's
+    redis-server, or with ``ESLENGINE_TEST_REDIS=cluster`` a Redis Cluster of
+    three primaries (``tests/redisha.py``) started for the session."""
+    kind = os.environ.get("ESLENGINE_TEST_REDIS", "single")
+    if kind == "single":
+        yield redis_server.url
+        return
+    if kind != "cluster":
+        raise pytest.UsageError("ESLENGINE_TEST_REDIS must be single or cluster, not %r" % kind)
+    from tests.redisha import RedisCluster
+
+    cluster = RedisCluster()
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
 _prefixes = itertools.count()
 
 

@@ -17,7 +17,6 @@ import pytest
 
 from eslengine.fakeswitch import FakeSwitch
 from eslengine.stack import LocalStack
-from tests.conftest import RedisServer
 
 pytestmark = pytest.mark.e2e
 
@@ -33,8 +32,8 @@ def switch() -> Iterator[FakeSwitch]:
 
 
 @pytest.fixture(scope="module")
-def stack(redis_server: RedisServer, switch: FakeSwitch) -> Iterator[LocalStack]:
-    s = LocalStack(redis_url=redis_server.url, switch_port=switch.address[1], switch_password="pw-accounts", env={
+def stack(engine_redis_url: str, switch: FakeSwitch) -> Iterator[LocalStack]:
+    s = LocalStack(redis_url=engine_redis_url, switch_port=switch.address[1], switch_password="pw-accounts", env={
         "ESLENGINE_KEY_PREFIX": "acct-%s" % uuid.uuid4().hex[:6],
         "ESLENGINE_FREESWITCH": "esl://:pw-accounts@127.0.0.1:%d?name=fs1&sps=1000" % switch.address[1],
     })

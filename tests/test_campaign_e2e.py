@@ -14,11 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from eslengine.stack import LocalStack
 from eslengine.store import Keys
-from tests.conftest import RedisServer
+from eslengine.store.connection import connect
 from tests.test_webhooks import Receiver
 
 pytestmark = pytest.mark.e2e
@@ -33,8 +32,8 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture(scope="module")
-def stack(redis_server: RedisServer, receiver: Receiver) -> Iterator[LocalStack]:
-    s = LocalStack(switch_args=["--ring-time", "0.1", "--talk-time", "0.3"], redis_url=redis_server.url, workers=2,
+def stack(engine_redis_url: str, receiver: Receiver) -> Iterator[LocalStack]:
+    s = LocalStack(switch_args=["--ring-time", "0.1", "--talk-time", "0.3"], redis_url=engine_redis_url, workers=2,
                    env={"ESLENGINE_KEY_PREFIX": "camp-%s" % uuid.uuid4().hex[:6],
                         "ESLENGINE_WEBHOOK_ALLOW": r"http://127\.0\.0\.1:[0-9]+/hook",
                         "ESLENGINE_WEBHOOK_ALLOW_NETWORKS": "127.0.0.1/32", "ESLENGINE_WEBHOOK_SECRET": "s3"})
@@ -74,10 +73,11 @@ def test_a_campaign_made_uploaded_started_and_watched_from_the_command_line(
     assert "finished" in watched.stdout.splitlines()[-5]
     code, shown, _ = stack.http("GET", "/v1/campaigns/" + campaign_id)
     assert code == 200 and shown["state"] == "finished"
-    assert (shown["counters"]["connected"], shown["counters"]["failed"], shown["calls"]) == (60, 1, 61), shown
+    assert (shown["counters"]["connected"], shown["counters"]["failed"], shown["calls"]) == (60, 1, 61), (
+        shown["counters"], shown["failed_by_cause"])
     assert shown["failed_by_cause"] == {"USER_BUSY": 1}
     # One CDR per call, each call placed once although two workers run.
-    client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    client = connect(stack.redis_url)
     keys = Keys(stack.engine_env["ESLENGINE_KEY_PREFIX"])
     cdrs = [f for _, f in client.xrange(keys.cdr) if f["campaign"] == campaign_id]
     assert Counter(c["contact"] for c in cdrs) == Counter({"c%d" % i: 1 for i in range(60)} | {"busy": 1})

@@ -12,12 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 
 from eslengine.apikeys import KeyStore, scoped_id
 from eslengine.stack import LocalStack
-from eslengine.store import Keys
-from tests.conftest import RedisServer
+from eslengine.store import Keys, connect
 
 pytestmark = pytest.mark.e2e
 
@@ -25,8 +23,8 @@ FINAL = ("completed", "failed", "cancelled")
 
 
 @pytest.fixture(scope="module")
-def stack(redis_server: RedisServer) -> Iterator[LocalStack]:
-    s = LocalStack(switch_args=["--ring-time", "0.2", "--talk-time", "1.0"], redis_url=redis_server.url,
+def stack(engine_redis_url: str) -> Iterator[LocalStack]:
+    s = LocalStack(switch_args=["--ring-time", "0.2", "--talk-time", "1.0"], redis_url=engine_redis_url,
                    env={"ESLENGINE_KEY_PREFIX": "e2e-%s" % uuid.uuid4().hex[:6]})
     s.start()
     yield s
@@ -87,7 +85,7 @@ def test_cancel_a_ringing_call(stack: LocalStack) -> None:
 
 def test_job_pushed_straight_into_redis(stack: LocalStack) -> None:
     job_id = str(uuid.uuid4())
-    client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    client = connect(stack.redis_url)
     client.xadd(Keys(stack.engine_env["ESLENGINE_KEY_PREFIX"]).jobs,
                 {"job": json.dumps({"id": job_id, "a": "+15551230001", "b": "+15551230002"})})
     client.close()
@@ -99,7 +97,7 @@ def test_job_pushed_straight_into_redis(stack: LocalStack) -> None:
 
 
 def test_a_client_keys_call_is_placed_under_its_own_id(stack: LocalStack) -> None:
-    client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    client = connect(stack.redis_url)
     store = KeyStore(client, stack.engine_env["ESLENGINE_KEY_PREFIX"])
     one, one_token = store.create("shop one")
     _, two_token = store.create("shop two")

@@ -22,7 +22,6 @@ import pytest
 
 from eslengine.fakeswitch import FakeSwitch, Scenario
 from eslengine.stack import LocalStack
-from tests.conftest import RedisServer
 from tests.test_accounts_e2e import creates, final, ok
 
 pytestmark = pytest.mark.e2e
@@ -42,8 +41,8 @@ def switch() -> Iterator[FakeSwitch]:
 
 
 @pytest.fixture(scope="module")
-def stack(redis_server: RedisServer, switch: FakeSwitch) -> Iterator[LocalStack]:
-    s = LocalStack(redis_url=redis_server.url, switch_port=switch.address[1], switch_password="pw-facades", env={
+def stack(engine_redis_url: str, switch: FakeSwitch) -> Iterator[LocalStack]:
+    s = LocalStack(redis_url=engine_redis_url, switch_port=switch.address[1], switch_password="pw-facades", env={
         "ESLENGINE_KEY_PREFIX": "fac-%s" % uuid.uuid4().hex[:6],
         "ESLENGINE_FREESWITCH": "esl://:pw-facades@127.0.0.1:%d?name=fs1&sps=1000" % switch.address[1],
         "ESLENGINE_DEFAULT_REGION": "IN",

@@ -33,7 +33,6 @@ from gevent.pywsgi import WSGIServer
 
 from eslengine.fakeswitch import FakeSwitch, Scenario
 from eslengine.stack import LocalStack
-from tests.conftest import RedisServer
 from tests.test_infobip import EXAMPLE, REPLY
 
 pytestmark = pytest.mark.e2e
@@ -88,8 +87,8 @@ def switch() -> Iterator[FakeSwitch]:
 
 
 @pytest.fixture(scope="module")
-def stack(redis_server: RedisServer, switch: FakeSwitch, reports: Reports) -> Iterator[LocalStack]:
-    s = LocalStack(redis_url=redis_server.url, switch_port=switch.address[1], switch_password="pw-infobip", env={
+def stack(engine_redis_url: str, switch: FakeSwitch, reports: Reports) -> Iterator[LocalStack]:
+    s = LocalStack(redis_url=engine_redis_url, switch_port=switch.address[1], switch_password="pw-infobip", env={
         "ESLENGINE_KEY_PREFIX": "ib-%s" % uuid.uuid4().hex[:6],
         "ESLENGINE_FREESWITCH": "esl://:pw-infobip@127.0.0.1:%d?name=fs1&sps=1000" % switch.address[1],
         "ESLENGINE_TTS_ENGINE": "flite",

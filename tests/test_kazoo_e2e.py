@@ -19,7 +19,6 @@ import pytest
 
 from eslengine.fakeswitch import FakeSwitch
 from eslengine.stack import LocalStack
-from tests.conftest import RedisServer
 from tests.test_accounts_e2e import creates, final, ok
 
 pytestmark = pytest.mark.e2e
@@ -35,8 +34,8 @@ def switch() -> Iterator[FakeSwitch]:
 
 
 @pytest.fixture(scope="module")
-def stack(redis_server: RedisServer, switch: FakeSwitch) -> Iterator[LocalStack]:
-    s = LocalStack(redis_url=redis_server.url, switch_port=switch.address[1], switch_password="pw-kazoo", env={
+def stack(engine_redis_url: str, switch: FakeSwitch) -> Iterator[LocalStack]:
+    s = LocalStack(redis_url=engine_redis_url, switch_port=switch.address[1], switch_password="pw-kazoo", env={
         "ESLENGINE_KEY_PREFIX": "kazoo-%s" % uuid.uuid4().hex[:6],
         "ESLENGINE_FREESWITCH": "esl://:pw-kazoo@127.0.0.1:%d?name=fs1&sps=1000" % switch.address[1],
     })

@@ -22,7 +22,6 @@ from gevent.pywsgi import WSGIServer
 
 from eslengine.fakeswitch import FakeSwitch, Scenario
 from eslengine.stack import LocalStack
-from tests.conftest import RedisServer
 
 pytestmark = pytest.mark.e2e
 
@@ -68,8 +67,8 @@ def switch() -> Iterator[FakeSwitch]:
 
 
 @pytest.fixture(scope="module")
-def stack(redis_server: RedisServer, switch: FakeSwitch, hooks: Hooks) -> Iterator[LocalStack]:
-    s = LocalStack(redis_url=redis_server.url, switch_port=switch.address[1], switch_password="pw-options", env={
+def stack(engine_redis_url: str, switch: FakeSwitch, hooks: Hooks) -> Iterator[LocalStack]:
+    s = LocalStack(redis_url=engine_redis_url, switch_port=switch.address[1], switch_password="pw-options", env={
         "ESLENGINE_KEY_PREFIX": "opt-%s" % uuid.uuid4().hex[:6],
         "ESLENGINE_FREESWITCH": "esl://:pw-options@127.0.0.1:%d?name=fs1&sps=1000" % switch.address[1],
         "ESLENGINE_SIP_DOMAINS": r"pbx\.example\.com",

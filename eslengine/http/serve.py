@@ -91,7 +91,7 @@ class _GunicornServer(BaseApplication):
 
         app = create_app(self.config, allow_no_auth=self.allow_no_auth, fast_intake=True)
         queue = app.extensions[EXTENSION]
-        batcher = CommandBatcher(queue.redis)
+        batcher = CommandBatcher(queue.redis, route_key=queue.keys.jobs)
         batcher.start()
         queue.use_batcher(batcher)
         tune_gc()

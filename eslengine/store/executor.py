@@ -12,7 +12,9 @@ import logging
 from typing import Any
 
 import redis
+import redis.cluster
 
+from ..errors import QueueUnavailable
 from .lua import BATCHED, Scripts
 
 log = logging.getLogger(__name__)
@@ -30,12 +32,16 @@ class Executor:
     are redis-py's (or ``QueueUnavailable`` from the batcher): callers
     translate them with ``redis_errors``."""
 
-    def __init__(self, client: redis.Redis, scripts: Scripts | None = None) -> None:
+    def __init__(self, client: Any, scripts: Scripts | None = None, *, wait_replicas: int = 0,
+                 wait_ms: int = 1000) -> None:
         # Any: redis-py's annotations do not know decode_responses=True (every
         # reply here is str), so replies are typed where they are read.
         self.redis: Any = client
         self.scripts = scripts if scripts is not None else Scripts(client)
         self.batcher: Any = None
+        # What script_replicated waits for: this many replicas, at most wait_ms.
+        self.wait_replicas = wait_replicas
+        self.wait_ms = wait_ms
 
     def use_batcher(self, batcher: Any) -> None:
         """Send the hot-path scripts and commands through ``batcher`` from now on."""
@@ -50,6 +56,42 @@ class Executor:
         if self.batcher is not None and name in BATCHED:
             return self.batcher.call("EVALSHA", script.sha, len(keys), *keys, *args)
         return script(keys=keys, args=args)
+
+    def script_replicated(self, name: str, keys: list[str], args: list[str]) -> Any:
+        """``script``; with ``wait_replicas``, its reply is returned only once
+        that many replicas hold what it wrote (``WAIT``, sent on the same
+        connection right after it), so that a failover cannot lose it.
+        Fewer within ``wait_ms`` raise ``QueueUnavailable``: the write may
+        then be on the primary alone."""
+        if not self.wait_replicas:
+            return self.script(name, keys, args)
+        script = self.scripts[name]
+        wait = ("WAIT", self.wait_replicas, self.wait_ms)
+        if self.batcher is not None and name in BATCHED:
+            # The batcher's writer sends both on its one connection, in order.
+            written = self.batcher.submit("EVALSHA", script.sha, len(keys), *keys, *args)
+            acked = self.batcher.submit(*wait)
+            reply, replicas = self.batcher.wait(written), self.batcher.wait(acked)
+        else:
+            client = self.redis
+            if isinstance(client, redis.cluster.RedisCluster):  # the primary of the keys' slot
+                client = client.get_node_from_key(keys[0]).redis_connection
+            for attempt in (1, 2):
+                pipe = client.pipeline(transaction=False)
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                pipe.execute_command(*wait)
+                reply, replicas = pipe.execute(raise_on_error=False)
+                if isinstance(reply, redis.exceptions.NoScriptError) and attempt == 1:
+                    client.script_load(script.script)
+                    continue
+                break
+            for result in (reply, replicas):
+                if isinstance(result, Exception):
+                    raise result
+        if int(replicas) < self.wait_replicas:
+            raise QueueUnavailable("%s: written, but on %s of %d replicas within %d ms" % (
+                name, replicas, self.wait_replicas, self.wait_ms))
+        return reply
 
     def script_later(self, name: str, keys: list[str], args: list[str]) -> None:
         """Run script ``name`` without waiting for its reply when batched

@@ -34,14 +34,17 @@ class JobQueue:
     ``eslengine status`` reads."""
 
     def __init__(self, client: redis.Redis, keys: Keys, *, record_ttl: int = 7 * 24 * 3600,
-                 batcher: Any = None, dead_letter_max: int = DEAD_LETTER_MAX, cdr_max: int = CDR_MAX) -> None:
+                 batcher: Any = None, dead_letter_max: int = DEAD_LETTER_MAX, cdr_max: int = CDR_MAX,
+                 wait_replicas: int = 0, wait_ms: int = 1000) -> None:
         self.redis: Any = client  # see Executor.redis
         self.keys = keys
         self.record_ttl = record_ttl
         # Dead letters are trimmed to about this many (XADD MAXLEN ~: whole
         # stream nodes at a time, so a few more may stay).
         self.dead_letter_max = dead_letter_max
-        self.run = Executor(client)
+        # wait_replicas: an accepted job, and a claim before its originate, are
+        # on that many replicas too (Executor.script_replicated).
+        self.run = Executor(client, wait_replicas=wait_replicas, wait_ms=wait_ms)
         if batcher is not None:
             self.run.use_batcher(batcher)
         self.records = Records(keys, self.run, record_ttl=record_ttl, cdr_max=cdr_max)
@@ -62,7 +65,8 @@ class JobQueue:
     @classmethod
     def from_config(cls, config: Config, client: redis.Redis | None = None) -> JobQueue:
         return cls(client or connect(config.redis_url), Keys(config.key_prefix), record_ttl=config.record_ttl,
-                   dead_letter_max=config.dead_letter_max, cdr_max=config.cdr_max)
+                   dead_letter_max=config.dead_letter_max, cdr_max=config.cdr_max,
+                   wait_replicas=config.redis_wait_replicas)
 
     def ping(self) -> bool:
         with redis_errors("ping"):

@@ -90,7 +90,7 @@ class Jobs:
         if idempotency:
             keys.append(self.keys.idempotency(owner, idempotency[0]))
         with redis_errors("enqueue"):
-            added = self.run.script("enqueue", keys, args)
+            added = self.run.script_replicated("enqueue", keys, args)
         if isinstance(added, (str, bytes)):
             job_id, _, digest = (added.decode() if isinstance(added, bytes) else added).partition(" ")
             raise IdempotencyKeyUsed(job_id, digest)

@@ -124,7 +124,7 @@ class Records:
         keys = [self.keys.call(request.id), self.keys.history(request.id), self.keys.live(worker),
                 self.keys.webhook(request.id), self.keys.webhooks, self.keys.index()]
         with redis_errors("read call"):
-            flat = self.run.script("claim", keys, args)
+            flat = self.run.script_replicated("claim", keys, args)
         return dict(zip(flat[::2], flat[1::2]))
 
     def record_unreadable(self, job_id: str, raw: str, reason: str) -> bool:

@@ -147,7 +147,8 @@ class Worker(Recovering):
         self.metrics.start()  # first: a metrics port that cannot be listened on stops the start
         self.phase.running = True
         logformat.set_context(worker=self.consumer)  # on every JSON log line of this process
-        self.batcher = CommandBatcher(self.queue.redis, timeout=max(5.0, self.config.esl_timeout))
+        self.batcher = CommandBatcher(self.queue.redis, timeout=max(5.0, self.config.esl_timeout),
+                                      route_key=self.queue.keys.jobs)
         self.batcher.start()
         self.queue.use_batcher(self.batcher)
         for state in self.nodes:

@@ -148,7 +148,9 @@ class CallLife:
         except JobTakenOver as exc:
             log.warning("%s while this worker's heartbeat had lapsed; no longer followed here", exc)
         except QueueUnavailable as exc:
-            log.warning("job %s: Redis unavailable (%s); left for another attempt", job_id or entry_id, exc)
+            log.warning("job %s: Redis unavailable (%s); taken up again when it answers", job_id or entry_id, exc)
+            if job_id:
+                gevent.spawn(self._recover_when_redis_answers, job_id)
         except Exception:
             log.exception("job %s: unexpected error", job_id or entry_id)
         finally:
@@ -167,12 +169,32 @@ class CallLife:
             self._dial(request, "", epoch=epoch)
         except JobTakenOver as exc:
             log.warning("%s while this worker's heartbeat had lapsed; no longer followed here", exc)
-        except (QueueUnavailable, ValidationError, KeyError) as exc:
+        except QueueUnavailable as exc:
+            log.warning("job %s: could not adopt: %s; trying again when Redis answers", job_id, exc)
+            gevent.spawn(self._recover_when_redis_answers, job_id)
+        except (ValidationError, KeyError) as exc:
             log.warning("job %s: could not adopt: %s", job_id, exc)
         except Exception:
             log.exception("job %s: adopt failed", job_id)
         finally:
             self.adoption.held(job_id)
+
+    def _recover_when_redis_answers(self, job_id: str) -> None:
+        """A write for ``job_id`` failed while Redis was unavailable (a
+        restart, a Sentinel or Cluster failover) and its follower let go of
+        it, the call perhaps still up or its end unrecorded. Once Redis
+        answers again, the job is taken up as a dead worker's would be
+        (``_adopt``): the claim script says whether it was placed, and
+        recovery asks the switch what became of a placed call, so it is
+        neither left half-recorded nor placed twice."""
+        while self.phase.running:
+            gevent.sleep(self.timings.outage_retry)
+            try:
+                self.queue.record(job_id)
+            except QueueUnavailable:
+                continue
+            self.pool.spawn(self._adopt, job_id, self.registry.lease.epoch)
+            return
 
     def _dial(self, request: CallRequest, entry_id: str, release_claim: Callable[[], None] = no_slot, *,
               epoch: int = 0) -> bool:
@@ -253,7 +275,8 @@ class CallLife:
         except JobTakenOver as exc:
             log.warning("%s while this worker's heartbeat had lapsed; no longer followed here", exc)
         except QueueUnavailable as exc:
-            log.warning("job %s: Redis unavailable (%s); left for another attempt", job_id, exc)
+            log.warning("job %s: Redis unavailable (%s); taken up again when it answers", job_id, exc)
+            gevent.spawn(self._recover_when_redis_answers, job_id)
         except Exception:
             log.exception("job %s: unexpected error", job_id)
         finally:

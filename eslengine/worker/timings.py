@@ -28,6 +28,9 @@ class Timings:
     # ``eslengine.lease``). The sweep for dead workers runs as often.
     heartbeat_ttl: float = 6.0
     lease_margin: float = 1.0
+    # A job whose record could not be written while Redis was unavailable is
+    # taken up again once a read this often succeeds (``_recover_when_redis_answers``).
+    outage_retry: float = 1.0
 
     # The pacers' second is 5 ms longer than the switch's: what the engine
     # sends evenly can reach the switch a few milliseconds closer together.
