@@ -88,7 +88,7 @@ from typing import Any
 import redis
 
 import eslengine
-from eslengine.campaign.model import Contact, attempt_id, parse_campaign
+from eslengine.campaign.model import Contact, attempt_id, new_nonce, parse_campaign
 from eslengine.config import Config
 from eslengine.errors import JobExists, QueueUnavailable
 from eslengine.fakeswitch.journal import read_journal
@@ -131,6 +131,7 @@ class Chaos:
     keep: bool = False
     campaign: int = 0
     campaign_id: str = ""
+    nonce: str = ""
     stack: LocalStack = field(default_factory=lambda: LocalStack(start_api=False, workers=0))
     nodes: list[Node] = field(default_factory=list)
     workers_up: dict[str, Process] = field(default_factory=dict)
@@ -281,7 +282,8 @@ class Chaos:
             "pacing": {"cps": max(1.0, round(self.campaign / (self.seconds * 0.6), 2)), "max_concurrent": 100},
             "retry": {"on": ["busy"], "delay": "10s", "max_retries": 1}}, config)
         self.campaign_id = uuid.uuid4().hex
-        store.create(self.campaign_id, campaign)
+        self.nonce = new_nonce()
+        store.create(self.campaign_id, campaign, nonce=self.nonce)
         contacts = []
         for i in range(self.campaign):
             number = "+1557%07d" % i
@@ -313,7 +315,7 @@ class Chaos:
             time.sleep(0.5)
         contacts = {"k%d" % i: store.contact(self.campaign_id, "k%d" % i) for i in range(self.campaign)}
         for contact_id, found in contacts.items():
-            self.accepted += [attempt_id(self.campaign_id, contact_id, n)
+            self.accepted += [attempt_id(self.campaign_id, contact_id, n, self.nonce)
                               for n in range(1, int(found.get("tries") or 0) + 1)]
         return contacts
 
@@ -451,7 +453,7 @@ class Chaos:
         self.stop(groups=(0, 1))
         report = Report.build(self.accepted, records, {n.name: read_journal(n.journal) for n in self.nodes},
                               self.history(client), self.killed)
-        report.contacts(self.campaign_id, contacts, cdrs)
+        report.contacts(self.campaign_id, contacts, cdrs, self.nonce)
         code = report.print(self)
         self.stop()
         if code == 0 and not self.keep:
@@ -528,7 +530,8 @@ class Report:
     contacts_lost: dict[str, str] = field(default_factory=dict)
     contacts_twice: dict[str, str] = field(default_factory=dict)
 
-    def contacts(self, campaign_id: str, contacts: dict[str, dict[str, str]], cdrs: list[dict[str, str]]) -> None:
+    def contacts(self, campaign_id: str, contacts: dict[str, dict[str, str]], cdrs: list[dict[str, str]],
+                 nonce: str = "") -> None:
         """The per-contact checks of a campaign (see the module docstring)."""
         self.contact_count = len(contacts)
         connected = collections.Counter(c.get("contact") for c in cdrs
@@ -537,7 +540,7 @@ class Report:
             tries = int(found.get("tries") or 0)
             if found.get("state") != "done":
                 self.contacts_lost[contact_id] = "%s after %d call(s)" % (found.get("state"), tries)
-            placed = [attempt_id(campaign_id, contact_id, n) for n in range(1, tries + 1)]
+            placed = [attempt_id(campaign_id, contact_id, n, nonce) for n in range(1, tries + 1)]
             if connected[contact_id] > 1:
                 self.contacts_twice[contact_id] = "connected %d times" % connected[contact_id]
             elif any(j in self.twice for j in placed):

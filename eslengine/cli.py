@@ -274,7 +274,8 @@ _KINDS = ("users", "devices", "groups", "media", "clicktocall")
 
 def _campaign_parsers(sub: Any) -> None:
     campaign = sub.add_parser(
-        "campaign", help="campaigns over the HTTP API: create, upload, start, pause, resume, cancel, show, list, watch",
+        "campaign", help="campaigns over the HTTP API: create, upload, start, pause, resume, cancel, show, list, "
+                         "contacts, change, delete, watch",
         description=_wrap("Campaigns through the HTTP API at --url (default: ESLENGINE_URL, else "
                           "http://127.0.0.1:8080) with the key --key (default: ESLENGINE_KEY)."))
     campaign.add_argument("--url", default=None, help="the API's base URL")
@@ -290,7 +291,22 @@ def _campaign_parsers(sub: Any) -> None:
                        ("resume", "dial again"), ("cancel", "stop for good: contacts not called end cancelled"),
                        ("show", "the campaign and its counters as JSON")):
         action.add_parser(name, help=what).add_argument("id")
-    action.add_parser("list", help="one line per campaign: id, state, done/contacts, name")
+    listing = action.add_parser("list", help="one line per campaign: id, state, done/contacts, name")
+    listing.add_argument("--state", default=None, help="only these states, comma-separated (running,paused)")
+    contacts = action.add_parser("contacts", help="one line per contact: id, state, attempts, outcome or last cause, "
+                                                  "next call")
+    contacts.add_argument("id")
+    contacts.add_argument("--state", default=None, help="only these states or outcomes, comma-separated "
+                                                        "(queued, waiting_window, dialing, retrying, done, connected, "
+                                                        "failed, cancelled, expired, skipped_dnc)")
+    change = action.add_parser("change", help="new pacing or calling window, also while it runs")
+    change.add_argument("id")
+    change.add_argument("--cps", type=float, default=None, help="calls started a second, at most")
+    change.add_argument("--max-concurrent", type=int, default=None, help="calls under way at once, at most")
+    change.add_argument("--window", default=None, help="the calling window as JSON ({\"days\": \"mon-fri\", "
+                                                       "\"hours\": \"09:00-20:00\"}), or none")
+    action.add_parser("delete", help="delete a created, finished or cancelled campaign and all it holds"
+                      ).add_argument("id")
     watch = action.add_parser("watch", help="the counters, redrawn until the campaign is over or Ctrl-C")
     watch.add_argument("id")
     watch.add_argument("--interval", type=float, default=1.0, help="seconds between redraws (default 1)")

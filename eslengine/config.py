@@ -175,7 +175,7 @@ SETTINGS = (
     "DEFAULT_RETRY_BACKOFF", "MAX_DESTINATIONS", "MAX_CALL_DURATION", "WEBHOOK_CONCURRENCY", "WEBHOOK_MAX_AGE",
     "ESL_TIMEOUT", "RECONNECT_MAX_DELAY", "BRIDGE", "LOG_LEVEL", "LOG_FORMAT", "WIDGET_SECRET",
     "WIDGET_PER_DESTINATION", "REDIS_WAIT_REPLICAS", "INTERACTIVE_RESERVE", "METRICS_PORT", "METRICS_ADDRESS",
-    "METRICS_TOKEN",
+    "METRICS_TOKEN", "CAMPAIGN_TTL",
 )
 # ESLENGINE_* variables of the project's own tools (the conformance suite, the
 # examples), not of the engine.
@@ -304,6 +304,8 @@ class Config:
     interactive_reserve: int = 2
     # How long a finished call's record is kept in Redis (s).
     record_ttl: int = 7 * 24 * 3600
+    # How long a finished or cancelled campaign is kept, all its keys (s).
+    campaign_ttl: int = 30 * 24 * 3600
     # How many dead letters are kept, the oldest dropped first.
     dead_letter_max: int = DEAD_LETTER_MAX
     # How many call detail records the CDR stream keeps, the oldest dropped first.
@@ -456,6 +458,7 @@ class Config:
             ("claim_idle_ms", "CLAIM_IDLE_MS"),
             ("interactive_reserve", "INTERACTIVE_RESERVE"),
             ("record_ttl", "RECORD_TTL"),
+            ("campaign_ttl", "CAMPAIGN_TTL"),
             ("dead_letter_max", "DEAD_LETTER_MAX"),
             ("cdr_max", "CDR_MAX"),
             ("max_attempts", "MAX_ATTEMPTS"),

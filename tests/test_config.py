@@ -49,6 +49,7 @@ CASES: dict[str, tuple[str, str, Any, str | None]] = {
     "CONCURRENCY": ("500", "concurrency", 500, "lots"),
     "CLAIM_IDLE_MS": ("60000", "claim_idle_ms", 60000, "0"),
     "RECORD_TTL": ("3600", "record_ttl", 3600, "1h"),
+    "CAMPAIGN_TTL": ("86400", "campaign_ttl", 86400, "30d"),
     "DEAD_LETTER_MAX": ("1000", "dead_letter_max", 1000, "x"),
     "CDR_MAX": ("5000", "cdr_max", 5000, "-1"),
     "MAX_ATTEMPTS": ("3", "max_attempts", 3, "x"),

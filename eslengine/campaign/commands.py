@@ -6,10 +6,15 @@ HTTP API (``--url``, default ``ESLENGINE_URL`` or http://127.0.0.1:8080;
     upload ID FILE.csv      stream a CSV of contacts, a progress bar on stderr
     start|pause|resume|cancel ID
     show ID                 the campaign and its counters, as JSON
-    list                    one line per campaign
+    list [--state S]        one line per campaign (every page)
+    contacts ID [--state S] one line per contact: state, attempts, outcome or last cause, next call
+    change ID [--cps N] [--max-concurrent N] [--window JSON|none]
+                            new pacing or calling window, also while it runs
+    delete ID               delete it and all it holds
     watch ID                the counters, redrawn until it is over or Ctrl-C
 
-``progress_line`` and ``counter_lines`` are pure; the rest is I/O.
+``progress_line``, ``counter_lines``, ``contact_line`` and ``change_body``
+are pure; the rest is I/O.
 """
 
 from __future__ import annotations
@@ -19,9 +24,9 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 BAR = 30
@@ -64,6 +69,39 @@ def counter_lines(campaign: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def contact_line(contact: Mapping[str, Any]) -> str:
+    """A contact as ``contacts`` lists it: id, state, attempts, its outcome
+    and cause (or its last call's cause), when it is called next."""
+    state = str(contact.get("state") or "")
+    if state == "done":
+        what = "%s %s" % (contact.get("outcome") or "", contact.get("cause") or "")
+    else:
+        what = "last %s" % contact["last_cause"] if contact.get("last_cause") else ""
+    due = "next %s" % contact["next_due"] if contact.get("next_due") else ""
+    return "  ".join(part for part in ("%-20s %-14s %d attempt(s)" % (
+        contact.get("id", ""), state, int(contact.get("attempts") or 0)), what.strip(), due) if part)
+
+
+def change_body(cps: float | None, max_concurrent: int | None, window: str | None) -> dict[str, Any]:
+    """The ``PATCH`` body of ``change``; ``CommandError`` when it changes nothing
+    or the window is not a JSON object (or ``none``)."""
+    body: dict[str, Any] = {}
+    pacing = {k: v for k, v in (("cps", cps), ("max_concurrent", max_concurrent)) if v is not None}
+    if pacing:
+        body["pacing"] = pacing
+    if window is not None:
+        if window.strip().lower() == "none":
+            body["calling_window"] = None
+        else:
+            try:
+                body["calling_window"] = json.loads(window)
+            except ValueError:
+                raise CommandError("--window must be a JSON object (days, hours, holidays, zone) or none") from None
+    if not body:
+        raise CommandError("nothing to change: give --cps, --max-concurrent or --window")
+    return body
+
+
 def over(campaign: Mapping[str, Any]) -> bool:
     """Whether a campaign has nothing left to do."""
     state = campaign.get("state")
@@ -104,16 +142,31 @@ class Api:
             raise CommandError("cannot reach %s: %s" % (self.parts.netloc, exc)) from exc
         finally:
             connection.close()
-        try:
-            document = json.loads(raw) if raw else {}
-        except ValueError:
-            document = {"reason": raw[:200].decode("utf-8", "replace")}
-        if response.status >= 400:
-            reason = document.get("reason") if isinstance(document, dict) else None
-            field = document.get("field") if isinstance(document, dict) else None
-            raise CommandError("HTTP %d: %s%s" % (response.status, reason or response.reason,
-                                                  " (field %s)" % field if field else ""))
-        return document
+        return answer(response.status, response.reason, raw)
+
+    def pages(self, path: str, name: str) -> Iterator[dict[str, Any]]:
+        """Every item of a paged listing (``path`` has a query already),
+        following ``next_cursor`` page by page."""
+        cursor = None
+        while True:
+            document = self.call("GET", path + ("&cursor=" + cursor if cursor else ""))
+            yield from document[name]
+            cursor = document.get("next_cursor")
+            if not cursor:
+                return
+
+
+def answer(status: int, reason: str, raw: bytes) -> Any:
+    """An API answer's JSON document, or ``CommandError`` for a 4xx or 5xx."""
+    try:
+        document = json.loads(raw) if raw else {}
+    except ValueError:
+        document = {"reason": raw[:200].decode("utf-8", "replace")}
+    if status >= 400:
+        said = document.get("reason") if isinstance(document, dict) else None
+        field = document.get("field") if isinstance(document, dict) else None
+        raise CommandError("HTTP %d: %s%s" % (status, said or reason, " (field %s)" % field if field else ""))
+    return document
 
 
 class Progress:
@@ -156,18 +209,19 @@ def _load(path: str) -> bytes:
 
 
 def run(args: Any, out: IO[str] = sys.stdout, err: IO[str] = sys.stderr,
-        sleep: Callable[[float], None] = time.sleep) -> int:
+        sleep: Callable[[float], None] = time.sleep, api: Api | None = None) -> int:
     """Run one ``eslengine campaign`` command; 0, or 1 with one line on ``err``."""
     try:
-        return _run(args, out, err, sleep)
+        return _run(args, out, err, sleep, api)
     except CommandError as exc:
         err.write("eslengine campaign: error: %s\n" % exc)
         return 1
 
 
-def _run(args: Any, out: IO[str], err: IO[str], sleep: Callable[[float], None]) -> int:
-    key = args.key if args.key is not None else os.environ.get("ESLENGINE_KEY", "")
-    api = Api(args.url or os.environ.get("ESLENGINE_URL") or DEFAULT_URL, key)
+def _run(args: Any, out: IO[str], err: IO[str], sleep: Callable[[float], None], api: Api | None) -> int:
+    if api is None:
+        key = args.key if args.key is not None else os.environ.get("ESLENGINE_KEY", "")
+        api = Api(args.url or os.environ.get("ESLENGINE_URL") or DEFAULT_URL, key)
     action = args.action
     if action == "create":
         body = _load(args.file)
@@ -201,9 +255,28 @@ def _run(args: Any, out: IO[str], err: IO[str], sleep: Callable[[float], None]) 
         out.write(json.dumps(api.call("GET", "/v1/campaigns/%s" % args.id), indent=2) + "\n")
         return 0
     if action == "list":
-        for c in api.call("GET", "/v1/campaigns")["campaigns"]:
+        state = getattr(args, "state", None)
+        for c in api.pages("/v1/campaigns?limit=1000" + ("&state=" + quote(state) if state else ""), "campaigns"):
             out.write("%s  %-9s  %s/%s done  %s\n" % (c["id"], c["state"], c["counters"]["done"], c["contacts"],
                                                       c["name"]))
+        return 0
+    if action == "contacts":
+        path = "/v1/campaigns/%s/contacts?limit=1000" % quote(args.id)
+        for contact in api.pages(path + ("&state=" + quote(args.state) if args.state else ""), "contacts"):
+            out.write(contact_line(contact) + "\n")
+        return 0
+    if action == "change":
+        change = change_body(args.cps, args.max_concurrent, args.window)
+        shown = api.call("PATCH", "/v1/campaigns/%s" % quote(args.id), json.dumps(change).encode())
+        document = shown.get("campaign") or {}
+        out.write("%s %s  pacing %s  window %s\n" % (shown["id"], shown["state"],
+                                                     json.dumps(document.get("pacing")),
+                                                     json.dumps(document.get("calling_window"))))
+        return 0
+    if action == "delete":
+        deleted = api.call("DELETE", "/v1/campaigns/%s" % quote(args.id))
+        out.write("%s deleted (was %s, %s contact(s))\n" % (deleted["id"], deleted["was"],
+                                                           format(deleted["contacts"], ",")))
         return 0
     if action == "watch":
         drawn = 0

@@ -26,6 +26,9 @@ dies lets it lapse and another takes over). Its two loops:
   acts only while the contact is dialing that very call): a retry per the
   ladder, pending again (a call cancelled before dialing because the
   campaign was paused), or done, with its delivery report queued.
+* retention: every ``RETENTION_EVERY`` seconds, the campaigns that ended
+  ``ESLENGINE_CAMPAIGN_TTL`` ago are deleted, a batch of contacts at a time
+  (``retention``), and deletions left half done by a dead process finished.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from ..lease import Lease
 from ..status import FINAL
 from ..store import JobQueue
 from ..store.campaigns import CampaignStore
-from . import decide
+from . import decide, retention
 from .model import Campaign, Contact, attempt_id, build_request, load_campaign, opening
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,8 @@ STALE = 30.0
 ROUND = 200
 # Calls queued at once.
 ENQUEUING = 50
+# Seconds between two retention sweeps (see retention).
+RETENTION_EVERY = 60.0
 
 
 def campaign_enqueue(queue: JobQueue, request: CallRequest, *, owner: str = "", account: str = "") -> str:
@@ -88,7 +93,7 @@ class Dispatcher:
         self.token = uuid.uuid4().hex
         self.lease = Lease(margin=1.0)
         self._paces: dict[str, decide.Pace] = {}
-        self._campaigns: dict[str, Campaign] = {}
+        self._campaigns: dict[str, tuple[str, Campaign]] = {}
         self._swept: dict[str, float] = {}
         # Campaigns left alone until then (monotonic seconds): see dispatch.
         self._broken: dict[str, float] = {}
@@ -98,7 +103,7 @@ class Dispatcher:
 
     def start(self) -> None:
         self._greenlets = [gevent.spawn(self._lease_loop), gevent.spawn(self._dispatch_loop),
-                           gevent.spawn(self._outcome_loop)]
+                           gevent.spawn(self._outcome_loop), gevent.spawn(self._retention_loop)]
 
     def stop(self, release: bool = True) -> None:
         """Stop; with ``release``, give the lease up at once (another worker
@@ -153,11 +158,14 @@ class Dispatcher:
             gevent.sleep(pause)
 
     def campaign(self, campaign_id: str, raw: dict[str, str]) -> Campaign:
-        found = self._campaigns.get(campaign_id)
-        if found is None:
-            found = load_campaign(json.loads(raw["doc"]), self.config)
-            self._campaigns[campaign_id] = found
-        return found
+        """The campaign of its hash ``raw``, read again whenever its stored
+        document changed (``PATCH``: new pacing or window from the next round)."""
+        doc = raw["doc"]
+        cached = self._campaigns.get(campaign_id)
+        if cached is None or cached[0] != doc:
+            cached = (doc, load_campaign(json.loads(doc), self.config))
+            self._campaigns[campaign_id] = cached
+        return cached[1]
 
     def dispatch(self) -> bool:
         """One round over the active campaigns; whether any is active. A
@@ -191,6 +199,7 @@ class Dispatcher:
         if not raw or state not in ("running", "cancelled"):
             self.store.inactive(campaign_id)
             self._paces.pop(campaign_id, None)
+            self._campaigns.pop(campaign_id, None)
             return 0
         campaign = self.campaign(campaign_id, raw)
         now = self.clock()
@@ -210,6 +219,7 @@ class Dispatcher:
             return 0
         due = self.store.due(campaign_id, now, allowed * 2)
         moment = datetime.fromtimestamp(now, timezone.utc)
+        nonce = raw.get("nonce", "")
         chosen: list[tuple[Contact, int, CallRequest | None, str]] = []
         for contact_id, found in zip(due, self.store.contacts(campaign_id, due)):
             if len(chosen) >= allowed:
@@ -223,11 +233,11 @@ class Dispatcher:
                 continue
             tries = int(found.get("tries") or 0)
             try:
-                chosen.append((contact, tries, build_request(campaign, campaign_id, contact, tries + 1, self.config),
-                               ""))
+                chosen.append((contact, tries, build_request(campaign, campaign_id, contact, tries + 1, self.config,
+                                                                   nonce=nonce), ""))
             except ValidationError as exc:
                 chosen.append((contact, tries, None, "%s: %s" % (exc.field, exc.reason)))
-        taken = self.store.take_many(campaign_id, [(c.id, tries, attempt_id(campaign_id, c.id, tries + 1))
+        taken = self.store.take_many(campaign_id, [(c.id, tries, attempt_id(campaign_id, c.id, tries + 1, nonce))
                                                    for c, tries, _, _ in chosen], now, campaign.max_concurrent)
         started = 0
         for (contact, tries, request, refusal), took in zip(chosen, taken):
@@ -235,7 +245,8 @@ class Dispatcher:
                 continue
             if request is None:
                 log.warning("campaign %s: contact %s refused: %s", campaign_id, contact.id, refusal)
-                self.store.outcome(campaign_id, contact.id, attempt_id(campaign_id, contact.id, tries + 1), "finish",
+                self.store.outcome(campaign_id, contact.id, attempt_id(campaign_id, contact.id, tries + 1, nonce),
+                                   "finish",
                                    outcome="failed", cause="CALL_REJECTED")
                 self.on_report()
                 continue
@@ -278,7 +289,7 @@ class Dispatcher:
         for contact, call in zip(found, self.store.calls_ended([c["call"] for c in found])):
             contact_id = str(_json(contact["doc"])["id"])
             if call is None:
-                request = self._rebuild(campaign, campaign_id, contact)
+                request = self._rebuild(campaign, campaign_id, contact, raw.get("nonce", ""))
                 if request is None:
                     continue
                 log.warning("campaign %s: contact %s: call %s never queued; queueing it", campaign_id, contact_id,
@@ -294,13 +305,50 @@ class Dispatcher:
             looked.append(contact_id)
         self.store.touch_dialing(campaign_id, looked, now)
 
-    def _rebuild(self, campaign: Campaign, campaign_id: str, found: dict[str, str]) -> CallRequest | None:
+    def _rebuild(self, campaign: Campaign, campaign_id: str, found: dict[str, str],
+                 nonce: str) -> CallRequest | None:
         """The call a dialing contact was taken for, built again."""
         try:
             return build_request(campaign, campaign_id, Contact.from_json(_json(found["doc"])),
-                                 int(found.get("tries") or 1), self.config, check_policy=False)
+                                 int(found.get("tries") or 1), self.config, check_policy=False, nonce=nonce)
         except ValidationError:
             return None
+
+    # ------------------------------------------------------------ retention
+
+    def _retention_loop(self) -> None:
+        while True:
+            gevent.sleep(RETENTION_EVERY if self.holds() else self.idle)
+            if not self.holds():
+                continue
+            try:
+                self.sweep_retention()
+            except QueueUnavailable as exc:
+                log.warning("campaign dispatcher: Redis unavailable: %s", exc)
+            except Exception:
+                log.exception("campaign dispatcher: retention sweep failed")
+
+    def sweep_retention(self) -> list[str]:
+        """Delete the campaigns that ended ``campaign_ttl`` seconds ago or
+        more, and finish deletions left half done; returns their ids."""
+        now = self.clock()
+        swept = []
+        for campaign_id in self.store.deleting():
+            self.store.delete(campaign_id)
+            swept.append(campaign_id)
+        after = None
+        while True:
+            found = self.store.created_before(now - self.config.campaign_ttl, after)
+            if not found:
+                break
+            for score, campaign_id, raw in found:
+                after = (score, campaign_id)
+                if retention.expired(raw, now, self.config.campaign_ttl) and self.store.begin_delete(campaign_id)[1]:
+                    deleted = self.store.delete(campaign_id)
+                    log.info("campaign %s: deleted, %d contact(s), ended over %ds ago", campaign_id, deleted,
+                             self.config.campaign_ttl)
+                    swept.append(campaign_id)
+        return swept
 
     # ------------------------------------------------------------ outcomes
 

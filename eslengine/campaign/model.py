@@ -20,6 +20,7 @@ report each bad row and keep the good ones.
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -133,10 +134,20 @@ def check_campaign_id(value: str) -> bool:
     return bool(_CAMPAIGN_ID.fullmatch(value))
 
 
-def attempt_id(campaign_id: str, contact_id: str, attempt: int) -> str:
+def new_nonce() -> str:
+    """A campaign's secret: part of every attempt id, never shown."""
+    return secrets.token_hex(16)
+
+
+def attempt_id(campaign_id: str, contact_id: str, attempt: int, nonce: str = "") -> str:
     """The call id of a contact's attempt number ``attempt``: the same every
-    time, so that queueing it twice is refused (``JobExists``)."""
-    return str(uuid.uuid5(_ATTEMPT_NAMESPACE, "%s/%s/%d" % (campaign_id, contact_id, attempt)))
+    time, so that queueing it twice is refused (``JobExists``). The
+    campaign's ``nonce`` (``new_nonce``; kept in Redis, never shown) is part
+    of it, so that nobody can work out a future attempt's id and place a
+    call under it first (a client may choose its calls' ids). Campaigns
+    stored without one (empty) keep the ids they had."""
+    name = "%s/%s/%d" % (campaign_id, contact_id, attempt)
+    return str(uuid.uuid5(_ATTEMPT_NAMESPACE, name + "/" + nonce if nonce else name))
 
 
 def _number(name: str, value: object, low: float, high: float, default: float) -> float:
@@ -220,6 +231,34 @@ def parse_campaign(data: object, config: Config) -> Campaign:
                     notify_url=notify, notify_format=str(notify_format))
 
 
+# What ``PATCH /v1/campaigns/<id>`` may change while a campaign runs.
+PATCHABLE = ("pacing", "calling_window")
+
+
+def patch_document(document: Mapping[str, Any], patch: object) -> dict[str, Any]:
+    """A stored campaign document with ``patch`` applied: ``pacing`` merged
+    (either of cps, max_concurrent), ``calling_window`` replaced (null: none).
+    ``ValidationError`` for anything else; the result is to be checked
+    with ``parse_campaign``."""
+    if not isinstance(patch, Mapping) or not patch:
+        raise ValidationError("body", "a JSON object with pacing and/or calling_window")
+    for key in patch:
+        if key not in PATCHABLE:
+            raise ValidationError(str(key)[:40] or "body", "cannot be changed (only %s)" % " and ".join(PATCHABLE))
+    out = dict(document)
+    if "pacing" in patch:
+        pacing = patch["pacing"]
+        if not isinstance(pacing, Mapping) or not pacing:
+            raise ValidationError("pacing", "an object with cps and/or max_concurrent")
+        out["pacing"] = {**(document.get("pacing") or {}), **pacing}
+    if "calling_window" in patch:
+        if patch["calling_window"] is None:
+            out.pop("calling_window", None)
+        else:
+            out["calling_window"] = patch["calling_window"]
+    return out
+
+
 def load_campaign(document: Mapping[str, Any], config: Config) -> Campaign:
     """A campaign back from its stored JSON (``Campaign.to_json``)."""
     return parse_campaign(document, config)
@@ -239,13 +278,13 @@ def _fill(template: Mapping[str, Any], party: str, numbers: Sequence[str], calle
 
 
 def build_request(campaign: Campaign, campaign_id: str, contact: Contact, attempt: int, config: Config, *,
-                  check_policy: bool = True) -> calls.CallRequest:
+                  check_policy: bool = True, nonce: str = "") -> calls.CallRequest:
     """The call of attempt ``attempt`` of ``contact``: the template, the
     contact's numbers in its party, its caller ID and variables, and
     ``metadata`` {campaign, contact, attempt} (what brings the outcome back)."""
     data = _fill(campaign.call, campaign.contact_party, contact.numbers, contact.caller_id, contact.variables)
     data["metadata"] = {"campaign": campaign_id, "contact": contact.id, "attempt": attempt}
-    return calls.parse_request(data, config, job_id=attempt_id(campaign_id, contact.id, attempt),
+    return calls.parse_request(data, config, job_id=attempt_id(campaign_id, contact.id, attempt, nonce),
                                check_policy=check_policy)
 
 

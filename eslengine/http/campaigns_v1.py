@@ -2,7 +2,11 @@
 
     POST /v1/campaigns                  create (JSON: the campaign, ``contacts`` inline, at most 1,000)
     GET  /v1/campaigns                  the campaigns the key sees, newest first, with their counters
+                                        (``state``, ``limit``, ``cursor``: ``campaign_listing``)
     GET  /v1/campaigns/<id>             one campaign, its document and live counters
+    PATCH  /v1/campaigns/<id>           change its pacing or calling window (also while it runs)
+    DELETE /v1/campaigns/<id>           delete it and every key of it (not while it has calls to make)
+    GET  /v1/campaigns/<id>/contacts    its contacts, paged, each with its state and last call
     POST /v1/campaigns/<id>/contacts    add contacts: a JSON list, or a CSV body (``text/csv``) read a
                                         row at a time, stored ``store.campaigns.BATCH`` rows at a time
     POST /v1/campaigns/<id>/<action>    start, pause, resume, cancel
@@ -20,6 +24,7 @@ import dataclasses
 import io
 import json
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -40,13 +45,15 @@ from ..campaign.model import (
     contact_from_row,
     load_campaign,
     new_campaign_id,
+    new_nonce,
     parse_campaign,
     parse_contact,
     parse_header,
+    patch_document,
 )
 from ..errors import ValidationError
-from ..store.campaigns import BATCH, CampaignClosed, CampaignStore
-from . import auth, context
+from ..store.campaigns import BATCH, CampaignClosed, CampaignStore, present
+from . import auth, campaign_listing, context, listing
 from .responses import error, json_body, json_response
 
 log = logging.getLogger(__name__)
@@ -58,6 +65,8 @@ auth.protect(bp)
 MAX_CSV = 512 * 1024 * 1024
 # Row errors reported at most per request.
 MAX_ERRORS = 1000
+# States of a campaign that is no more (or is going).
+GONE = ("deleting", "deleted")
 
 
 def store() -> CampaignStore:
@@ -75,7 +84,7 @@ def _visible(raw: dict[str, str]) -> bool:
 
 def _campaign(campaign_id: str) -> dict[str, str]:
     raw = store().raw(campaign_id) if check_campaign_id(campaign_id) else {}
-    if not raw or not _visible(raw):
+    if not raw or raw.get("state") in GONE or not _visible(raw):
         raise NotFound("no campaign with this id")
     return raw
 
@@ -187,7 +196,8 @@ def create_campaign() -> Response:
         return error(422, "invalid", "a list of at most %d contacts (upload more as CSV to "
                      "/v1/campaigns/<id>/contacts)" % MAX_INLINE_CONTACTS, field="contacts")
     campaign_id = new_campaign_id()
-    store().create(campaign_id, campaign, owner="" if key.operator else key.id, account=key.account)
+    store().create(campaign_id, campaign, owner="" if key.operator else key.id, account=key.account,
+                   nonce=new_nonce())
     result = Added()
     add_contacts(campaign_id, campaign, _json_rows(contacts), result)
     log.info("campaign %s: created, %d contact(s)", campaign_id, result.added)
@@ -214,8 +224,102 @@ def _caller_ids(key: apikeys.ApiKey, campaign: Campaign) -> Campaign:
 @bp.get("/v1/campaigns")
 def list_campaigns() -> Response:
     auth.require("read", "read campaigns")
-    found = [c for c in store().newest() if _visible({"owner": c.get("owner", ""), "account": c.get("account", "")})]
-    return json_response({"campaigns": found})
+    try:
+        query = campaign_listing.parse_campaigns_query(request.args.to_dict())
+    except ValidationError as exc:
+        return error(400, "bad_request", exc.reason, field=exc.field)
+    found: list[dict[str, Any]] = []
+    after = query.after
+    more = True
+    read = 0
+    while more and len(found) < query.limit and read < campaign_listing.SCAN_LIMIT:
+        batch = store().page(after, min(200, campaign_listing.SCAN_LIMIT - read))
+        more = bool(batch)
+        for score, _, raw in batch:
+            read += 1
+            after = (score, raw.get("id", ""))
+            if (raw and _visible(raw) and raw.get("state") not in GONE
+                    and (not query.states or raw.get("state") in query.states)):
+                shown = present(raw, None)
+                shown.pop("campaign", None)
+                found.append(shown)
+                if len(found) >= query.limit:
+                    break
+    more = more and after is not None and bool(store().page(after, 1))
+    cursor = listing.encode_cursor(*after) if more and after is not None else None
+    return json_response({"campaigns": found, "next_cursor": cursor})
+
+
+@bp.patch("/v1/campaigns/<campaign_id>")
+def patch_campaign(campaign_id: str) -> Response:
+    auth.require("place", "change campaigns")
+    raw = _campaign(campaign_id)
+    data = json_body()
+    for _ in range(3):
+        try:
+            document = patch_document(_doc(raw), data)
+            campaign = parse_campaign(document, context.config())
+        except ValidationError as exc:
+            return error(422, "invalid", exc.reason, field=exc.field)
+        result = store().patch(campaign_id, raw["doc"], campaign.to_json())
+        if result == "ok":
+            changed = sorted(str(k) for k in data) if isinstance(data, dict) else []
+            if "calling_window" in changed:
+                store().recheck_waiting(campaign_id, time.time())
+            log.info("campaign %s: changed %s", campaign_id, ", ".join(changed))
+            return json_response(store().show(campaign_id))
+        if result != "changed":
+            if not result or result in GONE:
+                raise NotFound("no campaign with this id")
+            return error(409, "conflict", "a %s campaign cannot be changed" % result, state=result)
+        raw = _campaign(campaign_id)
+    return error(409, "conflict", "the campaign was changed meanwhile: try again", field="body")
+
+
+@bp.delete("/v1/campaigns/<campaign_id>")
+def delete_campaign(campaign_id: str) -> Response:
+    auth.require("place", "delete campaigns")
+    _campaign(campaign_id)
+    was, deleting = store().begin_delete(campaign_id)
+    if not was:
+        raise NotFound("no campaign with this id")
+    if not deleting:
+        reason = ("a running campaign cannot be deleted: cancel it first (or pause it and "
+                  "wait for its calls under way)" if was == "running" else
+                  "a paused campaign with calls under way cannot be deleted: wait for them, or cancel it")
+        return error(409, "conflict", reason, state=was)
+    contacts = store().delete(campaign_id)
+    log.info("campaign %s: deleted (was %s), %d contact(s)", campaign_id, was, contacts)
+    return json_response({"id": campaign_id, "deleted": True, "was": was, "contacts": contacts})
+
+
+@bp.get("/v1/campaigns/<campaign_id>/contacts")
+def list_contacts(campaign_id: str) -> Response:
+    auth.require("read", "read campaigns")
+    _campaign(campaign_id)
+    try:
+        query = campaign_listing.parse_contacts_query(request.args.to_dict())
+    except ValidationError as exc:
+        return error(400, "bad_request", exc.reason, field=exc.field)
+    now = time.time()
+    found: list[dict[str, Any]] = []
+    after = query.after
+    more = True
+    read = 0
+    while more and len(found) < query.limit and read < campaign_listing.SCAN_LIMIT:
+        batch = store().contacts_page(campaign_id, None if after is None else after[0],
+                                      min(200, campaign_listing.SCAN_LIMIT - read))
+        more = bool(batch)
+        for seq, raw, due in batch:
+            read += 1
+            after = (seq, json.loads(raw["doc"]).get("id", "-") if raw.get("doc") else "-")
+            if raw and campaign_listing.contact_matches(query, raw):
+                found.append(campaign_listing.contact_summary(raw, due, now))
+                if len(found) >= query.limit:
+                    break
+    more = more and after is not None and bool(store().contacts_page(campaign_id, after[0], 1))
+    cursor = listing.encode_cursor(*after) if more and after is not None else None
+    return json_response({"contacts": found, "next_cursor": cursor})
 
 
 @bp.get("/v1/campaigns/<campaign_id>")

@@ -66,9 +66,12 @@ class CampaignStore:
 
     # ------------------------------------------------------------ documents
 
-    def create(self, campaign_id: str, campaign: Campaign, *, owner: str = "", account: str = "") -> None:
+    def create(self, campaign_id: str, campaign: Campaign, *, owner: str = "", account: str = "",
+               nonce: str = "") -> None:
+        """Store a new campaign; ``nonce``: its secret part of every attempt
+        id (``model.attempt_id``), kept in the hash, never shown."""
         now = now_iso()
-        fields = {"id": campaign_id, "doc": json.dumps(campaign.to_json(), separators=(",", ":")),
+        fields = {"nonce": nonce, "id": campaign_id, "doc": json.dumps(campaign.to_json(), separators=(",", ":")),
                   "state": "created", "created_at": now, "updated_at": now, "total": "0",
                   "owner": owner, "account": account, "notify": "1" if campaign.notify_url else "0"}
         with redis_errors("create campaign"):
@@ -84,7 +87,7 @@ class CampaignStore:
         if not contacts:
             return []
         keys = [self.keys.campaign(campaign_id), self.keys.campaign_pending(campaign_id),
-                *[self.keys.contact(campaign_id, c.id) for c in contacts]]
+                self.keys.campaign_contacts(campaign_id), *[self.keys.contact(campaign_id, c.id) for c in contacts]]
         args = [now_iso()]
         for contact in contacts:
             args += [contact.id, json.dumps(contact.to_json(), separators=(",", ":"))]
@@ -114,23 +117,6 @@ class CampaignStore:
             return None
         return present(raw, first[0][1] if first else None)
 
-    def newest(self, count: int = 200) -> list[dict[str, Any]]:
-        """The newest ``count`` campaigns, newest first, as ``show`` has them
-        (without their documents)."""
-        with redis_errors("list campaigns"):
-            ids = self.redis.zrevrange(self.keys.campaigns, 0, count - 1)
-            pipe = self.redis.pipeline(transaction=False)
-            for campaign_id in ids:
-                pipe.hgetall(self.keys.campaign(campaign_id))
-            found = pipe.execute()
-        out = []
-        for raw in found:
-            if raw:
-                shown = present(raw, None)
-                shown.pop("campaign", None)
-                out.append(shown)
-        return out
-
     def act(self, campaign_id: str, action: str) -> tuple[str, bool]:
         """Apply ``action`` (``model.ACTIONS``): (the state it was in, whether
         it moved). ('', False) when there is no such campaign."""
@@ -144,6 +130,143 @@ class CampaignStore:
     def contact(self, campaign_id: str, contact_id: str) -> dict[str, str]:
         with redis_errors("read contact"):
             return dict(self.redis.hgetall(self.keys.contact(campaign_id, contact_id)))
+
+    def patch(self, campaign_id: str, was: str, document: Mapping[str, Any]) -> str:
+        """Store ``document`` in place of ``was`` (``campaign_patch.lua``):
+        'ok', 'changed' or the state that refuses it."""
+        with redis_errors("change campaign"):
+            return str(self.run.script("campaign_patch", [self.keys.campaign(campaign_id)],
+                                       [was, json.dumps(document, separators=(",", ":")), now_iso()]))
+
+    def recheck_waiting(self, campaign_id: str, now: float, batch: int = BATCH) -> int:
+        """Make every contact waiting for its window due at ``now``, ``batch``
+        a step, so that the dispatcher reads each one's window again (after
+        it changed); returns how many."""
+        waiting = self.keys.campaign_waiting(campaign_id)
+        moved = 0
+        with redis_errors("contacts waiting"):
+            while True:
+                ids = self.redis.zrangebyscore(waiting, "(%r" % now, "+inf", start=0, num=batch)
+                if not ids:
+                    return moved
+                self.redis.zadd(waiting, {c: now for c in ids}, xx=True)
+                moved += len(ids)
+
+    # ------------------------------------------------------------ listings
+
+    def page(self, after: tuple[int, str] | None, count: int) -> list[tuple[int, str, dict[str, str]]]:
+        """Up to ``count`` campaigns, newest first, after the cursor
+        ``after`` (the score and id of the last one seen): (score, id, hash)."""
+        high = "+inf" if after is None else str(after[0])
+        with redis_errors("list campaigns"):
+            # Members of one score come in reverse order of their ids: skip
+            # those up to and including the cursor's.
+            found = self.redis.zrevrangebyscore(self.keys.campaigns, high, "-inf", start=0, num=count + 16,
+                                                withscores=True)
+            chosen = [(int(score), str(member)) for member, score in found
+                      if after is None or int(score) < after[0] or str(member) < after[1]][:count]
+            pipe = self.redis.pipeline(transaction=False)
+            for _, campaign_id in chosen:
+                pipe.hgetall(self.keys.campaign(campaign_id))
+            raws = pipe.execute()
+        return [(score, campaign_id, dict(raw)) for (score, campaign_id), raw in zip(chosen, raws)]
+
+    def contacts_page(self, campaign_id: str, after: int | None,
+                      count: int) -> list[tuple[int, dict[str, str], float | None]]:
+        """Up to ``count`` contacts in the order they were added, after the
+        one numbered ``after``: (its number, its hash, its score in the
+        pending or waiting set, if it is in one)."""
+        index = self.keys.campaign_contacts(campaign_id)
+        with redis_errors("list contacts"):
+            found = self.redis.zrangebyscore(index, "-inf" if after is None else "(%d" % after, "+inf", start=0,
+                                             num=count, withscores=True)
+            pipe = self.redis.pipeline(transaction=False)
+            for contact_id, _ in found:
+                pipe.hgetall(self.keys.contact(campaign_id, contact_id))
+                pipe.zscore(self.keys.campaign_pending(campaign_id), contact_id)
+                pipe.zscore(self.keys.campaign_waiting(campaign_id), contact_id)
+            replies = pipe.execute()
+        out = []
+        for i, (_, seq) in enumerate(found):
+            raw, pending, waiting = replies[3 * i:3 * i + 3]
+            due = pending if pending is not None else waiting
+            out.append((int(seq), dict(raw), None if due is None else float(due)))
+        return out
+
+    # ------------------------------------------------------------ deletion
+
+    def begin_delete(self, campaign_id: str) -> tuple[str, bool]:
+        """Mark the campaign deleting (``campaign_delete.lua``): (the state
+        it was in, '' when there is none; whether it is deleting now)."""
+        keys = [self.keys.campaign(campaign_id), self.keys.campaigns, self.keys.active_campaigns,
+                self.keys.deleting_campaigns]
+        with redis_errors("delete campaign"):
+            was, ok = self.run.script("campaign_delete", keys, [campaign_id, now_iso()])
+        return str(was), bool(int(ok))
+
+    def delete_batch(self, campaign_id: str, count: int = BATCH) -> int:
+        """Delete up to ``count`` contacts of a deleting campaign, the first
+        of its index; returns how many (0: none left)."""
+        index = self.keys.campaign_contacts(campaign_id)
+        with redis_errors("delete contacts"):
+            ids = self.redis.zrange(index, 0, count - 1)
+            if ids:
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.delete(*[self.keys.contact(campaign_id, c) for c in ids])
+                pipe.zrem(index, *ids)
+                pipe.execute()
+        return len(ids)
+
+    def end_delete(self, campaign_id: str) -> None:
+        """Delete what is left of a deleting campaign once its contacts are
+        gone; its hash becomes a tombstone (state ``deleted``, kept
+        ``record_ttl``) so that its calls still queued are not dialed."""
+        with redis_errors("delete campaign"):
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.delete(self.keys.campaign_pending(campaign_id), self.keys.campaign_waiting(campaign_id),
+                        self.keys.campaign_dialing(campaign_id), self.keys.campaign_contacts(campaign_id),
+                        self.keys.campaign(campaign_id))
+            pipe.hset(self.keys.campaign(campaign_id), mapping={"id": campaign_id, "state": "deleted",
+                                                               "deleted_at": now_iso()})
+            pipe.expire(self.keys.campaign(campaign_id), self.record_ttl)
+            pipe.srem(self.keys.deleting_campaigns, campaign_id)
+            pipe.execute()
+
+    def delete(self, campaign_id: str, batch: int = BATCH) -> int:
+        """Delete every key of a campaign ``begin_delete`` marked, ``batch``
+        contacts a step (Redis never blocks long, whatever the size);
+        returns how many contacts were deleted."""
+        deleted = 0
+        while True:
+            n = self.delete_batch(campaign_id, batch)
+            if not n:
+                break
+            deleted += n
+        self.end_delete(campaign_id)
+        return deleted
+
+    def deleting(self) -> list[str]:
+        """Campaigns whose deletion began and did not end (its process died)."""
+        with redis_errors("deleting campaigns"):
+            return sorted(self.redis.smembers(self.keys.deleting_campaigns))
+
+    def created_before(self, moment: float, after: tuple[int, str] | None = None,
+                       count: int = 500) -> list[tuple[int, str, dict[str, str]]]:
+        """Up to ``count`` campaigns created before ``moment`` (epoch
+        seconds), oldest first, after the cursor ``after``: (score, id,
+        the fields state, ended_at, cancelled_at)."""
+        low = "-inf" if after is None else str(after[0])
+        with redis_errors("old campaigns"):
+            found = self.redis.zrangebyscore(self.keys.campaigns, low, str(int(moment * 1_000_000)), start=0,
+                                             num=count + 16, withscores=True)
+            chosen = [(int(score), str(member)) for member, score in found
+                      if after is None or int(score) > after[0] or str(member) > after[1]][:count]
+            pipe = self.redis.pipeline(transaction=False)
+            for _, campaign_id in chosen:
+                pipe.hmget(self.keys.campaign(campaign_id), ["state", "ended_at", "cancelled_at"])
+            replies = pipe.execute()
+        return [(score, campaign_id, {k: v for k, v in zip(("state", "ended_at", "cancelled_at"), reply) if v})
+                for (score, campaign_id), reply in zip(chosen, replies)]
 
     # ------------------------------------------------------------ the dispatcher
 

@@ -40,11 +40,14 @@ any script may touch any of them on a cluster as on a single server
 ``{p}:cdr``                      STREAM: one call detail record per call reaching a final status.
 ``{p}:campaigns``                ZSET: campaign ids by creation time (µs).
 ``{p}:campaigns:active``         SET: campaigns the dispatcher has work for.
-``{p}:campaign:<id>``            HASH: the campaign's document, state, counters.
+``{p}:campaigns:deleting``       SET: campaigns whose keys are being deleted.
+``{p}:campaign:<id>``            HASH: the campaign's document, state, counters (once deleted: a
+                                 tombstone, state "deleted", kept ``record_ttl``).
 ``{p}:campaign:<id>:contact:<c>``  HASH: a contact: its document, state, attempts, outcome.
 ``{p}:campaign:<id>:pending``    ZSET: contacts to call, by when they may be.
 ``{p}:campaign:<id>:waiting``    ZSET: contacts waiting for their calling window, by when it opens.
 ``{p}:campaign:<id>:dialing``    ZSET: contacts with a call under way, by when it was queued.
+``{p}:campaign:<id>:contacts``   ZSET: every contact of the campaign, in the order added (its index).
 ``{p}:campaign-dispatcher``      STRING: the token of the worker dispatching campaigns.
 ``{p}:dnc:global``               HASH: do-not-call number -> entry JSON (``dnc.Entry``).
 ``{p}:dnc:account:<id>``         HASH: an account's do-not-call list, the same way.
@@ -87,6 +90,7 @@ class Keys:
         self.cdr = self.tag + ":cdr"
         self.campaigns = self.tag + ":campaigns"
         self.active_campaigns = self.tag + ":campaigns:active"
+        self.deleting_campaigns = self.tag + ":campaigns:deleting"
         self.dispatcher = self.tag + ":campaign-dispatcher"
         self.dnc_refused = self.tag + ":dnc:refused"
 
@@ -212,6 +216,11 @@ class Keys:
     def campaign_dialing(self, campaign_id: str) -> str:
         """ZSET: contacts whose call is queued or up, scored by when it was queued."""
         return "%s:campaign:%s:dialing" % (self.tag, campaign_id)
+
+    def campaign_contacts(self, campaign_id: str) -> str:
+        """ZSET: every contact id of a campaign, scored by the order it was
+        added in (what listings page through and a delete walks)."""
+        return "%s:campaign:%s:contacts" % (self.tag, campaign_id)
 
     def campaign_pattern(self, campaign_id: str) -> str:
         """A ``SCAN MATCH`` pattern for every key of a campaign but its hash."""

@@ -1,7 +1,7 @@
 """Whether a campaign's call may still be dialed: the worker asks before it
 claims a campaign's job and again just before the originate is written.
 
-A paused or cancelled campaign's job still queued is not dialed: its call
+A paused, cancelled or deleted campaign's job still queued is not dialed: its call
 ends ``cancelled`` with hangup cause ``CAMPAIGN_PAUSED`` or
 ``CAMPAIGN_CANCELLED`` (and its CDR takes the contact back to pending, or
 ends it). A running campaign's state is read from Redis again after
@@ -21,7 +21,8 @@ from ..store import JobQueue, redis_errors
 # Seconds a campaign's state read from Redis is trusted.
 FRESH = 0.25
 # States in which a campaign's calls are not dialed, and their causes.
-STOPPED = {"paused": PAUSED_CAUSE, "cancelled": CANCELLED_CAUSE, "finished": CANCELLED_CAUSE}
+STOPPED = {"paused": PAUSED_CAUSE, "cancelled": CANCELLED_CAUSE, "finished": CANCELLED_CAUSE,
+           "deleting": CANCELLED_CAUSE, "deleted": CANCELLED_CAUSE}
 
 
 def campaign_of(request: CallRequest) -> str:
