@@ -4,6 +4,7 @@ call site's keys in it."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 
 import pytest
@@ -99,11 +100,14 @@ def _run_every_script(queue: JobQueue, client: redis.Redis, prefix: str) -> None
     campaigns.add_contacts("c" * 32, [Contact("r1", ("+15551230001",)), Contact("r2", ("+15551230002",)),
                                       Contact("r3", ("+15551230003",))])  # campaign_add
     campaigns.act("c" * 32, "start")  # campaign_state
+    was = campaigns.raw("c" * 32)["doc"]
+    assert campaigns.patch("c" * 32, was, {**json.loads(was), "name": "m"}) == "ok"  # campaign_patch
     assert campaigns.take("c" * 32, "r1", 0, "call-1", time.time(), 10) == 1  # campaign_take
     assert campaigns.wait("c" * 32, "r2", time.time() + 60)  # campaign_wait
     assert campaigns.outcome("c" * 32, "r1", "call-1", "finish", outcome="connected") == 1  # campaign_outcome
     assert campaigns.drop("c" * 32, ["r2", "r3"], "cancelled") == 2  # campaign_drop
     assert campaigns.lease("token", 5.0) == 2  # campaign_lease
+    assert campaigns.begin_delete("c" * 32)[1]  # campaign_delete
 
 
 def test_every_script_call_site_passes_keys_of_one_slot(queue: JobQueue, redis_client: redis.Redis, key_prefix: str,
