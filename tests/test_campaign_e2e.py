@@ -33,7 +33,9 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture(scope="module")
 def stack(engine_redis_url: str, receiver: Receiver) -> Iterator[LocalStack]:
-    s = LocalStack(switch_args=["--ring-time", "0.1", "--talk-time", "0.3"], redis_url=engine_redis_url, workers=2,
+    # The first party talks 1 s: long enough for the second party's paced turn
+    # on a loaded machine (a shorter one hangs up first: ORIGINATOR_CANCEL).
+    s = LocalStack(switch_args=["--ring-time", "0.1", "--talk-time", "1.0"], redis_url=engine_redis_url, workers=2,
                    env={"ESLENGINE_KEY_PREFIX": "camp-%s" % uuid.uuid4().hex[:6],
                         "ESLENGINE_WEBHOOK_ALLOW": r"http://127\.0\.0\.1:[0-9]+/hook",
                         "ESLENGINE_WEBHOOK_ALLOW_NETWORKS": "127.0.0.1/32", "ESLENGINE_WEBHOOK_SECRET": "s3"})
