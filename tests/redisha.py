@@ -187,6 +187,16 @@ class SentinelSet:
         _stop_all(self.sentinels + self.servers)
 
 
+def wait_replica_online(server: ServerProcess, timeout: float = 30.0) -> None:
+    """Until ``server`` (a new primary) has a replica in sync with it: what a
+    write waiting for one replica (``ESLENGINE_REDIS_WAIT_REPLICAS=1``) needs."""
+    def online() -> bool:
+        info = server.client().info("replication")
+        return any(isinstance(v, dict) and v.get("state") == "online" for k, v in info.items()
+                   if k.startswith("slave"))
+    _wait(online, timeout, "a replica in sync with %d" % server.port)
+
+
 class RedisCluster:
     """``primaries`` primaries sharing the 16384 slots evenly, each with
     ``replicas`` replicas (which take over ``--cluster-node-timeout`` after

@@ -24,7 +24,7 @@ import pytest
 from eslengine.fakeswitch import FakeSwitch
 from eslengine.stack import LocalStack
 from eslengine.store import Keys
-from tests.redisha import RedisCluster, SentinelSet, ServerProcess
+from tests.redisha import RedisCluster, SentinelSet, ServerProcess, wait_replica_online
 
 pytestmark = pytest.mark.e2e
 
@@ -86,7 +86,8 @@ class Sentinels:
         return primary
 
     def wait_failover(self, prefix: str, old: ServerProcess) -> None:
-        self.set.wait_failover(old.port, timeout=30)
+        port = self.set.wait_failover(old.port, timeout=30)
+        wait_replica_online(next(s for s in self.set.servers if s.port == port))
 
     def stop(self) -> None:
         self.set.stop()
@@ -105,7 +106,7 @@ class Cluster:
         return primary
 
     def wait_failover(self, prefix: str, old: ServerProcess) -> None:
-        self.cluster.wait_failover(Keys(prefix).jobs, old, timeout=30)
+        wait_replica_online(self.cluster.wait_failover(Keys(prefix).jobs, old, timeout=30))
 
     def stop(self) -> None:
         self.cluster.stop()
@@ -174,6 +175,8 @@ def test_killing_the_primary_costs_a_bounded_503_window_and_no_accepted_call(
 
         old = redis_ha.kill_primary(prefix)
         killed_at = time.monotonic()
+        # The failover is over when a replica has taken over and another is in
+        # sync with it: every accepted job waits for one replica to hold it.
         redis_ha.wait_failover(prefix, old)
         promoted_at = time.monotonic()
 
