@@ -71,6 +71,8 @@ class WorkerSeen:
 LANES = ("interactive", "bulk")
 # The states of a contact not done yet, as ``campaigns.contacts`` names them.
 CONTACT_STATES = ("queued", "retrying", "waiting_window", "dialing")
+# What a reader takes of a campaign's hash for ``running_contacts``.
+CAMPAIGN_FIELDS = ("state", *("c:" + state for state in CONTACT_STATES))
 # Where a do-not-call refusal happens: at intake, at dial time.
 REFUSED_WHERE = ("api", "dial")
 

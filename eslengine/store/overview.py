@@ -20,7 +20,7 @@ from typing import Any
 import redis
 
 from ..opsview import (
-    CONTACT_STATES,
+    CAMPAIGN_FIELDS,
     LaneSeen,
     QueueSeen,
     Snapshot,
@@ -36,8 +36,6 @@ from .registry import Registry
 
 # How long a worker stays in ``Keys.workers_seen`` after it last published.
 SEEN_KEPT = 3600
-# The fields of a campaign's hash the status reads.
-_CAMPAIGN_FIELDS = ("state", *("c:" + state for state in CONTACT_STATES))
 
 
 def _entry_ms(entry_id: str | None) -> int | None:
@@ -111,7 +109,7 @@ class Overview:
                 after = "(" + group["last-delivered-id"] if group is not None else "-"
                 pipe.xrange(keys.stream(lane), after, "+", count=1)
             for campaign_id in campaign_ids:
-                pipe.hmget(keys.campaign(campaign_id), _CAMPAIGN_FIELDS)
+                pipe.hmget(keys.campaign(campaign_id), CAMPAIGN_FIELDS)
             replies = [_ok(v) for v in pipe.execute(raise_on_error=False)]
         firsts = replies[4 * len(names):4 * len(names) + len(LANES)]
         campaigns = replies[4 * len(names) + len(LANES):]
@@ -155,6 +153,6 @@ class Overview:
         labels = list(dict.fromkeys([*nodes, *named]))
         pacers = {label: self.registry.node_pacers(label) for label in labels}
         return Snapshot(now=now, workers=tuple(workers), pacers=pacers, queue=queue,
-                        campaigns=running_contacts(dict(zip(_CAMPAIGN_FIELDS, values)) for values in campaigns
+                        campaigns=running_contacts(dict(zip(CAMPAIGN_FIELDS, values)) for values in campaigns
                                                    if values),
                         dnc_refused=refusal_counts(refused or {}))
