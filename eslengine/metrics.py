@@ -15,12 +15,13 @@ where                     what
 ``store/connection.py``   Redis errors (``redis_errors``, the one translation point)
 ``webhooks.py``           webhook deliveries by result
 ``http/widget.py``        widget refusals by reason
+``store/dnc.py``          do-not-call refusals, at intake and at dial time
 ``http/metrics.py``       HTTP requests by route, method and status; ``GET /metrics``
 ========================  ===============================================
 
 Two collectors read state when scraped instead of counting: ``QueueCollector``
-(the jobs stream, retries and dead letters in Redis, within
-``QUEUE_READ_DEADLINE``) and the live calls of the workers in this process
+(both lanes' job streams, retries, dead letters, the CDR stream and the
+running campaigns' contacts in Redis, within ``QUEUE_READ_DEADLINE``) and the live calls of the workers in this process
 (``watch_worker``).
 
 Counters and histograms live in ``prometheus_client``'s default registry
@@ -56,6 +57,9 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from .calls import LANES
+from .opsview import CAMPAIGN_FIELDS, running_contacts
 
 log = logging.getLogger(__name__)
 
@@ -183,20 +187,40 @@ HTTP_SECONDS = _histogram(
     "eslengine_http_request_duration_seconds",
     "Time the API took to answer a request, up to its response headers, by route", ("route",), HTTP_BUCKETS)
 
+# ---------------------------------------------------------------- do-not-call
+
+DNC_REFUSALS = _counter(
+    "eslengine_dnc_refusals",
+    "Calls refused because a number they would ring is on a do-not-call list, by where: api (at intake: the API, "
+    "enqueue, the facades and the widget) or dial (the worker, right before it dials: the call ends skipped_dnc); "
+    "counted by the process that refused it",
+    ("where",))
+
 # ---------------------------------------------------------------- the queue (read at scrape time)
 
-_QUEUE_FAMILIES = {
-    "eslengine_queue_up": "1 when Redis answered this scrape's queue reads in time, else 0 (the queue figures "
-                          "are then absent)",
-    "eslengine_queue_jobs": "Entries in the jobs stream: waiting, or claimed and not yet acknowledged",
-    "eslengine_queue_pending_jobs": "Entries of the jobs stream a worker has claimed and not yet acknowledged",
-    "eslengine_queue_oldest_job_age_seconds": "Age of the oldest entry in the jobs stream (by its id's time), "
-                                              "0 when it is empty",
-    "eslengine_retry_jobs": "Calls waiting for their next attempt",
-    "eslengine_dead_jobs": "Entries in the dead-letter stream",
+# name -> (labels, meaning); ``lane`` is ``interactive`` or ``bulk`` (README "Lanes"), ``state`` one of
+# ``opsview.CONTACT_STATES``.
+_QUEUE_FAMILIES: dict[str, tuple[tuple[str, ...], str]] = {
+    "eslengine_queue_up": ((), "1 when Redis answered this scrape's queue reads in time, else 0 (the queue, "
+                               "campaign and CDR figures are then absent)"),
+    "eslengine_queue_jobs": (("lane",), "Entries in the lane's job stream: waiting, or claimed and not yet "
+                                        "acknowledged"),
+    "eslengine_queue_pending_jobs": (("lane",), "Entries of the lane's job stream a worker has claimed and not yet "
+                                                "acknowledged"),
+    "eslengine_queue_oldest_job_age_seconds": (("lane",), "Age of the oldest entry in the lane's job stream (by its "
+                                                          "id's time), 0 when it is empty"),
+    "eslengine_retry_jobs": ((), "Calls waiting for their next attempt"),
+    "eslengine_dead_jobs": ((), "Entries in the dead-letter stream"),
+    "eslengine_cdr_entries": ((), "Entries in the call detail record stream (one per call that reached a final "
+                                  "status, trimmed to about ESLENGINE_CDR_MAX)"),
+    "eslengine_campaigns_running": ((), "Campaigns in the running state"),
+    "eslengine_campaign_contacts": (("state",), "Contacts of the running campaigns not done yet, by state: queued "
+                                                "(to be called), retrying (waiting for their next attempt), "
+                                                "waiting_window (outside their calling window), dialing (a call "
+                                                "queued or under way)"),
 }
-for _queue_name, _queue_doc in _QUEUE_FAMILIES.items():
-    _declare(_queue_name, "gauge", (), _queue_doc)
+for _queue_name, (_queue_labels, _queue_doc) in _QUEUE_FAMILIES.items():
+    _declare(_queue_name, "gauge", _queue_labels, _queue_doc)
 
 _CAUSE = re.compile(r"[A-Z][A-Z0-9_]{0,63}\Z")
 _COMMAND = re.compile(r"[a-z_]{1,20}\Z")
@@ -247,6 +271,8 @@ _originates: dict[tuple[str, str], Any] = {}
 _ended: dict[tuple[str, str], Any] = {}
 _pacing: dict[str, Any] = {}
 _requests: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+_dnc: dict[str, Any] = {}
+_DNC_WHERE = frozenset({"api", "dial"})
 
 
 def count_originate(node: Any, outcome: str) -> None:
@@ -287,6 +313,14 @@ def count_request(route: str, method: str, status: str, seconds: float) -> None:
     children[1].observe(seconds)
 
 
+def count_dnc_refusal(where: str) -> None:
+    """A call refused for a do-not-call number ``where`` (``api`` or ``dial``)."""
+    child = _dnc.get(where)
+    if child is None:
+        child = _dnc[where] = DNC_REFUSALS.labels(where if where in _DNC_WHERE else "other")
+    child.inc()
+
+
 def count_redis_error(exc: BaseException) -> None:
     REDIS_ERRORS.labels(type(exc).__name__).inc()
 
@@ -299,11 +333,13 @@ def esl_state(label: str, up: bool) -> None:
 
 
 class QueueCollector(Collector):
-    """The queue's depth, read from Redis at scrape time: ``XLEN`` and
-    ``XPENDING`` of ``{p}:jobs``, its first entry's id (its age),
-    ``ZCARD {p}:retry`` and ``XLEN {p}:dead``, in one round trip within
-    ``deadline`` seconds. Redis not answering in time gives
-    ``eslengine_queue_up 0`` and no other figure, never a failed scrape."""
+    """The queue's depth, read from Redis at scrape time, in two round trips
+    within ``deadline`` seconds: ``XLEN`` and ``XPENDING`` of each lane's
+    job stream and its first entry's id (its age), ``ZCARD {p}:retry``,
+    ``XLEN {p}:dead``, ``XLEN {p}:cdr`` and the active campaigns; then each
+    of those campaigns' state and contact counters. Redis not answering in
+    time gives ``eslengine_queue_up 0`` and no other figure, never a failed
+    scrape."""
 
     def __init__(self, client: Any, keys: Any, group: str, *, deadline: float = QUEUE_READ_DEADLINE) -> None:
         self.client = client
@@ -311,45 +347,74 @@ class QueueCollector(Collector):
         self.group = group
         self.deadline = deadline
 
-    def read(self) -> dict[str, float]:
-        """The queue figures by metric name (``eslengine_queue_up`` aside).
-        Raises what redis-py raises, or ``gevent.Timeout`` after ``deadline``."""
+    def read(self) -> dict[str, dict[tuple[str, ...], float]]:
+        """The figures by metric name (``eslengine_queue_up`` aside), each
+        label values -> value. Raises what redis-py raises, or
+        ``gevent.Timeout`` after ``deadline``."""
         keys = self.keys
         with gevent.Timeout(self.deadline):
             pipe = self.client.pipeline(transaction=False)
-            pipe.xlen(keys.jobs)
-            pipe.xpending(keys.jobs, self.group)
-            pipe.xrange(keys.jobs, "-", "+", count=1)
+            for lane in LANES:
+                pipe.xlen(keys.stream(lane))
+                pipe.xpending(keys.stream(lane), self.group)
+                pipe.xrange(keys.stream(lane), "-", "+", count=1)
             pipe.zcard(keys.retry)
             pipe.xlen(keys.dead)
+            pipe.xlen(keys.cdr)
+            pipe.smembers(keys.active_campaigns)
             pipe.time()
-            jobs, pending, first, retry, dead, now = pipe.execute(raise_on_error=False)
-        for reply in (jobs, first, retry, dead, now):
-            if isinstance(reply, Exception):
-                raise reply
-        # No consumer group yet (no worker ever ran): nothing is pending.
-        pending_count = 0 if isinstance(pending, Exception) else int(pending.get("pending") or 0)
+            replies = pipe.execute(raise_on_error=False)
+            retry, dead, cdr, active, now = replies[3 * len(LANES):]
+            for reply in (retry, dead, cdr, active, now):
+                if isinstance(reply, Exception):
+                    raise reply
+            campaigns = []
+            if active:
+                pipe = self.client.pipeline(transaction=False)
+                for campaign_id in sorted(active):
+                    pipe.hmget(keys.campaign(campaign_id), CAMPAIGN_FIELDS)
+                campaigns = [dict(zip(CAMPAIGN_FIELDS, values)) for values in pipe.execute()]
         now_ms = now[0] * 1000.0 + now[1] / 1000.0
-        return {
-            "eslengine_queue_jobs": float(jobs),
-            "eslengine_queue_pending_jobs": float(pending_count),
-            "eslengine_queue_oldest_job_age_seconds": oldest_age(first[0][0] if first else None, now_ms),
-            "eslengine_retry_jobs": float(retry),
-            "eslengine_dead_jobs": float(dead),
-        }
+        figures: dict[str, dict[tuple[str, ...], float]] = {
+            "eslengine_queue_jobs": {}, "eslengine_queue_pending_jobs": {},
+            "eslengine_queue_oldest_job_age_seconds": {}}
+        for i, lane in enumerate(LANES):
+            jobs, pending, first = replies[3 * i:3 * i + 3]
+            for reply in (jobs, first):
+                if isinstance(reply, Exception):
+                    raise reply
+            # No consumer group yet (no worker ever ran): nothing is pending.
+            pending_count = 0 if isinstance(pending, Exception) else int(pending.get("pending") or 0)
+            figures["eslengine_queue_jobs"][(lane,)] = float(jobs)
+            figures["eslengine_queue_pending_jobs"][(lane,)] = float(pending_count)
+            figures["eslengine_queue_oldest_job_age_seconds"][(lane,)] = oldest_age(first[0][0] if first else None,
+                                                                                    now_ms)
+        seen = running_contacts(campaigns)
+        figures.update({
+            "eslengine_retry_jobs": {(): float(retry)},
+            "eslengine_dead_jobs": {(): float(dead)},
+            "eslengine_cdr_entries": {(): float(cdr)},
+            "eslengine_campaigns_running": {(): float(seen.running)},
+            "eslengine_campaign_contacts": {(state,): float(count) for state, count in seen.contacts.items()},
+        })
+        return figures
 
     def collect(self) -> Iterator[Metric]:
-        figures: dict[str, float] | None = None
+        figures: dict[str, dict[tuple[str, ...], float]] | None = None
         try:
             figures = self.read()
         except gevent.Timeout:
             log.warning("metrics: queue not read: Redis gave no answer within %.1fs", self.deadline)
         except Exception as exc:
             log.warning("metrics: queue not read: %s", exc)
-        yield GaugeMetricFamily("eslengine_queue_up", _QUEUE_FAMILIES["eslengine_queue_up"],
+        yield GaugeMetricFamily("eslengine_queue_up", _QUEUE_FAMILIES["eslengine_queue_up"][1],
                                 value=0.0 if figures is None else 1.0)
-        for name, value in (figures or {}).items():
-            yield GaugeMetricFamily(name, _QUEUE_FAMILIES[name], value=value)
+        for name, samples in (figures or {}).items():
+            labels, doc = _QUEUE_FAMILIES[name]
+            family = GaugeMetricFamily(name, doc, labels=labels)
+            for values, value in samples.items():
+                family.add_metric(values, value)
+            yield family
 
     def describe(self) -> Iterable[Metric]:
         return []

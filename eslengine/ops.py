@@ -37,10 +37,11 @@ DEPLOY_FILES = ("systemd/eslengine-api.service", "systemd/eslengine-worker@.serv
 
 
 def add_parsers(sub: Any) -> None:
-    status = sub.add_parser("status", help="nodes, workers, queue, retries and dead letters at a glance",
+    status = sub.add_parser("status", help="nodes, workers, lanes, retries, dead letters and campaigns at a glance",
                             description="Nodes (up or down, live sessions against limits: the URL's and the "
                                         "switch's own), workers (state, calls followed, jobs claimed), the queue's "
-                                        "depth and age, retries pending and dead letters. Exit status 1 when Redis "
+                                        "depth and age in each lane, retries pending, dead letters, the running "
+                                        "campaigns' contacts and the do-not-call refusals. Exit status 1 when Redis "
                                         "cannot be reached.")
     status.add_argument("--json", action="store_true",
                         help="one JSON document (its shape is stable: README \"Running in production\")")

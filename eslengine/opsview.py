@@ -17,7 +17,21 @@ this module makes of it.
                   "nodes": {"<node>": "up" | "down"}}],
      "queue": {"waiting", "oldest_waiting_age", "claimed",
                "oldest_claimed_age", "retries", "next_retry_in",
-               "dead_letters", "newest_dead_letter_age"}}
+               "dead_letters", "newest_dead_letter_age",
+               "lanes": {"interactive" | "bulk": {"waiting", "oldest_waiting_age",
+                                                  "claimed", "oldest_claimed_age"}}},
+     "campaigns": {"running", "contacts": {"queued", "retrying",
+                                           "waiting_window", "dialing"}},
+     "do_not_call": {"refused": {"api", "dial"}}}
+
+``queue``'s ``waiting``, ``claimed`` and their ages are both lanes'
+together (the oldest of either); ``queue.lanes`` has each lane's own.
+``campaigns.contacts`` are the contacts of the running campaigns by
+state (``queued``: to be called; ``retrying``: waiting for their next
+attempt; ``waiting_window``: outside their calling window; ``dialing``:
+a call queued or under way). ``do_not_call.refused`` counts the calls
+refused for a do-not-call number since the prefix was first used, at
+intake (``api``) and at dial time (``dial``).
 
 Times are seconds (one decimal), null where there is nothing to time.
 A worker's ``state`` is ``running``, ``draining`` (stopping: no new jobs,
@@ -30,7 +44,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -53,9 +67,29 @@ class WorkerSeen:
     claimed: int | None  # job entries it holds unacknowledged (None: it never read one)
 
 
+# The lanes, in the order the status shows them (``calls.LANES``).
+LANES = ("interactive", "bulk")
+# The states of a contact not done yet, as ``campaigns.contacts`` names them.
+CONTACT_STATES = ("queued", "retrying", "waiting_window", "dialing")
+# What a reader takes of a campaign's hash for ``running_contacts``.
+CAMPAIGN_FIELDS = ("state", *("c:" + state for state in CONTACT_STATES))
+# Where a do-not-call refusal happens: at intake, at dial time.
+REFUSED_WHERE = ("api", "dial")
+
+
+@dataclass(frozen=True)
+class LaneSeen:
+    """One lane's job stream."""
+
+    waiting: int  # job entries no worker has read yet
+    oldest_waiting_ms: int | None  # the oldest one's time (ms since the epoch)
+    claimed: int  # read by a worker, not yet acknowledged
+    oldest_claimed_ms: int | None
+
+
 @dataclass(frozen=True)
 class QueueSeen:
-    waiting: int  # job entries no worker has read yet
+    waiting: int  # job entries no worker has read yet, in either lane
     oldest_waiting_ms: int | None  # the oldest one's time (ms since the epoch)
     claimed: int  # read by a worker, not yet acknowledged
     oldest_claimed_ms: int | None
@@ -63,6 +97,14 @@ class QueueSeen:
     next_retry: float | None  # when the first is due (epoch seconds)
     dead_letters: int
     newest_dead_ms: int | None
+    lanes: Mapping[str, LaneSeen] = field(default_factory=dict)  # lane -> its own figures
+
+
+@dataclass(frozen=True)
+class CampaignsSeen:
+    running: int = 0
+    # state (``CONTACT_STATES``) -> contacts of the running campaigns in it
+    contacts: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -72,6 +114,42 @@ class Snapshot:
     # node -> worker -> (sessions held, session share, seconds until its place lapses)
     pacers: Mapping[str, Mapping[str, tuple[int, int, float]]]
     queue: QueueSeen
+    campaigns: CampaignsSeen = CampaignsSeen()
+    dnc_refused: Mapping[str, int] = field(default_factory=dict)  # where (``REFUSED_WHERE``) -> calls
+
+
+def lanes_together(lanes: Iterable[LaneSeen]) -> LaneSeen:
+    """Several lanes as one: their counts added, the oldest entry of any."""
+    lanes = list(lanes)
+
+    def oldest(times: Iterable[int | None]) -> int | None:
+        return min((t for t in times if t is not None), default=None)
+
+    return LaneSeen(waiting=sum(lane.waiting for lane in lanes),
+                    oldest_waiting_ms=oldest(lane.oldest_waiting_ms for lane in lanes),
+                    claimed=sum(lane.claimed for lane in lanes),
+                    oldest_claimed_ms=oldest(lane.oldest_claimed_ms for lane in lanes))
+
+
+def running_contacts(campaigns: Iterable[Mapping[str, str | None]]) -> CampaignsSeen:
+    """The running campaigns among ``campaigns`` (each its hash's ``state``
+    and ``c:<state>`` counters, None where missing) and their contacts
+    not done, by state; a counter that is no number counts 0."""
+    running = 0
+    contacts = dict.fromkeys(CONTACT_STATES, 0)
+    for campaign in campaigns:
+        if campaign.get("state") != "running":
+            continue
+        running += 1
+        for state in CONTACT_STATES:
+            contacts[state] += max(0, _signed(campaign.get("c:" + state)))
+    return CampaignsSeen(running=running, contacts=contacts)
+
+
+def refusal_counts(counts: Mapping[str, str]) -> dict[str, int]:
+    """Do-not-call refusals by where, from ``Keys.dnc_refused``'s fields
+    (the per-account ones left out)."""
+    return {where: max(0, _signed(counts.get(where))) for where in REFUSED_WHERE}
 
 
 def info_nodes(info: Mapping[str, str]) -> dict[str, dict[str, Any]]:
@@ -115,6 +193,14 @@ def _epoch(text: str | None) -> float | None:
 
 def _int(text: str | None) -> int | None:
     return int(text) if text and text.isascii() and text.isdigit() else None
+
+
+def _signed(text: str | None) -> int:
+    """An integer Redis counter (``HINCRBY`` may take one below 0); 0 for none."""
+    if not text:
+        return 0
+    body = text[1:] if text[0] == "-" else text
+    return int(text) if body.isascii() and body.isdigit() else 0
 
 
 def _tenths(seconds: float | None) -> float | None:
@@ -232,6 +318,7 @@ def status_document(snapshot: Snapshot, configured: Sequence[Node] = ()) -> dict
     nodes = [_node_entry(label, by_label.get(label), snapshot.pacers.get(label, {}), said.get(label, {}), alive)
              for label in labels]
     queue = snapshot.queue
+    campaigns = snapshot.campaigns
     return {
         "version": STATUS_VERSION,
         "at": iso(now),
@@ -247,8 +334,18 @@ def status_document(snapshot: Snapshot, configured: Sequence[Node] = ()) -> dict
             "next_retry_in": _tenths(queue.next_retry - now) if queue.next_retry is not None else None,
             "dead_letters": queue.dead_letters,
             "newest_dead_letter_age": _since_ms(now, queue.newest_dead_ms),
+            "lanes": {lane: _lane_entry(queue.lanes.get(lane), now) for lane in LANES},
         },
+        "campaigns": {"running": campaigns.running,
+                      "contacts": {state: campaigns.contacts.get(state, 0) for state in CONTACT_STATES}},
+        "do_not_call": {"refused": {where: snapshot.dnc_refused.get(where, 0) for where in REFUSED_WHERE}},
     }
+
+
+def _lane_entry(lane: LaneSeen | None, now: float) -> dict[str, Any]:
+    lane = lane or LaneSeen(0, None, 0, None)
+    return {"waiting": lane.waiting, "oldest_waiting_age": _since_ms(now, lane.oldest_waiting_ms),
+            "claimed": lane.claimed, "oldest_claimed_age": _since_ms(now, lane.oldest_claimed_ms)}
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
@@ -289,6 +386,16 @@ def status_text(document: Mapping[str, Any]) -> str:
                                                  else "in " + age(next_retry))),
         ("dead letters", queue["dead_letters"], "newest " + age(queue["newest_dead_letter_age"])),
     ))]
+    lines += ["", *table(("LANE", "WAITING", "OLDEST WAITING", "CLAIMED", "OLDEST CLAIMED"), (
+        (lane, shown["waiting"], age(shown["oldest_waiting_age"]), shown["claimed"], age(shown["oldest_claimed_age"]))
+        for lane, shown in queue["lanes"].items()))]
+    campaigns = document["campaigns"]
+    contacts = campaigns["contacts"]
+    lines += ["", *table(("CAMPAIGNS", "RUNNING", "QUEUED", "RETRYING", "WAITING WINDOW", "DIALING"), [(
+        "contacts", campaigns["running"], contacts["queued"], contacts["retrying"], contacts["waiting_window"],
+        contacts["dialing"])])]
+    refused = document["do_not_call"]["refused"]
+    lines += ["", *table(("DO-NOT-CALL", "AT INTAKE", "AT DIAL TIME"), [("refused", refused["api"], refused["dial"])])]
     return "\n".join(lines)
 
 

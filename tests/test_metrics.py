@@ -28,12 +28,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from eslengine import calls, metrics
+from eslengine import calls, dnc, metrics
+from eslengine.campaign.model import Contact, parse_campaign
 from eslengine.config import Config
 from eslengine.errors import ConfigError, QueueUnavailable
 from eslengine.http import create_app
 from eslengine.store import JobQueue, Keys, connect, redis_errors
-from tests.conftest import RedisServer, free_port
+from eslengine.store.campaigns import CampaignStore
+from tests.conftest import STORE_CONFIG, RedisServer, free_port
 from tests.rig import Rig, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -270,6 +272,18 @@ def test_calls_ended_count_each_final_status_once_by_cause(rig: Rig) -> None:
     assert moved("eslengine_calls_ended_total", status="failed", cause="USER_BUSY") == 2
 
 
+def test_a_call_skipped_at_dial_time_for_a_do_not_call_number_is_counted_dial(rig: Rig) -> None:
+    moved = Since()
+    listed = rig.submit(a="+15551230001", b="+15551230002")
+    free = rig.submit(a="+15551230003", b="+15551230004")
+    rig.queue.dnc.add("", [dnc.Entry("+15551230002", added=time.time())])  # after it was queued
+    rig.start_worker()
+    assert rig.final(listed)["status"] == "skipped_dnc"
+    assert rig.final(free)["status"] == "completed"
+    assert moved("eslengine_dnc_refusals_total", where="dial") == 1
+    assert moved("eslengine_dnc_refusals_total", where="api") == 0
+
+
 def test_a_lost_connection_and_a_refused_originate_are_counted(rig: Rig) -> None:
     moved = Since()
     worker = rig.start_worker()
@@ -407,23 +421,32 @@ def test_api_requests_are_counted_by_route_method_and_status(client: FlaskClient
     assert value("eslengine_http_request_duration_seconds_count", route="/v1/calls") == timed + 4
 
 
+INTERACTIVE, BULK = (("lane", "interactive"),), (("lane", "bulk"),)
+
+
 def test_api_metrics_show_the_queue_read_from_redis(client: FlaskClient, queue: JobQueue) -> None:
     for _ in range(3):
         assert client.post("/v1/calls", json={"a": "+15551230001", "b": "user/1000"}, headers=AUTH).status_code == 202
+    for _ in range(2):
+        assert client.post("/v1/calls", json={"a": "+15551230001", "b": "user/1000", "lane": "bulk"},
+                           headers=AUTH).status_code == 202
     queue.ensure_group()
-    # One job claimed by a worker, not yet acknowledged.
-    queue.redis.xreadgroup("workers", "w1", {queue.keys.jobs: ">"}, count=1)
+    # One job of each lane claimed by a worker, not yet acknowledged.
+    queue.redis.xreadgroup("workers", "w1", {queue.keys.jobs: ">", queue.keys.jobs_bulk: ">"}, count=1)
     queue.redis.zadd(queue.keys.retry, {"job-a": time.time() + 60, "job-b": time.time() + 90})
     queue.redis.xadd(queue.keys.dead, {"job": "{}", "reason": "test"})
     resp = client.get("/metrics")
     assert resp.status_code == 200 and resp.content_type.startswith("text/plain")
     served = scrape(resp.get_data(as_text=True))
     assert served[("eslengine_queue_up", ())] == 1
-    assert served[("eslengine_queue_jobs", ())] == 3
-    assert served[("eslengine_queue_pending_jobs", ())] == 1
+    assert (served[("eslengine_queue_jobs", INTERACTIVE)], served[("eslengine_queue_jobs", BULK)]) == (3, 2)
+    assert (served[("eslengine_queue_pending_jobs", INTERACTIVE)],
+            served[("eslengine_queue_pending_jobs", BULK)]) == (1, 1)
     assert served[("eslengine_retry_jobs", ())] == 2
     assert served[("eslengine_dead_jobs", ())] == 1
-    assert 0 <= served[("eslengine_queue_oldest_job_age_seconds", ())] < 60
+    assert 0 <= served[("eslengine_queue_oldest_job_age_seconds", INTERACTIVE)] < 60
+    assert 0 <= served[("eslengine_queue_oldest_job_age_seconds", BULK)] < 60
+    assert ("eslengine_queue_jobs", ()) not in served  # no series without its lane
     assert ("eslengine_http_requests_total", (("method", "POST"), ("route", "/v1/calls"), ("status", "202"))) in served
     assert [name for name, _ in served if name.endswith("_created")] == []
 
@@ -432,17 +455,63 @@ def test_the_oldest_jobs_age_is_its_entrys_age(client: FlaskClient, queue: JobQu
     now_ms = int(time.time() * 1000)
     queue.redis.xadd(queue.keys.jobs, {"job": "{}"}, id="%d-0" % (now_ms - 90_000))
     queue.redis.xadd(queue.keys.jobs, {"job": "{}"}, id="%d-0" % (now_ms - 5_000))
+    queue.redis.xadd(queue.keys.jobs_bulk, {"job": "{}"}, id="%d-0" % (now_ms - 30_000))
     served = scrape(client.get("/metrics").get_data(as_text=True))
-    assert 90 <= served[("eslengine_queue_oldest_job_age_seconds", ())] < 100
+    assert 90 <= served[("eslengine_queue_oldest_job_age_seconds", INTERACTIVE)] < 100
+    assert 30 <= served[("eslengine_queue_oldest_job_age_seconds", BULK)] < 40
     # No consumer group yet: nothing pending.
-    assert served[("eslengine_queue_pending_jobs", ())] == 0
+    assert served[("eslengine_queue_pending_jobs", INTERACTIVE)] == 0
+    assert served[("eslengine_queue_pending_jobs", BULK)] == 0
 
 
 def test_an_empty_queue_is_zero_deep_and_zero_old(client: FlaskClient) -> None:
     served = scrape(client.get("/metrics").get_data(as_text=True))
-    assert [served[(name, ())] for name in ("eslengine_queue_up", "eslengine_queue_jobs",
-                                           "eslengine_queue_oldest_job_age_seconds", "eslengine_dead_jobs")] == \
-        [1, 0, 0, 0]
+    assert [served[(name, ())] for name in ("eslengine_queue_up", "eslengine_dead_jobs", "eslengine_retry_jobs",
+                                           "eslengine_cdr_entries", "eslengine_campaigns_running")] == [1, 0, 0, 0, 0]
+    assert [served[(name, lane)] for name in ("eslengine_queue_jobs", "eslengine_queue_oldest_job_age_seconds")
+            for lane in (INTERACTIVE, BULK)] == [0, 0, 0, 0]
+    # Every contact state is there, at 0, before any campaign runs.
+    assert {labels: v for (name, labels), v in served.items() if name == "eslengine_campaign_contacts"} == {
+        (("state", state),): 0 for state in ("queued", "retrying", "waiting_window", "dialing")}
+
+
+def test_api_metrics_show_the_running_campaigns_contacts_and_the_cdr_stream(client: FlaskClient,
+                                                                            queue: JobQueue) -> None:
+    store = CampaignStore(queue.redis, queue.keys, record_ttl=60)
+    campaign = parse_campaign({"name": "n", "call": {"b": "user/1000"}}, STORE_CONFIG)
+    for campaign_id, contacts, actions in (("a" * 32, 3, ("start",)), ("b" * 32, 4, ("start",)),
+                                           ("c" * 32, 9, ("start", "pause")), ("d" * 32, 5, ())):
+        store.create(campaign_id, campaign)
+        assert store.add_contacts(campaign_id, [Contact("r%d" % i, ("+1555124000%d" % i,))
+                                                for i in range(contacts)]) == []
+        for action in actions:
+            store.act(campaign_id, action)
+    now = queue.redis.time()[0]
+    assert store.take_many("b" * 32, [("r0", 0, "call-1"), ("r1", 0, "call-2")], now, 10) == [1, 1]
+    for _ in range(3):
+        queue.redis.xadd(queue.keys.cdr, {"cdr": "{}"})
+    served = scrape(client.get("/metrics").get_data(as_text=True))
+    # Two running (the paused and the never started left out), their seven contacts by state.
+    assert served[("eslengine_campaigns_running", ())] == 2
+    assert {labels[0][1]: v for (name, labels), v in served.items() if name == "eslengine_campaign_contacts"} == \
+        {"queued": 5, "retrying": 0, "waiting_window": 0, "dialing": 2}
+    assert served[("eslengine_cdr_entries", ())] == 3
+    # No campaign id is a label anywhere.
+    assert not any("a" * 32 in value or "b" * 32 in value for _, labels in served for _, value in labels)
+
+
+def test_do_not_call_refusals_are_counted_by_where_they_happen(client: FlaskClient, queue: JobQueue) -> None:
+    moved = Since()
+    queue.dnc.add("", [dnc.Entry("+15551230002", added=time.time())])
+    resp = client.post("/v1/calls", json={"a": "+15551230001", "b": "+15551230002"}, headers=AUTH)
+    assert resp.status_code == 422 and resp.get_json()["error"] == "do_not_call"
+    assert client.post("/v1/calls", json={"a": "+15551230001", "b": "+15551230003"},
+                       headers=AUTH).status_code == 202
+    assert moved("eslengine_dnc_refusals_total", where="api") == 1
+    assert moved("eslengine_dnc_refusals_total", where="dial") == 0
+    served = scrape(client.get("/metrics").get_data(as_text=True))
+    assert served[("eslengine_dnc_refusals_total", (("where", "api"),))] == \
+        value("eslengine_dnc_refusals_total", where="api")
 
 
 def test_api_metrics_answer_without_the_queue_when_redis_does_not(config: Config) -> None:
@@ -457,7 +526,8 @@ def test_api_metrics_answer_without_the_queue_when_redis_does_not(config: Config
     assert resp.status_code == 200
     served = scrape(resp.get_data(as_text=True))
     assert served[("eslengine_queue_up", ())] == 0
-    assert ("eslengine_queue_jobs", ()) not in served
+    assert not any(name in ("eslengine_queue_jobs", "eslengine_campaign_contacts", "eslengine_cdr_entries")
+                   for name, _ in served)
     down.close()
 
 

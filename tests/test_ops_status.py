@@ -11,10 +11,15 @@ from dataclasses import replace
 from typing import Any
 
 import gevent
+import pytest
 
-from eslengine import ops
+from eslengine import dnc, ops
+from eslengine.calls import parse_request
+from eslengine.campaign.model import Contact, parse_campaign
 from eslengine.config import Node
+from eslengine.errors import DoNotCall
 from eslengine.store import Keys
+from eslengine.store.campaigns import CampaignStore
 from eslengine.worker import Timings
 from tests.conftest import RedisServer, free_port
 from tests.rig import Rig, wait_for
@@ -89,7 +94,7 @@ def test_status_shows_a_running_worker_its_node_and_the_switchs_own_limits(redis
         shown = cli("status", "--json", rig=rig)
         assert shown.returncode == 0, shown.stderr
         parsed = json.loads(shown.stdout)
-        assert set(parsed) == {"version", "at", "ready", "nodes", "workers", "queue"}
+        assert set(parsed) == {"version", "at", "ready", "nodes", "workers", "queue", "campaigns", "do_not_call"}
         assert parsed["nodes"][0]["switch"] == {"sps": 25, "max_sessions": 300}
 
         nodes = cli("nodes", rig=rig)
@@ -176,6 +181,66 @@ def test_status_counts_waiting_jobs_retries_and_dead_letters(redis_server: Redis
         assert doc["ready"] is False and doc["workers"] == []
         assert doc["nodes"] == [{"node": "fs1", "up": False, "sessions": 0, "sps": 40, "max_sessions": 900,
                                  "url": {"sps": 40, "max_sessions": 900}, "switch": None, "workers": []}]
+    finally:
+        rig.close()
+
+
+def test_status_shows_each_lane_the_running_campaigns_and_do_not_call_refusals(redis_server: RedisServer,
+                                                                              key_prefix: str) -> None:
+    rig = named(Rig(redis_server, key_prefix), "fs1")  # no worker: the test claims what it needs itself
+    try:
+        keys, client = rig.queue.keys, rig.client
+        rig.submit(a="+15551230001", b="+15551230002")
+        bulk = [rig.queue.enqueue(parse_request({"a": "+1555123001%d" % i, "b": "user/1000"}, rig.config),
+                                  lane="bulk") for i in range(3)]
+        assert len(bulk) == 3
+        rig.queue.ensure_group()
+        # A worker has read the first bulk job and not yet settled it.
+        client.xreadgroup("workers", "w-bulk", {keys.jobs_bulk: ">"}, count=1)
+
+        store = CampaignStore(client, keys, record_ttl=60)
+        campaign = parse_campaign({"name": "n", "call": {"b": "user/1000"}}, rig.config)
+        for campaign_id, contacts, action in (("c" * 32, 4, "start"), ("d" * 32, 2, "start"),
+                                              ("e" * 32, 5, None)):
+            store.create(campaign_id, campaign)
+            assert store.add_contacts(campaign_id, [Contact("r%d" % i, ("+1555124000%d" % i,))
+                                                    for i in range(contacts)]) == []
+            if action:
+                store.act(campaign_id, action)
+        store.act("d" * 32, "pause")  # paused: neither running nor counted
+        # One contact of the running one has its call queued.
+        assert store.take("c" * 32, "r0", 0, "call-1", client.time()[0], 2) == 1
+
+        rig.queue.dnc.add("", [dnc.Entry("+15551239999")])
+        for _ in range(2):
+            with pytest.raises(DoNotCall):
+                rig.submit(a="+15551239999", b="user/1000")
+        rig.queue.dnc.count_refusal("dial", "acme")  # what the worker counts when it skips a call
+
+        doc = document(rig)
+        queue = doc["queue"]
+        assert queue["lanes"]["interactive"]["waiting"] == 1 and queue["lanes"]["interactive"]["claimed"] == 0
+        assert queue["lanes"]["bulk"]["waiting"] == 2 and queue["lanes"]["bulk"]["claimed"] == 1
+        assert queue["lanes"]["bulk"]["oldest_claimed_age"] is not None
+        assert queue["lanes"]["interactive"]["oldest_claimed_age"] is None
+        # The queue's own fields are both lanes together.
+        assert (queue["waiting"], queue["claimed"]) == (3, 1)
+        assert queue["oldest_waiting_age"] == max(queue["lanes"][lane]["oldest_waiting_age"]
+                                                  for lane in ("interactive", "bulk"))
+        assert doc["campaigns"] == {"running": 1, "contacts": {"queued": 3, "retrying": 0, "waiting_window": 0,
+                                                               "dialing": 1}}
+        assert doc["do_not_call"] == {"refused": {"api": 2, "dial": 1}}
+
+        text = cli("status", rig=rig)
+        assert text.returncode == 0, text.stderr
+        lines = text.stdout.splitlines()
+        bulk_line = next(line for line in lines if line.startswith("bulk ")).split()
+        assert (bulk_line[:2], bulk_line[3], len(bulk_line)) == (["bulk", "2"], "1", 5)
+        interactive_line = next(line for line in lines if line.startswith("interactive ")).split()
+        assert (interactive_line[:2], interactive_line[3:]) == (["interactive", "1"], ["0", "-"])
+        assert next(line for line in lines if line.startswith("contacts ")).split() == ["contacts", "1", "3", "0",
+                                                                                        "0", "1"]
+        assert next(line for line in lines if line.startswith("refused ")).split() == ["refused", "2", "1"]
     finally:
         rig.close()
 

@@ -9,6 +9,8 @@ import pytest
 
 from eslengine.config import Node
 from eslengine.opsview import (
+    CampaignsSeen,
+    LaneSeen,
     QueueSeen,
     Snapshot,
     WorkerSeen,
@@ -18,6 +20,9 @@ from eslengine.opsview import (
     call_text,
     calls_text,
     info_nodes,
+    lanes_together,
+    refusal_counts,
+    running_contacts,
     status_document,
     status_text,
     table,
@@ -90,7 +95,12 @@ def test_status_document_of_a_live_worker_a_gone_one_and_a_queue() -> None:
         pacers={"fs1": {"w1": (3, 150, 11.0), "w2": (1, 150, 2.0)}, "fs2": {}},
         queue=QueueSeen(waiting=4, oldest_waiting_ms=int((NOW - 192) * 1000), claimed=1,
                         oldest_claimed_ms=int((NOW - 2.5) * 1000), retries=2, next_retry=NOW + 30.04, dead_letters=7,
-                        newest_dead_ms=int((NOW - 3600) * 1000)),
+                        newest_dead_ms=int((NOW - 3600) * 1000),
+                        lanes={"interactive": LaneSeen(1, int((NOW - 4) * 1000), 1, int((NOW - 2.5) * 1000)),
+                               "bulk": LaneSeen(3, int((NOW - 192) * 1000), 0, None)}),
+        campaigns=CampaignsSeen(running=2, contacts={"queued": 120, "retrying": 3, "waiting_window": 40,
+                                                     "dialing": 12}),
+        dnc_refused={"api": 5, "dial": 1},
     )
     doc = status_document(snapshot, [Node("10.0.0.2", 8021, "pw", name="fs2", sps=30, max_sessions=1000)])
     assert doc == {
@@ -121,7 +131,13 @@ def test_status_document_of_a_live_worker_a_gone_one_and_a_queue() -> None:
              "calls": 1, "claimed": 0, "nodes": {"fs1": "down"}},
         ],
         "queue": {"waiting": 4, "oldest_waiting_age": 192.0, "claimed": 1, "oldest_claimed_age": 2.5,
-                  "retries": 2, "next_retry_in": 30.0, "dead_letters": 7, "newest_dead_letter_age": 3600.0},
+                  "retries": 2, "next_retry_in": 30.0, "dead_letters": 7, "newest_dead_letter_age": 3600.0,
+                  "lanes": {"interactive": {"waiting": 1, "oldest_waiting_age": 4.0, "claimed": 1,
+                                            "oldest_claimed_age": 2.5},
+                            "bulk": {"waiting": 3, "oldest_waiting_age": 192.0, "claimed": 0,
+                                     "oldest_claimed_age": None}}},
+        "campaigns": {"running": 2, "contacts": {"queued": 120, "retrying": 3, "waiting_window": 40, "dialing": 12}},
+        "do_not_call": {"refused": {"api": 5, "dial": 1}},
     }
     assert json.loads(json.dumps(doc)) == doc  # plain JSON throughout
 
@@ -132,8 +148,13 @@ def test_a_node_nobody_reports_on_is_down_with_the_urls_limits_only() -> None:
     assert doc["nodes"] == [{"node": "h:8021", "up": False, "sessions": 0, "sps": 50, "max_sessions": 200,
                              "url": {"sps": 50, "max_sessions": 200}, "switch": None, "workers": []}]
     assert doc["workers"] == []
-    assert doc["queue"] == {"waiting": 0, "oldest_waiting_age": None, "claimed": 0, "oldest_claimed_age": None,
-                            "retries": 0, "next_retry_in": None, "dead_letters": 0, "newest_dead_letter_age": None}
+    idle = {"waiting": 0, "oldest_waiting_age": None, "claimed": 0, "oldest_claimed_age": None}
+    assert doc["queue"] == {**idle, "retries": 0, "next_retry_in": None, "dead_letters": 0,
+                            "newest_dead_letter_age": None, "lanes": {"interactive": idle, "bulk": idle}}
+    # Nothing read of campaigns or refusals: zeros, every field there.
+    assert doc["campaigns"] == {"running": 0, "contacts": {"queued": 0, "retrying": 0, "waiting_window": 0,
+                                                           "dialing": 0}}
+    assert doc["do_not_call"] == {"refused": {"api": 0, "dial": 0}}
 
 
 def test_a_live_worker_that_says_nothing_counts_as_connected_while_it_keeps_its_place() -> None:
@@ -158,7 +179,10 @@ def test_a_retry_overdue_has_a_negative_wait_and_shows_as_due() -> None:
 def test_status_text_renders_the_document() -> None:
     snapshot = Snapshot(NOW, (WorkerSeen("w1", True, info(nodes={"fs1": FS1}), 0.5, 2, 1),),
                         {"fs1": {"w1": (3, 150, 11.0)}},
-                        QueueSeen(4, int((NOW - 192) * 1000), 1, None, 0, None, 0, None))
+                        QueueSeen(4, int((NOW - 192) * 1000), 1, None, 0, None, 0, None,
+                                  {"bulk": LaneSeen(4, int((NOW - 192) * 1000), 1, None)}),
+                        CampaignsSeen(1, {"queued": 1000, "retrying": 2, "waiting_window": 30, "dialing": 4}),
+                        {"api": 7, "dial": 2})
     lines = status_text(status_document(snapshot)).splitlines()
     assert lines == [
         "eslengine at 2025-12-02T08:00:00.000Z: ready",
@@ -174,8 +198,50 @@ def test_status_text_renders_the_document() -> None:
         "claimed       1      oldest -",
         "retries       0      next -",
         "dead letters  0      newest -",
+        "",
+        "LANE         WAITING  OLDEST WAITING  CLAIMED  OLDEST CLAIMED",
+        "interactive  0        -               0        -",
+        "bulk         4        3m12s           1        -",
+        "",
+        "CAMPAIGNS  RUNNING  QUEUED  RETRYING  WAITING WINDOW  DIALING",
+        "contacts   1        1000    2         30              4",
+        "",
+        "DO-NOT-CALL  AT INTAKE  AT DIAL TIME",
+        "refused      7          2",
     ]
     assert "NOT READY" in status_text(status_document(Snapshot(NOW, (), {}, EMPTY_QUEUE))).splitlines()[0]
+
+
+def test_lanes_together_add_their_counts_and_keep_the_oldest_entry() -> None:
+    interactive = LaneSeen(2, 1_000_500, 1, None)
+    bulk = LaneSeen(5000, 1_000_000, 40, 1_000_900)
+    assert lanes_together([interactive, bulk]) == LaneSeen(5002, 1_000_000, 41, 1_000_900)
+    assert lanes_together([]) == LaneSeen(0, None, 0, None)
+    assert lanes_together([LaneSeen(0, None, 0, None), interactive]) == interactive
+
+
+def test_running_contacts_count_only_running_campaigns_by_state() -> None:
+    seen = running_contacts([
+        {"state": "running", "c:queued": "10", "c:retrying": "1", "c:waiting_window": "3", "c:dialing": "2"},
+        {"state": "running", "c:queued": "5", "c:retrying": None, "c:waiting_window": "x", "c:dialing": "-1"},
+        {"state": "paused", "c:queued": "100", "c:retrying": "9", "c:waiting_window": "9", "c:dialing": "9"},
+        {"state": None, "c:queued": "7"},  # gone since it was listed
+        {"state": "cancelled", "c:dialing": "4"},
+    ])
+    assert seen == CampaignsSeen(running=2, contacts={"queued": 15, "retrying": 1, "waiting_window": 3,
+                                                      "dialing": 2})
+    assert running_contacts([]) == CampaignsSeen(0, {"queued": 0, "retrying": 0, "waiting_window": 0,
+                                                      "dialing": 0})
+
+
+@pytest.mark.parametrize(("fields", "counts"), [
+    ({}, {"api": 0, "dial": 0}),
+    ({"api": "12", "dial": "3", "api:acct-1": "10", "dial:acct-1": "3"}, {"api": 12, "dial": 3}),
+    ({"api:acct-1": "4"}, {"api": 0, "dial": 0}),  # an account's count is not the total
+    ({"api": "not a number", "dial": "-2"}, {"api": 0, "dial": 0}),
+])
+def test_refusal_counts_are_the_totals_by_where(fields: dict[str, str], counts: dict[str, int]) -> None:
+    assert refusal_counts(fields) == counts
 
 
 def test_table_pads_columns_and_shows_none_as_a_dash() -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import dnc
+from .. import dnc, metrics
 from ..errors import ValidationError
 from .connection import redis_errors
 from .executor import Executor
@@ -187,7 +187,9 @@ class DncStore:
         return pipe.execute()
 
     def count_refusal(self, where: str, account: str) -> None:
-        """One more call refused ``where`` (``"api"`` or ``"dial"``)."""
+        """One more call refused ``where`` (``"api"`` or ``"dial"``): counted
+        in this process's metrics, then in Redis."""
+        metrics.count_dnc_refusal(where)
         with redis_errors("do-not-call count"):
             self.run.commands(("HINCRBY", self.keys.dnc_refused, where, 1),
                               *([("HINCRBY", self.keys.dnc_refused, "%s:%s" % (where, account), 1)]
