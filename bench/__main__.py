@@ -15,11 +15,12 @@ import os  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-from . import campaigns, intake, lanes, latency, memory, metrics_cost, pacing, throughput  # noqa: E402
+from . import campaign_lanes, campaigns, intake, lanes, latency, memory, metrics_cost, pacing, throughput  # noqa: E402
 from .harness import Result  # noqa: E402
 
 BENCHMARKS = {"intake": intake, "throughput": throughput, "latency": latency, "lanes": lanes, "pacing": pacing,
-              "memory": memory, "metrics": metrics_cost, "campaigns": campaigns}
+              "memory": memory, "metrics": metrics_cost, "campaigns": campaigns,
+              "campaign-lanes": campaign_lanes}
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json")
 
 
