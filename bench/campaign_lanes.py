@@ -54,6 +54,25 @@ def _api_worker(pid: int) -> int:
     return children[0] if children else pid
 
 
+def _run_delay(pid: int) -> float:
+    """Seconds the threads of ``pid`` have waited for a CPU while runnable
+    (``/proc/<pid>/task/*/schedstat``): what other processes took from it."""
+    total = 0
+    for task in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, task), encoding="ascii") as fh:
+                total += int(fh.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / 1e9
+
+
+def _worst(latencies: list[float], duration: float, n: int = 6) -> str:
+    """The ``n`` slowest calls: latency (ms) @ about when in the phase (s)."""
+    ranked = sorted(range(len(latencies)), key=lambda i: latencies[i], reverse=True)[:n]
+    return " ".join("%.1f@%.0fs" % (latencies[i], i * duration / max(len(latencies), 1)) for i in ranked)
+
+
 def _originate_rate(stack: BenchStack, window: float = 1.0) -> float:
     """Originates the switch received a second, over the next ``window`` seconds."""
     before = stack.switch_stats(counts=True)["originates"]
@@ -107,9 +126,12 @@ def run(quick: bool) -> list[Result]:
         pids["api"] = _api_worker(stack.processes["api"].proc.pid)
         meter = CpuMeter(pids)
         meter.start()
+        waited = {name: _run_delay(pid) for name, pid in pids.items()}
         t0 = time.monotonic()
         loaded, loaded_note = _interactive(stack, duration)
         cpu = meter.stop()
+        waited = {name: (_run_delay(pid) - waited[name]) / max(time.monotonic() - t0, 1e-9)
+                  for name, pid in pids.items()}
         dialed = stack.switch_stats(counts=True)["originates"] - started
         campaign_rate = (dialed - len(loaded)) / max(time.monotonic() - t0, 1e-9)
         shown = _get(stack, "/v1/campaigns/%s" % campaign_id)
@@ -119,15 +141,19 @@ def run(quick: bool) -> list[Result]:
         idle_p99, loaded_p99 = percentile(idle, 99), percentile(loaded, 99)
         ratio = loaded_p99 / idle_p99 if idle_p99 > 0 else float("nan")
         cpu_text = ", ".join("%s %.2f" % item for item in sorted(cpu.items()))
+        wait_text = ", ".join("%s %.3f" % item for item in sorted(waited.items()))
         print("  idle      p50 %7.2f ms  p99 %7.2f ms  %s" % (percentile(idle, 50), idle_p99, idle_note),
               file=sys.stderr)
         print("  campaign  p50 %7.2f ms  p99 %7.2f ms  %s; %d contacts uploaded in %.1fs, at the ceiling %.1fs "
               "after the start, %d originates while measured (campaign %.0f/s), contacts done %d, left %d; "
               "CPU %s" % (percentile(loaded, 50), loaded_p99, loaded_note, contacts, upload_s, ramp_s, dialed,
                           campaign_rate, done, left, cpu_text), file=sys.stderr)
+        print("  slowest idle: %s; slowest loaded: %s; waiting for a CPU while loaded (s/s): %s" % (
+            _worst(idle, duration), _worst(loaded, duration), wait_text), file=sys.stderr)
         note = ("%d interactive calls/s for %ds; node at %d sps; a campaign of %d contacts paced at %d cps "
                 "(%.0f campaign originates/s while measured), contacts done %d, left %d at the end; "
-                "CPU while loaded: %s" % (RATE, duration, SPS, contacts, SPS, campaign_rate, done, left, cpu_text))
+                "CPU while loaded: %s; runnable but waiting for a CPU (s/s): %s" % (
+                    RATE, duration, SPS, contacts, SPS, campaign_rate, done, left, cpu_text, wait_text))
         results.append(Result("interactive 202 -> originate p50, idle (campaign run)", round(percentile(idle, 50), 2),
                               "ms", "(reported)", None))
         results.append(Result("interactive 202 -> originate p50, campaign dialing", round(percentile(loaded, 50), 2),
