@@ -100,7 +100,12 @@ def run(quick: bool) -> list[Result]:
             pin(stack.processes[name].proc.pid, engine_cpus)
         pin(os.getpid(), engine_cpus)
         stack.wait_worker_connected()
+        pids = {name: stack.processes[name].proc.pid for name in ("worker", "fakeswitch", "redis")}
+        pids["api"] = _api_worker(stack.processes["api"].proc.pid)
+        t0 = time.monotonic()
+        idle_wait = _run_delay(pids["worker"])
         idle, idle_note = _interactive(stack, duration)
+        idle_wait = (_run_delay(pids["worker"]) - idle_wait) / max(time.monotonic() - t0, 1e-9)
 
         made = _post(stack, "/v1/campaigns", {"name": "lanes bench", "call": {"b": "+15551230002"},
                                               "pacing": {"cps": SPS, "max_concurrent": MAX_SESSIONS}})
@@ -122,8 +127,6 @@ def run(quick: bool) -> list[Result]:
                    stack.processes["worker"], interval=0.0)
         ramp_s = time.monotonic() - t0
         started = stack.switch_stats(counts=True)["originates"]
-        pids = {name: stack.processes[name].proc.pid for name in ("worker", "fakeswitch", "redis")}
-        pids["api"] = _api_worker(stack.processes["api"].proc.pid)
         meter = CpuMeter(pids)
         meter.start()
         waited = {name: _run_delay(pid) for name, pid in pids.items()}
@@ -148,8 +151,8 @@ def run(quick: bool) -> list[Result]:
               "after the start, %d originates while measured (campaign %.0f/s), contacts done %d, left %d; "
               "CPU %s" % (percentile(loaded, 50), loaded_p99, loaded_note, contacts, upload_s, ramp_s, dialed,
                           campaign_rate, done, left, cpu_text), file=sys.stderr)
-        print("  slowest idle: %s; slowest loaded: %s; waiting for a CPU while loaded (s/s): %s" % (
-            _worst(idle, duration), _worst(loaded, duration), wait_text), file=sys.stderr)
+        print("  slowest idle: %s; slowest loaded: %s; waiting for a CPU (s/s): worker idle %.3f; while loaded %s" % (
+            _worst(idle, duration), _worst(loaded, duration), idle_wait, wait_text), file=sys.stderr)
         note = ("%d interactive calls/s for %ds; node at %d sps; a campaign of %d contacts paced at %d cps "
                 "(%.0f campaign originates/s while measured), contacts done %d, left %d at the end; "
                 "CPU while loaded: %s; runnable but waiting for a CPU (s/s): %s" % (
