@@ -15,8 +15,7 @@ import os  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-from . import (  # noqa: E402
-    campaign_delete, campaign_lanes, campaigns, intake, lanes, latency, memory, metrics_cost, pacing, throughput)
+from . import campaign_delete, campaign_lanes, campaigns, intake, lanes, latency, memory, metrics_cost, pacing, throughput  # noqa: E402
 from .harness import Result  # noqa: E402
 
 BENCHMARKS = {"intake": intake, "throughput": throughput, "latency": latency, "lanes": lanes, "pacing": pacing,
