@@ -165,6 +165,9 @@ def _patterns(name: str, value: str) -> tuple[str, ...]:
     return patterns
 
 
+# ESLENGINE_REDIS_SHARDS's ceiling: a worker process serves every shard.
+MAX_SHARDS = 64
+
 # Every ESLENGINE_* setting Config.from_env reads (without the prefix).
 SETTINGS = (
     "REDIS_URL", "KEY_PREFIX", "FREESWITCH", "API_KEYS", "ROUTE_TEMPLATE", "GATEWAY", "USER_DOMAIN", "ALLOW",
@@ -175,6 +178,7 @@ SETTINGS = (
     "DEFAULT_RETRY_BACKOFF", "MAX_DESTINATIONS", "MAX_CALL_DURATION", "WEBHOOK_CONCURRENCY", "WEBHOOK_MAX_AGE",
     "ESL_TIMEOUT", "RECONNECT_MAX_DELAY", "BRIDGE", "LOG_LEVEL", "LOG_FORMAT", "WIDGET_SECRET",
     "WIDGET_PER_DESTINATION", "REDIS_WAIT_REPLICAS", "METRICS_PORT", "METRICS_ADDRESS", "METRICS_TOKEN",
+    "REDIS_SHARDS",
 )
 # ESLENGINE_* variables of the project's own tools (the conformance suite, the
 # examples), not of the engine.
@@ -216,6 +220,10 @@ class Config:
     # cannot lose them; 0: the primary's reply is enough.
     redis_wait_replicas: int = 0
     key_prefix: str = "eslengine"
+    # Key namespaces the calls spread over (``store.shards``): on a Redis
+    # Cluster each is one hash slot, so more of them spread the work over
+    # more primaries. 1: every key under ``{key_prefix}``, as always.
+    redis_shards: int = 1
     nodes: tuple[Node, ...] = (Node("127.0.0.1", 8021, "ClueCon"),)
     api_keys: frozenset[str] = frozenset()
 
@@ -362,6 +370,11 @@ class Config:
             if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", v):
                 raise ConfigError("ESLENGINE_KEY_PREFIX may hold letters, digits and _.:- only")
             kwargs["key_prefix"] = v
+        if (v := take("REDIS_SHARDS")) is not None:
+            shards = _positive_int("ESLENGINE_REDIS_SHARDS", v)
+            if shards > MAX_SHARDS:
+                raise ConfigError("ESLENGINE_REDIS_SHARDS: at most %d" % MAX_SHARDS)
+            kwargs["redis_shards"] = shards
         if (v := take("FREESWITCH")) is not None:
             kwargs["nodes"] = tuple(Node.from_url(u) for u in _words(v))
             if not kwargs["nodes"]:

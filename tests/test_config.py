@@ -16,6 +16,7 @@ from eslengine.errors import ConfigError
 CASES: dict[str, tuple[str, str, Any, str | None]] = {
     "REDIS_URL": ("redis://10.0.0.5:6380/2", "redis_url", "redis://10.0.0.5:6380/2", "http://x"),
     "REDIS_WAIT_REPLICAS": ("2", "redis_wait_replicas", 2, "-1"),
+    "REDIS_SHARDS": ("6", "redis_shards", 6, "65"),
     "KEY_PREFIX": ("tenant-a", "key_prefix", "tenant-a", "a b"),
     "FREESWITCH": ("esl://:pw@10.0.0.9:8021?sps=50&max_sessions=200", "nodes",
                    (Node("10.0.0.9", 8021, "pw", sps=50, max_sessions=200),), "http://10.0.0.9"),
