@@ -4,6 +4,7 @@ each shard, and a ShardedQueue of three shards on one redis-server."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 import redis
@@ -11,6 +12,7 @@ from redis.crc import key_slot
 
 from eslengine.calls import parse_id
 from eslengine.errors import IdempotencyKeyUsed
+from eslengine.opsview import QueueSeen, Snapshot, WorkerSeen
 from eslengine.store import JobQueue, Keys, ShardedQueue, lua, shards
 from tests.conftest import call_request
 from tests.test_store_keys import _run_every_script, script_calls  # noqa: F401  (a fixture)
@@ -254,3 +256,21 @@ def test_every_script_of_every_shard_passes_keys_of_one_slot(sharded: ShardedQue
         assert any(name == "enqueue" and keys[0].startswith(own) for name, keys in script_calls)
         # Every shard is one JobQueue of its own.
         assert isinstance(queue, JobQueue) and not isinstance(queue, ShardedQueue)
+
+
+def _snapshot(now: float, workers: tuple[str, ...], queue: tuple[Any, ...]) -> Snapshot:
+    return Snapshot(now=now, workers=tuple(WorkerSeen(w, True, {}, 0.0, 0, 0) for w in workers),
+                    pacers={"fs1": {"w1": (1, 10, 2.0)}}, queue=QueueSeen(*queue))
+
+
+def test_status_snapshots_of_every_shard_merge_into_one() -> None:
+    one = _snapshot(10.0, ("w1",), (2, 1000, 1, 900, 0, None, 1, 500))
+    two = _snapshot(10.5, ("w1.s1",), (3, 800, 0, None, 2, 55.0, 0, None))
+    three = _snapshot(10.2, ("w1.s2",), (0, None, 4, 950, 1, 40.0, 2, 700))
+    merged = shards.merge_snapshots([one, two, three])
+    assert merged.now == 10.5
+    assert [w.name for w in merged.workers] == ["w1", "w1.s1", "w1.s2"]
+    assert merged.queue == QueueSeen(waiting=5, oldest_waiting_ms=800, claimed=5, oldest_claimed_ms=900, retries=3,
+                                     next_retry=40.0, dead_letters=3, newest_dead_ms=700)
+    assert merged.pacers == {"fs1": {"w1": (1, 10, 2.0)}}
+    assert shards.merge_snapshots([one]) is one

@@ -21,6 +21,8 @@ import zlib
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
+from ..opsview import QueueSeen, Snapshot
+
 T = TypeVar("T")
 
 # The namespace of ids derived from an Idempotency-Key (``idempotent_id``).
@@ -85,3 +87,35 @@ def parse_entry(text: str, shards: int) -> tuple[int, str]:
     if not (head.isascii() and head.isdigit()) or not 0 <= int(head) < shards:
         raise ValueError("no shard %r (shards 0 to %d)" % (head, shards - 1))
     return int(head), tail
+
+
+def _least(values: Iterable[T | None]) -> T | None:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None  # type: ignore[type-var]
+
+
+def merge_snapshots(snapshots: Sequence[Snapshot]) -> Snapshot:
+    """What ``eslengine status`` shows of every shard (one ``Snapshot``
+    each, shard 0 first): every shard's workers, the queue counts summed,
+    the oldest waiting or claimed job of any, the next retry of any, the
+    newest dead letter of any; node places are the base shard's."""
+    if len(snapshots) == 1:
+        return snapshots[0]
+    queues = [s.queue for s in snapshots]
+    newest_dead = [q.newest_dead_ms for q in queues if q.newest_dead_ms is not None]
+    pacers = {label: dict(found) for s in snapshots for label, found in s.pacers.items()}
+    return Snapshot(
+        now=max(s.now for s in snapshots),
+        workers=tuple(w for s in snapshots for w in s.workers),
+        pacers=pacers,
+        queue=QueueSeen(
+            waiting=sum(q.waiting for q in queues),
+            oldest_waiting_ms=_least(q.oldest_waiting_ms for q in queues),
+            claimed=sum(q.claimed for q in queues),
+            oldest_claimed_ms=_least(q.oldest_claimed_ms for q in queues),
+            retries=sum(q.retries for q in queues),
+            next_retry=_least(q.next_retry for q in queues),
+            dead_letters=sum(q.dead_letters for q in queues),
+            newest_dead_ms=max(newest_dead) if newest_dead else None,
+        ),
+    )
