@@ -15,11 +15,11 @@ import os  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-from . import campaigns, intake, latency, memory, metrics_cost, pacing, throughput  # noqa: E402
+from . import campaigns, cluster, intake, latency, memory, metrics_cost, pacing, throughput  # noqa: E402
 from .harness import Result  # noqa: E402
 
 BENCHMARKS = {"intake": intake, "throughput": throughput, "latency": latency, "pacing": pacing, "memory": memory,
-              "metrics": metrics_cost, "campaigns": campaigns}
+              "metrics": metrics_cost, "campaigns": campaigns, "cluster": cluster}
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json")
 
 
