@@ -178,7 +178,7 @@ SETTINGS = (
     "DEFAULT_RETRY_BACKOFF", "MAX_DESTINATIONS", "MAX_CALL_DURATION", "WEBHOOK_CONCURRENCY", "WEBHOOK_MAX_AGE",
     "ESL_TIMEOUT", "RECONNECT_MAX_DELAY", "BRIDGE", "LOG_LEVEL", "LOG_FORMAT", "WIDGET_SECRET",
     "WIDGET_PER_DESTINATION", "REDIS_WAIT_REPLICAS", "METRICS_PORT", "METRICS_ADDRESS", "METRICS_TOKEN",
-    "REDIS_SHARDS",
+    "REDIS_SHARDS", "WORKER_SHARDS",
 )
 # ESLENGINE_* variables of the project's own tools (the conformance suite, the
 # examples), not of the engine.
@@ -224,6 +224,8 @@ class Config:
     # Cluster each is one hash slot, so more of them spread the work over
     # more primaries. 1: every key under ``{key_prefix}``, as always.
     redis_shards: int = 1
+    # The shards a worker process serves (``eslengine worker``); empty: all.
+    worker_shards: tuple[int, ...] = ()
     nodes: tuple[Node, ...] = (Node("127.0.0.1", 8021, "ClueCon"),)
     api_keys: frozenset[str] = frozenset()
 
@@ -375,6 +377,17 @@ class Config:
             if shards > MAX_SHARDS:
                 raise ConfigError("ESLENGINE_REDIS_SHARDS: at most %d" % MAX_SHARDS)
             kwargs["redis_shards"] = shards
+        if (v := take("WORKER_SHARDS")) is not None:
+            top = int(str(kwargs.get("redis_shards", 1)))
+            served = []
+            for word in _words(v):
+                if not (word.isascii() and word.isdigit()) or int(word) >= top:
+                    raise ConfigError("ESLENGINE_WORKER_SHARDS: %r is not a shard (0 to %d, see "
+                                      "ESLENGINE_REDIS_SHARDS)" % (word, top - 1))
+                served.append(int(word))
+            if not served:
+                raise ConfigError("ESLENGINE_WORKER_SHARDS names no shard")
+            kwargs["worker_shards"] = tuple(sorted(set(served)))
         if (v := take("FREESWITCH")) is not None:
             kwargs["nodes"] = tuple(Node.from_url(u) for u in _words(v))
             if not kwargs["nodes"]:

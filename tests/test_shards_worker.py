@@ -58,6 +58,10 @@ def test_a_process_has_a_worker_a_shard_and_one_dispatcher(redis_server: RedisSe
         assert [w.config.metrics_port for w in workers] == [9, 0, 0]
         # Every one paces the nodes in the base shard.
         assert all(w.nodes.queue is queue.of_shard(0) for w in workers)
+        # A process serving some shards only: the first has the metrics port.
+        some = shard_workers(dataclasses.replace(config, worker_shards=(1, 2)), queue, consumer="w2")
+        assert [(w.consumer, w.queue.keys.shard, w.dispatcher is None, w.config.metrics_port) for w in some] == [
+            ("w2.s1", 1, True, 9), ("w2.s2", 2, True, 0)]
     finally:
         rig.close()
 

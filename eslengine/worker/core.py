@@ -283,17 +283,19 @@ class Worker(Recovering):
 
 def shard_workers(config: Config, queue: JobQueue, *, consumer: str | None = None,
                   link_factory: LinkFactory = NodeLink, timings: Timings | None = None) -> list[Worker]:
-    """The workers of one process: one a shard (``store.shards``), each
-    claiming from its shard's queue only and beating in it, pacing the nodes
-    in shard 0 among the others. Shard 0's is named ``consumer`` and runs
-    the campaign dispatcher and the metrics port; shard n's is
-    ``<consumer>.s<n>``. With one shard, the one worker as always."""
+    """The workers of one process: one a shard it serves (``store.shards``;
+    ``Config.worker_shards``, by default every shard), each claiming from
+    its shard's queue only and beating in it, pacing the nodes in shard 0
+    among the others. Shard 0's is named ``consumer`` and runs the campaign
+    dispatcher; shard n's is ``<consumer>.s<n>``; the first one serves the
+    metrics port. With one shard, the one worker as always."""
     name = consumer or _default_name()
     base = queue.of_shard(0)
-    workers = []
-    for n, shard in enumerate(queue.shards):
-        settings = config if n == 0 else dataclasses.replace(config, metrics_port=0)
-        workers.append(Worker(settings, shard, consumer=name if n == 0 else "%s.s%d" % (name, n),
+    served = config.worker_shards or tuple(range(len(queue.shards)))
+    workers: list[Worker] = []
+    for n in served:
+        settings = config if not workers else dataclasses.replace(config, metrics_port=0)
+        workers.append(Worker(settings, queue.of_shard(n), consumer=name if n == 0 else "%s.s%d" % (name, n),
                               link_factory=link_factory, timings=timings, base=base, dispatch=n == 0))
     return workers
 
