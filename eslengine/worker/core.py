@@ -21,6 +21,11 @@ adoption of dead workers' calls (``registry.py``), claiming
 (``cancels.py``), the switches' attempt markers (``attempt_markers.py``),
 what it says of itself for ``eslengine status`` (``report.py``),
 and each call's life (``life.py``, ``connect.py``, ``recovery.py``).
+
+With the store in several shards (``ESLENGINE_REDIS_SHARDS``), a worker
+process runs one ``Worker`` a shard it serves (``shard_workers``): each its
+own claims, heartbeat, adoption, retries, cancels and webhooks in its
+shard, every one pacing the nodes in shard 0.
 """
 
 from __future__ import annotations
