@@ -72,6 +72,7 @@ lint: setup
 test: setup example-runtimes browser lint
 	$(PY) -m pytest -q
 	ESLENGINE_TEST_REDIS=cluster $(PY) -m pytest -q -m engine_redis
+	ESLENGINE_TEST_REDIS=cluster ESLENGINE_REDIS_SHARDS=3 $(PY) -m pytest -q tests/test_e2e.py tests/test_shards_e2e.py
 
 # Redis Sentinel and Redis Cluster: the failover test (the primary holding
 # the engine's keys is killed mid-run, behind Sentinels and in a cluster), then
@@ -81,6 +82,7 @@ test: setup example-runtimes browser lint
 test-redis-ha: setup
 	$(PY) -m pytest -q tests/test_redis_failover.py
 	ESLENGINE_TEST_REDIS=cluster $(PY) -m pytest -q -m engine_redis
+	ESLENGINE_TEST_REDIS=cluster ESLENGINE_REDIS_SHARDS=3 $(PY) -m pytest -q tests/test_e2e.py tests/test_shards_e2e.py
 
 # The real-switch conformance suite (tests/conformance): starts a private
 # FreeSWITCH, bound to 127.0.0.1 only, from `make conformance PREFIX=<dir>`

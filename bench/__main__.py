@@ -15,12 +15,24 @@ import os  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-from . import campaign_delete, campaign_lanes, campaigns, intake, lanes, latency, memory, metrics_cost, pacing, throughput  # noqa: E402
+from . import (  # noqa: E402
+    campaign_delete,
+    campaign_lanes,
+    campaigns,
+    cluster,
+    intake,
+    lanes,
+    latency,
+    memory,
+    metrics_cost,
+    pacing,
+    throughput,
+)
 from .harness import Result  # noqa: E402
 
 BENCHMARKS = {"intake": intake, "throughput": throughput, "latency": latency, "lanes": lanes, "pacing": pacing,
               "memory": memory, "metrics": metrics_cost, "campaigns": campaigns, "campaign-lanes": campaign_lanes,
-              "campaign-delete": campaign_delete}
+              "campaign-delete": campaign_delete, "cluster": cluster}
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json")
 
 

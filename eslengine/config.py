@@ -165,6 +165,9 @@ def _patterns(name: str, value: str) -> tuple[str, ...]:
     return patterns
 
 
+# ESLENGINE_REDIS_SHARDS's ceiling: a worker process serves every shard.
+MAX_SHARDS = 64
+
 # Every ESLENGINE_* setting Config.from_env reads (without the prefix).
 SETTINGS = (
     "REDIS_URL", "KEY_PREFIX", "FREESWITCH", "API_KEYS", "ROUTE_TEMPLATE", "GATEWAY", "USER_DOMAIN", "ALLOW",
@@ -175,7 +178,7 @@ SETTINGS = (
     "DEFAULT_RETRY_BACKOFF", "MAX_DESTINATIONS", "MAX_CALL_DURATION", "WEBHOOK_CONCURRENCY", "WEBHOOK_MAX_AGE",
     "ESL_TIMEOUT", "RECONNECT_MAX_DELAY", "BRIDGE", "LOG_LEVEL", "LOG_FORMAT", "WIDGET_SECRET",
     "WIDGET_PER_DESTINATION", "REDIS_WAIT_REPLICAS", "INTERACTIVE_RESERVE", "METRICS_PORT", "METRICS_ADDRESS",
-    "METRICS_TOKEN", "CAMPAIGN_TTL",
+    "METRICS_TOKEN", "CAMPAIGN_TTL", "REDIS_SHARDS", "WORKER_SHARDS",
 )
 # ESLENGINE_* variables of the project's own tools (the conformance suite, the
 # examples), not of the engine.
@@ -217,6 +220,12 @@ class Config:
     # cannot lose them; 0: the primary's reply is enough.
     redis_wait_replicas: int = 0
     key_prefix: str = "eslengine"
+    # Key namespaces the calls spread over (``store.shards``): on a Redis
+    # Cluster each is one hash slot, so more of them spread the work over
+    # more primaries. 1: every key under ``{key_prefix}``, as always.
+    redis_shards: int = 1
+    # The shards a worker process serves (``eslengine worker``); empty: all.
+    worker_shards: tuple[int, ...] = ()
     nodes: tuple[Node, ...] = (Node("127.0.0.1", 8021, "ClueCon"),)
     api_keys: frozenset[str] = frozenset()
 
@@ -369,6 +378,22 @@ class Config:
             if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", v):
                 raise ConfigError("ESLENGINE_KEY_PREFIX may hold letters, digits and _.:- only")
             kwargs["key_prefix"] = v
+        if (v := take("REDIS_SHARDS")) is not None:
+            shards = _positive_int("ESLENGINE_REDIS_SHARDS", v)
+            if shards > MAX_SHARDS:
+                raise ConfigError("ESLENGINE_REDIS_SHARDS: at most %d" % MAX_SHARDS)
+            kwargs["redis_shards"] = shards
+        if (v := take("WORKER_SHARDS")) is not None:
+            top = int(str(kwargs.get("redis_shards", 1)))
+            served = []
+            for word in _words(v):
+                if not (word.isascii() and word.isdigit()) or int(word) >= top:
+                    raise ConfigError("ESLENGINE_WORKER_SHARDS: %r is not a shard (0 to %d, see "
+                                      "ESLENGINE_REDIS_SHARDS)" % (word, top - 1))
+                served.append(int(word))
+            if not served:
+                raise ConfigError("ESLENGINE_WORKER_SHARDS names no shard")
+            kwargs["worker_shards"] = tuple(sorted(set(served)))
         if (v := take("FREESWITCH")) is not None:
             kwargs["nodes"] = tuple(Node.from_url(u) for u in _words(v))
             if not kwargs["nodes"]:

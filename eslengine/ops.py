@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -86,7 +86,10 @@ def _queue(config: Config) -> JobQueue:
 
 def status_document(config: Config, queue: JobQueue | None = None) -> dict[str, Any]:
     queue = queue or _queue(config)
-    snapshot = queue.overview.read(node.label for node in config.nodes)
+    from .store.shards import merge_snapshots
+
+    labels = [node.label for node in config.nodes]
+    snapshot = merge_snapshots([shard.overview.read(labels) for shard in queue.shards])
     return opsview.status_document(snapshot, config.nodes)
 
 
@@ -149,27 +152,32 @@ def _statuses(text: str, live: bool) -> frozenset[str]:
     return wanted
 
 
-def _followed(queue: JobQueue) -> list[str]:
-    """The ids of the calls the workers follow (their live sets)."""
+def _followed(queue: JobQueue) -> dict[str, JobQueue]:
+    """The ids of the calls the workers of every shard follow (their live
+    sets), each with the shard's queue its record is in."""
     from .store import redis_errors
 
-    keys = queue.keys
-    with redis_errors("read live calls"):
-        names = sorted(queue.redis.smembers(keys.workers))
-        pipe = queue.redis.pipeline(transaction=False)
-        for name in names:
-            pipe.smembers(keys.live(name))
-        return sorted({job_id for members in pipe.execute() for job_id in members})
+    followed: dict[str, JobQueue] = {}
+    for shard in queue.shards:
+        keys = shard.keys
+        with redis_errors("read live calls"):
+            names = sorted(shard.redis.smembers(keys.workers))
+            pipe = shard.redis.pipeline(transaction=False)
+            for name in names:
+                pipe.smembers(keys.live(name))
+            for members in pipe.execute():
+                followed.update(dict.fromkeys(members, shard))
+    return dict(sorted(followed.items()))
 
 
-def _records(queue: JobQueue, job_ids: Iterable[str]) -> list[tuple[str, dict[str, str]]]:
+def _records(queue: JobQueue, job_ids: Mapping[str, JobQueue]) -> list[tuple[str, dict[str, str]]]:
+    """The records of ``job_ids``, each read in the shard it is mapped to."""
     from .store import redis_errors
 
-    job_ids = list(job_ids)
     with redis_errors("read calls"):
         pipe = queue.redis.pipeline(transaction=False)
-        for job_id in job_ids:
-            pipe.hgetall(queue.keys.call(job_id))
+        for job_id, shard in job_ids.items():
+            pipe.hgetall(shard.keys.call(job_id))
         return [(job_id, record) for job_id, record in zip(job_ids, pipe.execute()) if record]
 
 
@@ -197,7 +205,8 @@ def list_calls(queue: JobQueue, *, statuses: frozenset[str], limit: int, account
         if len(batch) < 200:
             break
     if live:
-        for job_id, record in _records(queue, (i for i in _followed(queue) if i not in found)):
+        followed = {i: shard for i, shard in _followed(queue).items() if i not in found}
+        for job_id, record in _records(queue, followed):
             if record.get("status") in statuses and (not account or record.get("account") == account):
                 found[job_id] = record
     newest = sorted(found.values(), key=lambda r: (r.get("created_at", ""), r.get("id", "")), reverse=True)

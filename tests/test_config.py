@@ -16,6 +16,8 @@ from eslengine.errors import ConfigError
 CASES: dict[str, tuple[str, str, Any, str | None]] = {
     "REDIS_URL": ("redis://10.0.0.5:6380/2", "redis_url", "redis://10.0.0.5:6380/2", "http://x"),
     "REDIS_WAIT_REPLICAS": ("2", "redis_wait_replicas", 2, "-1"),
+    "REDIS_SHARDS": ("6", "redis_shards", 6, "65"),
+    "WORKER_SHARDS": ("0", "worker_shards", (0,), "1"),  # with one shard, only shard 0 exists
     "KEY_PREFIX": ("tenant-a", "key_prefix", "tenant-a", "a b"),
     "FREESWITCH": ("esl://:pw@10.0.0.9:8021?sps=50&max_sessions=200", "nodes",
                    (Node("10.0.0.9", 8021, "pw", sps=50, max_sessions=200),), "http://10.0.0.9"),
@@ -105,3 +107,15 @@ def test_the_command_line_warns_of_a_misspelt_setting() -> None:
                           timeout=60, env={"PATH": "/usr/bin:/bin", "ESLENGINE_REDIS_URL": "redis://127.0.0.1:1/0",
                                            "ESLENGINE_COUNTRY": "US"})
     assert "ESLENGINE_COUNTRY is not a setting (did you mean ESLENGINE_COUNTRIES?)" in proc.stderr
+
+
+@pytest.mark.parametrize(("value", "served"), [("2,0", (0, 2)), ("1, 1", (1,)), ("0,1,2", (0, 1, 2))])
+def test_a_worker_serves_the_shards_it_names(value: str, served: tuple[int, ...]) -> None:
+    config = Config.from_env({"ESLENGINE_REDIS_SHARDS": "3", "ESLENGINE_WORKER_SHARDS": value})
+    assert (config.redis_shards, config.worker_shards) == (3, served)
+
+
+@pytest.mark.parametrize("value", ["3", "-1", "a", "1,x", ","])
+def test_a_shard_that_does_not_exist_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match="ESLENGINE_WORKER_SHARDS"):
+        Config.from_env({"ESLENGINE_REDIS_SHARDS": "3", "ESLENGINE_WORKER_SHARDS": value})

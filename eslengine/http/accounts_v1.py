@@ -359,7 +359,7 @@ def _live_calls(account_id: str, item_id: str) -> int:
     with redis_errors("read calls"):
         pipe = queue.redis.pipeline(transaction=False)
         for _, job_id in entries:
-            pipe.hget(queue.keys.call(job_id), "status")  # the status alone, not whole records
+            pipe.hget(queue.call_key(job_id), "status")  # the status alone, not whole records
         statuses = pipe.execute()
     return sum(1 for status in statuses if status and status not in FINAL)
 
@@ -408,7 +408,7 @@ def connect_records(entries: Sequence[tuple[int, str]]) -> list[dict[str, str]]:
     with redis_errors("read calls"):
         pipe = queue.redis.pipeline(transaction=False)
         for _, job_id in entries:
-            pipe.hgetall(queue.keys.call(job_id))
+            pipe.hgetall(queue.call_key(job_id))
         return list(pipe.execute())
 
 

@@ -31,7 +31,7 @@ from werkzeug.exceptions import NotFound
 
 from .. import apikeys, calls
 from ..errors import IdempotencyKeyUsed, JobExists, QueueUnavailable, ValidationError
-from ..store import account_index
+from ..store import account_index, shards
 from . import auth, blocking, context, events, listing
 from .openapi import openapi_document
 from .present import present
@@ -58,6 +58,10 @@ def place_call() -> Response:
     except ValidationError as exc:
         return error(400 if exc.field in (IDEMPOTENCY_HEADER, "wait", "wait_timeout") else 422, "invalid",
                      exc.reason, field=exc.field)
+    if idempotency is not None and data.get("id") is None and context.config().redis_shards > 1:
+        # Sharded: a repeat of the request must reach the shard holding
+        # its key's record, so its id comes from the key.
+        call = dataclasses.replace(call, id=shards.idempotent_id("" if key.operator else key.id, idempotency[0]))
     # The id the client knows the call by; a client key's chosen ids are
     # stored under its own (apikeys.scoped_id).
     client_id = call.id

@@ -90,9 +90,10 @@ class _GunicornServer(BaseApplication):
         from ..runtime import tune_gc
 
         app = create_app(self.config, allow_no_auth=self.allow_no_auth, fast_intake=True)
-        queue = app.extensions[EXTENSION]
-        batcher = CommandBatcher(queue.redis, route_key=queue.keys.jobs)
-        batcher.start()
-        queue.use_batcher(batcher)
+        # One batcher a shard (``store.shards``): each writes to its slot's primary.
+        for queue in app.extensions[EXTENSION].shards:
+            batcher = CommandBatcher(queue.redis, route_key=queue.keys.jobs)
+            batcher.start()
+            queue.use_batcher(batcher)
         tune_gc()
         return app

@@ -15,7 +15,8 @@ One concept a module:
 ``registry``    workers: heartbeats, ownership, adoption, node shares
 ``outbox``      the webhook delivery queue
 ``overview``    what ``eslengine status`` reads, and each worker's info
-``jobqueue``    ``JobQueue``, the parts together, and ``enqueue``
+``shards``      which shard a call's keys are in (``shard_of``), merged listings
+``jobqueue``    ``JobQueue``, the parts together, ``ShardedQueue``, and ``enqueue``
 
 Nothing here talks to FreeSWITCH or HTTP.
 """
@@ -24,10 +25,10 @@ from __future__ import annotations
 
 from .clock import now_iso
 from .connection import connect, redis_errors
-from .jobqueue import JobQueue, enqueue
+from .jobqueue import JobQueue, ShardedQueue, enqueue
 from .jobs import STALE_PAGES
 from .keys import GROUP, JOB_FIELD, Keys, account_index
 from .registry import ADOPT_HOLD
 
-__all__ = ["ADOPT_HOLD", "GROUP", "JOB_FIELD", "STALE_PAGES", "JobQueue", "Keys", "account_index", "connect",
+__all__ = ["ADOPT_HOLD", "GROUP", "JOB_FIELD", "STALE_PAGES", "JobQueue", "Keys", "ShardedQueue", "account_index", "connect",
            "enqueue", "now_iso", "redis_errors"]

@@ -60,7 +60,7 @@ class CampaignStore:
     def __init__(self, client: redis.Redis, keys: Keys, *, record_ttl: int = 7 * 24 * 3600,
                  run: Executor | None = None) -> None:
         self.redis: Any = client
-        self.keys = keys
+        self.keys = keys.of_shard(0)  # campaigns, and their reports' outbox, are the base shard's
         self.record_ttl = record_ttl
         self.run = run or Executor(client)
 

@@ -17,7 +17,8 @@ import redis
 from .. import calls, dnc
 from ..calls import CallRequest
 from ..config import CDR_MAX, DEAD_LETTER_MAX, Config
-from ..errors import DoNotCall
+from ..errors import DoNotCall, IdempotencyKeyUsed
+from . import shards
 from .connection import connect, redis_errors
 from .dnc import DncStore
 from .executor import Executor
@@ -68,9 +69,25 @@ class JobQueue:
 
     @classmethod
     def from_config(cls, config: Config, client: redis.Redis | None = None) -> JobQueue:
-        return cls(client or connect(config.redis_url), Keys(config.key_prefix), record_ttl=config.record_ttl,
+        """The queue of ``config``: a ``ShardedQueue`` when it has more than
+        one shard (``ESLENGINE_REDIS_SHARDS``)."""
+        client = client or connect(config.redis_url)
+        if config.redis_shards > 1 and cls is JobQueue:
+            return ShardedQueue.from_config(config, client)
+        return cls(client, Keys(config.key_prefix), record_ttl=config.record_ttl,
                    dead_letter_max=config.dead_letter_max, cdr_max=config.cdr_max,
                    wait_replicas=config.redis_wait_replicas)
+
+    def of_shard(self, shard: int) -> JobQueue:
+        """The queue of one shard (this one's: shard 0, or the only one)."""
+        if shard != self.keys.shard:
+            raise ValueError("no shard %d here" % shard)
+        return self
+
+    @property
+    def shards(self) -> list[JobQueue]:
+        """One queue a shard, shard 0 first."""
+        return [self]
 
     def ping(self) -> bool:
         with redis_errors("ping"):
@@ -177,6 +194,10 @@ class JobQueue:
     def idempotency_used(self, owner: str, digest: str) -> tuple[str, str] | None:
         return self.records.idempotency_used(owner, digest)
 
+    def call_key(self, job_id: str) -> str:
+        """The key of the call's record (``Keys.call``), in its shard."""
+        return self.keys.call(job_id)
+
     # ------------------------------------------------------------ workers
 
     def beat(self, worker: str, ttl: float, token: str = "1") -> bool:
@@ -233,6 +254,122 @@ class JobQueue:
 
     def release_webhooks(self, job_ids: Collection[str]) -> None:
         self.outbox.release_webhooks(job_ids)
+
+
+class ShardedQueue(JobQueue):
+    """The queue of several shards (``store.shards``). As a ``JobQueue`` it
+    is shard 0's: what is not a call's (accounts, keys, campaigns, node
+    pacing, ``keys``, ``redis``) is there. The calls' own methods go to the
+    call's shard (``shard_of``; a call not found there is looked for in
+    shard 0, where jobs pushed straight into its stream and campaign calls
+    are); listings merge every shard's. A worker works each shard through
+    its own queue (``of_shard``; shard 0's too is a plain ``JobQueue``)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, *, shards: int, **kwargs: Any) -> None:
+        super().__init__(client, keys, **kwargs)
+        # Shard 0's queue too is a plain JobQueue: what a worker of shard 0
+        # asks of it is never routed elsewhere.
+        self._shards = [JobQueue(client, keys.of_shard(n), **kwargs) for n in range(shards)]
+
+    @classmethod
+    def from_config(cls, config: Config, client: redis.Redis | None = None) -> ShardedQueue:
+        return cls(client or connect(config.redis_url), Keys(config.key_prefix), shards=config.redis_shards,
+                   record_ttl=config.record_ttl, dead_letter_max=config.dead_letter_max, cdr_max=config.cdr_max,
+                   wait_replicas=config.redis_wait_replicas)
+
+    @property
+    def shards(self) -> list[JobQueue]:
+        return list(self._shards)
+
+    def of_shard(self, shard: int) -> JobQueue:
+        return self._shards[shard]
+
+    def _own(self, job_id: str) -> JobQueue:
+        return self._shards[shards.shard_of(job_id, len(self._shards))]
+
+    def _home(self, job_id: str) -> JobQueue:
+        """The shard holding the call's record: its own, else shard 0 when
+        it is there; its own when neither has it."""
+        order = shards.lookup_order(job_id, len(self._shards))
+        if len(order) > 1:
+            with redis_errors("read call"):
+                if not self._shards[order[0]].redis.exists(self._shards[order[0]].keys.call(job_id)) \
+                        and self.redis.exists(self.keys.call(job_id)):
+                    return self._shards[0]
+        return self._shards[order[0]]
+
+    def enqueue(self, request: CallRequest, *, owner: str = "", client_id: str = "",
+                idempotency: tuple[str, str] | None = None, account: str = "", lane: str = "") -> str:
+        """Into the call's shard, in ``lane``'s stream there. An Idempotency-Key a request with another
+        id used in another shard is found here first (two such requests at
+        the same moment may both be queued: the one case left open)."""
+        if idempotency is not None:
+            for queue in self._shards:
+                used = queue.idempotency_used(owner, idempotency[0])
+                if used is not None:
+                    raise IdempotencyKeyUsed(*used)
+        return self._own(request.id).enqueue(request, owner=owner, client_id=client_id, idempotency=idempotency,
+                                             account=account, lane=lane)
+
+    def idempotency_used(self, owner: str, digest: str) -> tuple[str, str] | None:
+        for queue in self._shards:
+            used = queue.idempotency_used(owner, digest)
+            if used is not None:
+                return used
+        return None
+
+    def call_key(self, job_id: str) -> str:
+        return self._own(job_id).keys.call(job_id)
+
+    def record(self, job_id: str) -> dict[str, str]:
+        return self._home(job_id).record(job_id)
+
+    def read_call(self, job_id: str) -> tuple[dict[str, str], list[str]] | None:
+        for shard in shards.lookup_order(job_id, len(self._shards)):
+            found = self._shards[shard].read_call(job_id)
+            if found is not None:
+                return found
+        return None
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        from ..http.present import present
+
+        found = self.read_call(job_id)
+        return present(*found) if found is not None else None
+
+    def request_cancel(self, job_id: str, cause: str = "ORIGINATOR_CANCEL", *, queued_only: bool = False) -> str:
+        return self._home(job_id).request_cancel(job_id, cause, queued_only=queued_only)
+
+    def owners(self, job_ids: Sequence[str]) -> list[str | None]:
+        return [None if h is None else h[0] for h in self.holders(job_ids)]
+
+    def holders(self, job_ids: Sequence[str]) -> list[tuple[str, str] | None]:
+        found: list[tuple[str, str] | None] = [None] * len(job_ids)
+        for shard, positions in shards.by_shard(job_ids, len(self._shards)).items():
+            for position, holder in zip(positions, self._shards[shard].holders([job_ids[p] for p in positions])):
+                found[position] = holder
+        missing = [p for p, h in enumerate(found) if h is None and shards.shard_of(job_ids[p], len(self._shards))]
+        if missing:
+            for position, holder in zip(missing, self._shards[0].holders([job_ids[p] for p in missing])):
+                found[position] = holder
+        return found
+
+    def list_calls(self, owner: str = "", *, newest: float | None = None, oldest: float | None = None,
+                   after: tuple[int, str] | None = None, count: int = 200) -> list[tuple[int, str, dict[str, str]]]:
+        """Every shard's listing merged: the same (score, id) cursor goes on
+        in every shard, so cursors are the same as with one shard."""
+        listings = [queue.records.list_calls(owner, newest=newest, oldest=oldest, after=after, count=count)
+                    for queue in self._shards]
+        return shards.merge_newest_first(listings, count)
+
+    def dead_letters(self, count: int = 100) -> list[tuple[str, dict[str, str]]]:
+        """Every shard's, each id as ``shards.qualify_entry`` writes it."""
+        return [(shards.qualify_entry(n, entry_id), fields)
+                for n, queue in enumerate(self._shards) for entry_id, fields in queue.jobs.dead_letters(count)][:count]
+
+    def requeue_dead(self, entry_id: str) -> str:
+        shard, entry = shards.parse_entry(entry_id, len(self._shards))
+        return self._shards[shard].jobs.requeue_dead(entry)
 
 
 def enqueue(client: redis.Redis, job: Mapping[str, Any], *, prefix: str | None = None,

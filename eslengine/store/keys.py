@@ -1,6 +1,8 @@
 """Every Redis key name eslengine uses, in one place.
 
-Each key is ``{<prefix>}:<name>`` (``<prefix>`` is ``ESLENGINE_KEY_PREFIX``,
+Each key is ``{<prefix>}:<name>`` (with ``ESLENGINE_REDIS_SHARDS`` above 1,
+the per-call keys below are also in ``{<prefix>#<n>}:<name>``, n = 1 ... N-1:
+see ``Keys`` and ``store.shards``) (``<prefix>`` is ``ESLENGINE_KEY_PREFIX``,
 ``eslengine`` by default). The braces are a Redis Cluster hash tag: only the
 prefix is hashed, so every key of one prefix lives in the same hash slot and
 any script may touch any of them on a cluster as on a single server
@@ -59,6 +61,12 @@ from __future__ import annotations
 
 from .. import calls
 
+
+def shard_tag(prefix: str, shard: int) -> str:
+    """The hash tag of ``prefix``'s keys in ``shard``."""
+    return "{%s}" % prefix if shard == 0 else "{%s#%d}" % (prefix, shard)
+
+
 # The consumer group every worker reads the job streams through.
 GROUP = "workers"
 # The job streams, in the order a worker serves them (``calls.LANES``):
@@ -72,11 +80,20 @@ JOB_FIELD = "job"
 
 
 class Keys:
-    """Key names under one prefix."""
+    """Key names under one prefix, in one shard (``store.shards``).
 
-    def __init__(self, prefix: str = "eslengine") -> None:
+    Shard 0 is ``{<prefix>}``; shard n > 0 is ``{<prefix>#n}`` (``#`` is
+    not allowed in a prefix, so no shard's tag is another prefix's). The
+    calls' keys, the job stream, dead letters, retries, the outbox, the
+    CDR stream and the workers' heartbeats are the shard's; accounts, API
+    keys, click-to-call and widget counters, campaigns and node pacing
+    are always the base shard's (``base``), whatever shard asks."""
+
+    def __init__(self, prefix: str = "eslengine", shard: int = 0) -> None:
         self.prefix = prefix
-        self.tag = "{%s}" % prefix
+        self.shard = shard
+        self.base = "{%s}" % prefix
+        self.tag = shard_tag(prefix, shard)
         self.jobs = self.tag + ":jobs"
         self.jobs_bulk = self.tag + ":jobs:bulk"
         self.dead = self.tag + ":dead"
@@ -85,19 +102,23 @@ class Keys:
         self.workers = self.tag + ":workers"
         self.workers_seen = self.tag + ":workers:seen"
         self.webhooks = self.tag + ":webhooks"
-        self.accounts = self.tag + ":accounts"
-        self.apikeys = self.tag + ":apikeys"
         self.cdr = self.tag + ":cdr"
-        self.campaigns = self.tag + ":campaigns"
-        self.active_campaigns = self.tag + ":campaigns:active"
-        self.deleting_campaigns = self.tag + ":campaigns:deleting"
-        self.dispatcher = self.tag + ":campaign-dispatcher"
-        self.dnc_refused = self.tag + ":dnc:refused"
+        self.accounts = self.base + ":accounts"
+        self.apikeys = self.base + ":apikeys"
+        self.campaigns = self.base + ":campaigns"
+        self.active_campaigns = self.base + ":campaigns:active"
+        self.deleting_campaigns = self.base + ":campaigns:deleting"
+        self.dispatcher = self.base + ":campaign-dispatcher"
+        self.dnc_refused = self.base + ":dnc:refused"
+
+    def of_shard(self, shard: int) -> Keys:
+        """The same prefix's keys in ``shard``."""
+        return self if shard == self.shard else Keys(self.prefix, shard)
 
     # ------------------------------------------------------------ lanes
 
     def stream(self, lane: str) -> str:
-        """The job stream of ``lane`` (one of ``LANES``)."""
+        """The job stream of ``lane`` (one of ``LANES``) in this shard."""
         return self.jobs_bulk if lane == "bulk" else self.jobs
 
     def entry_of(self, entry: str) -> tuple[str, str]:
@@ -149,82 +170,83 @@ class Keys:
 
     def node_workers(self, node: str) -> str:
         """ZSET: the workers pacing ``node``, scored by when each lapses."""
-        return "%s:node:%s:workers" % (self.tag, node)
+        return "%s:node:%s:workers" % (self.base, node)
 
     def node_held(self, node: str) -> str:
         """HASH: worker -> "<sessions held> <session share>" on ``node``."""
-        return "%s:node:%s:held" % (self.tag, node)
+        return "%s:node:%s:held" % (self.base, node)
 
     # ------------------------------------------------------------ accounts and keys
 
     def account_items(self, account: str, kind: str) -> str:
         """HASH: item id -> JSON document, of one kind (``accounts.KINDS``)."""
-        return "%s:account:%s:%s" % (self.tag, account, kind)
+        return "%s:account:%s:%s" % (self.base, account, kind)
 
     def account_pattern(self, account: str) -> str:
         """A ``SCAN MATCH`` pattern for every key an account holds."""
-        return "%s:account:%s:*" % (self.tag, account)
+        return "%s:account:%s:*" % (self.base, account)
 
     def c2c_calls(self, account: str, item_id: str) -> str:
         """ZSET: the calls a click-to-call placed, by connect time (µs)."""
-        return "%s:account:%s:c2c-calls:%s" % (self.tag, account, item_id)
+        return "%s:account:%s:c2c-calls:%s" % (self.base, account, item_id)
 
     def c2c_limit(self, account: str, item_id: str, counter: str) -> str:
         """A click-to-call's connect counter (``clicktocall.limits``)."""
-        return "%s:account:%s:c2c-limit:%s:%s" % (self.tag, account, item_id, counter)
+        return "%s:account:%s:c2c-limit:%s:%s" % (self.base, account, item_id, counter)
 
     def c2c_refusals(self, account: str, item_id: str) -> str:
         """HASH: reason -> how often the click-to-call's widget refused a call."""
-        return "%s:account:%s:c2c-refusals:%s" % (self.tag, account, item_id)
+        return "%s:account:%s:c2c-refusals:%s" % (self.base, account, item_id)
 
     def widget_destination(self, number: str, hour: int) -> str:
         """Counter of the calls to ``number`` placed through any widget in
         one hour (``ESLENGINE_WIDGET_PER_DESTINATION``)."""
-        return "%s:widget-dest:%s:%d" % (self.tag, number, hour)
+        return "%s:widget-dest:%s:%d" % (self.base, number, hour)
 
     def apikey(self, digest: str) -> str:
         """HASH: the client key whose token has this SHA-256 digest."""
-        return "%s:apikey:%s" % (self.tag, digest)
+        return "%s:apikey:%s" % (self.base, digest)
 
     def apikey_rate(self, key_id: str, minute: int) -> str:
         """Counter of the calls a key placed in one minute."""
-        return "%s:apikey-rate:%s:%d" % (self.tag, key_id, minute)
+        return "%s:apikey-rate:%s:%d" % (self.base, key_id, minute)
 
     # ------------------------------------------------------------ do-not-call
 
     def dnc(self, account: str = "") -> str:
-        """HASH: the do-not-call list of ``account``, or the global one."""
-        return "%s:dnc:account:%s" % (self.tag, account) if account else self.tag + ":dnc:global"
+        """HASH: the do-not-call list of ``account``, or the global one
+        (always the base shard's: one copy, whatever shard asks)."""
+        return "%s:dnc:account:%s" % (self.base, account) if account else self.base + ":dnc:global"
 
 
     # ------------------------------------------------------------ campaigns
 
     def campaign(self, campaign_id: str) -> str:
-        return "%s:campaign:%s" % (self.tag, campaign_id)
+        return "%s:campaign:%s" % (self.base, campaign_id)
 
     def contact(self, campaign_id: str, contact_id: str) -> str:
-        return "%s:campaign:%s:contact:%s" % (self.tag, campaign_id, contact_id)
+        return "%s:campaign:%s:contact:%s" % (self.base, campaign_id, contact_id)
 
     def campaign_pending(self, campaign_id: str) -> str:
         """ZSET: contacts to call, scored by when they may be (epoch seconds)."""
-        return "%s:campaign:%s:pending" % (self.tag, campaign_id)
+        return "%s:campaign:%s:pending" % (self.base, campaign_id)
 
     def campaign_waiting(self, campaign_id: str) -> str:
         """ZSET: contacts outside their calling window, scored by when it opens."""
-        return "%s:campaign:%s:waiting" % (self.tag, campaign_id)
+        return "%s:campaign:%s:waiting" % (self.base, campaign_id)
 
     def campaign_dialing(self, campaign_id: str) -> str:
         """ZSET: contacts whose call is queued or up, scored by when it was queued."""
-        return "%s:campaign:%s:dialing" % (self.tag, campaign_id)
+        return "%s:campaign:%s:dialing" % (self.base, campaign_id)
 
     def campaign_contacts(self, campaign_id: str) -> str:
         """ZSET: every contact id of a campaign, scored by the order it was
         added in (what listings page through and a delete walks)."""
-        return "%s:campaign:%s:contacts" % (self.tag, campaign_id)
+        return "%s:campaign:%s:contacts" % (self.base, campaign_id)
 
     def campaign_pattern(self, campaign_id: str) -> str:
         """A ``SCAN MATCH`` pattern for every key of a campaign but its hash."""
-        return "%s:campaign:%s:*" % (self.tag, campaign_id)
+        return "%s:campaign:%s:*" % (self.base, campaign_id)
 
 
 def lane_entry(lane: str, stream_id: str) -> str:

@@ -21,10 +21,16 @@ adoption of dead workers' calls (``registry.py``), claiming
 (``cancels.py``), the switches' attempt markers (``attempt_markers.py``),
 what it says of itself for ``eslengine status`` (``report.py``),
 and each call's life (``life.py``, ``connect.py``, ``recovery.py``).
+
+With the store in several shards (``ESLENGINE_REDIS_SHARDS``), a worker
+process runs one ``Worker`` a shard it serves (``shard_workers``): each its
+own claims, heartbeat, adoption, retries, cancels and webhooks in its
+shard, every one pacing the nodes in shard 0.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -110,9 +116,16 @@ class Worker(Recovering):
         consumer: str | None = None,
         link_factory: LinkFactory = NodeLink,
         timings: Timings | None = None,
+        base: JobQueue | None = None,
+        dispatch: bool = True,
     ) -> None:
+        """``queue``: the shard this worker claims from (``store.shards``);
+        ``base``: shard 0's, where the nodes are paced and campaigns kept
+        (``queue`` itself by default); ``dispatch``: whether it runs the
+        campaign dispatcher (one shard's worker of a process does)."""
         self.config = config
         self.queue = queue
+        base = queue if base is None else base
         self.consumer = consumer or _default_name()
         if not _CONSUMER.match(self.consumer):
             raise ValueError("worker name %r: use 1-100 letters, digits and . _ : @ + -" % self.consumer)
@@ -127,7 +140,7 @@ class Worker(Recovering):
         self.stopped = gevent.event.Event()
         self.webhooks = Webhooks(queue, config)
         self.registry = Registry(queue, self.consumer, self.timings, self.phase)
-        self.nodes = Nodes(config, queue, self.consumer, self.timings, self.phase, on_share=self._share_changed)
+        self.nodes = Nodes(config, base, self.consumer, self.timings, self.phase, on_share=self._share_changed)
         self.claims = Claims(config, queue, self.consumer, self.timings, self.phase, self.registry, self.nodes,
                              self.pool, run_entry=self._run_entry)
         self.adoption = Adoption(queue, self.consumer, self.timings, self.phase, self.registry, self.nodes, self.pool,
@@ -138,8 +151,8 @@ class Worker(Recovering):
         self.report = Report(queue, self.consumer, self.timings, self.phase, self.nodes, pool=config.concurrency,
                              now=time.time)
         self.metrics = WorkerMetrics(self)
-        self.gate = CampaignGate(queue)
-        self.dispatcher = Dispatcher(config, queue, on_report=self.webhooks.wake)
+        self.gate = CampaignGate(base)
+        self.dispatcher = Dispatcher(config, base, on_report=self.webhooks.wake) if dispatch else None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -178,7 +191,8 @@ class Worker(Recovering):
             gevent.spawn(self.report.loop),
         ]
         self.webhooks.start()
-        self.dispatcher.start()
+        if self.dispatcher is not None:
+            self.dispatcher.start()
         log.info("worker %s: started, %d node(s), pool %d", self.consumer, len(self.nodes), self.config.concurrency)
 
     def halt(self) -> None:
@@ -186,7 +200,8 @@ class Worker(Recovering):
         recorded or renewed, no call is hung up, and the event sockets
         close (what another worker then adopts; tests use it)."""
         self.phase.running = False
-        self.dispatcher.stop(release=False)
+        if self.dispatcher is not None:
+            self.dispatcher.stop(release=False)
         self.pool.kill(block=True)
         gevent.killall(self._greenlets)
         for state in self.nodes:
@@ -200,7 +215,8 @@ class Worker(Recovering):
         if not self.phase.running:
             return
         self.phase.running = False
-        self.dispatcher.stop()
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
         log.info("worker %s: draining %d call(s), grace %.0fs", self.consumer, len(self.calls), grace)
         self.nodes.wake()
         gevent.killall(self._greenlets[:1], timeout=5)
@@ -270,10 +286,35 @@ class Worker(Recovering):
         self.claims.wake()
 
 
+def shard_workers(config: Config, queue: JobQueue, *, consumer: str | None = None,
+                  link_factory: LinkFactory = NodeLink, timings: Timings | None = None) -> list[Worker]:
+    """The workers of one process: one a shard it serves (``store.shards``;
+    ``Config.worker_shards``, by default every shard), each claiming from
+    its shard's queue only and beating in it, pacing the nodes in shard 0
+    among the others. Shard 0's is named ``consumer`` and runs the campaign
+    dispatcher; shard n's is ``<consumer>.s<n>``; the first one serves the
+    metrics port. With one shard, the one worker as always."""
+    name = consumer or _default_name()
+    base = queue.of_shard(0)
+    served = config.worker_shards or tuple(range(len(queue.shards)))
+    workers: list[Worker] = []
+    for n in served:
+        settings = config if not workers else dataclasses.replace(config, metrics_port=0)
+        workers.append(Worker(settings, queue.of_shard(n), consumer=name if n == 0 else "%s.s%d" % (name, n),
+                              link_factory=link_factory, timings=timings, base=base, dispatch=n == 0))
+    return workers
+
+
 def run(config: Config, queue: JobQueue, *, stop_signals: Sequence[int] = ()) -> None:
-    """Run a worker until one of ``stop_signals`` arrives (then drain)."""
-    worker = Worker(config, queue)
-    worker.start()
+    """Run a worker (one a shard) until one of ``stop_signals`` arrives (then drain)."""
+    workers = shard_workers(config, queue)
+    for worker in workers:
+        worker.start()
+
+    def stop() -> None:
+        gevent.joinall([gevent.spawn(worker.stop) for worker in workers])
+
     for signum in stop_signals:
-        gevent.signal_handler(signum, lambda: gevent.spawn(worker.stop))
-    worker.stopped.wait()
+        gevent.signal_handler(signum, lambda: gevent.spawn(stop))
+    for worker in workers:
+        worker.stopped.wait()

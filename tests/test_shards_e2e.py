@@ -1,0 +1,83 @@
+"""End to end with the store in three shards (ESLENGINE_REDIS_SHARDS=3):
+Redis (with ``ESLENGINE_TEST_REDIS=cluster`` a three-primary cluster), the
+simulator, a worker and the API as separate processes, driven over HTTP."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from eslengine.stack import LocalStack
+from eslengine.store import Keys, connect, shards
+from tests.test_e2e import wait_final
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def stack(engine_redis_url: str) -> Iterator[LocalStack]:
+    s = LocalStack(switch_args=["--ring-time", "0.1", "--talk-time", "0.3"], redis_url=engine_redis_url,
+                   env={"ESLENGINE_KEY_PREFIX": "e2e-%s" % uuid.uuid4().hex[:6], "ESLENGINE_REDIS_SHARDS": "3"})
+    s.start()
+    yield s
+    s.stop()
+    s.cleanup()
+
+
+def test_calls_go_to_their_shards_and_are_listed_from_all_of_them(stack: LocalStack) -> None:
+    prefix = stack.engine_env["ESLENGINE_KEY_PREFIX"]
+    placed = []
+    for n in range(12):
+        code, doc, _ = stack.http("POST", "/v1/calls", {"a": "+1555123%04d" % n, "b": "user/1000"})
+        assert code == 202, doc
+        placed.append(doc["id"])
+    for job_id in placed:
+        assert wait_final(stack, job_id)["status"] == "completed"
+    client = connect(stack.redis_url)
+    try:
+        for job_id in placed:
+            assert client.exists(Keys(prefix, shards.shard_of(job_id, 3)).call(job_id)), job_id
+    finally:
+        client.close()
+    assert len({shards.shard_of(job_id, 3) for job_id in placed}) > 1
+    listed: list[str] = []
+    path = "/v1/calls?limit=5"
+    while True:
+        code, page, _ = stack.http("GET", path)
+        assert code == 200, page
+        listed += [c["id"] for c in page["calls"]]
+        if not page.get("next_cursor"):
+            break
+        path = "/v1/calls?limit=5&cursor=%s" % page["next_cursor"]
+    assert set(placed) <= set(listed) and len(listed) == len(set(listed))
+
+
+def test_a_repeated_idempotency_key_without_an_id_is_the_same_call(stack: LocalStack) -> None:
+    def post(body: dict[str, str]) -> tuple[int, dict[str, str]]:
+        request = urllib.request.Request(stack.api_url + "/v1/calls", data=json.dumps(body).encode(), method="POST")
+        request.add_header("Authorization", "Bearer %s" % stack.api_key)
+        request.add_header("Content-Type", "application/json")
+        request.add_header("Idempotency-Key", "order-%s" % uuid.uuid4().hex)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            first = (response.status, json.loads(response.read()))
+        with urllib.request.urlopen(request, timeout=10) as response:
+            again = (response.status, json.loads(response.read()))
+        assert again[1]["id"] == first[1]["id"], (first, again)
+        return first
+
+    code, doc = post({"a": "+15551230001", "b": "user/1000"})
+    assert code == 202
+    assert wait_final(stack, doc["id"])["status"] == "completed"
+
+
+def test_a_cancel_reaches_the_calls_shard(stack: LocalStack) -> None:
+    code, doc, _ = stack.http("POST", "/v1/calls", {"a": "+15551230408", "b": "+15551230002", "timeout": 30})
+    assert code == 202
+    code, reply, _ = stack.http("DELETE", "/v1/calls/%s" % doc["id"])
+    assert code == 202, reply
+    final = wait_final(stack, doc["id"])
+    assert (final["status"], final["hangup_cause"]) == ("cancelled", "ORIGINATOR_CANCEL")
