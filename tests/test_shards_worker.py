@@ -149,3 +149,72 @@ def test_status_calls_and_dead_letters_read_every_shard(redis_server: RedisServe
         rig.switch.api("uuid_kill", live, None)
     finally:
         rig.close()
+
+
+def test_do_not_call_numbers_are_refused_and_skipped_in_every_shard(redis_server: RedisServer,
+                                                                    key_prefix: str) -> None:
+    """One copy of the lists, in the base shard: a listed number is refused
+    at intake whatever shard the call would go to, and a number listed once
+    its job is queued is skipped at dial time by that shard's worker; a
+    bulk-lane job of shard 2 is placed by shard 2's worker."""
+    import time
+
+    import pytest
+
+    from eslengine import dnc
+    from eslengine.errors import DoNotCall
+    from eslengine.store.keys import GROUP
+
+    rig = Rig(redis_server, key_prefix, talk_time=0.5)
+    try:
+        queue = _sharded(rig)
+        queue.dnc.add("", [dnc.Entry("+15551239001", added=time.time())])
+        queue.dnc.add("acme", [dnc.Entry("+15551239002", added=time.time())])
+        for shard in range(3):
+            with pytest.raises(DoNotCall) as refused:
+                queue.enqueue(parse_request({"id": _id_in(shard), "a": "+15551230001", "b": "+15551239001"},
+                                            rig.config), lane="bulk")
+            assert (refused.value.number, refused.value.list) == ("+15551239001", dnc.GLOBAL)
+            with pytest.raises(DoNotCall) as refused:
+                queue.enqueue(parse_request({"id": _id_in(shard), "a": "+15551239002", "b": "+15551230001"},
+                                            rig.config), account="acme")
+            assert refused.value.list == dnc.ACCOUNT
+        for shard in range(3):
+            keys = Keys(key_prefix, shard)
+            assert rig.client.xlen(keys.jobs) == 0 and rig.client.xlen(keys.jobs_bulk) == 0
+            assert rig.client.zcard(keys.index()) == 0
+        assert queue.dnc.refusals() == {"api": 6, "dial": 0}
+        assert queue.dnc.refusals("acme") == {"api": 3, "dial": 0}
+        # The lists exist once, in the base shard.
+        assert not any(rig.client.exists(Keys(key_prefix, n).tag + ":dnc:global") for n in (1, 2))
+
+        # Queued in every shard and lane, then listed before any worker runs.
+        later = {shard: queue.enqueue(parse_request({"id": _id_in(shard), "a": "+15551230001",
+                                                     "b": "+1555123800%d" % shard}, rig.config),
+                                      lane="bulk" if shard == 2 else "interactive")
+                 for shard in range(3)}
+        bulk = queue.enqueue(parse_request({"id": _id_in(2), "a": "+15551230002", "b": "+15551230003"}, rig.config),
+                             lane="bulk")
+        assert rig.client.xlen(Keys(key_prefix, 2).jobs_bulk) == 2
+        queue.dnc.add("", [dnc.Entry("+1555123800%d" % shard, added=time.time()) for shard in range(3)])
+        workers = _start(rig, queue, "w1")
+        rig.workers += workers
+        for shard, job in later.items():
+            doc = wait_for(lambda job=job: (d := queue.get(job)) and d["status"] in ("skipped_dnc", "completed",
+                                                                                     "failed") and d, timeout=15)
+            assert doc["status"] == "skipped_dnc", json.dumps(doc)
+            assert queue.record(job).get("worker") == workers[shard].consumer
+            assert rig.switch.originates_with("eslengine_job_id", job) == []
+        doc = wait_for(lambda: (d := queue.get(bulk)) and d["status"] in ("completed", "failed") and d, timeout=15)
+        assert doc["status"] == "completed", json.dumps(doc)
+        record = queue.record(bulk)
+        assert (record.get("worker"), record.get("lane")) == ("w1.s2", "bulk")
+        assert rig.client.exists(Keys(key_prefix, 2).call(bulk))
+        assert len(rig.switch.originates_with("eslengine_job_id", bulk)) == 1
+        assert queue.dnc.refusals() == {"api": 6, "dial": 3}
+        for shard in range(3):
+            keys = Keys(key_prefix, shard)
+            for stream in (keys.jobs, keys.jobs_bulk):
+                assert rig.client.xpending(stream, GROUP)["pending"] == 0
+    finally:
+        rig.close()

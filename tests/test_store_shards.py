@@ -107,7 +107,7 @@ def _per_shard_names(keys: Keys) -> list[str]:
     return [keys.jobs, keys.dead, keys.cancel, keys.retry, keys.workers, keys.webhooks, keys.workers_seen,
             keys.call("c"), keys.history("c"), keys.placing("c", 2), keys.index(), keys.index("key_1"),
             keys.idempotency("", "d"), keys.webhook("c"), keys.heartbeat("w"), keys.live("w"), keys.adopter("w"),
-            keys.worker_info("w"), keys.cdr]
+            keys.worker_info("w"), keys.cdr, keys.jobs_bulk, keys.stream("bulk"), keys.stream("interactive")]
 
 
 def _base_names(keys: Keys) -> list[str]:
@@ -116,7 +116,8 @@ def _base_names(keys: Keys) -> list[str]:
             keys.c2c_limit("a", "i", "rate:1"), keys.c2c_refusals("a", "i"), keys.widget_destination("+1555", 1),
             keys.apikey("d"), keys.apikey_rate("k", 1), keys.campaigns, keys.active_campaigns, keys.dispatcher,
             keys.campaign("c"), keys.contact("c", "r1"), keys.campaign_pending("c"), keys.campaign_waiting("c"),
-            keys.campaign_dialing("c"), keys.campaign_pattern("c")]
+            keys.campaign_dialing("c"), keys.campaign_pattern("c"), keys.campaign_contacts("c"),
+            keys.deleting_campaigns, keys.dnc(), keys.dnc("a"), keys.dnc_refused]
 
 
 def test_shard_0s_keys_are_todays() -> None:

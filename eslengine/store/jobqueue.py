@@ -99,7 +99,16 @@ class JobQueue:
                 idempotency: tuple[str, str] | None = None, account: str = "", lane: str = "") -> str:
         """``Jobs.enqueue``, once no number the call would ring is on the
         global do-not-call list or ``account``'s: else ``DoNotCall``
-        (counted), and nothing is queued. ``lane``: by default the request's."""
+        (counted), and nothing is queued. ``lane``: by default the request's.
+
+        In shard 0 the lists are read by the enqueue script itself, in the
+        same step; in any other shard (``ESLENGINE_REDIS_SHARDS`` > 1) they
+        are read just before it (``check_do_not_call``): a number listed
+        between the two is still skipped when the call is dialed."""
+        if self.keys.shard:
+            # The do-not-call lists are the base shard's alone: a script of
+            # another shard cannot read them, so they are read first here.
+            self.check_do_not_call(request, account)
         try:
             return self.jobs.enqueue(request, owner=owner, client_id=client_id, idempotency=idempotency,
                                      account=account, lane=lane)
@@ -270,6 +279,12 @@ class ShardedQueue(JobQueue):
         # Shard 0's queue too is a plain JobQueue: what a worker of shard 0
         # asks of it is never routed elsewhere.
         self._shards = [JobQueue(client, keys.of_shard(n), **kwargs) for n in range(shards)]
+        # The do-not-call lists and counts are the base shard's keys: every
+        # shard reads them through shard 0's store, so through shard 0's
+        # batcher (routed to the base slot's primary), never another's.
+        self.dnc = self._shards[0].dnc
+        for queue in self._shards:
+            queue.dnc = self.dnc
 
     @classmethod
     def from_config(cls, config: Config, client: redis.Redis | None = None) -> ShardedQueue:

@@ -85,7 +85,9 @@ class Jobs:
 
         In the same step, a number the call would ring
         (``dnc.checked_numbers``) that is on the global do-not-call list or
-        on ``account``'s refuses it: ``DoNotCall``, nothing queued."""
+        on ``account``'s refuses it: ``DoNotCall``, nothing queued (in
+        shard 0 only: the lists are the base shard's, and another shard's
+        caller checks them before, ``JobQueue.enqueue``)."""
         lane = lane or request.lane
         if lane not in LANES:
             raise ValueError("unknown lane %r (one of %s)" % (lane, ", ".join(LANES)))
@@ -95,7 +97,9 @@ class Jobs:
         score = int(ts * 1_000_000)
         numbers = dnc.checked_numbers(request)
         lists = [dnc.GLOBAL, dnc.ACCOUNT] if account else [dnc.GLOBAL]
-        if not numbers:
+        if not numbers or self.keys.shard:
+            # Another shard's script cannot read the base shard's lists:
+            # JobQueue.enqueue checks them before.
             lists = []
         args: list[str] = [str(self.record_ttl), document, now, str(score), str(score - self.record_ttl * 1_000_000),
                            request.id, idempotency[1] if idempotency else "", str(len(lists)), repr(ts),
