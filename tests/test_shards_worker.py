@@ -130,6 +130,15 @@ def test_status_calls_and_dead_letters_read_every_shard(redis_server: RedisServe
         config = dataclasses.replace(rig.config, redis_shards=3)
         assert ops.status_document(config, queue)["queue"]["waiting"] == 3
         assert ops.status_document(config, queue)["queue"]["dead_letters"] == 1
+        # Each lane read in every shard; the base shard's refusal counts once.
+        queue.enqueue(parse_request({"id": _id_in(2), "a": "+15551230001", "b": "+15551230002"}, rig.config),
+                      lane="bulk")
+        queue.dnc.count_refusal("api", "")
+        document = ops.status_document(config, queue)
+        assert {lane: shown["waiting"] for lane, shown in document["queue"]["lanes"].items()} == {
+            "interactive": 3, "bulk": 1}
+        assert document["queue"]["waiting"] == 4
+        assert document["do_not_call"]["refused"] == {"api": 1, "dial": 0}
         dead = cli("dead", "list", rig=rig, env=env)
         assert dead.returncode == 0 and "2/" in dead.stdout, (dead.stdout, dead.stderr)
 

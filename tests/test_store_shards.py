@@ -12,7 +12,7 @@ from redis.crc import key_slot
 
 from eslengine.calls import parse_id
 from eslengine.errors import IdempotencyKeyUsed
-from eslengine.opsview import QueueSeen, Snapshot, WorkerSeen
+from eslengine.opsview import CampaignsSeen, LaneSeen, QueueSeen, Snapshot, WorkerSeen
 from eslengine.store import JobQueue, Keys, ShardedQueue, lua, shards
 from tests.conftest import call_request
 from tests.test_store_keys import _run_every_script, script_calls  # noqa: F401  (a fixture)
@@ -275,3 +275,24 @@ def test_status_snapshots_of_every_shard_merge_into_one() -> None:
                                      next_retry=40.0, dead_letters=3, newest_dead_ms=700)
     assert merged.pacers == {"fs1": {"w1": (1, 10, 2.0)}}
     assert shards.merge_snapshots([one]) is one
+
+
+def _laned(interactive: tuple[Any, ...], bulk: tuple[Any, ...], refused: int) -> Snapshot:
+    lanes = {"interactive": LaneSeen(*interactive), "bulk": LaneSeen(*bulk)}
+    total = (interactive[0] + bulk[0], None, interactive[2] + bulk[2], None)
+    return Snapshot(now=1.0, workers=(), pacers={}, queue=QueueSeen(*total, 0, None, 0, None, lanes=lanes),
+                    campaigns=CampaignsSeen(running=refused, contacts={"queued": 10 * refused}),
+                    dnc_refused={"api": refused, "dial": 2 * refused})
+
+
+def test_each_lane_is_summed_over_the_shards_and_campaigns_and_refusals_are_read_once() -> None:
+    # Each shard's overview reads the base shard's campaigns and refusal
+    # counts too: the merge takes them once, from shard 0.
+    merged = shards.merge_snapshots([_laned((2, 900, 1, 800), (5, 700, 0, None), 1),
+                                     _laned((1, 950, 0, None), (3, 600, 2, 650), 1),
+                                     _laned((0, None, 4, 750), (0, None, 0, None), 1)])
+    assert merged.queue.lanes == {"interactive": LaneSeen(3, 900, 5, 750), "bulk": LaneSeen(8, 600, 2, 650)}
+    assert (merged.queue.waiting, merged.queue.oldest_waiting_ms) == (11, 600)
+    assert (merged.queue.claimed, merged.queue.oldest_claimed_ms) == (7, 650)
+    assert merged.campaigns == CampaignsSeen(running=1, contacts={"queued": 10})
+    assert merged.dnc_refused == {"api": 1, "dial": 2}

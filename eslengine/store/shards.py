@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
-from ..opsview import QueueSeen, Snapshot
+from ..opsview import LaneSeen, QueueSeen, Snapshot, lanes_together
 
 T = TypeVar("T")
 
@@ -96,26 +96,35 @@ def _least(values: Iterable[T | None]) -> T | None:
 
 def merge_snapshots(snapshots: Sequence[Snapshot]) -> Snapshot:
     """What ``eslengine status`` shows of every shard (one ``Snapshot``
-    each, shard 0 first): every shard's workers, the queue counts summed,
-    the oldest waiting or claimed job of any, the next retry of any, the
-    newest dead letter of any; node places are the base shard's."""
+    each, shard 0 first): every shard's workers, each lane's counts summed
+    over the shards (the oldest waiting or claimed job of any), the queue's
+    the lanes together, the next retry of any, the newest dead letter of
+    any; node places, campaigns and do-not-call refusals are the base
+    shard's keys, read once: shard 0's."""
     if len(snapshots) == 1:
         return snapshots[0]
     queues = [s.queue for s in snapshots]
     newest_dead = [q.newest_dead_ms for q in queues if q.newest_dead_ms is not None]
     pacers = {label: dict(found) for s in snapshots for label, found in s.pacers.items()}
+    names = list(dict.fromkeys(lane for q in queues for lane in q.lanes))
+    lanes = {lane: lanes_together(q.lanes[lane] for q in queues if lane in q.lanes) for lane in names}
+    total = lanes_together(lanes.values()) if lanes else lanes_together(
+        LaneSeen(q.waiting, q.oldest_waiting_ms, q.claimed, q.oldest_claimed_ms) for q in queues)
     return Snapshot(
         now=max(s.now for s in snapshots),
         workers=tuple(w for s in snapshots for w in s.workers),
         pacers=pacers,
         queue=QueueSeen(
-            waiting=sum(q.waiting for q in queues),
-            oldest_waiting_ms=_least(q.oldest_waiting_ms for q in queues),
-            claimed=sum(q.claimed for q in queues),
-            oldest_claimed_ms=_least(q.oldest_claimed_ms for q in queues),
+            waiting=total.waiting,
+            oldest_waiting_ms=total.oldest_waiting_ms,
+            claimed=total.claimed,
+            oldest_claimed_ms=total.oldest_claimed_ms,
             retries=sum(q.retries for q in queues),
             next_retry=_least(q.next_retry for q in queues),
             dead_letters=sum(q.dead_letters for q in queues),
             newest_dead_ms=max(newest_dead) if newest_dead else None,
+            lanes=lanes,
         ),
+        campaigns=snapshots[0].campaigns,
+        dnc_refused=snapshots[0].dnc_refused,
     )
