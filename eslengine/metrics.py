@@ -339,11 +339,18 @@ class QueueCollector(Collector):
     ``XLEN {p}:dead``, ``XLEN {p}:cdr`` and the active campaigns; then each
     of those campaigns' state and contact counters. Redis not answering in
     time gives ``eslengine_queue_up 0`` and no other figure, never a failed
-    scrape."""
+    scrape.
 
-    def __init__(self, client: Any, keys: Any, group: str, *, deadline: float = QUEUE_READ_DEADLINE) -> None:
+    With several shards (``shards``: each shard's ``Keys``, shard 0 first)
+    the per-shard figures are summed over the shards under the same labels
+    (a lane's oldest job: the oldest of any shard); the campaigns are the
+    base shard's, read once."""
+
+    def __init__(self, client: Any, keys: Any, group: str, *, deadline: float = QUEUE_READ_DEADLINE,
+                 shards: Sequence[Any] = ()) -> None:
         self.client = client
         self.keys = keys
+        self.shards = list(shards) or [keys]
         self.group = group
         self.deadline = deadline
 
@@ -352,20 +359,28 @@ class QueueCollector(Collector):
         label values -> value. Raises what redis-py raises, or
         ``gevent.Timeout`` after ``deadline``."""
         keys = self.keys
+        per_shard = 3 * len(LANES) + 3
         with gevent.Timeout(self.deadline):
             pipe = self.client.pipeline(transaction=False)
-            for lane in LANES:
-                pipe.xlen(keys.stream(lane))
-                pipe.xpending(keys.stream(lane), self.group)
-                pipe.xrange(keys.stream(lane), "-", "+", count=1)
-            pipe.zcard(keys.retry)
-            pipe.xlen(keys.dead)
-            pipe.xlen(keys.cdr)
+            for shard in self.shards:
+                for lane in LANES:
+                    pipe.xlen(shard.stream(lane))
+                    pipe.xpending(shard.stream(lane), self.group)
+                    pipe.xrange(shard.stream(lane), "-", "+", count=1)
+                pipe.zcard(shard.retry)
+                pipe.xlen(shard.dead)
+                pipe.xlen(shard.cdr)
             pipe.smembers(keys.active_campaigns)
             pipe.time()
             replies = pipe.execute(raise_on_error=False)
-            retry, dead, cdr, active, now = replies[3 * len(LANES):]
-            for reply in (retry, dead, cdr, active, now):
+            active, now = replies[per_shard * len(self.shards):]
+            totals = [0, 0, 0]
+            for n in range(len(self.shards)):
+                for i, reply in enumerate(replies[per_shard * n + 3 * len(LANES):per_shard * (n + 1)]):
+                    if isinstance(reply, Exception):
+                        raise reply
+                    totals[i] += int(reply)
+            for reply in (active, now):
                 if isinstance(reply, Exception):
                     raise reply
             campaigns = []
@@ -374,21 +389,25 @@ class QueueCollector(Collector):
                 for campaign_id in sorted(active):
                     pipe.hmget(keys.campaign(campaign_id), CAMPAIGN_FIELDS)
                 campaigns = [dict(zip(CAMPAIGN_FIELDS, values)) for values in pipe.execute()]
+        retry, dead, cdr = totals
         now_ms = now[0] * 1000.0 + now[1] / 1000.0
         figures: dict[str, dict[tuple[str, ...], float]] = {
             "eslengine_queue_jobs": {}, "eslengine_queue_pending_jobs": {},
             "eslengine_queue_oldest_job_age_seconds": {}}
         for i, lane in enumerate(LANES):
-            jobs, pending, first = replies[3 * i:3 * i + 3]
-            for reply in (jobs, first):
-                if isinstance(reply, Exception):
-                    raise reply
-            # No consumer group yet (no worker ever ran): nothing is pending.
-            pending_count = 0 if isinstance(pending, Exception) else int(pending.get("pending") or 0)
-            figures["eslengine_queue_jobs"][(lane,)] = float(jobs)
-            figures["eslengine_queue_pending_jobs"][(lane,)] = float(pending_count)
-            figures["eslengine_queue_oldest_job_age_seconds"][(lane,)] = oldest_age(first[0][0] if first else None,
-                                                                                    now_ms)
+            total_jobs, total_pending, oldest = 0, 0, 0.0
+            for n in range(len(self.shards)):
+                jobs, pending, first = replies[per_shard * n + 3 * i:per_shard * n + 3 * i + 3]
+                for reply in (jobs, first):
+                    if isinstance(reply, Exception):
+                        raise reply
+                # No consumer group yet (no worker ever ran): nothing is pending.
+                total_jobs += int(jobs)
+                total_pending += 0 if isinstance(pending, Exception) else int(pending.get("pending") or 0)
+                oldest = max(oldest, oldest_age(first[0][0] if first else None, now_ms))
+            figures["eslengine_queue_jobs"][(lane,)] = float(total_jobs)
+            figures["eslengine_queue_pending_jobs"][(lane,)] = float(total_pending)
+            figures["eslengine_queue_oldest_job_age_seconds"][(lane,)] = oldest
         seen = running_contacts(campaigns)
         figures.update({
             "eslengine_retry_jobs": {(): float(retry)},

@@ -451,6 +451,38 @@ def test_api_metrics_show_the_queue_read_from_redis(client: FlaskClient, queue: 
     assert [name for name, _ in served if name.endswith("_created")] == []
 
 
+def test_with_shards_the_queue_gauges_sum_every_shards_streams(config: Config) -> None:
+    from eslengine.store import ShardedQueue
+
+    client = connect(config.redis_url)
+    try:
+        sharded = ShardedQueue(client, Keys(config.key_prefix), shards=3, record_ttl=60)
+        app = create_app(Config(**{**config.__dict__, "redis_shards": 3}), sharded)
+        now_ms = int(time.time() * 1000)
+        for shard, (interactive, bulk) in enumerate([(2, 0), (1, 3), (0, 1)]):
+            keys = sharded.of_shard(shard).keys
+            for n in range(interactive):
+                client.xadd(keys.jobs, {"job": "{}"}, id="%d-%d" % (now_ms - 1000 * (shard + 1), n + 1))
+            for n in range(bulk):
+                client.xadd(keys.jobs_bulk, {"job": "{}"}, id="%d-%d" % (now_ms - 70_000 * shard, n + 1))
+            client.zadd(keys.retry, {"job-%d" % shard: time.time() + 60})
+        sharded.of_shard(2).dead_letter_job("x", "{}", "test")
+        for queue in sharded.shards:
+            queue.ensure_group()
+        client.xreadgroup("workers", "w1.s1", {sharded.of_shard(1).keys.jobs_bulk: ">"}, count=2)
+        served = scrape(app.test_client().get("/metrics").get_data(as_text=True))
+        assert served[("eslengine_queue_up", ())] == 1
+        assert (served[("eslengine_queue_jobs", INTERACTIVE)], served[("eslengine_queue_jobs", BULK)]) == (3, 4)
+        assert (served[("eslengine_queue_pending_jobs", INTERACTIVE)],
+                served[("eslengine_queue_pending_jobs", BULK)]) == (0, 2)
+        assert 140 <= served[("eslengine_queue_oldest_job_age_seconds", BULK)] < 150  # shard 2's
+        assert 2 <= served[("eslengine_queue_oldest_job_age_seconds", INTERACTIVE)] < 10  # shard 1's
+        assert (served[("eslengine_retry_jobs", ())], served[("eslengine_dead_jobs", ())]) == (3, 1)
+        assert not any(label == "shard" for _, labels in served for label, _ in labels)
+    finally:
+        client.close()
+
+
 def test_the_oldest_jobs_age_is_its_entrys_age(client: FlaskClient, queue: JobQueue) -> None:
     now_ms = int(time.time() * 1000)
     queue.redis.xadd(queue.keys.jobs, {"job": "{}"}, id="%d-0" % (now_ms - 90_000))

@@ -36,7 +36,8 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 def install(app: Flask, queue: JobQueue) -> None:
     """``GET /metrics`` on ``app``, and every request counted (call it after
     any other WSGI wrapper is in place: this one goes outside them)."""
-    app.extensions[_COLLECTOR] = metrics.QueueCollector(queue.redis, queue.keys, GROUP)
+    app.extensions[_COLLECTOR] = metrics.QueueCollector(queue.redis, queue.keys, GROUP,
+                                                                shards=[shard.keys for shard in queue.shards])
     app.register_blueprint(bp)
     app.before_request(_note_route)
     app.wsgi_app = RequestMetrics(app.wsgi_app)  # type: ignore[method-assign]
