@@ -5,6 +5,7 @@ simulator, a worker and the API as separate processes, driven over HTTP."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -81,3 +82,54 @@ def test_a_cancel_reaches_the_calls_shard(stack: LocalStack) -> None:
     assert code == 202, reply
     final = wait_final(stack, doc["id"])
     assert (final["status"], final["hangup_cause"]) == ("cancelled", "ORIGINATOR_CANCEL")
+
+
+def _id_in(shard: int) -> str:
+    while True:
+        call_id = str(uuid.uuid4())
+        if shards.shard_of(call_id, 3) == shard:
+            return call_id
+
+
+def test_do_not_call_numbers_are_refused_and_skipped_in_every_shard_and_bulk_calls_placed(
+        stack: LocalStack) -> None:
+    prefix = stack.engine_env["ESLENGINE_KEY_PREFIX"]
+    code, doc, _ = stack.http("POST", "/v1/dnc", ["+15551239901"])
+    assert code in (200, 201), doc
+    for shard in range(3):
+        code, doc, _ = stack.http("POST", "/v1/calls", {"id": _id_in(shard), "a": "+15551230001",
+                                                        "b": "+15551239901", "lane": "bulk"})
+        assert (code, doc.get("error"), doc.get("field"), doc.get("list")) == (422, "do_not_call", "b", "global"), doc
+    # Listed between two attempts (the first one busy): the second is skipped
+    # by the worker of the call's shard.
+    retried = _id_in(2)
+    code, doc, _ = stack.http("POST", "/v1/calls", {"id": retried, "a": "+15551230486", "b": "+15551230002",
+                                                    "retry": {"attempts": 3, "backoff": 1}})
+    assert code == 202, doc
+    bulk = _id_in(2)
+    code, doc, _ = stack.http("POST", "/v1/calls", {"id": bulk, "a": "+15551230003", "b": "user/1000",
+                                                    "lane": "bulk"})
+    assert code == 202, doc
+    client = connect(stack.redis_url)
+    try:
+        record = Keys(prefix, 2).call(retried)
+        for _ in range(100):
+            if client.hget(record, "attempts") == "1" and client.hget(record, "status") == "queued":
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the first attempt of %s did not end busy and wait for the next" % retried)
+        code, doc, _ = stack.http("POST", "/v1/dnc", ["+15551230486"])
+        assert code in (200, 201), doc
+        assert wait_final(stack, bulk)["status"] == "completed"
+        assert client.hget(Keys(prefix, 2).call(bulk), "lane") == "bulk"
+    finally:
+        client.close()
+    for _ in range(150):
+        code, final, _ = stack.http("GET", "/v1/calls/%s" % retried)
+        if final.get("status") in ("skipped_dnc", "completed", "failed", "cancelled"):
+            break
+        time.sleep(0.1)
+    assert final["status"] == "skipped_dnc" and "a +15551230486" in final["error"], final
+    code, doc, _ = stack.http("GET", "/v1/dnc")
+    assert code == 200 and doc["refused"]["api"] >= 3 and doc["refused"]["dial"] >= 1, doc

@@ -84,10 +84,12 @@ class Keys:
 
     Shard 0 is ``{<prefix>}``; shard n > 0 is ``{<prefix>#n}`` (``#`` is
     not allowed in a prefix, so no shard's tag is another prefix's). The
-    calls' keys, the job stream, dead letters, retries, the outbox, the
-    CDR stream and the workers' heartbeats are the shard's; accounts, API
-    keys, click-to-call and widget counters, campaigns and node pacing
-    are always the base shard's (``base``), whatever shard asks."""
+    calls' keys, both lanes' job streams, dead letters, retries, the
+    outbox, the CDR stream and the workers' heartbeats are the shard's;
+    accounts, API keys, click-to-call and widget counters, campaigns (and
+    every key of theirs), the do-not-call lists and refusal counts, and
+    node pacing are always the base shard's (``base``), whatever shard
+    asks."""
 
     def __init__(self, prefix: str = "eslengine", shard: int = 0) -> None:
         self.prefix = prefix
