@@ -296,3 +296,30 @@ def test_each_lane_is_summed_over_the_shards_and_campaigns_and_refusals_are_read
     assert (merged.queue.claimed, merged.queue.oldest_claimed_ms) == (7, 650)
     assert merged.campaigns == CampaignsSeen(running=1, contacts={"queued": 10})
     assert merged.dnc_refused == {"api": 1, "dial": 2}
+
+
+def test_only_shard_0_reads_the_do_not_call_lists_through_its_batcher(sharded: ShardedQueue,
+                                                                     redis_client: redis.Redis) -> None:
+    from eslengine import dnc
+    from eslengine.errors import DoNotCall
+    from eslengine.redisbatch import CommandBatcher
+
+    batchers = [CommandBatcher(redis_client, route_key=queue.keys.jobs) for queue in sharded.shards]
+    try:
+        for queue, batcher in zip(sharded.shards, batchers):
+            batcher.start()
+            queue.use_batcher(batcher)
+        # A shard's batcher writes to its own slot's primary: the lists (the
+        # base shard's) are read there by shard 0's store only.
+        assert sharded.of_shard(0).dnc.run.batcher is batchers[0]
+        assert [sharded.of_shard(n).dnc.run.batcher for n in (1, 2)] == [None, None]
+        sharded.dnc.add("", [dnc.Entry("+15551239001")])
+        for shard in range(3):
+            request = call_request(id=_id_in(shard), b="+15551239001")
+            with pytest.raises(DoNotCall):
+                sharded.enqueue(request)
+            assert sharded.of_shard(shard).dnc.refused("", dnc.checked_numbers(request), 0.0) is not None
+        assert sharded.dnc.refusals() == {"api": 3, "dial": 0}
+    finally:
+        for batcher in batchers:
+            batcher.stop()

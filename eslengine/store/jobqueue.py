@@ -279,12 +279,13 @@ class ShardedQueue(JobQueue):
         # Shard 0's queue too is a plain JobQueue: what a worker of shard 0
         # asks of it is never routed elsewhere.
         self._shards = [JobQueue(client, keys.of_shard(n), **kwargs) for n in range(shards)]
-        # The do-not-call lists and counts are the base shard's keys: every
-        # shard reads them through shard 0's store, so through shard 0's
-        # batcher (routed to the base slot's primary), never another's.
-        self.dnc = self._shards[0].dnc
-        for queue in self._shards:
-            queue.dnc = self.dnc
+        # The do-not-call lists and counts are the base shard's keys: a
+        # shard's batcher writes to its own slot's primary only, so another
+        # shard reads them on a store of its own that is never batched (each
+        # a round trip of its own; shard 0's batcher may stop first when a
+        # process's workers drain).
+        for queue in self._shards[1:]:
+            queue.dnc = DncStore(queue.keys, Executor(client))
 
     @classmethod
     def from_config(cls, config: Config, client: redis.Redis | None = None) -> ShardedQueue:
