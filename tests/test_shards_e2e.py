@@ -37,7 +37,7 @@ def test_calls_go_to_their_shards_and_are_listed_from_all_of_them(stack: LocalSt
         assert code == 202, doc
         placed.append(doc["id"])
     for job_id in placed:
-        assert wait_final(stack, job_id)["status"] == "completed"
+        assert (final := wait_final(stack, job_id))["status"] == "completed", final
     client = connect(stack.redis_url)
     try:
         for job_id in placed:
