@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def stack(engine_redis_url: str) -> Iterator[LocalStack]:
-    s = LocalStack(switch_args=["--ring-time", "0.1", "--talk-time", "0.3"], redis_url=engine_redis_url,
+    s = LocalStack(switch_args=["--ring-time", "0.1", "--talk-time", "1.0"], redis_url=engine_redis_url,
                    env={"ESLENGINE_KEY_PREFIX": "e2e-%s" % uuid.uuid4().hex[:6], "ESLENGINE_REDIS_SHARDS": "3"})
     s.start()
     yield s
