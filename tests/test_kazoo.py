@@ -494,6 +494,11 @@ def test_unknown_paths_and_methods_answer_in_the_envelope(client: FlaskClient, a
     assert set(resp.headers["Allow"].split(", ")) == {"GET", "PUT"}
     failed(curl(client, "GET", acme.kazoo + "/vmboxes", acme.token), 404, "bad_identifier")
     failed(curl(client, "GET", "/v2/accounts", acme.token), 404)
+    # A newline in the path: no route takes it, the catch-all neither; still the envelope.
+    failed(curl(client, "GET", acme.kazoo + "/users/%s/quickcall/1555%%0A" % acme.user, acme.token), 404)
+    failed(curl(client, "GET", acme.kazoo + "/vm%0Aboxes", acme.token), 404)
+    # Elsewhere, the native JSON.
+    assert client.get("/v1/nothing%0Ahere").get_json()["error"] == "not_found"
     resp = curl(client, "PUT", acme.kazoo + "/clicktocall", acme.token, '{"data": {"name": "' + "x" * 70_000 + '"}}')
     assert failed(resp, 413)["data"]["file"]["maxSize"]
 

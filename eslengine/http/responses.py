@@ -92,7 +92,7 @@ def _forbidden(exc: Forbidden) -> Response:
     return error(403, "forbidden", exc.reason)
 
 
-def _http_exception(exc: HTTPException) -> WerkzeugResponse:
+def http_exception(exc: HTTPException) -> WerkzeugResponse:
     """Werkzeug's own errors (404, 405, 413 ...) as JSON, keeping their
     headers (``Allow`` on a 405)."""
     response = exc.get_response()
@@ -116,6 +116,6 @@ def register_errors(target: Flask | Blueprint) -> None:
     target.register_error_handler(DoNotCall, do_not_call)
     target.register_error_handler(Forbidden, _forbidden)
     target.register_error_handler(QueueUnavailable, queue_unavailable)
-    target.register_error_handler(HTTPException, _http_exception)
+    target.register_error_handler(HTTPException, http_exception)
     if isinstance(target, Flask):
         target.register_error_handler(Exception, _unexpected)

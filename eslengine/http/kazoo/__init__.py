@@ -10,6 +10,6 @@ and calls.
 
 from __future__ import annotations
 
-from .routes import bp
+from .routes import bp, http_error
 
-__all__ = ["bp"]
+__all__ = ["bp", "http_error"]

@@ -113,7 +113,9 @@ def _unavailable(exc: QueueUnavailable) -> Response:
                    503, **{"Retry-After": "1"})
 
 
-def _http_error(exc: HTTPException) -> Response:
+def http_error(exc: HTTPException) -> Response:
+    """Werkzeug's errors in crossbar's envelope (also for a path under
+    /v2/accounts that no route takes: ``create_app``)."""
     code = exc.code or 500
     if isinstance(exc, RequestEntityTooLarge):
         document = crossbar.failure(413, "validation error", {"file": {"maxSize": {
@@ -130,7 +132,7 @@ bp.register_error_handler(Refused, _refused)
 bp.register_error_handler(ValidationError, _invalid)
 bp.register_error_handler(BadBody, _bad_body)
 bp.register_error_handler(QueueUnavailable, _unavailable)
-bp.register_error_handler(HTTPException, _http_error)
+bp.register_error_handler(HTTPException, http_error)
 
 
 def _body(*, required: bool = False) -> dict[str, Any]:
