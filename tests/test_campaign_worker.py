@@ -25,6 +25,15 @@ def make(rig: Rig, contacts: list[Contact], **extra: Any) -> tuple[CampaignStore
     return store, campaign_id
 
 
+def own_dispatcher(rig: Rig, store: CampaignStore, campaign_id: str, credit: float) -> Dispatcher:
+    """A dispatcher of the test's own holding the lease, with ``credit``
+    calls of pace in hand; no worker yet, so its calls wait in the stream."""
+    dispatcher = Dispatcher(rig.config, rig.queue, store=store)
+    dispatcher.lease.renewed(time.monotonic(), 60.0, unbroken=True)
+    dispatcher._paces[campaign_id] = Pace(credit=credit)
+    return dispatcher
+
+
 def numbers(n: int, suffix: str = "") -> list[Contact]:
     return [Contact("c%d" % i, ("+1555123%04d" % i if not suffix else "+1555124%01d%s" % (i, suffix),))
             for i in range(n)]
@@ -171,10 +180,7 @@ def test_a_worker_stopped_hands_the_dispatcher_over_at_once(rig: Rig) -> None:
 def test_a_paused_campaigns_queued_calls_are_not_dialed_and_their_contacts_wait_again(rig: Rig) -> None:
     store, campaign_id = make(rig, numbers(3), pacing={"cps": 100, "max_concurrent": 10})
     store.act(campaign_id, "start")
-    # A dispatcher of its own, no worker yet: the calls wait in the stream.
-    dispatcher = Dispatcher(rig.config, rig.queue, store=store)
-    dispatcher.lease.renewed(time.monotonic(), 60.0, unbroken=True)
-    dispatcher._paces[campaign_id] = Pace(credit=3.0)
+    dispatcher = own_dispatcher(rig, store, campaign_id, credit=3.0)
     assert dispatcher.dispatch_campaign(campaign_id) == 3
     store.act(campaign_id, "pause")
     worker = rig.start_worker()
@@ -200,10 +206,7 @@ def test_campaign_calls_go_in_the_bulk_lane_and_a_listed_number_is_skipped_not_c
     rig.queue.dnc.add("", [dnc.Entry("+15551230003", "asked not to be called", added=time.time())])
     store, campaign_id = make(rig, numbers(6), pacing={"cps": 100, "max_concurrent": 10})
     store.act(campaign_id, "start")
-    # A dispatcher of its own, no worker yet: the calls wait in the stream.
-    dispatcher = Dispatcher(rig.config, rig.queue, store=store)
-    dispatcher.lease.renewed(time.monotonic(), 60.0, unbroken=True)
-    dispatcher._paces[campaign_id] = Pace(credit=6.0)
+    dispatcher = own_dispatcher(rig, store, campaign_id, credit=6.0)
     dispatcher.dispatch_campaign(campaign_id)
     assert rig.client.xlen(rig.queue.keys.jobs_bulk) == 5 and rig.client.xlen(rig.queue.keys.jobs) == 0
     assert store.contact(campaign_id, "c3")["outcome"] == "skipped_dnc"
@@ -219,9 +222,7 @@ def test_a_number_listed_after_its_campaign_call_was_queued_is_not_called_and_co
         rig: Rig) -> None:
     store, campaign_id = make(rig, numbers(3), pacing={"cps": 100, "max_concurrent": 10})
     store.act(campaign_id, "start")
-    dispatcher = Dispatcher(rig.config, rig.queue, store=store)
-    dispatcher.lease.renewed(time.monotonic(), 60.0, unbroken=True)
-    dispatcher._paces[campaign_id] = Pace(credit=3.0)
+    dispatcher = own_dispatcher(rig, store, campaign_id, credit=3.0)
     assert dispatcher.dispatch_campaign(campaign_id) == 3
     rig.queue.dnc.add("", [dnc.Entry("+15551230001", added=time.time())])
     worker = rig.start_worker()
